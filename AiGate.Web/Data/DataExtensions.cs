@@ -1,0 +1,42 @@
+using AiGate.Web.Data.Migrations;
+using AiGate.Web.Infrastructure.Cli;
+using Microsoft.EntityFrameworkCore;
+using Npgsql;
+
+namespace AiGate.Web.Data;
+
+public static class DataExtensions
+{
+    /// <summary>PostgreSQL, EF Core and the migrator. Set <c>ConnectionStrings__Default</c>.</summary>
+    public static IHostApplicationBuilder AddData(this IHostApplicationBuilder builder)
+    {
+        var connectionString = GetConnectionString(builder.Configuration);
+        // One data source (one connection pool) per process, shared by EF, the migrator and
+        // the hot paths that talk to Npgsql directly.
+        builder.Services.AddSingleton(_ => NpgsqlDataSource.Create(connectionString));
+        builder.Services.AddDbContext<AppDbContext>((sp, o) => o.UseNpgsql(sp.GetRequiredService<NpgsqlDataSource>()));
+        builder.Services.AddSingleton<SchemaMigrator>();
+        builder.Services.AddCliVerb(MigrateVerb.Verb);
+        builder.Services.AddCliVerb(ModelSqlVerb);
+        return builder;
+    }
+
+    /// <summary>
+    /// <c>model-sql</c>: print the DDL that EF expects for the current model. A developer tool for
+    /// writing the next migration by hand (EF's design-time tools do not restore here).
+    /// </summary>
+    private static readonly CliVerb ModelSqlVerb = new("model-sql", "print the schema the EF model expects (for writing migrations)", [],
+        static async context =>
+        {
+            var db = context.Services.GetRequiredService<AppDbContext>();
+            await context.Out.WriteLineAsync(db.Database.GenerateCreateScript());
+            return 0;
+        });
+
+    public static string GetConnectionString(IConfiguration configuration) =>
+        configuration.GetConnectionString("Default") is { Length: > 0 } cs
+            ? cs
+            : throw new InvalidOperationException(
+                "ConnectionStrings:Default is not set. Set the environment variable ConnectionStrings__Default " +
+                "to an Npgsql connection string (scripts/pg.sh url prints one for the local database).");
+}

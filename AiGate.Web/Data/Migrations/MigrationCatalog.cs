@@ -1,0 +1,19 @@
+using AiGate.Web.Features.Jobs;
+
+namespace AiGate.Web.Data.Migrations;
+
+/// <summary>
+/// Every migration, in order. EF's design-time tools do not restore from our package source, so
+/// migrations are written by hand (see docs/architecture.md, "Schema migrations"): add the next
+/// file here, and the schema-equals-model test tells whether it matches the EF model.
+/// Never edit a migration that has shipped; add a new one.
+/// </summary>
+public static class MigrationCatalog
+{
+    public static IReadOnlyList<SchemaMigration> All { get; } =
+    [
+        SchemaMigration.Sql(1, "identity"),
+        SchemaMigration.Code(2, "quartz_tables", QuartzSchema.CreateTablesAsync),
+        SchemaMigration.Sql(3, "job_runs_and_data_protection"),
+    ];
+}

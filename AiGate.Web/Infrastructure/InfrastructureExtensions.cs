@@ -1,0 +1,68 @@
+using AiGate.Web.Data;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.DataProtection.KeyManagement;
+using Microsoft.AspNetCore.HttpOverrides;
+using Microsoft.Extensions.Options;
+
+namespace AiGate.Web.Infrastructure;
+
+/// <summary>What every feature stands on: logging, errors, health, data protection, security headers.</summary>
+public static class InfrastructureExtensions
+{
+    public static IHostApplicationBuilder AddInfrastructure(this IHostApplicationBuilder builder)
+    {
+        builder.Logging.ClearProviders();
+        if (builder.Environment.IsProduction())
+            builder.Logging.AddJsonConsole(o => { o.IncludeScopes = true; o.UseUtcTimestamp = true; });
+        else
+            builder.Logging.AddSimpleConsole(o => { o.IncludeScopes = true; o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
+
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddProblemDetails();
+        builder.Services.AddAppHealthChecks();
+
+        // Fly.io's proxy terminates TLS and forwards X-Forwarded-For/Proto from its own private
+        // addresses, which are not known in advance.
+        builder.Services.Configure<ForwardedHeadersOptions>(o =>
+        {
+            o.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto;
+            o.KnownIPNetworks.Clear();
+            o.KnownProxies.Clear();
+        });
+        builder.Services.AddHsts(o => { o.MaxAge = TimeSpan.FromDays(365); o.IncludeSubDomains = true; });
+
+        // One key ring for every instance, in PostgreSQL, so cookies and antiforgery tokens made by
+        // one machine are read by the others.
+        builder.Services.AddDataProtection().SetApplicationName("AiGate");
+        builder.Services.AddSingleton<IConfigureOptions<KeyManagementOptions>>(sp =>
+            new ConfigureOptions<KeyManagementOptions>(o => o.XmlRepository = new DbXmlRepository(sp.GetRequiredService<IServiceScopeFactory>())));
+
+        // Graceful shutdown: fly.toml gives a machine kill_timeout = 120 s after the signal; stop
+        // taking work and let requests, streams and jobs finish within 110 s of it.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(110));
+        return builder;
+    }
+
+    public static WebApplication UseInfrastructure(this WebApplication app)
+    {
+        if (app.Environment.IsProduction())
+        {
+            app.UseForwardedHeaders();
+            app.UseExceptionHandler("/Error");
+            app.UseHsts();
+            app.UseHttpsRedirection();
+        }
+        else
+        {
+            app.UseExceptionHandler("/Error");
+        }
+        app.UseStatusCodePagesWithReExecute("/Error/{0}");
+        app.UseSecurityHeaders();
+        app.MapHealthEndpoints();
+        app.MapStaticAssets();
+        app.UseRouting();
+        app.UseAuthentication();
+        app.UseAuthorization();
+        return app;
+    }
+}

@@ -1,0 +1,27 @@
+using AiGate.Web.Data;
+using AiGate.Web.Data.Migrations;
+using AiGate.Web.Features.Jobs;
+using AiGate.Web.Infrastructure;
+using AiGate.Web.Infrastructure.Cli;
+
+// `dotnet AiGate.Web.dll <verb> [options]` runs one operational verb and exits; anything else serves HTTP.
+var isVerb = CommandLine.IsVerb(args);
+var builder = WebApplication.CreateBuilder(isVerb ? [] : args);
+if (isVerb) builder.Configuration[$"{JobsOptions.Section}:{nameof(JobsOptions.SchedulerEnabled)}"] = "false";
+
+builder.AddInfrastructure();
+builder.AddData();
+builder.AddJobs();
+builder.Services.AddRazorPages();
+
+var app = builder.Build();
+if (isVerb)
+    return await CommandLine.RunAsync(app.Services, args, Console.Out, Console.Error, CancellationToken.None);
+
+if (app.Environment.IsDevelopment())
+    await app.Services.GetRequiredService<SchemaMigrator>().ApplyAsync(CancellationToken.None);   // production migrates in the release step
+
+app.UseInfrastructure();
+app.MapRazorPages();
+await app.RunAsync();
+return 0;
