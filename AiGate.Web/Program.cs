@@ -9,12 +9,21 @@ var isVerb = CommandLine.IsVerb(args);
 var builder = WebApplication.CreateBuilder(isVerb ? [] : args);
 if (isVerb) builder.Configuration[$"{JobsOptions.Section}:{nameof(JobsOptions.SchedulerEnabled)}"] = "false";
 
-builder.AddInfrastructure();
-builder.AddData();
-builder.AddJobs();
-builder.Services.AddRazorPages();
+WebApplication app;
+try
+{
+    builder.AddInfrastructure();
+    builder.AddData();
+    builder.AddJobs();
+    builder.Services.AddRazorPages();
+    app = builder.Build();
+}
+catch (StartupConfigurationException ex)
+{
+    await Console.Error.WriteLineAsync($"error: {ex.Message}");
+    return 1;
+}
 
-var app = builder.Build();
 if (isVerb)
     return await CommandLine.RunAsync(app.Services, args, Console.Out, Console.Error, CancellationToken.None);
 

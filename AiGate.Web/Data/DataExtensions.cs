@@ -1,4 +1,5 @@
 using AiGate.Web.Data.Migrations;
+using AiGate.Web.Infrastructure;
 using AiGate.Web.Infrastructure.Cli;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
@@ -36,7 +37,7 @@ public static class DataExtensions
     public static string GetConnectionString(IConfiguration configuration) =>
         configuration.GetConnectionString("Default") is { Length: > 0 } cs
             ? cs
-            : throw new InvalidOperationException(
+            : throw new StartupConfigurationException(
                 "ConnectionStrings:Default is not set. Set the environment variable ConnectionStrings__Default " +
                 "to an Npgsql connection string (scripts/pg.sh url prints one for the local database).");
 }

@@ -54,7 +54,7 @@ public sealed partial class JobRunRecorder(IServiceScopeFactory scopes, TimeProv
 
     private static string? Describe(Exception? error)
     {
-        var root = error?.InnerException ?? error;
+        var root = error?.GetBaseException();   // Quartz wraps what the job threw
         if (root is null) return null;
         var text = $"{root.GetType().Name}: {root.Message}";
         return text.Length <= 4000 ? text : text[..4000];

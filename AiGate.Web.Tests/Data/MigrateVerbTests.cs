@@ -1,0 +1,48 @@
+using AiGate.Web.Data.Migrations;
+using AiGate.Web.Tests.Infrastructure;
+
+namespace AiGate.Web.Tests.Data;
+
+/// <summary>The real binary's <c>migrate</c> verb, as Fly's release step and two instances starting together run it.</summary>
+public sealed class MigrateVerbTests
+{
+    [Fact]
+    public async Task Two_concurrent_migrate_runs_both_succeed_and_apply_each_migration_once()
+    {
+        await using var database = await TestDatabase.CreateEmptyAsync();
+        var env = new Dictionary<string, string?> { ["ConnectionStrings__Default"] = database.ConnectionString };
+
+        var runs = await Task.WhenAll(
+            RepoPaths.RunAsync("dotnet", [RepoPaths.WebDll, "migrate"], env),
+            RepoPaths.RunAsync("dotnet", [RepoPaths.WebDll, "migrate"], env));
+
+        foreach (var run in runs) Assert.True(run.ExitCode == 0, $"exit {run.ExitCode}: {run.StdErr}");
+        // One of them applied everything; the other waited on the lock and found nothing to do.
+        Assert.Single(runs, r => r.StdOut.Contains($"applied {MigrationCatalog.All.Count} migration(s)", StringComparison.Ordinal));
+        Assert.Single(runs, r => r.StdOut.Contains("database is up to date", StringComparison.Ordinal));
+        Assert.Equal(MigrationCatalog.All.Count, await database.ScalarAsync<long>("select count(*) from schema_migrations"));
+        Assert.Equal(MigrationCatalog.All.Count, await database.ScalarAsync<long>("select count(distinct version) from schema_migrations"));
+    }
+
+    [Fact]
+    public async Task Migrate_without_a_connection_string_fails_with_a_clear_message()
+    {
+        var run = await RepoPaths.RunAsync("dotnet", [RepoPaths.WebDll, "migrate"],
+            new Dictionary<string, string?> { ["ConnectionStrings__Default"] = null });
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("ConnectionStrings:Default is not set", run.StdErr, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", run.StdErr, StringComparison.Ordinal);   // no stack trace
+    }
+
+    [Fact]
+    public async Task Migrate_against_an_unreachable_database_exits_non_zero_without_a_stack_trace()
+    {
+        var run = await RepoPaths.RunAsync("dotnet", [RepoPaths.WebDll, "migrate"],
+            new Dictionary<string, string?> { ["ConnectionStrings__Default"] = "Host=127.0.0.1;Port=1;Username=nobody;Database=none;Timeout=2" });
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("error: migrate failed", run.StdErr, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", run.StdErr, StringComparison.Ordinal);
+    }
+}
