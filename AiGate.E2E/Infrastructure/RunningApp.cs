@@ -1,0 +1,93 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Npgsql;
+
+namespace AiGate.E2E.Infrastructure;
+
+/// <summary>
+/// The real AiGate.Web build running as its own process on a free loopback port, in Development
+/// (as the README's run command starts it), against a database of its own that it migrates at start.
+/// </summary>
+public sealed class RunningApp : IAsyncLifetime
+{
+    private readonly StringBuilder _log = new();
+    private Process? _process;
+    private string _database = "";
+
+    public Uri BaseUrl { get; private set; } = null!;
+
+    /// <summary>What the app printed, for failure messages.</summary>
+    public string Log { get { lock (_log) return _log.ToString(); } }
+
+    public async Task InitializeAsync()
+    {
+        _database = $"e2e_{Guid.NewGuid():N}";
+        await AdminAsync($"create database \"{_database}\"");
+        var port = FreePort();
+        BaseUrl = new Uri($"http://127.0.0.1:{port}");
+
+        var webDir = Path.Combine(Paths.Root, "AiGate.Web");
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = webDir,   // content root: pages, and in Development the static web assets manifest
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(Paths.WebDll);
+        psi.ArgumentList.Add("--urls");
+        psi.ArgumentList.Add(BaseUrl.ToString().TrimEnd('/'));
+        psi.Environment["ASPNETCORE_ENVIRONMENT"] = "Development";
+        psi.Environment["ConnectionStrings__Default"] = new NpgsqlConnectionStringBuilder(Paths.ServerConnectionString) { Database = _database }.ConnectionString;
+        _process = Process.Start(psi)!;
+        _process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
+        _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (_process.HasExited) throw new InvalidOperationException($"The app exited with {_process.ExitCode}:\n{Log}");
+            try
+            {
+                if ((await http.GetAsync(new Uri(BaseUrl, "/readyz"))).StatusCode == HttpStatusCode.OK) return;
+            }
+            catch (HttpRequestException) { }
+            catch (TaskCanceledException) { }
+            await Task.Delay(200);
+        }
+        throw new TimeoutException($"The app did not become ready within 60 s:\n{Log}");
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_process is { HasExited: false })
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process?.Dispose();
+        NpgsqlConnection.ClearAllPools();
+        await AdminAsync($"drop database if exists \"{_database}\" with (force)");
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private static async Task AdminAsync(string sql)
+    {
+        var cs = new NpgsqlConnectionStringBuilder(Paths.ServerConnectionString) { Database = "postgres", Pooling = false }.ConnectionString;
+        await using var connection = new NpgsqlConnection(cs);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
+}
