@@ -1,6 +1,8 @@
 using AiGate.Web.Data;
 using AiGate.Web.Data.Migrations;
+using AiGate.Web.Features.Gateway;
 using AiGate.Web.Features.Jobs;
+using AiGate.Web.Features.Keys;
 using AiGate.Web.Infrastructure;
 using AiGate.Web.Infrastructure.Cli;
 
@@ -15,6 +17,8 @@ try
     builder.AddInfrastructure();
     builder.AddData();
     builder.AddJobs();
+    builder.AddKeys();
+    builder.AddGateway();
     builder.Services.AddRazorPages();
     app = builder.Build();
 }
@@ -31,6 +35,7 @@ if (app.Environment.IsDevelopment())
     await app.Services.GetRequiredService<SchemaMigrator>().ApplyAsync(CancellationToken.None);   // production migrates in the release step
 
 app.UseInfrastructure();
+app.MapGateway();
 app.MapRazorPages();
 await app.RunAsync();
 return 0;
