@@ -21,21 +21,23 @@ try
     builder.AddGateway();
     builder.Services.AddRazorPages();
     app = builder.Build();
+
+    if (isVerb)
+        return await CommandLine.RunAsync(app.Services, args, Console.Out, Console.Error, CancellationToken.None);
+
+    app.UseInfrastructure();
+    app.MapGateway();
+    app.MapRazorPages();
 }
 catch (StartupConfigurationException ex)
 {
+    // Bad configuration stops the deploy with its reason, not with a stack trace.
     await Console.Error.WriteLineAsync($"error: {ex.Message}");
     return 1;
 }
 
-if (isVerb)
-    return await CommandLine.RunAsync(app.Services, args, Console.Out, Console.Error, CancellationToken.None);
-
 if (app.Environment.IsDevelopment())
     await app.Services.GetRequiredService<SchemaMigrator>().ApplyAsync(CancellationToken.None);   // production migrates in the release step
 
-app.UseInfrastructure();
-app.MapGateway();
-app.MapRazorPages();
 await app.RunAsync();
 return 0;
