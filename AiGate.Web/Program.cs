@@ -1,5 +1,6 @@
 using AiGate.Web.Data;
 using AiGate.Web.Data.Migrations;
+using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Gateway;
 using AiGate.Web.Features.Jobs;
 using AiGate.Web.Features.Keys;
@@ -18,6 +19,7 @@ try
     builder.AddData();
     builder.AddJobs();
     builder.AddKeys();
+    builder.AddCredits();
     builder.AddGateway();
     builder.Services.AddRazorPages();
     app = builder.Build();

@@ -1,5 +1,6 @@
 using System.Net.Http.Headers;
 using AiGate.Web.Data;
+using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Keys;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
@@ -57,10 +58,24 @@ public class AiGateApp : WebApplicationFactory<Program>, IAsyncLifetime
         return secret;
     }
 
-    /// <summary>A new user with a key: an HTTP client that sends it as its bearer token.</summary>
-    public async Task<(HttpClient Client, string Key, Guid UserId)> CreateApiClientAsync(KeyLimits? limits = null)
+    /// <summary>Credits a user through the ledger (kind grant).</summary>
+    public Task GrantAsync(Guid userId, long micros) =>
+        Services.GetRequiredService<Ledger>().PostAsync(userId, LedgerKinds.Grant, micros, "test grant", null, CancellationToken.None);
+
+    /// <summary>Waits until every usage record so far is in the database.</summary>
+    public async Task WaitForUsageAsync()
+    {
+        var writer = Services.GetRequiredService<UsageWriter>();
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (writer.Pending > 0 && DateTime.UtcNow < deadline) await Task.Delay(20);
+        Assert.Equal(0, writer.Pending);
+    }
+
+    /// <summary>A new user with $10 of credit and a key: an HTTP client that sends it as its bearer token.</summary>
+    public async Task<(HttpClient Client, string Key, Guid UserId)> CreateApiClientAsync(KeyLimits? limits = null, long creditMicros = 10_000_000)
     {
         var userId = await CreateUserAsync();
+        if (creditMicros > 0) await GrantAsync(userId, creditMicros);
         var key = await IssueKeyAsync(userId, limits);
         var client = CreateClient();
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);

@@ -12,6 +12,9 @@ public static class SecurityHeaders
 
     public static IApplicationBuilder UseSecurityHeaders(this IApplicationBuilder app) => app.Use(static (context, next) =>
     {
+        // Our own request id, unique across instances and restarts (Kestrel's is per process): it
+        // keys usage rows and ledger entries, appears in logs and error pages, and users quote it.
+        context.TraceIdentifier = "req_" + Guid.CreateVersion7().ToString("N");
         var headers = context.Response.Headers;
         headers.XContentTypeOptions = "nosniff";
         headers.XFrameOptions = "DENY";

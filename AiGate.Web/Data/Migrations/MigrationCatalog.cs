@@ -17,5 +17,6 @@ public static class MigrationCatalog
         SchemaMigration.Sql(3, "job_runs_and_data_protection"),
         // 4 is taken by the accounts and e-mail work.
         SchemaMigration.Sql(5, "gateway"),
+        SchemaMigration.Sql(6, "credits"),
     ];
 }

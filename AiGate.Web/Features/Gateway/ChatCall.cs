@@ -15,6 +15,15 @@ public sealed class ChatCall
     /// <summary>Our completion id, used when the provider's ids are not OpenAI-shaped ("chatcmpl-…").</summary>
     public required string CompletionId { get; init; }
     public required long Created { get; init; }
+    /// <summary>
+    /// The output limit this call runs under: the client's max_tokens, or our default within the
+    /// model's maximum. Adapters send it upstream when the client set none, so the reserved worst
+    /// case really bounds the cost (RELIABILITY L9).
+    /// </summary>
+    public required int MaxOutputTokens { get; init; }
+    public required bool ClientSetMaxTokens { get; init; }
+    /// <summary>The request body's size; a tokens estimate when a provider reports no usage.</summary>
+    public required int RequestBytes { get; init; }
 
     public ModelPricing Pricing => Model.Pricing!.Value;
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Features.Models;
 using AiGate.Web.Features.Providers;
@@ -15,7 +16,7 @@ namespace AiGate.Web.Features.Gateway;
 /// provider, relay the answer (JSON, or server-sent events as they arrive), report usage and cost.
 /// </summary>
 public sealed partial class ChatCompletionsEndpoint(
-    ApiKeyAuthenticator authenticator, ModelCatalog catalog, UpstreamRouter router, IOptions<GatewayOptions> options,
+    ApiKeyAuthenticator authenticator, ModelCatalog catalog, UpstreamRouter router, Metering metering, IOptions<GatewayOptions> options,
     ILogger<ChatCompletionsEndpoint> logger)
 {
     private static readonly string[] Roles = ["system", "developer", "user", "assistant", "tool", "function"];
@@ -30,24 +31,39 @@ public sealed partial class ChatCompletionsEndpoint(
             await ApiErrors.InvalidApiKeyAsync(context);
             return;
         }
-        var body = await RequestBody.ReadObjectAsync(context, _options.MaxRequestBytes);
-        if (body is null) return;
-        var call = await ValidateAsync(context, key, body);
+        if (await RequestBody.ReadObjectAsync(context, _options.MaxRequestBytes) is not var (body, bytes)) return;
+        var call = await ValidateAsync(context, key, body, bytes);
         if (call is null) return;
 
-        using var route = await router.SendAsync(call.Model, (provider, upstreamModel) =>
-            provider.Adapter.CreateChatRequest(provider, call, upstreamModel), context.RequestAborted);
-        if (await GatewayResponses.WriteRouteFailureAsync(context, route)) return;
+        var worstCase = Metering.WorstCaseMicros(call.Pricing, bytes, call.MaxOutputTokens);
+        if (await metering.ReserveOrRefuseAsync(context, key, worstCase) is not { } reservation) return;
+        var outcome = new MeteredOutcome("", null, StatusCodes.Status502BadGateway, call.Stream, null);
+        try
+        {
+            using var route = await router.SendAsync(call.Model, (provider, upstreamModel) =>
+                provider.Adapter.CreateChatRequest(provider, call, upstreamModel), context.RequestAborted);
+            if (await GatewayResponses.WriteRouteFailureAsync(context, route))
+            {
+                outcome = outcome with { Provider = route.Provider?.Name ?? "", Status = context.Response.StatusCode };
+                return;
+            }
 
-        var provider = route.Provider!;
-        context.Response.Headers["X-AiGate-Provider"] = provider.Name;
-        if (call.Stream)
-            await RelayStreamAsync(context, call, route, started);
-        else
-            await RelayJsonAsync(context, call, route, started);
+            var provider = route.Provider!;
+            context.Response.Headers["X-AiGate-Provider"] = provider.Name;
+            var ttfb = (int)route.UpstreamTime.TotalMilliseconds;
+            var usage = call.Stream
+                ? await RelayStreamAsync(context, call, route, started)
+                : await RelayJsonAsync(context, call, route, started);
+            outcome = new MeteredOutcome(provider.Name, usage, context.Response.StatusCode, call.Stream, ttfb);
+        }
+        finally
+        {
+            // Settles on every path, exceptions included: a reservation is never left held (RELIABILITY L6).
+            await metering.CompleteAsync(context, reservation, key, call.Model, outcome, started);
+        }
     }
 
-    private async Task<ChatCall?> ValidateAsync(HttpContext context, KeyIdentity key, JsonObject body)
+    private async Task<ChatCall?> ValidateAsync(HttpContext context, KeyIdentity key, JsonObject body, int bytes)
     {
         var modelName = RequestBody.RequiredString(body, "model", out var error);
         if (modelName is null)
@@ -138,6 +154,9 @@ public sealed partial class ChatCompletionsEndpoint(
             ClientWantsUsage = wantsUsage,
             CompletionId = "chatcmpl-" + Guid.CreateVersion7().ToString("N"),
             Created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
+            MaxOutputTokens = (int)(requested ?? Math.Min(model.MaxOutputTokens, metering.DefaultMaxOutputTokens)),
+            ClientSetMaxTokens = requested is not null,
+            RequestBytes = bytes,
         };
     }
 
@@ -148,14 +167,15 @@ public sealed partial class ChatCompletionsEndpoint(
         return end > start ? error[(start + 1)..end] : null;
     }
 
-    private async Task RelayJsonAsync(HttpContext context, ChatCall call, RouteResult route, long started)
+    /// <summary>Relays a JSON answer; returns the usage to bill (null: nothing billable was produced).</summary>
+    private async Task<TokenUsage?> RelayJsonAsync(HttpContext context, ChatCall call, RouteResult route, long started)
     {
         var provider = route.Provider!;
         var bytes = await GatewayResponses.ReadBoundedAsync(route.Response!, _options.MaxUpstreamResponseBytes, route.Lifetime!.Token);
         if (bytes is null)
         {
             await ApiErrors.WriteAsync(context, StatusCodes.Status502BadGateway, "The upstream provider's answer was too large or broke off.", "server_error", "upstream_error");
-            return;
+            return null;
         }
         ChatCompletionResult result;
         try
@@ -166,9 +186,9 @@ public sealed partial class ChatCompletionsEndpoint(
         {
             LogProtocolError(provider.Name, ex.Message);
             await ApiErrors.WriteAsync(context, StatusCodes.Status502BadGateway, "The upstream provider answered in an unexpected format.", "server_error", "upstream_error");
-            return;
+            return null;
         }
-        var usage = result.Usage ?? Estimate(call, bytes.Length);
+        var usage = Plausible(result.Usage, call) ?? Estimate(call, bytes.Length);
         var cost = call.Pricing.CostMicros(usage);
         result.Response["usage"] = UsageJson.Create(usage, cost);
 
@@ -179,9 +199,14 @@ public sealed partial class ChatCompletionsEndpoint(
         await using (var writer = new Utf8JsonWriter(response.BodyWriter))
             result.Response.WriteTo(writer);
         await response.BodyWriter.FlushAsync(context.RequestAborted);
+        return usage;
     }
 
-    private async Task RelayStreamAsync(HttpContext context, ChatCall call, RouteResult route, long started)
+    /// <summary>
+    /// Relays a stream; returns the usage to bill: the provider's own count when it sent one, else
+    /// our count of what was forwarded (flagged estimated); null when nothing was produced.
+    /// </summary>
+    private async Task<TokenUsage?> RelayStreamAsync(HttpContext context, ChatCall call, RouteResult route, long started)
     {
         var provider = route.Provider!;
         var response = context.Response;
@@ -228,7 +253,7 @@ public sealed partial class ChatCompletionsEndpoint(
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
             LogClientAborted(call.Model.Id, provider.Name);
-            return;   // disposing the route's response cancels the upstream request
+            return StreamUsage(call, translator);   // disposing the route's response cancels the upstream request
         }
         catch (OperationCanceledException)
         {
@@ -241,12 +266,27 @@ public sealed partial class ChatCompletionsEndpoint(
         }
 
         if (failure is not null) writer.WriteErrorAndDone(failure);
-        await response.BodyWriter.FlushAsync(context.RequestAborted);
+        try
+        {
+            await response.BodyWriter.FlushAsync(context.RequestAborted);
+        }
+        catch (OperationCanceledException) { }
+        return StreamUsage(call, translator);
     }
 
-    /// <summary>When a provider reports no usage: bytes / 4 for the output, the request's size / 4 for the input. Flagged as estimated.</summary>
+    private static TokenUsage? StreamUsage(ChatCall call, ChatStreamTranslator translator) =>
+        Plausible(translator.Usage, call) ?? (translator.CompletionBytes > 0 ? Estimate(call, translator.CompletionBytes) : null);
+
+    /// <summary>
+    /// Provider usage is untrusted input (RELIABILITY L8): negative counts never get here (UsageJson
+    /// drops them), and output far beyond the limit we sent is replaced by our own count.
+    /// </summary>
+    private static TokenUsage? Plausible(TokenUsage? usage, ChatCall call) =>
+        usage is { } u && u.CompletionTokens <= (long)call.MaxOutputTokens * 10 + 16 ? u : null;
+
+    /// <summary>When a provider reports no usable usage: the request's bytes / 4 for the input, the forwarded bytes / 4 for the output. Flagged as estimated.</summary>
     private static TokenUsage Estimate(ChatCall call, long completionBytes) =>
-        new(call.Body["messages"]!.ToJsonString().Length / 4 + 1, completionBytes / 4 + 1, 0, Estimated: true);
+        new(call.RequestBytes / 4 + 1, completionBytes / 4 + 1, 0, Estimated: true);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Provider {Provider} sent an unreadable answer: {Reason}")]
     private partial void LogProtocolError(string provider, string reason);

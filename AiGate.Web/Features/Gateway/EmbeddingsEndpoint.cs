@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Features.Models;
 using AiGate.Web.Features.Providers;
@@ -12,7 +13,8 @@ namespace AiGate.Web.Features.Gateway;
 /// <c>POST /api/v1/embeddings</c>. <c>encoding_format</c> <c>float</c> or <c>base64</c> (what the
 /// official SDKs ask for by default) passes through to the provider, which encodes the vectors.
 /// </summary>
-public sealed class EmbeddingsEndpoint(ApiKeyAuthenticator authenticator, ModelCatalog catalog, UpstreamRouter router, IOptions<GatewayOptions> options)
+public sealed class EmbeddingsEndpoint(ApiKeyAuthenticator authenticator, ModelCatalog catalog, UpstreamRouter router, Metering metering,
+    IOptions<GatewayOptions> options)
 {
     public async Task HandleAsync(HttpContext context)
     {
@@ -22,8 +24,7 @@ public sealed class EmbeddingsEndpoint(ApiKeyAuthenticator authenticator, ModelC
             await ApiErrors.InvalidApiKeyAsync(context);
             return;
         }
-        var body = await RequestBody.ReadObjectAsync(context, options.Value.MaxRequestBytes);
-        if (body is null) return;
+        if (await RequestBody.ReadObjectAsync(context, options.Value.MaxRequestBytes) is not var (body, bytes)) return;
         var modelName = RequestBody.RequiredString(body, "model", out var error);
         if (modelName is null)
         {
@@ -66,36 +67,51 @@ public sealed class EmbeddingsEndpoint(ApiKeyAuthenticator authenticator, ModelC
             return;
         }
 
-        using var route = await router.SendAsync(model, (provider, upstreamModel) =>
-            provider.Adapter.CreateEmbeddingsRequest(provider, body, upstreamModel), context.RequestAborted);
-        if (await GatewayResponses.WriteRouteFailureAsync(context, route)) return;
-
-        var provider = route.Provider!;
-        var bytes = await GatewayResponses.ReadBoundedAsync(route.Response!, options.Value.MaxUpstreamResponseBytes, route.Lifetime!.Token);
-        ChatCompletionResult? result = null;
+        if (await metering.ReserveOrRefuseAsync(context, key, Metering.WorstCaseMicros(pricing, bytes, 0)) is not { } reservation) return;
+        var outcome = new MeteredOutcome("", null, StatusCodes.Status502BadGateway, false, null);
         try
         {
-            if (bytes is not null) result = provider.Adapter.ReadEmbeddings(bytes, model.Id);
+            using var route = await router.SendAsync(model, (provider, upstreamModel) =>
+                provider.Adapter.CreateEmbeddingsRequest(provider, body, upstreamModel), context.RequestAborted);
+            if (await GatewayResponses.WriteRouteFailureAsync(context, route))
+            {
+                outcome = outcome with { Provider = route.Provider?.Name ?? "", Status = context.Response.StatusCode };
+                return;
+            }
+
+            var provider = route.Provider!;
+            var upstreamBytes = await GatewayResponses.ReadBoundedAsync(route.Response!, options.Value.MaxUpstreamResponseBytes, route.Lifetime!.Token);
+            ChatCompletionResult? result = null;
+            try
+            {
+                if (upstreamBytes is not null) result = provider.Adapter.ReadEmbeddings(upstreamBytes, model.Id);
+            }
+            catch (UpstreamProtocolException) { }
+            if (result is null)
+            {
+                await ApiErrors.WriteAsync(context, StatusCodes.Status502BadGateway, "The upstream provider answered in an unexpected format.", "server_error", "upstream_error");
+                outcome = outcome with { Provider = provider.Name };
+                return;
+            }
+            var usage = result.Usage ?? new TokenUsage(bytes / 4 + 1, 0, Estimated: true);
+            var cost = pricing.CostMicros(usage);
+            result.Response["usage"] = new JsonObject
+            {
+                ["prompt_tokens"] = usage.PromptTokens, ["total_tokens"] = usage.PromptTokens, ["cost"] = ModelPricing.MicrosToUsd(cost),
+            };
+            var response = context.Response;
+            response.ContentType = "application/json";
+            response.Headers["X-AiGate-Provider"] = provider.Name;
+            response.Headers["X-AiGate-Cost-Usd"] = ModelPricing.MicrosToUsd(cost).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            GatewayResponses.SetServerTiming(response, started, route.UpstreamTime);
+            await using (var writer = new Utf8JsonWriter(response.BodyWriter))
+                result.Response.WriteTo(writer);
+            outcome = new MeteredOutcome(provider.Name, usage, StatusCodes.Status200OK, false, (int)route.UpstreamTime.TotalMilliseconds);
+            await response.BodyWriter.FlushAsync(context.RequestAborted);
         }
-        catch (UpstreamProtocolException) { }
-        if (result is null)
+        finally
         {
-            await ApiErrors.WriteAsync(context, StatusCodes.Status502BadGateway, "The upstream provider answered in an unexpected format.", "server_error", "upstream_error");
-            return;
+            await metering.CompleteAsync(context, reservation, key, model, outcome, started);
         }
-        var usage = result.Usage ?? new TokenUsage(body["input"]!.ToJsonString().Length / 4 + 1, 0, Estimated: true);
-        var cost = pricing.CostMicros(usage);
-        result.Response["usage"] = new JsonObject
-        {
-            ["prompt_tokens"] = usage.PromptTokens, ["total_tokens"] = usage.PromptTokens, ["cost"] = ModelPricing.MicrosToUsd(cost),
-        };
-        var response = context.Response;
-        response.ContentType = "application/json";
-        response.Headers["X-AiGate-Provider"] = provider.Name;
-        response.Headers["X-AiGate-Cost-Usd"] = ModelPricing.MicrosToUsd(cost).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        GatewayResponses.SetServerTiming(response, started, route.UpstreamTime);
-        await using (var writer = new Utf8JsonWriter(response.BodyWriter))
-            result.Response.WriteTo(writer);
-        await response.BodyWriter.FlushAsync(context.RequestAborted);
     }
 }

@@ -13,7 +13,8 @@ public static class RequestBody
 {
     private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = 64 };
 
-    public static async Task<JsonObject?> ReadObjectAsync(HttpContext context, long maxBytes)
+    /// <summary>The body as a JSON object and its size in bytes (the size feeds the worst-case cost estimate).</summary>
+    public static async Task<(JsonObject Json, int Bytes)?> ReadObjectAsync(HttpContext context, long maxBytes)
     {
         var request = context.Request;
         if (request.ContentType is { } type && !type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
@@ -57,7 +58,7 @@ public static class RequestBody
         }
         try
         {
-            if (JsonNode.Parse(buffer.WrittenSpan, documentOptions: DocumentOptions) is JsonObject body) return body;
+            if (JsonNode.Parse(buffer.WrittenSpan, documentOptions: DocumentOptions) is JsonObject body) return (body, buffer.WrittenCount);
             await ApiErrors.InvalidRequestAsync(context, "The request body must be a JSON object.");
             return null;
         }

@@ -21,6 +21,8 @@ public sealed class ApiKey
     public DateTimeOffset? RevokedAt { get; set; }
     /// <summary>Most this key may spend in total, in micro-USD; null = the account's balance is the limit.</summary>
     public long? CreditLimitMicros { get; set; }
+    /// <summary>What this key has spent, in micro-USD (written with its usage, for the credit limit).</summary>
+    public long SpentMicros { get; set; }
     public int? RequestsPerMinute { get; set; }
     public int? TokensPerMinute { get; set; }
     /// <summary>Public model ids this key may call; empty = all.</summary>

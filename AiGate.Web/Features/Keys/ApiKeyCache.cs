@@ -9,7 +9,7 @@ namespace AiGate.Web.Features.Keys;
 
 /// <summary>What the gateway knows about the key of a request.</summary>
 public sealed record KeyIdentity(
-    Guid KeyId, Guid OwnerId, string Prefix, DateTimeOffset? ExpiresAt, long? CreditLimitMicros,
+    Guid KeyId, Guid OwnerId, string Prefix, DateTimeOffset? ExpiresAt, long? CreditLimitMicros, long SpentMicros,
     int? RequestsPerMinute, int? TokensPerMinute, FrozenSet<string> AllowedModels);
 
 /// <summary>
@@ -75,11 +75,11 @@ public sealed class ApiKeyCache
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
         var row = await db.Set<ApiKey>().AsNoTracking()
             .Where(k => k.KeyHash == hash && k.RevokedAt == null && k.Owner!.EmailConfirmed)
-            .Select(k => new { k.Id, k.OwnerId, k.Prefix, k.ExpiresAt, k.CreditLimitMicros, k.RequestsPerMinute, k.TokensPerMinute, k.AllowedModels })
+            .Select(k => new { k.Id, k.OwnerId, k.Prefix, k.ExpiresAt, k.CreditLimitMicros, k.SpentMicros, k.RequestsPerMinute, k.TokensPerMinute, k.AllowedModels })
             .FirstOrDefaultAsync(ct);
         return row is null
             ? null
-            : new KeyIdentity(row.Id, row.OwnerId, row.Prefix, row.ExpiresAt, row.CreditLimitMicros, row.RequestsPerMinute,
+            : new KeyIdentity(row.Id, row.OwnerId, row.Prefix, row.ExpiresAt, row.CreditLimitMicros, row.SpentMicros, row.RequestsPerMinute,
                 row.TokensPerMinute, row.AllowedModels.ToFrozenSet(StringComparer.Ordinal));
     }
 

@@ -21,6 +21,12 @@ public sealed class OpenAiAdapter : ProviderAdapter
     {
         var body = call.Body;
         body["model"] = upstreamModel;
+        if (!call.ClientSetMaxTokens)
+        {
+            // OpenAI's own API wants max_completion_tokens (its reasoning models reject max_tokens);
+            // OpenAI-compatible servers widely know only max_tokens.
+            body[provider.BaseUrl.Host == "api.openai.com" ? "max_completion_tokens" : "max_tokens"] = call.MaxOutputTokens;
+        }
         if (call.Stream)
         {
             var options = body["stream_options"] as JsonObject ?? [];

@@ -1,0 +1,129 @@
+using AiGate.Web.Data;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+
+namespace AiGate.Web.Features.Credits;
+
+/// <summary>
+/// A user's money. <see cref="BalanceMicros"/> always equals the sum of the user's ledger entries
+/// (every change is written in the same transaction as its entry); <see cref="HeldMicros"/> is the
+/// part of it that instances hold as leases for requests in flight. Available = balance − held.
+/// A balance below zero is debt (a refund or dispute after the credits were spent).
+/// </summary>
+public sealed class CreditAccount
+{
+    public Guid UserId { get; set; }
+    public long BalanceMicros { get; set; }
+    public long HeldMicros { get; set; }
+    public DateTimeOffset UpdatedAt { get; set; }
+
+    internal sealed class Configuration : IEntityTypeConfiguration<CreditAccount>
+    {
+        public void Configure(EntityTypeBuilder<CreditAccount> b)
+        {
+            b.ToTable("credit_accounts", t => t.HasCheckConstraint("ck_credit_accounts_held", "held_micros >= 0"));
+            b.HasKey(a => a.UserId);
+            b.HasOne<AppUser>().WithOne().HasForeignKey<CreditAccount>(a => a.UserId).OnDelete(DeleteBehavior.Cascade);
+        }
+    }
+}
+
+public static class LedgerKinds
+{
+    public const string Purchase = "purchase";
+    public const string Grant = "grant";
+    public const string Usage = "usage";
+    public const string Refund = "refund";
+    public const string Adjustment = "adjustment";
+    public const string Expiry = "expiry";
+}
+
+/// <summary>One append-only change of a balance (positive credits it, negative debits it). Never updated or deleted.</summary>
+public sealed class LedgerEntry
+{
+    public long Id { get; set; }
+    public Guid UserId { get; set; }
+    public required string Kind { get; set; }
+    public long AmountMicros { get; set; }
+    /// <summary>What caused it: a request id, a Stripe object id, an operator's reason.</summary>
+    public string? Reference { get; set; }
+    /// <summary>Unique when set: the same change posted twice lands once.</summary>
+    public string? IdempotencyKey { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+
+    internal sealed class Configuration : IEntityTypeConfiguration<LedgerEntry>
+    {
+        public void Configure(EntityTypeBuilder<LedgerEntry> b)
+        {
+            b.ToTable("ledger_entries");
+            b.Property(e => e.Kind).HasMaxLength(16);
+            b.Property(e => e.Reference).HasMaxLength(200);
+            b.Property(e => e.IdempotencyKey).HasMaxLength(200);
+            b.HasIndex(e => e.IdempotencyKey).IsUnique();
+            // No foreign key to users: the ledger is kept for accounting after an account is deleted.
+            b.HasIndex(e => new { e.UserId, e.CreatedAt });
+        }
+    }
+}
+
+/// <summary>
+/// A slice of a balance that one instance holds, so requests can reserve credit from memory. The
+/// instance renews <see cref="ExpiresAt"/> while alive; a sweeper returns the leases of instances
+/// that died.
+/// </summary>
+public sealed class CreditLease
+{
+    public Guid Id { get; set; }
+    public Guid UserId { get; set; }
+    public required string InstanceId { get; set; }
+    public long HeldMicros { get; set; }
+    public DateTimeOffset ExpiresAt { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+
+    internal sealed class Configuration : IEntityTypeConfiguration<CreditLease>
+    {
+        public void Configure(EntityTypeBuilder<CreditLease> b)
+        {
+            b.ToTable("credit_leases");
+            b.Property(l => l.InstanceId).HasMaxLength(64);
+            b.HasIndex(l => l.ExpiresAt);
+            b.HasIndex(l => l.UserId);
+        }
+    }
+}
+
+/// <summary>One API call: who, what, how many tokens, what it cost, how it went. Append-only.</summary>
+public sealed class UsageEvent
+{
+    public long Id { get; set; }
+    public required string RequestId { get; set; }
+    public Guid UserId { get; set; }
+    public Guid KeyId { get; set; }
+    public required string ModelId { get; set; }
+    public required string Provider { get; set; }
+    public long PromptTokens { get; set; }
+    public long CompletionTokens { get; set; }
+    public long CachedTokens { get; set; }
+    public long CostMicros { get; set; }
+    /// <summary>Tokens were counted by us, not reported by the provider (a stream cut short, a provider without usage).</summary>
+    public bool Estimated { get; set; }
+    public bool Streamed { get; set; }
+    public int Status { get; set; }
+    public int LatencyMs { get; set; }
+    public int? TimeToFirstByteMs { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+
+    internal sealed class Configuration : IEntityTypeConfiguration<UsageEvent>
+    {
+        public void Configure(EntityTypeBuilder<UsageEvent> b)
+        {
+            b.ToTable("usage_events");
+            b.Property(e => e.RequestId).HasMaxLength(64);
+            b.Property(e => e.ModelId).HasMaxLength(128);
+            b.Property(e => e.Provider).HasMaxLength(64);
+            b.HasIndex(e => e.RequestId).IsUnique();
+            b.HasIndex(e => new { e.UserId, e.CreatedAt });
+            b.HasIndex(e => new { e.KeyId, e.CreatedAt });
+        }
+    }
+}

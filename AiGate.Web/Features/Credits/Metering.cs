@@ -1,0 +1,71 @@
+using AiGate.Web.Features.Gateway;
+using AiGate.Web.Features.Keys;
+using AiGate.Web.Features.Models;
+using Microsoft.Extensions.Options;
+
+namespace AiGate.Web.Features.Credits;
+
+/// <summary>How a metered call ended, for its settlement and its usage row.</summary>
+public sealed record MeteredOutcome(string Provider, TokenUsage? Usage, int Status, bool Streamed, int? TimeToFirstByteMs);
+
+/// <summary>
+/// The money path of a gateway request (DESIGN rules 1–3, 8): the worst case is reserved before
+/// anything goes upstream, the reservation settles to the provider's usage (or our count of what
+/// was produced, flagged as estimated), and one usage record per call goes to the writer. Fails
+/// closed: no reservation, no upstream call.
+/// </summary>
+public sealed class Metering(CreditLeases leases, UsageWriter writer, Ledger ledger, IOptions<CreditsOptions> options, TimeProvider clock)
+{
+    public int DefaultMaxOutputTokens => options.Value.DefaultMaxOutputTokens;
+
+    /// <summary>
+    /// The most a call can cost: every request byte counted as a third of a token (tokens average
+    /// about four bytes of text, so this over-reserves), plus every output token it may write.
+    /// </summary>
+    public static long WorstCaseMicros(ModelPricing pricing, long requestBytes, long maxOutputTokens) =>
+        pricing.CostMicros(new TokenUsage(requestBytes / 3 + 1, maxOutputTokens));
+
+    /// <summary>Reserves, or writes the refusal (402 or 503) and returns null.</summary>
+    public async Task<Reservation?> ReserveOrRefuseAsync(HttpContext context, KeyIdentity key, long worstCaseMicros)
+    {
+        var (outcome, reservation) = await leases.ReserveAsync(key, worstCaseMicros, context.RequestAborted);
+        switch (outcome)
+        {
+            case ReserveOutcome.Reserved:
+                return reservation;
+            case ReserveOutcome.KeyLimitReached:
+                await ApiErrors.WriteAsync(context, StatusCodes.Status402PaymentRequired,
+                    $"This API key has reached its credit limit of ${ModelPricing.MicrosToUsd(key.CreditLimitMicros ?? 0)}; " +
+                    "raise the limit or use another key.", "insufficient_credits", "insufficient_credits");
+                return null;
+            case ReserveOutcome.Unavailable:
+                await ApiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable,
+                    "Billing is temporarily unavailable, so no request can be sent upstream. Please retry shortly.",
+                    "server_error", "billing_unavailable", retryAfter: TimeSpan.FromSeconds(2));
+                return null;
+            default:
+                var balance = await ledger.GetBalanceAsync(key.OwnerId, context.RequestAborted);
+                var busy = leases.InFlight(key.OwnerId) > 0;
+                await ApiErrors.WriteAsync(context, StatusCodes.Status402PaymentRequired,
+                    $"Insufficient credits: your balance is ${ModelPricing.MicrosToUsd(balance.BalanceMicros)} and this request may cost up to " +
+                    $"${ModelPricing.MicrosToUsd(worstCaseMicros)}. Add credits, or lower max_tokens." +
+                    (busy ? " Some of your balance is reserved by requests in flight." : ""),
+                    "insufficient_credits", "insufficient_credits", retryAfter: busy ? TimeSpan.FromSeconds(1) : null);
+                return null;
+        }
+    }
+
+    /// <summary>Settles the reservation to what the call cost and queues its usage row. Returns the cost.</summary>
+    public async ValueTask<long> CompleteAsync(HttpContext context, Reservation reservation, KeyIdentity key, ResolvedModel model,
+        MeteredOutcome outcome, long startedTimestamp)
+    {
+        var usage = outcome.Usage ?? new TokenUsage(0, 0);
+        var cost = outcome.Usage is null ? 0 : model.Pricing!.Value.CostMicros(usage);
+        leases.Settle(reservation, cost);
+        await writer.EnqueueAsync(new UsageRecord(
+            context.TraceIdentifier, key.OwnerId, key.KeyId, reservation.LeaseId, model.Id, outcome.Provider, usage, cost, outcome.Streamed,
+            outcome.Status, (int)System.Diagnostics.Stopwatch.GetElapsedTime(startedTimestamp).TotalMilliseconds, outcome.TimeToFirstByteMs,
+            clock.GetUtcNow()), CancellationToken.None);
+        return cost;
+    }
+}
