@@ -12,7 +12,7 @@ namespace AiGate.Web.Tests.Infrastructure;
 /// </summary>
 public sealed class FakeOpenAi : IAsyncDisposable
 {
-    public enum Behaviour { Ok, Fail500, Fail429, Fail400, Hang, DropAfterTwoChunks, SlowStream }
+    public enum Behaviour { Ok, Fail500, Fail429, Fail400, Hang, DropAfterTwoChunks, SlowStream, NoUsage }
 
     private FakeUpstream _server = null!;
     public Behaviour Mode { get; set; } = Behaviour.Ok;
@@ -88,7 +88,8 @@ public sealed class FakeOpenAi : IAsyncDisposable
         }
 
         context.Response.ContentType = "text/event-stream";
-        var includeUsage = body["stream_options"]?["include_usage"]?.GetValue<bool>() == true;
+        // Some OpenAI-compatible servers ignore include_usage: NoUsage plays one of them.
+        var includeUsage = body["stream_options"]?["include_usage"]?.GetValue<bool>() == true && Mode != Behaviour.NoUsage;
         var words = Reply.Split(' ');
         try
         {

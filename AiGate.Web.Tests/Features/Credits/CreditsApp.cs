@@ -1,0 +1,45 @@
+using AiGate.Web.Features.Models;
+using AiGate.Web.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace AiGate.Web.Tests.Features.Credits;
+
+/// <summary>
+/// One fake OpenAI-compatible provider and a model priced at exactly 1 micro-USD per token (input,
+/// output and cached, margin ×1), so costs in these tests are token counts.
+/// </summary>
+public class CreditsApp : AiGateApp
+{
+    public const string Model = "test/metered";
+    public FakeOpenAi Upstream { get; private set; } = null!;
+
+    public override async Task InitializeAsync()
+    {
+        Upstream = await FakeOpenAi.StartAsync();
+        await base.InitializeAsync();
+        await Database.ExecuteAsync($"""
+            insert into models (id, name, kind, owned_by, context_length, max_output_tokens, input_micros_per_mtok, output_micros_per_mtok,
+                                cached_input_micros_per_mtok, margin_basis_points, aliases, modalities, enabled, created_at)
+            values ('{Model}', 'Metered', 'chat', 'test', 8192, 1024, 1000000, 1000000, 1000000, 10000, array[]::text[], array['text'], true, now());
+            insert into model_routes (model_id, provider, upstream_model, priority, weight, enabled) values ('{Model}', 'fake', 'fake-model', 0, 1, true);
+            """);
+        await Services.GetRequiredService<ModelCatalog>().ReloadAsync(CancellationToken.None);
+    }
+
+    protected override IReadOnlyDictionary<string, string?> Settings => new Dictionary<string, string?>
+    {
+        ["Providers:fake:Kind"] = "openai", ["Providers:fake:BaseUrl"] = Upstream.BaseUrl.ToString(), ["Providers:fake:ApiKey"] = "sk-fake",
+        ["Providers:fake:StreamIdleSeconds"] = "5",
+    };
+
+    public async Task<(long Balance, long Held, long LedgerSum)> MoneyAsync(Guid userId)
+    {
+        var balance = await Database.ScalarAsync<long>($"select coalesce((select balance_micros from credit_accounts where user_id = '{userId}'), 0)");
+        var held = await Database.ScalarAsync<long>($"select coalesce((select held_micros from credit_accounts where user_id = '{userId}'), 0)");
+        var ledger = await Database.ScalarAsync<long>($"select coalesce(sum(amount_micros), 0)::bigint from ledger_entries where user_id = '{userId}'");
+        return (balance, held, ledger);
+    }
+
+    public Task<long> UsageCostAsync(Guid userId) =>
+        Database.ScalarAsync<long>($"select coalesce(sum(cost_micros), 0)::bigint from usage_events where user_id = '{userId}'");
+}
