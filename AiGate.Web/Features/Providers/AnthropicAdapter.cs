@@ -320,11 +320,11 @@ public sealed class AnthropicAdapter : ProviderAdapter
                     w.WriteStartObject();
                     w.WriteNumber("index"u8, s.kind);
                     w.WritePropertyName("id"u8);
-                    s.id.WriteTo(w);
+                    WriteRawString(w, s.id);
                     w.WriteString("type"u8, "function"u8);
                     w.WriteStartObject("function"u8);
                     w.WritePropertyName("name"u8);
-                    s.name.WriteTo(w);
+                    WriteRawString(w, s.name);
                     w.WriteString("arguments"u8, ""u8);
                     w.WriteEndObject();
                     w.WriteEndObject();
@@ -360,7 +360,7 @@ public sealed class AnthropicAdapter : ProviderAdapter
                     w.WriteNumber("index"u8, s.kind);
                     w.WriteStartObject("function"u8);
                     w.WritePropertyName("arguments"u8);
-                    s.json.WriteTo(w);
+                    WriteRawString(w, s.json);
                     w.WriteEndObject();
                     w.WriteEndObject();
                     w.WriteEndArray();

@@ -144,7 +144,7 @@ internal static class ChatTranslation
         {
             BeginChoiceChunk(w, s.call, s.choiceIndex);
             w.WritePropertyName("content"u8);
-            s.text.WriteTo(w);
+            WriteRawString(w, s.text);
             EndChoiceChunk(w, null);
         });
 
@@ -190,6 +190,23 @@ internal static class ChatTranslation
 
     public static JsonElement Property(JsonElement parent, ReadOnlySpan<byte> name) =>
         parent.ValueKind == JsonValueKind.Object && parent.TryGetProperty(name, out var e) ? e : default;
+
+    /// <summary>
+    /// Writes a string element exactly as the upstream escaped it (no decode and re-encode per chunk).
+    /// The document parser checked its JSON syntax; its UTF-8 is checked here, so invalid bytes become a
+    /// protocol error (a clean error event for the client) instead of reaching it (RELIABILITY Z4).
+    /// </summary>
+    public static void WriteRawString(Utf8JsonWriter w, JsonElement text)
+    {
+        if (text.ValueKind != JsonValueKind.String)
+        {
+            w.WriteStringValue(""u8);
+            return;
+        }
+        var raw = JsonMarshal.GetRawUtf8Value(text);
+        if (!System.Text.Unicode.Utf8.IsValid(raw)) throw new UpstreamProtocolException("The upstream sent text that is not UTF-8.");
+        w.WriteRawValue(raw, skipInputValidation: true);
+    }
 
     /// <summary>Bytes of a string element as sent (escaped form, without quotes): the cheap measure of forwarded text.</summary>
     public static int StringBytes(JsonElement text) => Math.Max(0, JsonMarshal.GetRawUtf8Value(text).Length - 2);

@@ -386,7 +386,7 @@ public sealed class GeminiAdapter : ProviderAdapter
                         w.WriteString("type"u8, "function"u8);
                         w.WriteStartObject("function"u8);
                         w.WritePropertyName("name"u8);
-                        if (s.name.ValueKind == JsonValueKind.String) s.name.WriteTo(w); else w.WriteStringValue(""u8);
+                        WriteRawString(w, s.name);
                         w.WriteString("arguments"u8, s.arguments);
                         w.WriteEndObject();
                         w.WriteEndObject();
