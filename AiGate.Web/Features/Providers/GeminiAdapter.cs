@@ -140,9 +140,9 @@ public sealed class GeminiAdapter : ProviderAdapter
         return request;
     }
 
-    private static void Copy(JsonObject from, string name, JsonObject to, string as_)
+    private static void Copy(JsonObject from, string name, JsonObject to, string target)
     {
-        if (from[name] is JsonValue value && value.GetValueKind() == JsonValueKind.Number) to[as_] = value.DeepClone();
+        if (from[name] is JsonValue value && value.GetValueKind() == JsonValueKind.Number) to[target] = value.DeepClone();
     }
 
     private static JsonObject? FunctionCallingConfig(JsonNode? toolChoice) => toolChoice switch
