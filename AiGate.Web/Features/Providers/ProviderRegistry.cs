@@ -68,7 +68,9 @@ public sealed class ProviderRegistry : IDisposable
                 Adapter = kind switch
                 {
                     ProviderKind.OpenAi or ProviderKind.Echo => OpenAiAdapter.Instance,
-                    _ => throw new StartupConfigurationException($"Provider kind {kind} is not supported yet."),
+                    ProviderKind.Anthropic => AnthropicAdapter.Instance,
+                    ProviderKind.Gemini => GeminiAdapter.Instance,
+                    _ => throw new StartupConfigurationException($"Provider kind {kind} is not supported."),
                 },
                 Http = kind == ProviderKind.Echo ? echo : network,
                 Breaker = BuildBreaker(),

@@ -1,0 +1,186 @@
+using System.Collections.Concurrent;
+using System.Text;
+using System.Text.Json.Nodes;
+using AiGate.Web.Tests.Infrastructure;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+
+namespace AiGate.Web.Tests.Features.Providers;
+
+/// <summary>
+/// A stand-in for Anthropic's Messages API, speaking its documented wire format (docs "Messages" and
+/// "Streaming Messages"): it refuses requests the real API would refuse (missing x-api-key or
+/// anthropic-version, no max_tokens, a system role inside messages, non-alternating turns, empty
+/// content) and answers by the scenario word in the last user text.
+/// </summary>
+public static class FakeAnthropic
+{
+    public const string ProviderKey = "test-provider-key";
+
+    // Recorded answers, shaped as the API reference shows them (ids and counts are ours).
+    public const string TextMessage = """
+        {"id":"msg_01XFDUDYJgAACzvnptvVoYEL","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929",
+         "content":[{"type":"text","text":"Hello from Claude!"}],"stop_reason":"end_turn","stop_sequence":null,
+         "usage":{"input_tokens":25,"cache_creation_input_tokens":10,"cache_read_input_tokens":100,"output_tokens":15,"service_tier":"standard"}}
+        """;
+
+    public const string ToolUseMessage = """
+        {"id":"msg_01Aq9w938a90dw8q","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929",
+         "content":[{"type":"text","text":"I'll check the weather."},
+                    {"type":"tool_use","id":"toolu_01A09q90qw90lq917835lq9","name":"get_weather","input":{"city":"Paris","unit":"celsius"}}],
+         "stop_reason":"tool_use","stop_sequence":null,
+         "usage":{"input_tokens":380,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":62}}
+        """;
+
+    public const string MaxTokensMessage = """
+        {"id":"msg_01Max","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929",
+         "content":[{"type":"text","text":"Once upon a"}],"stop_reason":"max_tokens","stop_sequence":null,
+         "usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":3}}
+        """;
+
+    public const string TextStream =
+        "event: message_start\n" +
+        "data: {\"type\": \"message_start\", \"message\": {\"id\": \"msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY\", \"type\": \"message\", \"role\": \"assistant\", \"content\": [], \"model\": \"claude-sonnet-4-5-20250929\", \"stop_reason\": null, \"stop_sequence\": null, \"usage\": {\"input_tokens\": 25, \"cache_creation_input_tokens\": 10, \"cache_read_input_tokens\": 100, \"output_tokens\": 1}}}\n\n" +
+        "event: content_block_start\n" +
+        "data: {\"type\": \"content_block_start\", \"index\": 0, \"content_block\": {\"type\": \"text\", \"text\": \"\"}}\n\n" +
+        "event: ping\n" +
+        "data: {\"type\": \"ping\"}\n\n" +
+        "event: content_block_delta\n" +
+        "data: {\"type\": \"content_block_delta\", \"index\": 0, \"delta\": {\"type\": \"text_delta\", \"text\": \"Hello\"}}\n\n" +
+        "event: content_block_delta\n" +
+        "data: {\"type\": \"content_block_delta\", \"index\": 0, \"delta\": {\"type\": \"text_delta\", \"text\": \" from \\\"Claude\\\"!\"}}\n\n" +
+        "event: content_block_stop\n" +
+        "data: {\"type\": \"content_block_stop\", \"index\": 0}\n\n" +
+        "event: message_delta\n" +
+        "data: {\"type\": \"message_delta\", \"delta\": {\"stop_reason\": \"end_turn\", \"stop_sequence\":null}, \"usage\": {\"output_tokens\": 15}}\n\n" +
+        "event: message_stop\n" +
+        "data: {\"type\": \"message_stop\"}\n\n";
+
+    public const string ToolStream =
+        "event: message_start\n" +
+        "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_014p7gG3wDgGV9EUtLvnow3U\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5-20250929\",\"stop_sequence\":null,\"usage\":{\"input_tokens\":472,\"output_tokens\":2},\"content\":[],\"stop_reason\":null}}\n\n" +
+        "event: content_block_start\n" +
+        "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n" +
+        "event: ping\n" +
+        "data: {\"type\": \"ping\"}\n\n" +
+        "event: content_block_delta\n" +
+        "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Checking.\"}}\n\n" +
+        "event: content_block_stop\n" +
+        "data: {\"type\":\"content_block_stop\",\"index\":0}\n\n" +
+        "event: content_block_start\n" +
+        "data: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_01T1x1fJ34qAmk2tNTrN7Up6\",\"name\":\"get_weather\",\"input\":{}}}\n\n" +
+        "event: content_block_delta\n" +
+        "data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"\"}}\n\n" +
+        "event: content_block_delta\n" +
+        "data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"city\\\": \\\"Par\"}}\n\n" +
+        "event: content_block_delta\n" +
+        "data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"is\\\"}\"}}\n\n" +
+        "event: content_block_stop\n" +
+        "data: {\"type\":\"content_block_stop\",\"index\":1}\n\n" +
+        "event: message_delta\n" +
+        "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":89}}\n\n" +
+        "event: message_stop\n" +
+        "data: {\"type\":\"message_stop\"}\n\n";
+
+    public const string ErrorStream =
+        "event: message_start\n" +
+        "data: {\"type\": \"message_start\", \"message\": {\"id\": \"msg_err\", \"type\": \"message\", \"role\": \"assistant\", \"content\": [], \"model\": \"claude-sonnet-4-5-20250929\", \"stop_reason\": null, \"stop_sequence\": null, \"usage\": {\"input_tokens\": 30, \"output_tokens\": 1}}}\n\n" +
+        "event: content_block_start\n" +
+        "data: {\"type\": \"content_block_start\", \"index\": 0, \"content_block\": {\"type\": \"text\", \"text\": \"\"}}\n\n" +
+        "event: content_block_delta\n" +
+        "data: {\"type\": \"content_block_delta\", \"index\": 0, \"delta\": {\"type\": \"text_delta\", \"text\": \"Partial answer that goes on for a while\"}}\n\n" +
+        "event: error\n" +
+        "data: {\"type\": \"error\", \"error\": {\"type\": \"overloaded_error\", \"message\": \"Overloaded\"}}\n\n";
+
+    public const string BadRequestError = """{"type":"error","error":{"type":"invalid_request_error","message":"messages: text content blocks must contain non-whitespace text"},"request_id":"req_011CSHoEeqs5C35K2UUqR7Fy"}""";
+    public const string OverloadedError = """{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}""";
+
+    /// <summary>Starts the fake; <paramref name="violations"/> collects every way a request differed from what the real API accepts.</summary>
+    public static Task<FakeUpstream> StartAsync(ConcurrentQueue<string> violations) => FakeUpstream.StartAsync(app =>
+        app.MapPost("/v1/messages", async (HttpContext context) =>
+        {
+            var body = JsonNode.Parse(await new StreamReader(context.Request.Body).ReadToEndAsync()) as JsonObject ?? [];
+            var problem = Validate(context.Request, body);
+            if (problem is not null)
+            {
+                violations.Enqueue(problem);
+                await Json(context, problem.StartsWith("x-api-key", StringComparison.Ordinal) ? 401 : 400,
+                    $$$"""{"type":"error","error":{"type":"invalid_request_error","message":{{{JsonValue.Create(problem).ToJsonString()}}}}}""");
+                return;
+            }
+            var messages = (JsonArray)body["messages"]!;
+            var lastUser = messages[^1]!["content"]!;
+            var text = lastUser is JsonArray blocks ? string.Join(" ", blocks.Select(b => b?["text"]?.GetValue<string>())) : lastUser.GetValue<string>();
+            var answeredTool = lastUser is JsonArray b2 && b2.Any(x => x?["type"]?.GetValue<string>() == "tool_result");
+            var stream = body["stream"]?.GetValue<bool>() == true;
+
+            if (text.Contains("BAD REQUEST", StringComparison.Ordinal)) { await Json(context, 400, BadRequestError); return; }
+            if (text.Contains("OVERLOADED", StringComparison.Ordinal)) { await Json(context, 529, OverloadedError); return; }
+            if (stream)
+            {
+                await Sse(context, text.Contains("MIDSTREAM ERROR", StringComparison.Ordinal) ? ErrorStream
+                    : text.Contains("TOOLS", StringComparison.Ordinal) && !answeredTool ? ToolStream : TextStream);
+                return;
+            }
+            await Json(context, 200, text.Contains("MAX", StringComparison.Ordinal) ? MaxTokensMessage
+                : text.Contains("TOOLS", StringComparison.Ordinal) && !answeredTool ? ToolUseMessage : TextMessage);
+        }));
+
+    private static string? Validate(HttpRequest request, JsonObject body)
+    {
+        if (request.Headers["x-api-key"] != ProviderKey) return "x-api-key header missing or not the provider key";
+        if (request.Headers.Authorization.Count > 0) return "an Authorization header was sent (the gateway key must not reach the provider)";
+        if (request.Headers["anthropic-version"] != "2023-06-01") return "anthropic-version: Field required";
+        if (request.ContentType?.StartsWith("application/json", StringComparison.Ordinal) != true) return "content-type must be application/json";
+        if (body["model"]?.GetValue<string>() != "claude-sonnet-4-5") return "model: unexpected model";
+        if (body["max_tokens"] is not JsonValue max || max.GetValue<long>() < 1) return "max_tokens: Field required";
+        if (body["messages"] is not JsonArray { Count: > 0 } messages) return "messages: Field required";
+        if (body["system"] is { } system && system is not JsonArray && system.GetValueKind() != System.Text.Json.JsonValueKind.String) return "system: must be a string or text blocks";
+        string? previous = null;
+        for (var i = 0; i < messages.Count; i++)
+        {
+            var role = messages[i]?["role"]?.GetValue<string>();
+            if (role is not ("user" or "assistant")) return $"messages.{i}.role: Input should be 'user' or 'assistant'";
+            if (role == previous) return $"messages.{i}: roles must alternate between user and assistant";
+            if (i == 0 && role != "user") return "messages.0: first message must use the user role";
+            previous = role;
+            var content = messages[i]!["content"];
+            if (content is JsonArray blocks)
+            {
+                if (blocks.Count == 0) return $"messages.{i}.content: at least one block is required";
+                foreach (var block in blocks)
+                {
+                    var type = block?["type"]?.GetValue<string>();
+                    if (type is not ("text" or "image" or "tool_use" or "tool_result")) return $"messages.{i}.content: unknown block type {type}";
+                    if (type == "text" && string.IsNullOrWhiteSpace(block!["text"]?.GetValue<string>())) return "messages: text content blocks must be non-empty";
+                    if (type == "tool_result" && role != "user") return "tool_result blocks belong in user messages";
+                    if (type == "tool_use" && (block!["input"] is not JsonObject || block["id"] is null)) return "tool_use.input must be an object";
+                }
+            }
+            else if (content?.GetValue<string>() is not { Length: > 0 }) return $"messages.{i}.content: must be non-empty";
+        }
+        if (body["tools"] is JsonArray tools)
+            foreach (var tool in tools)
+                if (tool?["input_schema"]?["type"]?.GetValue<string>() != "object" || tool["name"] is null) return "tools.0.input_schema: must be an object schema";
+        return null;
+    }
+
+    private static async Task Json(HttpContext context, int status, string json)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync(json);
+    }
+
+    /// <summary>Writes the recorded stream one event at a time, flushing between events as the real API does.</summary>
+    private static async Task Sse(HttpContext context, string events)
+    {
+        context.Response.ContentType = "text/event-stream; charset=utf-8";
+        context.Response.Headers.CacheControl = "no-cache";
+        foreach (var chunk in events.Split("\n\n", StringSplitOptions.RemoveEmptyEntries))
+        {
+            await context.Response.Body.WriteAsync(Encoding.UTF8.GetBytes(chunk + "\n\n"));
+            await context.Response.Body.FlushAsync();
+        }
+    }
+}

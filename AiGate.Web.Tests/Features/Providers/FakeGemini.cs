@@ -1,0 +1,140 @@
+using System.Collections.Concurrent;
+using System.Text;
+using System.Text.Json.Nodes;
+using AiGate.Web.Tests.Infrastructure;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+
+namespace AiGate.Web.Tests.Features.Providers;
+
+/// <summary>
+/// A stand-in for the Gemini API (<c>models.generateContent</c> and <c>models.streamGenerateContent</c>
+/// with <c>alt=sse</c>), speaking its documented wire format: every SSE event is a whole
+/// GenerateContentResponse, lines end in CRLF, and the stream just ends (no [DONE]). It refuses what
+/// the real API refuses (no x-goog-api-key, a wrong path or model, roles other than user/model,
+/// empty parts, a part with no data field) and answers by the scenario word in the last user text.
+/// </summary>
+public static class FakeGemini
+{
+    public const string ProviderKey = "test-provider-key";
+
+    public const string TextResponse = """
+        {"candidates":[{"content":{"parts":[{"text":"Hello from Gemini!"}],"role":"model"},"finishReason":"STOP","index":0}],
+         "usageMetadata":{"promptTokenCount":40,"candidatesTokenCount":5,"totalTokenCount":75,"cachedContentTokenCount":16,
+           "promptTokensDetails":[{"modality":"TEXT","tokenCount":40}],"thoughtsTokenCount":30},
+         "modelVersion":"gemini-2.5-flash","responseId":"mAitaLmkHPPlz7IPvtfUqQ4"}
+        """;
+
+    public const string FunctionCallResponse = """
+        {"candidates":[{"content":{"parts":[{"functionCall":{"name":"get_weather","args":{"city":"Paris"}},"thoughtSignature":"CiIBVKhc7oDHVd"}],"role":"model"},
+           "finishReason":"STOP","index":0}],
+         "usageMetadata":{"promptTokenCount":70,"candidatesTokenCount":15,"totalTokenCount":85},
+         "modelVersion":"gemini-2.5-flash","responseId":"fc-1"}
+        """;
+
+    public const string SafetyResponse = """
+        {"candidates":[{"content":{"parts":[{"text":""}],"role":"model"},"finishReason":"SAFETY","index":0,
+           "safetyRatings":[{"category":"HARM_CATEGORY_DANGEROUS_CONTENT","probability":"HIGH","blocked":true}]}],
+         "usageMetadata":{"promptTokenCount":9,"totalTokenCount":9},"modelVersion":"gemini-2.5-flash","responseId":"safety-1"}
+        """;
+
+    /// <summary>Three events as alt=sse sends them (CRLF line ends); usage grows, the last carries finishReason.</summary>
+    public const string TextStream =
+        "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"Hello\"}],\"role\": \"model\"},\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 40,\"candidatesTokenCount\": 1,\"totalTokenCount\": 41,\"promptTokensDetails\": [{\"modality\": \"TEXT\",\"tokenCount\": 40}]},\"modelVersion\": \"gemini-2.5-flash\",\"responseId\": \"s1\"}\r\n\r\n" +
+        "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \" from \\\"Gemini\\\"\"}],\"role\": \"model\"},\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 40,\"candidatesTokenCount\": 4,\"totalTokenCount\": 44},\"modelVersion\": \"gemini-2.5-flash\",\"responseId\": \"s1\"}\r\n\r\n" +
+        "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"!\"}],\"role\": \"model\"},\"finishReason\": \"STOP\",\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 40,\"candidatesTokenCount\": 5,\"totalTokenCount\": 75,\"cachedContentTokenCount\": 16,\"thoughtsTokenCount\": 30},\"modelVersion\": \"gemini-2.5-flash\",\"responseId\": \"s1\"}\r\n\r\n";
+
+    public const string FunctionCallStream =
+        "data: {\"candidates\": [{\"content\": {\"parts\": [{\"functionCall\": {\"name\": \"get_weather\",\"args\": {\"city\": \"Paris\"}},\"thoughtSignature\": \"CiIBVKhc7oDHVd\"}],\"role\": \"model\"},\"finishReason\": \"STOP\",\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 70,\"candidatesTokenCount\": 15,\"totalTokenCount\": 85},\"modelVersion\": \"gemini-2.5-flash\",\"responseId\": \"s2\"}\r\n\r\n";
+
+    public const string ErrorStream =
+        "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"Partial\"}],\"role\": \"model\"},\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 40,\"candidatesTokenCount\": 1,\"totalTokenCount\": 41},\"modelVersion\": \"gemini-2.5-flash\",\"responseId\": \"s3\"}\r\n\r\n" +
+        "data: {\"error\": {\"code\": 503,\"message\": \"The model is overloaded. Please try again later.\",\"status\": \"UNAVAILABLE\"}}\r\n\r\n";
+
+    public const string BadRequestError = """
+        {
+          "error": {
+            "code": 400,
+            "message": "* GenerateContentRequest.contents: contents is not specified\n",
+            "status": "INVALID_ARGUMENT"
+          }
+        }
+        """;
+
+    public const string UnavailableError = """{"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}}""";
+
+    public static Task<FakeUpstream> StartAsync(ConcurrentQueue<string> violations) => FakeUpstream.StartAsync(app =>
+        app.MapPost("/v1beta/models/{**rest}", async (HttpContext context, string rest) =>
+        {
+            var body = JsonNode.Parse(await new StreamReader(context.Request.Body).ReadToEndAsync()) as JsonObject ?? [];
+            var stream = rest == "gemini-2.5-flash:streamGenerateContent";
+            var problem = Validate(context.Request, rest, stream, body);
+            if (problem is not null)
+            {
+                violations.Enqueue(problem);
+                await Json(context, problem.StartsWith("API key", StringComparison.Ordinal) ? 403 : 400,
+                    $$$"""{"error":{"code":400,"message":{{{JsonValue.Create(problem).ToJsonString()}}},"status":"INVALID_ARGUMENT"}}""");
+                return;
+            }
+            var contents = (JsonArray)body["contents"]!;
+            var lastParts = (JsonArray)contents[^1]!["parts"]!;
+            var text = string.Join(" ", lastParts.Select(p => p?["text"]?.GetValue<string>()));
+            var answeredTool = lastParts.Any(p => p?["functionResponse"] is not null);
+
+            if (text.Contains("BAD REQUEST", StringComparison.Ordinal)) { await Json(context, 400, BadRequestError); return; }
+            if (text.Contains("OVERLOADED", StringComparison.Ordinal)) { await Json(context, 503, UnavailableError); return; }
+            if (stream)
+            {
+                await Sse(context, text.Contains("MIDSTREAM ERROR", StringComparison.Ordinal) ? ErrorStream
+                    : text.Contains("TOOLS", StringComparison.Ordinal) && !answeredTool ? FunctionCallStream : TextStream);
+                return;
+            }
+            await Json(context, 200, text.Contains("SAFETY", StringComparison.Ordinal) ? SafetyResponse
+                : text.Contains("TOOLS", StringComparison.Ordinal) && !answeredTool ? FunctionCallResponse : TextResponse);
+        }));
+
+    private static readonly string[] PartFields = ["text", "inlineData", "fileData", "functionCall", "functionResponse"];
+
+    private static string? Validate(HttpRequest request, string rest, bool stream, JsonObject body)
+    {
+        if (request.Headers["x-goog-api-key"] != ProviderKey) return "API key not valid. Please pass a valid API key.";
+        if (request.Headers.Authorization.Count > 0 || request.Query.ContainsKey("key")) return "the key must travel only in x-goog-api-key";
+        if (rest is not ("gemini-2.5-flash:generateContent" or "gemini-2.5-flash:streamGenerateContent")) return $"unexpected path models/{rest}";
+        if (stream && request.Query["alt"] != "sse") return "streamGenerateContent without alt=sse answers a JSON array, not events";
+        if (!stream && request.Query.Count > 0) return "unexpected query string";
+        if (body["contents"] is not JsonArray { Count: > 0 } contents) return "* GenerateContentRequest.contents: contents is not specified";
+        if (body["model"] is not null || body["messages"] is not null) return "Invalid JSON payload received. Unknown name \"messages\"";
+        for (var i = 0; i < contents.Count; i++)
+        {
+            var role = contents[i]?["role"]?.GetValue<string>();
+            if (role is not ("user" or "model")) return $"contents[{i}].role: Please use a valid role: user, model.";
+            if (contents[i]!["parts"] is not JsonArray { Count: > 0 } parts) return $"contents[{i}].parts: must not be empty";
+            foreach (var part in parts)
+            {
+                var fields = ((JsonObject)part!).Select(p => p.Key).Where(PartFields.Contains).ToList();
+                if (fields.Count != 1) return $"contents[{i}].parts: each part needs exactly one data field";
+                if (part!["functionCall"] is { } call && (call["args"] is not JsonObject || role != "model")) return "functionCall.args must be an object in a model turn";
+                if (part["functionResponse"] is { } response && (response["response"] is not JsonObject || response["name"] is null)) return "functionResponse needs a name and a response object";
+            }
+        }
+        if (body["systemInstruction"] is { } system && system["parts"] is not JsonArray) return "systemInstruction.parts is required";
+        return null;
+    }
+
+    private static async Task Json(HttpContext context, int status, string json)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json; charset=UTF-8";
+        await context.Response.WriteAsync(json);
+    }
+
+    private static async Task Sse(HttpContext context, string events)
+    {
+        context.Response.ContentType = "text/event-stream";
+        foreach (var chunk in events.Split("\r\n\r\n", StringSplitOptions.RemoveEmptyEntries))
+        {
+            await context.Response.Body.WriteAsync(Encoding.UTF8.GetBytes(chunk + "\r\n\r\n"));
+            await context.Response.Body.FlushAsync();
+        }
+    }
+}
