@@ -58,7 +58,8 @@ public sealed class GeminiAdapterTests
 
         using var plain = GeminiAdapter.Instance.CreateChatRequest(Provider, Call("""{"model":"m","messages":[{"role":"user","content":"hi"}]}"""), "gemini-2.5-flash");
         Assert.Equal("https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent", plain.RequestUri!.ToString());
-        Assert.Null(Json(BodyOf(plain))["generationConfig"]);
+        // No limit from the client: the call's own limit goes upstream, so the reservation bounds the cost.
+        Assert.Equal("""{"maxOutputTokens":64000}""", Json(BodyOf(plain))["generationConfig"]!.ToJsonString());
     }
 
     [Fact]

@@ -23,6 +23,9 @@ internal static class TranslatorHarness
             ClientWantsUsage = clientWantsUsage,
             CompletionId = "chatcmpl-test",
             Created = 1_700_000_000,
+            MaxOutputTokens = (int)((json["max_completion_tokens"] ?? json["max_tokens"])?.GetValue<long>() ?? maxOutputTokens),
+            ClientSetMaxTokens = (json["max_completion_tokens"] ?? json["max_tokens"]) is not null,
+            RequestBytes = body.Length,
         };
     }
 

@@ -121,9 +121,8 @@ public sealed class AnthropicAdapter : ProviderAdapter
         return request;
     }
 
-    /// <summary>Anthropic requires max_tokens: the client's limit, else the most the model writes.</summary>
-    private static long MaxTokens(ChatCall call) =>
-        UsageJson.ReadLong(call.Body["max_completion_tokens"]) ?? UsageJson.ReadLong(call.Body["max_tokens"]) ?? call.Model.MaxOutputTokens;
+    /// <summary>Anthropic requires max_tokens: the call's limit (the client's, or the gateway's default that the reservation covers).</summary>
+    private static long MaxTokens(ChatCall call) => call.MaxOutputTokens;
 
     private static JsonObject? ToolChoice(JsonObject body)
     {

@@ -115,7 +115,8 @@ public sealed class GeminiAdapter : ProviderAdapter
         }
 
         var generation = new JsonObject();
-        if ((UsageJson.ReadLong(body["max_completion_tokens"]) ?? UsageJson.ReadLong(body["max_tokens"])) is { } max) generation["maxOutputTokens"] = max;
+        // Always the call's limit (the client's, or ours): the reserved worst case bounds the cost.
+        generation["maxOutputTokens"] = call.MaxOutputTokens;
         Copy(body, "temperature", generation, "temperature");
         Copy(body, "top_p", generation, "topP");
         Copy(body, "n", generation, "candidateCount");
