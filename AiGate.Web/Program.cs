@@ -1,5 +1,7 @@
 using AiGate.Web.Data;
 using AiGate.Web.Data.Migrations;
+using AiGate.Web.Features.Accounts;
+using AiGate.Web.Features.Email;
 using AiGate.Web.Features.Jobs;
 using AiGate.Web.Infrastructure;
 using AiGate.Web.Infrastructure.Cli;
@@ -15,6 +17,8 @@ try
     builder.AddInfrastructure();
     builder.AddData();
     builder.AddJobs();
+    builder.AddAccounts();
+    builder.AddEmail();
     builder.Services.AddRazorPages();
     app = builder.Build();
 }
@@ -31,6 +35,7 @@ if (app.Environment.IsDevelopment())
     await app.Services.GetRequiredService<SchemaMigrator>().ApplyAsync(CancellationToken.None);   // production migrates in the release step
 
 app.UseInfrastructure();
+app.MapEmail();
 app.MapRazorPages();
 await app.RunAsync();
 return 0;

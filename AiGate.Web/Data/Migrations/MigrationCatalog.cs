@@ -15,5 +15,6 @@ public static class MigrationCatalog
         SchemaMigration.Sql(1, "identity"),
         SchemaMigration.Code(2, "quartz_tables", QuartzSchema.CreateTablesAsync),
         SchemaMigration.Sql(3, "job_runs_and_data_protection"),
+        SchemaMigration.Sql(4, "accounts_and_email"),
     ];
 }
