@@ -81,7 +81,8 @@ public static class AccountsExtensions
         builder.Services.AddAuthorizationBuilder()
             .AddPolicy(AccountPolicies.Admin, p => p.RequireAuthenticatedUser().RequireRole(Roles.Admin))
             .AddPolicy(AccountPolicies.ConfirmedEmail, p => p.RequireAuthenticatedUser().RequireClaim(AccountPolicies.EmailConfirmedClaim, "true"));
-        builder.Services.Configure<RazorPagesOptions>(o =>
+        // PostConfigure: AddRazorPages' own setup replaces the convention collection when it runs.
+        builder.Services.PostConfigure<RazorPagesOptions>(o =>
         {
             o.Conventions.AuthorizeFolder("/Account/Manage");
             o.Conventions.AuthorizeFolder("/Admin", AccountPolicies.Admin);
