@@ -2,7 +2,9 @@ using AiGate.Web.Data;
 using AiGate.Web.Data.Migrations;
 using AiGate.Web.Features.Accounts;
 using AiGate.Web.Features.Email;
+using AiGate.Web.Features.Gateway;
 using AiGate.Web.Features.Jobs;
+using AiGate.Web.Features.Keys;
 using AiGate.Web.Infrastructure;
 using AiGate.Web.Infrastructure.Cli;
 
@@ -19,23 +21,28 @@ try
     builder.AddJobs();
     builder.AddAccounts();
     builder.AddEmail();
+    builder.AddKeys();
+    builder.AddGateway();
     builder.Services.AddRazorPages();
     app = builder.Build();
+
+    if (isVerb)
+        return await CommandLine.RunAsync(app.Services, args, Console.Out, Console.Error, CancellationToken.None);
+
+    app.UseInfrastructure();
+    app.MapGateway();
+    app.MapEmail();
+    app.MapRazorPages();
 }
 catch (StartupConfigurationException ex)
 {
+    // Bad configuration stops the deploy with its reason, not with a stack trace.
     await Console.Error.WriteLineAsync($"error: {ex.Message}");
     return 1;
 }
 
-if (isVerb)
-    return await CommandLine.RunAsync(app.Services, args, Console.Out, Console.Error, CancellationToken.None);
-
 if (app.Environment.IsDevelopment())
     await app.Services.GetRequiredService<SchemaMigrator>().ApplyAsync(CancellationToken.None);   // production migrates in the release step
 
-app.UseInfrastructure();
-app.MapEmail();
-app.MapRazorPages();
 await app.RunAsync();
 return 0;

@@ -6,10 +6,13 @@ namespace AiGate.Web.Tests.Data;
 /// <summary>The real binary's <c>migrate</c> verb, as Fly's release step and two instances starting together run it.</summary>
 public sealed class MigrateVerbTests
 {
-    /// <summary>What Production needs besides the database (the binary runs as in the release step): e-mail through Resend.</summary>
+    /// <summary>What Production needs besides the database (the binary runs as it would in the release step): the key pepper, e-mail through Resend.</summary>
+    private static readonly string Pepper = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+
     private static Dictionary<string, string?> ProductionEnv(string? connectionString) => new()
     {
         ["ConnectionStrings__Default"] = connectionString,
+        ["Keys__Pepper"] = Pepper,
         ["Resend__ApiKey"] = "re_test_not_used",
         ["Email__From"] = "AiGate <no-reply@aigate.test>",
         ["Email__BaseUrl"] = "https://aigate.test",
@@ -66,5 +69,30 @@ public sealed class MigrateVerbTests
         Assert.Equal(1, run.ExitCode);
         Assert.Contains("set Resend__ApiKey", run.StdErr, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", run.StdErr, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("c2hvcnQ=")]   // "short": 5 bytes
+    public async Task Production_refuses_to_start_without_a_strong_key_pepper(string? pepper)
+    {
+        var env = ProductionEnv("Host=127.0.0.1;Database=x");
+        env["Keys__Pepper"] = pepper;
+        var run = await RepoPaths.RunAsync("dotnet", [RepoPaths.WebDll, "migrate"], env);
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("Keys__Pepper must be set", run.StdErr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Production_refuses_the_echo_provider()
+    {
+        await using var database = await TestDatabase.CreateMigratedAsync();
+        var env = ProductionEnv(database.ConnectionString);
+        env["Providers__local__Kind"] = "echo";
+        var run = await RepoPaths.RunAsync("dotnet", [RepoPaths.WebDll, "--urls", "http://127.0.0.1:0"], env, TimeSpan.FromSeconds(60));
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("echo provider, which is for development only", run.StdErr, StringComparison.Ordinal);
     }
 }

@@ -1,5 +1,9 @@
+using System.Net.Http.Headers;
+using AiGate.Web.Data;
+using AiGate.Web.Features.Keys;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace AiGate.Web.Tests.Infrastructure;
 
@@ -24,7 +28,43 @@ public class AiGateApp : WebApplicationFactory<Program>, IAsyncLifetime
         builder.UseEnvironment("Testing");
         builder.UseSetting("ConnectionStrings:Default", Database.ConnectionString);
         builder.UseSetting("Jobs:SchedulerEnabled", "false");
+        builder.UseSetting("Providers:echo:Kind", "echo");
         foreach (var (key, value) in Settings) builder.UseSetting(key, value);
+    }
+
+    /// <summary>A user with a confirmed e-mail, written straight to the database (accounts are not what these tests test).</summary>
+    public async Task<Guid> CreateUserAsync(string? email = null, bool confirmed = true)
+    {
+        email ??= $"user-{Guid.NewGuid():N}@example.test";
+        await using var scope = Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        var user = new AppUser
+        {
+            Id = Guid.CreateVersion7(), UserName = email, NormalizedUserName = email.ToUpperInvariant(), Email = email,
+            NormalizedEmail = email.ToUpperInvariant(), EmailConfirmed = confirmed, SecurityStamp = Guid.NewGuid().ToString("N"),
+            CreatedAt = DateTimeOffset.UtcNow,
+        };
+        db.Users.Add(user);
+        await db.SaveChangesAsync();
+        return user.Id;
+    }
+
+    /// <summary>Issues a key through the app's own issuer and returns its secret.</summary>
+    public async Task<string> IssueKeyAsync(Guid ownerId, KeyLimits? limits = null)
+    {
+        await using var scope = Services.CreateAsyncScope();
+        var (_, secret) = await scope.ServiceProvider.GetRequiredService<ApiKeyIssuer>().IssueAsync(ownerId, "test key", limits ?? new KeyLimits(), CancellationToken.None);
+        return secret;
+    }
+
+    /// <summary>A new user with a key: an HTTP client that sends it as its bearer token.</summary>
+    public async Task<(HttpClient Client, string Key, Guid UserId)> CreateApiClientAsync(KeyLimits? limits = null)
+    {
+        var userId = await CreateUserAsync();
+        var key = await IssueKeyAsync(userId, limits);
+        var client = CreateClient();
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        return (client, key, userId);
     }
 
     /// <summary>A client that does not follow redirects, so tests see exactly what the app answered.</summary>

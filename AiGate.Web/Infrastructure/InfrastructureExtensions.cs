@@ -18,6 +18,8 @@ public static class InfrastructureExtensions
             builder.Logging.AddSimpleConsole(o => { o.IncludeScopes = true; o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
 
         builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<CacheNotifications>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<CacheNotifications>());
         builder.Services.AddProblemDetails();
         builder.Services.AddAppHealthChecks();
 
@@ -56,7 +58,11 @@ public static class InfrastructureExtensions
         {
             app.UseExceptionHandler("/Error");
         }
-        app.UseStatusCodePagesWithReExecute("/Error/{0}");
+        // /api answers in OpenAI's JSON envelope, never with an HTML error page.
+        app.UseWhen(static c => c.Request.Path.StartsWithSegments("/api"), static api => api.UseExceptionHandler(static e => e.Run(static context =>
+            AiGate.Web.Features.Gateway.ApiErrors.WriteAsync(context, StatusCodes.Status500InternalServerError,
+                "The server had an error while processing your request. Sorry about that!", "server_error"))));
+        app.UseWhen(static c => !c.Request.Path.StartsWithSegments("/api"), static pages => pages.UseStatusCodePagesWithReExecute("/Error/{0}"));
         app.UseSecurityHeaders();
         app.MapHealthEndpoints();
         app.MapStaticAssets();

@@ -16,5 +16,6 @@ public static class MigrationCatalog
         SchemaMigration.Code(2, "quartz_tables", QuartzSchema.CreateTablesAsync),
         SchemaMigration.Sql(3, "job_runs_and_data_protection"),
         SchemaMigration.Sql(4, "accounts_and_email"),
+        SchemaMigration.Sql(5, "gateway"),
     ];
 }

@@ -1,0 +1,158 @@
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+
+namespace AiGate.Web.Tests.Infrastructure;
+
+/// <summary>
+/// A fake OpenAI (or OpenAI-compatible) API on loopback, speaking its documented wire format:
+/// <c>POST /v1/chat/completions</c> as JSON or as <c>chat.completion.chunk</c> server-sent events
+/// ending in <c>data: [DONE]</c>, with a usage-only last chunk when <c>stream_options.include_usage</c>
+/// is set. Tests script its faults through <see cref="Mode"/>.
+/// </summary>
+public sealed class FakeOpenAi : IAsyncDisposable
+{
+    public enum Behaviour { Ok, Fail500, Fail429, Fail400, Hang, DropAfterTwoChunks, SlowStream }
+
+    private FakeUpstream _server = null!;
+    public Behaviour Mode { get; set; } = Behaviour.Ok;
+    public string Reply { get; set; } = "Hello from the fake upstream";
+    public int PromptTokens { get; set; } = 11;
+    public int CompletionTokens { get; set; } = 7;
+    public int CachedTokens { get; set; }
+    /// <summary>Requests whose client went away before the answer finished.</summary>
+    public int Aborted => _aborted;
+    private int _aborted;
+
+    public Uri BaseUrl => new(_server.BaseUrl, "/v1");
+    public IReadOnlyCollection<FakeUpstream.RecordedRequest> Requests => _server.Requests;
+    public int ChatRequests => _server.Requests.Count(r => r.PathAndQuery == "/v1/chat/completions");
+
+    public static async Task<FakeOpenAi> StartAsync()
+    {
+        var fake = new FakeOpenAi();
+        fake._server = await FakeUpstream.StartAsync(app => app.MapPost("/v1/chat/completions", fake.ChatAsync));
+        return fake;
+    }
+
+    public void Reset()
+    {
+        Mode = Behaviour.Ok;
+        _server.Requests.Clear();
+        _aborted = 0;
+    }
+
+    private async Task ChatAsync(HttpContext context)
+    {
+        var body = (await System.Text.Json.JsonSerializer.DeserializeAsync<JsonObject>(context.Request.Body))!;
+        var ct = context.RequestAborted;
+        switch (Mode)
+        {
+            case Behaviour.Fail500:
+                await Error(context, 500, "The server had an error while processing your request.", "server_error");
+                return;
+            case Behaviour.Fail429:
+                context.Response.Headers.RetryAfter = "0";
+                await Error(context, 429, "Rate limit reached for requests", "requests");
+                return;
+            case Behaviour.Fail400:
+                await Error(context, 400, "Invalid value for 'logit_bias': upstream says no.", "invalid_request_error");
+                return;
+            case Behaviour.Hang:
+                try { await Task.Delay(TimeSpan.FromSeconds(30), ct); } catch (OperationCanceledException) { Interlocked.Increment(ref _aborted); }
+                return;
+        }
+
+        var model = body["model"]!.GetValue<string>();
+        var usage = new JsonObject
+        {
+            ["prompt_tokens"] = PromptTokens, ["completion_tokens"] = CompletionTokens, ["total_tokens"] = PromptTokens + CompletionTokens,
+            ["prompt_tokens_details"] = new JsonObject { ["cached_tokens"] = CachedTokens, ["audio_tokens"] = 0 },
+            ["completion_tokens_details"] = new JsonObject { ["reasoning_tokens"] = 0, ["audio_tokens"] = 0, ["accepted_prediction_tokens"] = 0, ["rejected_prediction_tokens"] = 0 },
+        };
+        if (body["stream"]?.GetValue<bool>() != true)
+        {
+            context.Response.ContentType = "application/json";
+            await context.Response.WriteAsync(new JsonObject
+            {
+                ["id"] = "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG", ["object"] = "chat.completion", ["created"] = 1741570283, ["model"] = model + "-2024-07-18",
+                ["choices"] = new JsonArray(new JsonObject
+                {
+                    ["index"] = 0,
+                    ["message"] = new JsonObject { ["role"] = "assistant", ["content"] = Reply, ["refusal"] = null, ["annotations"] = new JsonArray() },
+                    ["logprobs"] = null, ["finish_reason"] = "stop",
+                }),
+                ["usage"] = usage, ["service_tier"] = "default", ["system_fingerprint"] = "fp_06737a9306",
+            }.ToJsonString(), ct);
+            return;
+        }
+
+        context.Response.ContentType = "text/event-stream";
+        var includeUsage = body["stream_options"]?["include_usage"]?.GetValue<bool>() == true;
+        var words = Reply.Split(' ');
+        try
+        {
+            await Send(context, Chunk(model, new JsonObject { ["role"] = "assistant", ["content"] = "", ["refusal"] = null }, null, includeUsage));
+            for (var i = 0; i < words.Length; i++)
+            {
+                if (Mode == Behaviour.DropAfterTwoChunks && i == 2)
+                {
+                    // Let the first chunks reach the gateway and its client, then break the connection
+                    // (an immediate reset can discard data the peer has not read yet).
+                    await Task.Delay(300, ct);
+                    context.Abort();
+                    return;
+                }
+                if (Mode == Behaviour.SlowStream) await Task.Delay(200, ct);
+                await Send(context, Chunk(model, new JsonObject { ["content"] = (i == 0 ? "" : " ") + words[i] }, null, includeUsage));
+            }
+            await Send(context, Chunk(model, [], "stop", includeUsage));
+            if (includeUsage)
+                await Send(context, new JsonObject
+                {
+                    ["id"] = "chatcmpl-fake", ["object"] = "chat.completion.chunk", ["created"] = 1741570283, ["model"] = model,
+                    ["system_fingerprint"] = "fp_06737a9306", ["choices"] = new JsonArray(), ["usage"] = usage,
+                }.ToJsonString());
+            await context.Response.WriteAsync("data: [DONE]\n\n", ct);
+            await context.Response.Body.FlushAsync(ct);
+        }
+        catch (OperationCanceledException)
+        {
+            Interlocked.Increment(ref _aborted);
+        }
+        catch (IOException)
+        {
+            Interlocked.Increment(ref _aborted);
+        }
+    }
+
+    private static string Chunk(string model, JsonObject delta, string? finish, bool includeUsage)
+    {
+        var chunk = new JsonObject
+        {
+            ["id"] = "chatcmpl-fake", ["object"] = "chat.completion.chunk", ["created"] = 1741570283, ["model"] = model,
+            ["system_fingerprint"] = "fp_06737a9306",
+            ["choices"] = new JsonArray(new JsonObject { ["index"] = 0, ["delta"] = delta, ["logprobs"] = null, ["finish_reason"] = finish }),
+        };
+        if (includeUsage) chunk["usage"] = null;   // as OpenAI does on every chunk but the last when include_usage is set
+        return chunk.ToJsonString();
+    }
+
+    private static async Task Send(HttpContext context, string json)
+    {
+        await context.Response.WriteAsync("data: " + json + "\n\n", context.RequestAborted);
+        await context.Response.Body.FlushAsync(context.RequestAborted);
+    }
+
+    private static Task Error(HttpContext context, int status, string message, string type)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json";
+        return context.Response.WriteAsync(new JsonObject
+        {
+            ["error"] = new JsonObject { ["message"] = message, ["type"] = type, ["param"] = null, ["code"] = null },
+        }.ToJsonString());
+    }
+
+    public ValueTask DisposeAsync() => _server.DisposeAsync();
+}

@@ -1,0 +1,259 @@
+using System.Diagnostics;
+using System.IO.Pipelines;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using AiGate.Web.Features.Keys;
+using AiGate.Web.Features.Models;
+using AiGate.Web.Features.Providers;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Options;
+
+namespace AiGate.Web.Features.Gateway;
+
+/// <summary>
+/// <c>POST /api/v1/chat/completions</c>: authenticate, validate, resolve the model, route to a
+/// provider, relay the answer (JSON, or server-sent events as they arrive), report usage and cost.
+/// </summary>
+public sealed partial class ChatCompletionsEndpoint(
+    ApiKeyAuthenticator authenticator, ModelCatalog catalog, UpstreamRouter router, IOptions<GatewayOptions> options,
+    ILogger<ChatCompletionsEndpoint> logger)
+{
+    private static readonly string[] Roles = ["system", "developer", "user", "assistant", "tool", "function"];
+    private readonly GatewayOptions _options = options.Value;
+
+    public async Task HandleAsync(HttpContext context)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var key = await authenticator.AuthenticateAsync(context);
+        if (key is null)
+        {
+            await ApiErrors.InvalidApiKeyAsync(context);
+            return;
+        }
+        var body = await RequestBody.ReadObjectAsync(context, _options.MaxRequestBytes);
+        if (body is null) return;
+        var call = await ValidateAsync(context, key, body);
+        if (call is null) return;
+
+        using var route = await router.SendAsync(call.Model, (provider, upstreamModel) =>
+            provider.Adapter.CreateChatRequest(provider, call, upstreamModel), context.RequestAborted);
+        if (await GatewayResponses.WriteRouteFailureAsync(context, route)) return;
+
+        var provider = route.Provider!;
+        context.Response.Headers["X-AiGate-Provider"] = provider.Name;
+        if (call.Stream)
+            await RelayStreamAsync(context, call, route, started);
+        else
+            await RelayJsonAsync(context, call, route, started);
+    }
+
+    private async Task<ChatCall?> ValidateAsync(HttpContext context, KeyIdentity key, JsonObject body)
+    {
+        var modelName = RequestBody.RequiredString(body, "model", out var error);
+        if (modelName is null)
+        {
+            await ApiErrors.InvalidRequestAsync(context, error!, "model");
+            return null;
+        }
+        if (body["messages"] is not JsonArray { Count: > 0 } messages)
+        {
+            await ApiErrors.InvalidRequestAsync(context, body["messages"] is null
+                ? "Missing required parameter: 'messages'."
+                : "Invalid 'messages': expected a non-empty array of messages.", "messages");
+            return null;
+        }
+        for (var i = 0; i < messages.Count; i++)
+        {
+            if (messages[i] is not JsonObject message || message["role"] is not JsonValue role || !role.TryGetValue<string>(out var r) || !Roles.Contains(r))
+            {
+                await ApiErrors.InvalidRequestAsync(context,
+                    $"Invalid 'messages[{i}]': each message must be an object with a 'role' of {string.Join(", ", Roles)}.", $"messages[{i}].role");
+                return null;
+            }
+        }
+        if (!RequestBody.OptionalBool(body, "stream", out var stream, out error)
+            || !RequestBody.OptionalInt(body, "max_tokens", 1, int.MaxValue, out var maxTokens, out error)
+            || !RequestBody.OptionalInt(body, "max_completion_tokens", 1, int.MaxValue, out var maxCompletionTokens, out error)
+            || !RequestBody.OptionalInt(body, "n", 1, 128, out _, out error)
+            || !RequestBody.OptionalNumber(body, "temperature", 0, 2, out error)
+            || !RequestBody.OptionalNumber(body, "top_p", 0, 1, out error))
+        {
+            await ApiErrors.InvalidRequestAsync(context, error!, ParamOf(error!));
+            return null;
+        }
+        var wantsUsage = false;
+        if (body["stream_options"] is { } streamOptions)
+        {
+            if (streamOptions is not JsonObject so || !RequestBody.OptionalBool(so, "include_usage", out wantsUsage, out _))
+            {
+                await ApiErrors.InvalidRequestAsync(context, "Invalid 'stream_options': expected an object like {\"include_usage\": true}.", "stream_options");
+                return null;
+            }
+        }
+
+        var model = await catalog.FindAsync(modelName, context.RequestAborted);
+        if (model is null)
+        {
+            await ApiErrors.ModelNotFoundAsync(context, modelName);
+            return null;
+        }
+        if (key.AllowedModels.Count > 0 && !key.AllowedModels.Contains(model.Id))
+        {
+            await ApiErrors.WriteAsync(context, StatusCodes.Status403Forbidden,
+                $"This API key may not use the model `{model.Id}`.", "invalid_request_error", "model_not_allowed", "model");
+            return null;
+        }
+        if (model.Kind != "chat")
+        {
+            await ApiErrors.InvalidRequestAsync(context, $"`{model.Id}` is an {model.Kind} model; use /api/v1/embeddings.", "model");
+            return null;
+        }
+        if (model.Pricing is null)
+        {
+            // Never served for free (DESIGN rule 3): the catalogue flags it for admins.
+            await ApiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable,
+                $"`{model.Id}` is temporarily unavailable: it has no price yet.", "server_error", "model_not_priced", "model");
+            return null;
+        }
+        if (model.Routes.Count == 0)
+        {
+            await ApiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable,
+                $"No provider is configured to serve `{model.Id}` right now.", "server_error", "model_unavailable", "model");
+            return null;
+        }
+        var requested = maxCompletionTokens ?? maxTokens;
+        if (requested > model.MaxOutputTokens)
+        {
+            await ApiErrors.InvalidRequestAsync(context,
+                $"Invalid '{(maxCompletionTokens is null ? "max_tokens" : "max_completion_tokens")}': `{model.Id}` writes at most {model.MaxOutputTokens} tokens.",
+                maxCompletionTokens is null ? "max_tokens" : "max_completion_tokens");
+            return null;
+        }
+
+        return new ChatCall
+        {
+            Body = body,
+            Model = model,
+            Stream = stream,
+            ClientWantsUsage = wantsUsage,
+            CompletionId = "chatcmpl-" + Guid.CreateVersion7().ToString("N"),
+            Created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
+        };
+    }
+
+    private static string? ParamOf(string error)
+    {
+        var start = error.IndexOf('\'');
+        var end = start < 0 ? -1 : error.IndexOf('\'', start + 1);
+        return end > start ? error[(start + 1)..end] : null;
+    }
+
+    private async Task RelayJsonAsync(HttpContext context, ChatCall call, RouteResult route, long started)
+    {
+        var provider = route.Provider!;
+        var bytes = await GatewayResponses.ReadBoundedAsync(route.Response!, _options.MaxUpstreamResponseBytes, route.Lifetime!.Token);
+        if (bytes is null)
+        {
+            await ApiErrors.WriteAsync(context, StatusCodes.Status502BadGateway, "The upstream provider's answer was too large or broke off.", "server_error", "upstream_error");
+            return;
+        }
+        ChatCompletionResult result;
+        try
+        {
+            result = provider.Adapter.ReadChatCompletion(bytes, call);
+        }
+        catch (UpstreamProtocolException ex)
+        {
+            LogProtocolError(provider.Name, ex.Message);
+            await ApiErrors.WriteAsync(context, StatusCodes.Status502BadGateway, "The upstream provider answered in an unexpected format.", "server_error", "upstream_error");
+            return;
+        }
+        var usage = result.Usage ?? Estimate(call, bytes.Length);
+        var cost = call.Pricing.CostMicros(usage);
+        result.Response["usage"] = UsageJson.Create(usage, cost);
+
+        var response = context.Response;
+        response.ContentType = "application/json";
+        response.Headers["X-AiGate-Cost-Usd"] = ModelPricing.MicrosToUsd(cost).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        GatewayResponses.SetServerTiming(response, started, route.UpstreamTime);
+        await using (var writer = new Utf8JsonWriter(response.BodyWriter))
+            result.Response.WriteTo(writer);
+        await response.BodyWriter.FlushAsync(context.RequestAborted);
+    }
+
+    private async Task RelayStreamAsync(HttpContext context, ChatCall call, RouteResult route, long started)
+    {
+        var provider = route.Provider!;
+        var response = context.Response;
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache";
+        response.Headers["X-Accel-Buffering"] = "no";
+        GatewayResponses.SetServerTiming(response, started, route.UpstreamTime);
+        context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+
+        var translator = provider.Adapter.CreateStreamTranslator(call);
+        var writer = new SseWriter(response.BodyWriter);
+        var parser = new SseParser();
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(route.Lifetime!.Token);
+        var hardStop = Stopwatch.GetTimestamp() + (long)(_options.MaxStreamSeconds * (double)Stopwatch.Frequency);
+        string? failure = null;
+        try
+        {
+            await using var upstream = await route.Response!.Content.ReadAsStreamAsync(idle.Token);
+            var reader = PipeReader.Create(upstream, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4 * 1024));
+            while (true)
+            {
+                idle.CancelAfter(provider.StreamIdleTimeout);
+                var read = await reader.ReadAsync(idle.Token);
+                var buffer = read.Buffer;
+                parser.Parse(ref buffer, translator, writer);
+                if (read.IsCompleted)
+                {
+                    parser.Finish(buffer, translator, writer);
+                    reader.AdvanceTo(read.Buffer.End);
+                    break;
+                }
+                reader.AdvanceTo(buffer.Start, buffer.End);
+                await response.BodyWriter.FlushAsync(context.RequestAborted);
+                if (Stopwatch.GetTimestamp() > hardStop)
+                {
+                    failure = "The response exceeded the longest streaming time allowed.";
+                    break;
+                }
+            }
+            await reader.CompleteAsync();
+            if (failure is null) translator.Complete(writer);
+            if (failure is null && !translator.Finished) failure = "The upstream provider ended the stream before it was complete.";
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            LogClientAborted(call.Model.Id, provider.Name);
+            return;   // disposing the route's response cancels the upstream request
+        }
+        catch (OperationCanceledException)
+        {
+            failure = "The upstream provider stopped sending data.";
+        }
+        catch (Exception ex) when (ex is IOException or HttpRequestException or UpstreamProtocolException)
+        {
+            LogStreamBroke(provider.Name, call.Model.Id, ex.Message);
+            failure = ex is UpstreamProtocolException ? "The upstream provider sent a malformed stream." : "The connection to the upstream provider broke.";
+        }
+
+        if (failure is not null) writer.WriteErrorAndDone(failure);
+        await response.BodyWriter.FlushAsync(context.RequestAborted);
+    }
+
+    /// <summary>When a provider reports no usage: bytes / 4 for the output, the request's size / 4 for the input. Flagged as estimated.</summary>
+    private static TokenUsage Estimate(ChatCall call, long completionBytes) =>
+        new(call.Body["messages"]!.ToJsonString().Length / 4 + 1, completionBytes / 4 + 1, 0, Estimated: true);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Provider {Provider} sent an unreadable answer: {Reason}")]
+    private partial void LogProtocolError(string provider, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Stream from {Provider} for {Model} broke: {Reason}")]
+    private partial void LogStreamBroke(string provider, string model, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Client left the stream of {Model} from {Provider}")]
+    private partial void LogClientAborted(string model, string provider);
+}

@@ -1,0 +1,101 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using AiGate.Web.Features.Keys;
+using AiGate.Web.Features.Models;
+using AiGate.Web.Features.Providers;
+using Microsoft.Extensions.Options;
+
+namespace AiGate.Web.Features.Gateway;
+
+/// <summary>
+/// <c>POST /api/v1/embeddings</c>. <c>encoding_format</c> <c>float</c> or <c>base64</c> (what the
+/// official SDKs ask for by default) passes through to the provider, which encodes the vectors.
+/// </summary>
+public sealed class EmbeddingsEndpoint(ApiKeyAuthenticator authenticator, ModelCatalog catalog, UpstreamRouter router, IOptions<GatewayOptions> options)
+{
+    public async Task HandleAsync(HttpContext context)
+    {
+        var started = Stopwatch.GetTimestamp();
+        if (await authenticator.AuthenticateAsync(context) is not { } key)
+        {
+            await ApiErrors.InvalidApiKeyAsync(context);
+            return;
+        }
+        var body = await RequestBody.ReadObjectAsync(context, options.Value.MaxRequestBytes);
+        if (body is null) return;
+        var modelName = RequestBody.RequiredString(body, "model", out var error);
+        if (modelName is null)
+        {
+            await ApiErrors.InvalidRequestAsync(context, error!, "model");
+            return;
+        }
+        if (body["input"] is not (JsonValue or JsonArray { Count: > 0 }))
+        {
+            await ApiErrors.InvalidRequestAsync(context, body["input"] is null
+                ? "Missing required parameter: 'input'."
+                : "Invalid 'input': expected a string, an array of strings, or an array of token arrays.", "input");
+            return;
+        }
+        if (body["encoding_format"] is { } format && (format is not JsonValue v || !v.TryGetValue<string>(out var f) || f is not ("float" or "base64")))
+        {
+            await ApiErrors.InvalidRequestAsync(context, "Invalid 'encoding_format': expected 'float' or 'base64'.", "encoding_format");
+            return;
+        }
+        var model = await catalog.FindAsync(modelName, context.RequestAborted);
+        if (model is null)
+        {
+            await ApiErrors.ModelNotFoundAsync(context, modelName);
+            return;
+        }
+        if (key.AllowedModels.Count > 0 && !key.AllowedModels.Contains(model.Id))
+        {
+            await ApiErrors.WriteAsync(context, StatusCodes.Status403Forbidden, $"This API key may not use the model `{model.Id}`.",
+                "invalid_request_error", "model_not_allowed", "model");
+            return;
+        }
+        if (model.Kind != "embedding")
+        {
+            await ApiErrors.InvalidRequestAsync(context, $"`{model.Id}` is not an embedding model.", "model");
+            return;
+        }
+        if (model.Pricing is not { } pricing || model.Routes.Count == 0)
+        {
+            await ApiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, $"`{model.Id}` is temporarily unavailable.",
+                "server_error", "model_unavailable", "model");
+            return;
+        }
+
+        using var route = await router.SendAsync(model, (provider, upstreamModel) =>
+            provider.Adapter.CreateEmbeddingsRequest(provider, body, upstreamModel), context.RequestAborted);
+        if (await GatewayResponses.WriteRouteFailureAsync(context, route)) return;
+
+        var provider = route.Provider!;
+        var bytes = await GatewayResponses.ReadBoundedAsync(route.Response!, options.Value.MaxUpstreamResponseBytes, route.Lifetime!.Token);
+        ChatCompletionResult? result = null;
+        try
+        {
+            if (bytes is not null) result = provider.Adapter.ReadEmbeddings(bytes, model.Id);
+        }
+        catch (UpstreamProtocolException) { }
+        if (result is null)
+        {
+            await ApiErrors.WriteAsync(context, StatusCodes.Status502BadGateway, "The upstream provider answered in an unexpected format.", "server_error", "upstream_error");
+            return;
+        }
+        var usage = result.Usage ?? new TokenUsage(body["input"]!.ToJsonString().Length / 4 + 1, 0, Estimated: true);
+        var cost = pricing.CostMicros(usage);
+        result.Response["usage"] = new JsonObject
+        {
+            ["prompt_tokens"] = usage.PromptTokens, ["total_tokens"] = usage.PromptTokens, ["cost"] = ModelPricing.MicrosToUsd(cost),
+        };
+        var response = context.Response;
+        response.ContentType = "application/json";
+        response.Headers["X-AiGate-Provider"] = provider.Name;
+        response.Headers["X-AiGate-Cost-Usd"] = ModelPricing.MicrosToUsd(cost).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        GatewayResponses.SetServerTiming(response, started, route.UpstreamTime);
+        await using (var writer = new Utf8JsonWriter(response.BodyWriter))
+            result.Response.WriteTo(writer);
+        await response.BodyWriter.FlushAsync(context.RequestAborted);
+    }
+}

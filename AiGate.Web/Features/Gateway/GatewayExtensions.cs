@@ -1,0 +1,45 @@
+using AiGate.Web.Features.Keys;
+using AiGate.Web.Features.Models;
+using AiGate.Web.Features.Providers;
+
+namespace AiGate.Web.Features.Gateway;
+
+public static class GatewayExtensions
+{
+    public static IHostApplicationBuilder AddGateway(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<GatewayOptions>().BindConfiguration(GatewayOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddOptions<ModelsOptions>().BindConfiguration(ModelsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddSingleton<ModelCatalog>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ModelCatalog>());
+        builder.Services.AddSingleton<ProviderRegistry>();
+        builder.Services.AddSingleton<UpstreamRouter>();
+        builder.Services.AddSingleton<ApiKeyAuthenticator>();
+        builder.Services.AddSingleton<ChatCompletionsEndpoint>();
+        builder.Services.AddSingleton<EmbeddingsEndpoint>();
+        builder.Services.AddSingleton<ModelsEndpoints>();
+        return builder;
+    }
+
+    /// <summary>
+    /// <c>/api/v1</c>: plain request delegates (no MVC, no antiforgery, no session), bearer keys only.
+    /// Any other path under it answers 404 in OpenAI's envelope, never an HTML page.
+    /// </summary>
+    public static IEndpointRouteBuilder MapGateway(this IEndpointRouteBuilder app)
+    {
+        var services = app.ServiceProvider;
+        _ = services.GetRequiredService<ProviderRegistry>();   // bad provider configuration fails at start, not on the first call
+        var chat = services.GetRequiredService<ChatCompletionsEndpoint>();
+        var embeddings = services.GetRequiredService<EmbeddingsEndpoint>();
+        var models = services.GetRequiredService<ModelsEndpoints>();
+
+        var api = app.MapGroup("/api/v1");
+        api.MapPost("/chat/completions", chat.HandleAsync);
+        api.MapPost("/embeddings", embeddings.HandleAsync);
+        api.MapGet("/models", models.ListAsync);
+        api.MapGet("/models/{**id}", models.GetAsync);
+        api.Map("/{**path}", static context => ApiErrors.WriteAsync(context, StatusCodes.Status404NotFound,
+            $"Unknown endpoint: {context.Request.Method} {context.Request.Path}.", "invalid_request_error", "unknown_url"));
+        return app;
+    }
+}

@@ -1,0 +1,74 @@
+using System.Diagnostics;
+using System.Globalization;
+
+namespace AiGate.Web.Features.Gateway;
+
+/// <summary>What chat and embeddings share: failure answers, bounded reads, Server-Timing.</summary>
+public static class GatewayResponses
+{
+    /// <summary>Writes the client's answer when routing produced no relayable response; false when there is one to relay.</summary>
+    public static async Task<bool> WriteRouteFailureAsync(HttpContext context, RouteResult route)
+    {
+        switch (route.Outcome)
+        {
+            case RouteOutcome.Answered:
+                return false;
+            case RouteOutcome.ClientAborted:
+                return true;
+            case RouteOutcome.Rejected:
+                // The provider refused the request itself: pass its reason and status on, in OpenAI's shape.
+                var message = route.Provider!.Adapter.ReadErrorMessage(route.ErrorBody ?? []) ?? "The upstream provider rejected the request.";
+                context.Response.Headers["X-AiGate-Provider"] = route.Provider.Name;
+                await ApiErrors.WriteAsync(context, route.UpstreamStatus, message, "invalid_request_error", "upstream_rejected");
+                return true;
+            case RouteOutcome.TimedOut:
+                await ApiErrors.WriteAsync(context, StatusCodes.Status504GatewayTimeout,
+                    "The upstream provider did not answer in time. Please retry.", "server_error", "upstream_timeout");
+                return true;
+            case RouteOutcome.Unavailable:
+                await ApiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable,
+                    "Every provider for this model is failing right now. Please retry shortly.", "server_error", "upstream_unavailable",
+                    retryAfter: TimeSpan.FromSeconds(15));
+                return true;
+            default:
+                await ApiErrors.WriteAsync(context, StatusCodes.Status502BadGateway,
+                    "The upstream provider failed to answer. Please retry.", "server_error", "upstream_error");
+                return true;
+        }
+    }
+
+    /// <summary>The whole body, or null when it is larger than <paramref name="maxBytes"/> or broke off.</summary>
+    public static async Task<byte[]?> ReadBoundedAsync(HttpResponseMessage response, int maxBytes, CancellationToken ct)
+    {
+        if (response.Content.Headers.ContentLength > maxBytes) return null;
+        try
+        {
+            await using var stream = await response.Content.ReadAsStreamAsync(ct);
+            using var buffer = new MemoryStream(response.Content.Headers.ContentLength is { } length ? (int)length : 16 * 1024);
+            var chunk = new byte[16 * 1024];
+            int read;
+            while ((read = await stream.ReadAsync(chunk, ct)) > 0)
+            {
+                if (buffer.Length + read > maxBytes) return null;
+                buffer.Write(chunk, 0, read);
+            }
+            return buffer.ToArray();
+        }
+        catch (Exception ex) when (ex is IOException or HttpRequestException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// <c>Server-Timing: gateway;dur=…, upstream;dur=…</c>: our own time and the provider's time to
+    /// answer (DESIGN rule 9). For streams, "upstream" is the time to the first byte.
+    /// </summary>
+    public static void SetServerTiming(HttpResponse response, long started, TimeSpan upstream)
+    {
+        var total = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        var ours = Math.Max(0, total - upstream.TotalMilliseconds);
+        response.Headers["Server-Timing"] = string.Create(CultureInfo.InvariantCulture,
+            $"gateway;dur={ours:0.##}, upstream;dur={upstream.TotalMilliseconds:0.##}");
+    }
+}

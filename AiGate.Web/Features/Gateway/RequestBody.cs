@@ -1,0 +1,142 @@
+using System.Buffers;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace AiGate.Web.Features.Gateway;
+
+/// <summary>
+/// Reads a request body as one JSON object, under a size cap and a nesting limit, and checks
+/// fields the way OpenAI does, naming the field in the error. Returns null after writing the error.
+/// </summary>
+public static class RequestBody
+{
+    private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = 64 };
+
+    public static async Task<JsonObject?> ReadObjectAsync(HttpContext context, long maxBytes)
+    {
+        var request = context.Request;
+        if (request.ContentType is { } type && !type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
+        {
+            await ApiErrors.InvalidRequestAsync(context, "The request body must be JSON (Content-Type: application/json).");
+            return null;
+        }
+        if (request.ContentLength > maxBytes)
+        {
+            await TooLargeAsync(context, maxBytes);
+            return null;
+        }
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit) limit.MaxRequestBodySize = maxBytes;
+
+        var buffer = new ArrayBufferWriter<byte>(request.ContentLength is > 0 and < 1 << 20 ? (int)request.ContentLength : 16 * 1024);
+        try
+        {
+            while (true)
+            {
+                var memory = buffer.GetMemory(16 * 1024);
+                var read = await request.Body.ReadAsync(memory, context.RequestAborted);
+                if (read == 0) break;
+                buffer.Advance(read);
+                if (buffer.WrittenCount > maxBytes)
+                {
+                    await TooLargeAsync(context, maxBytes);
+                    return null;
+                }
+            }
+        }
+        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            await TooLargeAsync(context, maxBytes);
+            return null;
+        }
+
+        if (buffer.WrittenCount == 0)
+        {
+            await ApiErrors.InvalidRequestAsync(context, "The request body is empty; send a JSON object.");
+            return null;
+        }
+        try
+        {
+            if (JsonNode.Parse(buffer.WrittenSpan, documentOptions: DocumentOptions) is JsonObject body) return body;
+            await ApiErrors.InvalidRequestAsync(context, "The request body must be a JSON object.");
+            return null;
+        }
+        catch (JsonException ex)
+        {
+            await ApiErrors.InvalidRequestAsync(context,
+                $"We could not parse the JSON body of your request ({ApiErrors.Truncate(ex.Message, 200)}). " +
+                "The OpenAI API expects a JSON payload.");
+            return null;
+        }
+    }
+
+    private static Task TooLargeAsync(HttpContext context, long maxBytes) => ApiErrors.WriteAsync(context,
+        StatusCodes.Status413PayloadTooLarge, $"The request body is larger than the limit of {maxBytes / (1024 * 1024)} MB.",
+        "invalid_request_error", "request_too_large");
+
+    /// <summary>A required non-empty string field; its value, or null when it is missing or of the wrong type.</summary>
+    public static string? RequiredString(JsonObject body, string name, out string? error)
+    {
+        error = null;
+        var node = body[name];
+        if (node is JsonValue v && v.TryGetValue<string>(out var s) && s.Length > 0) return s;
+        error = node is null ? $"Missing required parameter: '{name}'." : $"Invalid type for '{name}': expected a non-empty string.";
+        return null;
+    }
+
+    /// <summary>An optional integer within bounds; false (with a message) when present and wrong.</summary>
+    public static bool OptionalInt(JsonObject body, string name, long min, long max, out long? value, out string? error)
+    {
+        value = null;
+        error = null;
+        var node = body[name];
+        if (node is null || node.GetValueKind() == JsonValueKind.Null) return true;
+        if (node.GetValueKind() != JsonValueKind.Number || !((JsonValue)node).TryGetValue<long>(out var l))
+        {
+            error = $"Invalid type for '{name}': expected an integer.";
+            return false;
+        }
+        if (l < min || l > max)
+        {
+            error = $"Invalid '{name}': {l} is out of range; expected a value from {min} to {max}.";
+            return false;
+        }
+        value = l;
+        return true;
+    }
+
+    public static bool OptionalNumber(JsonObject body, string name, double min, double max, out string? error)
+    {
+        error = null;
+        var node = body[name];
+        if (node is null || node.GetValueKind() == JsonValueKind.Null) return true;
+        if (node.GetValueKind() != JsonValueKind.Number)
+        {
+            error = $"Invalid type for '{name}': expected a number.";
+            return false;
+        }
+        var d = node.GetValue<double>();
+        if (d < min || d > max)
+        {
+            error = $"Invalid '{name}': {d} is out of range; expected a value from {min} to {max}.";
+            return false;
+        }
+        return true;
+    }
+
+    public static bool OptionalBool(JsonObject body, string name, out bool value, out string? error)
+    {
+        value = false;
+        error = null;
+        var node = body[name];
+        if (node is null || node.GetValueKind() == JsonValueKind.Null) return true;
+        switch (node.GetValueKind())
+        {
+            case JsonValueKind.True: value = true; return true;
+            case JsonValueKind.False: return true;
+            default:
+                error = $"Invalid type for '{name}': expected a boolean.";
+                return false;
+        }
+    }
+}

@@ -1,0 +1,89 @@
+using System.Buffers;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using AiGate.Web.Features.Models;
+
+namespace AiGate.Web.Features.Gateway;
+
+/// <summary>
+/// Writes server-sent events straight into the response's buffer (the PipeWriter), with no strings:
+/// <c>data: {json}\n\n</c>. The relay flushes after each batch read from the upstream.
+/// </summary>
+public sealed class SseWriter(IBufferWriter<byte> output)
+{
+    private readonly Utf8JsonWriter _json = new(output, new JsonWriterOptions { SkipValidation = true });
+
+    public long EventsWritten { get; private set; }
+
+    /// <summary>An event whose data is already JSON (passed through byte for byte).</summary>
+    public void WriteData(ReadOnlySpan<byte> data)
+    {
+        output.Write("data: "u8);
+        output.Write(data);
+        output.Write("\n\n"u8);
+        EventsWritten++;
+    }
+
+    public void WriteJson(JsonNode node)
+    {
+        output.Write("data: "u8);
+        _json.Reset(output);
+        node.WriteTo(_json);
+        _json.Flush();
+        output.Write("\n\n"u8);
+        EventsWritten++;
+    }
+
+    /// <summary>An event built with the JSON writer.</summary>
+    public void WriteJson<TState>(TState state, Action<Utf8JsonWriter, TState> write)
+    {
+        output.Write("data: "u8);
+        _json.Reset(output);
+        write(_json, state);
+        _json.Flush();
+        output.Write("\n\n"u8);
+        EventsWritten++;
+    }
+
+    public void WriteDone()
+    {
+        output.Write("data: [DONE]\n\n"u8);
+        EventsWritten++;
+    }
+
+    /// <summary>An OpenAI-shaped error inside a stream that already started (RELIABILITY F3): then [DONE].</summary>
+    public void WriteErrorAndDone(string message, string type = "server_error", string? code = null)
+    {
+        WriteJson((message, type, code), static (w, s) => ApiErrors.WriteEnvelope(w, s.message, s.type, s.code, null));
+        WriteDone();
+    }
+}
+
+/// <summary>OpenAI's usage object, with our cost added (<c>usage.cost</c> in USD, as OpenRouter does).</summary>
+public static class UsageJson
+{
+    public static JsonObject Create(TokenUsage usage, long costMicros) => new()
+    {
+        ["prompt_tokens"] = usage.PromptTokens,
+        ["completion_tokens"] = usage.CompletionTokens,
+        ["total_tokens"] = usage.TotalTokens,
+        ["prompt_tokens_details"] = new JsonObject { ["cached_tokens"] = usage.CachedTokens },
+        ["cost"] = ModelPricing.MicrosToUsd(costMicros),
+    };
+
+    /// <summary>Reads OpenAI's usage object; null when it is missing or nonsensical (negative counts).</summary>
+    public static TokenUsage? Read(JsonNode? usage)
+    {
+        if (usage is not JsonObject u) return null;
+        var prompt = ReadLong(u["prompt_tokens"]) ?? ReadLong(u["input_tokens"]);
+        var completion = ReadLong(u["completion_tokens"]) ?? ReadLong(u["output_tokens"]) ?? 0;
+        var cached = ReadLong(u["prompt_tokens_details"]?["cached_tokens"]) ?? 0;
+        if (prompt is null || prompt < 0 || completion < 0 || cached < 0) return null;
+        return new TokenUsage(prompt.Value, completion, cached);
+    }
+
+    internal static long? ReadLong(JsonNode? node) =>
+        node is JsonValue v && v.TryGetValue<long>(out var l) ? l
+        : node is JsonValue d && d.TryGetValue<double>(out var x) && x == Math.Floor(x) && x is >= 0 and < long.MaxValue ? (long)x
+        : null;
+}

@@ -1,0 +1,106 @@
+using System.Collections.Concurrent;
+using System.Collections.Frozen;
+using AiGate.Web.Data;
+using AiGate.Web.Infrastructure;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace AiGate.Web.Features.Keys;
+
+/// <summary>What the gateway knows about the key of a request.</summary>
+public sealed record KeyIdentity(
+    Guid KeyId, Guid OwnerId, string Prefix, DateTimeOffset? ExpiresAt, long? CreditLimitMicros,
+    int? RequestsPerMinute, int? TokensPerMinute, FrozenSet<string> AllowedModels);
+
+/// <summary>
+/// Bearer key → <see cref="KeyIdentity"/>, without a database round trip in the steady state.
+/// A malformed key is refused before any lookup (checksum). Found and not-found answers are both
+/// cached for a short TTL; revocation, rotation and account changes evict entries on every instance
+/// through <see cref="CacheNotifications"/> (payloads <c>key:{id}</c> and <c>owner:{id}</c>).
+/// </summary>
+public sealed class ApiKeyCache
+{
+    private const int MaxEntries = 100_000;
+    private static readonly TimeSpan NegativeTtl = TimeSpan.FromSeconds(5);
+
+    private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<Guid, DateTimeOffset> _lastUsed = new();
+    private readonly IServiceScopeFactory _scopes;
+    private readonly ApiKeyHasher _hasher;
+    private readonly TimeProvider _clock;
+    private readonly TimeSpan _ttl;
+
+    public ApiKeyCache(IServiceScopeFactory scopes, ApiKeyHasher hasher, TimeProvider clock, IOptions<KeysOptions> options, CacheNotifications notifications)
+    {
+        _scopes = scopes;
+        _hasher = hasher;
+        _clock = clock;
+        _ttl = TimeSpan.FromSeconds(options.Value.CacheSeconds);
+        notifications.Subscribe(OnNotice);
+    }
+
+    public async ValueTask<KeyIdentity?> FindAsync(string key, CancellationToken ct)
+    {
+        if (!ApiKeyFormat.IsWellFormed(key)) return null;
+        var hash = _hasher.Hash(key);
+        var cacheKey = Convert.ToBase64String(hash);
+        var now = _clock.GetUtcNow();
+
+        if (!_entries.TryGetValue(cacheKey, out var entry) || entry.StaleAt <= now)
+        {
+            var identity = await LoadAsync(hash, ct);
+            if (_entries.Count >= MaxEntries) _entries.Clear();   // a flood of distinct valid-looking keys: start over
+            entry = new Entry(identity, now + (identity is null ? NegativeTtl : _ttl));
+            _entries[cacheKey] = entry;
+        }
+
+        var found = entry.Identity;
+        if (found is null || found.ExpiresAt <= now) return null;
+        _lastUsed[found.KeyId] = now;
+        return found;
+    }
+
+    /// <summary>Keys used since the last call, with when; <see cref="KeyUsageFlusher"/> writes them in one statement.</summary>
+    public IReadOnlyList<(Guid KeyId, DateTimeOffset At)> TakeLastUsed()
+    {
+        var taken = new List<(Guid, DateTimeOffset)>(_lastUsed.Count);
+        foreach (var (id, at) in _lastUsed)
+            if (_lastUsed.TryRemove(new KeyValuePair<Guid, DateTimeOffset>(id, at))) taken.Add((id, at));
+        return taken;
+    }
+
+    private async Task<KeyIdentity?> LoadAsync(byte[] hash, CancellationToken ct)
+    {
+        await using var scope = _scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+        var row = await db.Set<ApiKey>().AsNoTracking()
+            .Where(k => k.KeyHash == hash && k.RevokedAt == null && k.Owner!.EmailConfirmed)
+            .Select(k => new { k.Id, k.OwnerId, k.Prefix, k.ExpiresAt, k.CreditLimitMicros, k.RequestsPerMinute, k.TokensPerMinute, k.AllowedModels })
+            .FirstOrDefaultAsync(ct);
+        return row is null
+            ? null
+            : new KeyIdentity(row.Id, row.OwnerId, row.Prefix, row.ExpiresAt, row.CreditLimitMicros, row.RequestsPerMinute,
+                row.TokensPerMinute, row.AllowedModels.ToFrozenSet(StringComparer.Ordinal));
+    }
+
+    private void OnNotice(string? payload)
+    {
+        if (payload is null)
+        {
+            _entries.Clear();
+            return;
+        }
+        if (payload.StartsWith("key:", StringComparison.Ordinal) && Guid.TryParse(payload.AsSpan(4), out var keyId))
+            Evict(e => e.KeyId == keyId);
+        else if (payload.StartsWith("owner:", StringComparison.Ordinal) && Guid.TryParse(payload.AsSpan(6), out var ownerId))
+            Evict(e => e.OwnerId == ownerId);
+    }
+
+    private void Evict(Func<KeyIdentity, bool> match)
+    {
+        foreach (var (cacheKey, entry) in _entries)
+            if (entry.Identity is { } identity && match(identity)) _entries.TryRemove(cacheKey, out _);
+    }
+
+    private sealed record Entry(KeyIdentity? Identity, DateTimeOffset StaleAt);
+}

@@ -1,0 +1,18 @@
+namespace AiGate.Web.Features.Keys;
+
+public sealed class KeysOptions
+{
+    public const string Section = "Keys";
+
+    /// <summary>
+    /// Base64 of at least 32 random bytes; set <c>Keys__Pepper</c> in Production (the app refuses to
+    /// start without it). Changing it invalidates every issued key.
+    /// </summary>
+    public string? Pepper { get; set; }
+
+    /// <summary>Issue <c>ag_live_</c> keys (Production) or <c>ag_test_</c> keys (everywhere else).</summary>
+    public bool LiveKeys { get; set; }
+
+    /// <summary>How long a looked-up key stays cached when no revocation notice arrives (the fallback for a lost LISTEN connection).</summary>
+    public int CacheSeconds { get; set; } = 15;
+}

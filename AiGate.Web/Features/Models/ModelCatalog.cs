@@ -1,0 +1,110 @@
+using System.Collections.Frozen;
+using AiGate.Web.Data;
+using AiGate.Web.Infrastructure;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace AiGate.Web.Features.Models;
+
+/// <summary>A catalogue model as the gateway uses it: price resolved, only routes whose provider is configured.</summary>
+public sealed record ResolvedModel(
+    string Id, string Name, string Kind, string OwnedBy, int ContextLength, int MaxOutputTokens,
+    ModelPricing? Pricing, IReadOnlyList<ModelRoute> Routes, DateTimeOffset CreatedAt)
+{
+    public bool IsServable => Pricing is not null && Routes.Count > 0;
+}
+
+/// <summary>
+/// The catalogue in memory: a frozen snapshot of enabled models, looked up by id or alias with no
+/// database round trip. Reloaded every minute and at once when an admin change publishes
+/// <c>catalog</c> (<see cref="CacheNotifications"/>).
+/// </summary>
+public sealed partial class ModelCatalog(IServiceScopeFactory scopes, IOptions<ModelsOptions> options, CacheNotifications notifications,
+    ILogger<ModelCatalog> logger) : BackgroundService
+{
+    private static readonly TimeSpan RefreshInterval = TimeSpan.FromMinutes(1);
+    private volatile Snapshot _snapshot = Snapshot.Empty;
+    private readonly SemaphoreSlim _reloadGate = new(1, 1);
+    private readonly TaskCompletionSource _loaded = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Names of the providers this instance can reach; set by the provider registry.</summary>
+    public FrozenSet<string> ConfiguredProviders { get; set; } = FrozenSet<string>.Empty;
+
+    public IReadOnlyList<ResolvedModel> All => _snapshot.Models;
+
+    public async ValueTask<ResolvedModel?> FindAsync(string idOrAlias, CancellationToken ct)
+    {
+        if (!_loaded.Task.IsCompleted) await ReloadAsync(ct);
+        return _snapshot.ByName.GetValueOrDefault(idOrAlias);
+    }
+
+    public async Task ReloadAsync(CancellationToken ct)
+    {
+        await _reloadGate.WaitAsync(ct);
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
+            var rows = await db.Set<CatalogModel>().AsNoTracking().Include(m => m.Routes).Where(m => m.Enabled).ToListAsync(ct);
+            var margin = options.Value.DefaultMarginBasisPoints;
+            var models = rows.OrderBy(m => m.Id, StringComparer.Ordinal).Select(m => new ResolvedModel(
+                m.Id, m.Name, m.Kind, m.OwnedBy, m.ContextLength, m.MaxOutputTokens,
+                m.InputMicrosPerMTok is { } input && m.OutputMicrosPerMTok is { } output
+                    ? new ModelPricing(input, output, m.CachedInputMicrosPerMTok ?? input, m.MarginBasisPoints ?? margin)
+                    : null,
+                [.. m.Routes.Where(r => r.Enabled && ConfiguredProviders.Contains(r.Provider)).OrderBy(r => r.Priority).ThenBy(r => r.Id)],
+                m.CreatedAt)).ToList();
+            var byName = new Dictionary<string, ResolvedModel>(StringComparer.Ordinal);
+            foreach (var (model, row) in models.Zip(rows.OrderBy(m => m.Id, StringComparer.Ordinal)))
+            {
+                byName[model.Id] = model;
+                foreach (var alias in row.Aliases) byName.TryAdd(alias, model);
+            }
+            foreach (var unpriced in models.Where(m => m.Pricing is null)) LogUnpriced(unpriced.Id);
+            _snapshot = new Snapshot(models, byName.ToFrozenDictionary(StringComparer.Ordinal));
+            _loaded.TrySetResult();
+        }
+        finally
+        {
+            _reloadGate.Release();
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        notifications.Subscribe(payload =>
+        {
+            if (payload is null or "catalog") _ = Task.Run(() => ReloadQuietlyAsync(stoppingToken), stoppingToken);
+        });
+        using var timer = new PeriodicTimer(RefreshInterval);
+        await ReloadQuietlyAsync(stoppingToken);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken)) await ReloadQuietlyAsync(stoppingToken);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { }
+    }
+
+    private async Task ReloadQuietlyAsync(CancellationToken ct)
+    {
+        try
+        {
+            await ReloadAsync(ct);
+        }
+        catch (Exception ex) when (ex is Npgsql.NpgsqlException or TimeoutException or InvalidOperationException)
+        {
+            LogReloadFailed(ex);   // keep serving the last snapshot
+        }
+    }
+
+    private sealed record Snapshot(IReadOnlyList<ResolvedModel> Models, FrozenDictionary<string, ResolvedModel> ByName)
+    {
+        public static readonly Snapshot Empty = new([], FrozenDictionary<string, ResolvedModel>.Empty);
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Model {ModelId} has no price and will not be served until an admin sets one")]
+    private partial void LogUnpriced(string modelId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not reload the model catalogue; serving the previous snapshot")]
+    private partial void LogReloadFailed(Exception ex);
+}

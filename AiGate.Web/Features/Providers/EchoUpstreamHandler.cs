@@ -1,0 +1,127 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace AiGate.Web.Features.Providers;
+
+/// <summary>
+/// The <c>echo</c> provider: an in-process upstream that speaks OpenAI's wire format, so local runs
+/// and tests exercise the whole gateway (routing, streaming, usage, billing) with no network and
+/// no provider key. Deterministic: the reply is "Echo: " and the last user message, capped at
+/// <c>max_tokens</c> words; tokens are counted as ceil(UTF-8 bytes / 4). Refused in Production.
+/// </summary>
+public sealed class EchoUpstreamHandler : HttpMessageHandler
+{
+    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        var body = JsonNode.Parse(await request.Content!.ReadAsByteArrayAsync(cancellationToken)) as JsonObject ?? [];
+        var path = request.RequestUri!.AbsolutePath;
+        if (path.EndsWith("/embeddings", StringComparison.Ordinal)) return Json(Embeddings(body));
+        if (!path.EndsWith("/chat/completions", StringComparison.Ordinal)) return new HttpResponseMessage(HttpStatusCode.NotFound);
+
+        var model = body["model"]?.GetValue<string>() ?? "echo";
+        var prompt = body["messages"]?.ToJsonString() ?? "";
+        var reply = Reply(body);
+        var promptTokens = Tokens(prompt);
+        var completionTokens = Tokens(reply);
+        var id = "chatcmpl-echo" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(prompt)))[..16];
+        var usage = new JsonObject { ["prompt_tokens"] = promptTokens, ["completion_tokens"] = completionTokens, ["total_tokens"] = promptTokens + completionTokens };
+
+        if (body["stream"]?.GetValueKind() != JsonValueKind.True)
+        {
+            return Json(new JsonObject
+            {
+                ["id"] = id, ["object"] = "chat.completion", ["created"] = 1_700_000_000, ["model"] = model,
+                ["choices"] = new JsonArray(new JsonObject
+                {
+                    ["index"] = 0,
+                    ["message"] = new JsonObject { ["role"] = "assistant", ["content"] = reply },
+                    ["finish_reason"] = "stop",
+                }),
+                ["usage"] = usage,
+            });
+        }
+
+        var sse = new StringBuilder();
+        void Chunk(JsonObject delta, string? finish) => sse.Append("data: ").Append(new JsonObject
+        {
+            ["id"] = id, ["object"] = "chat.completion.chunk", ["created"] = 1_700_000_000, ["model"] = model,
+            ["choices"] = new JsonArray(new JsonObject { ["index"] = 0, ["delta"] = delta, ["finish_reason"] = finish }),
+        }.ToJsonString()).Append("\n\n");
+        Chunk(new JsonObject { ["role"] = "assistant", ["content"] = "" }, null);
+        var words = reply.Split(' ');
+        for (var i = 0; i < words.Length; i++) Chunk(new JsonObject { ["content"] = (i == 0 ? "" : " ") + words[i] }, null);
+        Chunk([], "stop");
+        if (body["stream_options"]?["include_usage"]?.GetValueKind() == JsonValueKind.True)
+            sse.Append("data: ").Append(new JsonObject
+            {
+                ["id"] = id, ["object"] = "chat.completion.chunk", ["created"] = 1_700_000_000, ["model"] = model,
+                ["choices"] = new JsonArray(), ["usage"] = usage,
+            }.ToJsonString()).Append("\n\n");
+        sse.Append("data: [DONE]\n\n");
+        var response = new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent(Encoding.UTF8.GetBytes(sse.ToString())) };
+        response.Content.Headers.ContentType = new MediaTypeHeaderValue("text/event-stream");
+        return response;
+    }
+
+    private static string Reply(JsonObject body)
+    {
+        var last = body["messages"] is JsonArray messages
+            ? messages.OfType<JsonObject>().LastOrDefault(m => m["role"]?.GetValue<string>() == "user")?["content"]
+            : null;
+        var text = last switch
+        {
+            JsonValue v when v.TryGetValue<string>(out var s) => s,
+            JsonArray parts => string.Join(" ", parts.OfType<JsonObject>().Where(p => p["type"]?.GetValue<string>() == "text")
+                .Select(p => p["text"]?.GetValue<string>() ?? "")),
+            _ => "",
+        };
+        var words = ("Echo: " + text).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        var max = body["max_tokens"] ?? body["max_completion_tokens"];
+        var limit = max is JsonValue m && m.TryGetValue<int>(out var n) && n > 0 ? n : 256;
+        return string.Join(' ', words.Take(limit));
+    }
+
+    private static JsonObject Embeddings(JsonObject body)
+    {
+        var inputs = body["input"] switch
+        {
+            JsonArray array => array.Select(i => i?.ToJsonString() ?? "").ToList(),
+            { } single => [single.ToJsonString()],
+            _ => [],
+        };
+        var dimensions = body["dimensions"] is JsonValue d && d.TryGetValue<int>(out var dim) && dim is > 0 and <= 4096 ? dim : 8;
+        var base64 = body["encoding_format"]?.GetValue<string>() == "base64";
+        var data = new JsonArray();
+        for (var i = 0; i < inputs.Count; i++)
+        {
+            var hash = SHA256.HashData(Encoding.UTF8.GetBytes(inputs[i]));
+            var vector = Enumerable.Range(0, dimensions).Select(k => (hash[k % hash.Length] - 128) / 128f).ToArray();
+            data.Add(new JsonObject
+            {
+                ["object"] = "embedding",
+                ["index"] = i,
+                ["embedding"] = base64 ? Convert.ToBase64String(MemoryMarshal.AsBytes(vector.AsSpan())) : new JsonArray([.. vector.Select(x => (JsonNode)x)]),
+            });
+        }
+        var tokens = inputs.Sum(Tokens);
+        return new JsonObject
+        {
+            ["object"] = "list", ["data"] = data, ["model"] = body["model"]?.GetValue<string>() ?? "echo",
+            ["usage"] = new JsonObject { ["prompt_tokens"] = tokens, ["total_tokens"] = tokens },
+        };
+    }
+
+    private static int Tokens(string text) => (Encoding.UTF8.GetByteCount(text) + 3) / 4;
+
+    private static HttpResponseMessage Json(JsonObject body)
+    {
+        var response = new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(body)) };
+        response.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        return response;
+    }
+}

@@ -1,0 +1,21 @@
+using Polly;
+
+namespace AiGate.Web.Features.Providers;
+
+/// <summary>A configured provider, ready to call: where, with which key, how to speak to it, and its circuit breaker.</summary>
+public sealed class Provider
+{
+    public required string Name { get; init; }
+    public required ProviderKind Kind { get; init; }
+    public required Uri BaseUrl { get; init; }
+    public required string? ApiKey { get; init; }
+    public required TimeSpan Timeout { get; init; }
+    public required TimeSpan StreamIdleTimeout { get; init; }
+    public required ProviderAdapter Adapter { get; init; }
+    public required HttpMessageInvoker Http { get; init; }
+    /// <summary>Opens at ≥ 50 % failures over ≥ 20 calls in 30 s, for 15 s (RELIABILITY F4); while open, routing skips the provider.</summary>
+    public required ResiliencePipeline<HttpResponseMessage> Breaker { get; init; }
+
+    /// <summary>The URL of a path under the base URL ("chat/completions" → https://api.openai.com/v1/chat/completions).</summary>
+    public Uri Url(string relativePath) => new(BaseUrl.AbsoluteUri.TrimEnd('/') + "/" + relativePath);
+}

@@ -1,0 +1,29 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace AiGate.Web.Features.Providers;
+
+/// <summary>
+/// One upstream provider from configuration: <c>Providers__&lt;name&gt;__Kind|BaseUrl|ApiKey</c>. The
+/// name is what model routes refer to; a provider named like a seeded one (<c>openai</c>,
+/// <c>anthropic</c>, <c>gemini</c>) serves that provider's seeded models.
+/// </summary>
+public sealed class ProviderOptions
+{
+    /// <summary><c>openai</c> (and any OpenAI-compatible API), <c>anthropic</c>, <c>gemini</c> or <c>echo</c> (local only).</summary>
+    public string Kind { get; set; } = "";
+
+    /// <summary>As each provider's official SDK writes it: <c>https://api.openai.com/v1</c>, <c>https://api.anthropic.com</c>, <c>https://generativelanguage.googleapis.com</c>.</summary>
+    public string? BaseUrl { get; set; }
+
+    public string? ApiKey { get; set; }
+
+    /// <summary>Longest wait for the upstream's response headers (time to first byte), per attempt.</summary>
+    [Range(1, 600)]
+    public int TimeoutSeconds { get; set; } = 60;
+
+    /// <summary>Longest silence between two chunks of a streamed response.</summary>
+    [Range(1, 600)]
+    public int StreamIdleSeconds { get; set; } = 60;
+}
+
+public enum ProviderKind { OpenAi, Anthropic, Gemini, Echo }

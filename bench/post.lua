@@ -1,0 +1,8 @@
+-- wrk script: POST the body file named by BODY_FILE with the bearer key in AIGATE_KEY (when set).
+local f = assert(io.open(os.getenv("BODY_FILE"), "r"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+local key = os.getenv("AIGATE_KEY")
+if key and key ~= "" then wrk.headers["Authorization"] = "Bearer " .. key end
