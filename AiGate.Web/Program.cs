@@ -1,6 +1,8 @@
 using AiGate.Web.Data;
 using AiGate.Web.Data.Migrations;
+using AiGate.Web.Features.Accounts;
 using AiGate.Web.Features.Credits;
+using AiGate.Web.Features.Email;
 using AiGate.Web.Features.Gateway;
 using AiGate.Web.Features.Jobs;
 using AiGate.Web.Features.Keys;
@@ -18,6 +20,8 @@ try
     builder.AddInfrastructure();
     builder.AddData();
     builder.AddJobs();
+    builder.AddAccounts();
+    builder.AddEmail();
     builder.AddKeys();
     builder.AddCredits();
     builder.AddGateway();
@@ -29,6 +33,7 @@ try
 
     app.UseInfrastructure();
     app.MapGateway();
+    app.MapEmail();
     app.MapRazorPages();
 }
 catch (StartupConfigurationException ex)

@@ -1,4 +1,5 @@
 using System.Text;
+using AiGate.Web.Features.Email;
 using AiGate.Web.Features.Jobs;
 using AiGate.Web.Infrastructure;
 using Microsoft.AspNetCore.Identity;
@@ -18,6 +19,7 @@ public sealed class AppDbContext(DbContextOptions<AppDbContext> options)
 {
     public DbSet<JobRun> JobRuns => Set<JobRun>();
     public DbSet<DataProtectionKeyRow> DataProtectionKeys => Set<DataProtectionKeyRow>();
+    public DbSet<OutboxEmail> EmailOutbox => Set<OutboxEmail>();
 
     protected override void OnModelCreating(ModelBuilder builder)
     {

@@ -6,4 +6,10 @@ namespace AiGate.Web.Data;
 public sealed class AppUser : IdentityUser<Guid>
 {
     public DateTimeOffset CreatedAt { get; set; }
+
+    /// <summary>
+    /// The last authenticator (TOTP) time step accepted for this user. A code is accepted only for a
+    /// later step, so each code works once (RFC 6238 §5.2); see ReplaySafeAuthenticatorTokenProvider.
+    /// </summary>
+    public long? TotpLastStep { get; set; }
 }

@@ -15,7 +15,7 @@ public static class MigrationCatalog
         SchemaMigration.Sql(1, "identity"),
         SchemaMigration.Code(2, "quartz_tables", QuartzSchema.CreateTablesAsync),
         SchemaMigration.Sql(3, "job_runs_and_data_protection"),
-        // 4 is taken by the accounts and e-mail work.
+        SchemaMigration.Sql(4, "accounts_and_email"),
         SchemaMigration.Sql(5, "gateway"),
         SchemaMigration.Sql(6, "credits"),
     ];

@@ -1,0 +1,86 @@
+using System.ComponentModel.DataAnnotations;
+using AiGate.Web.Data;
+using AiGate.Web.Features.Accounts;
+using AiGate.Web.Features.Email;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Mvc.RazorPages;
+using Microsoft.Extensions.Options;
+
+namespace AiGate.Web.Pages.Account;
+
+/// <summary>
+/// Sign up. The answer is the same whether or not the address already has an account (ASVS 6.3.8):
+/// a new address gets a confirmation link, a known one a "you already have an account" mail, and the
+/// page says "check your inbox" either way. The user and its mail are saved in one transaction.
+/// </summary>
+public sealed class RegisterModel(UserManager<AppUser> users, AppDbContext db, EmailOutbox outbox, AccountRateLimits limits,
+    TimeProvider clock, IOptions<EmailOptions> emailOptions) : PageModel
+{
+    [BindProperty] public InputModel Input { get; set; } = new();
+
+    public void OnGet() { }
+
+    public async Task<IActionResult> OnPostAsync(CancellationToken ct)
+    {
+        if (!ModelState.IsValid) return Page();
+        var email = Input.Email.Trim();
+        if (!limits.TryAcquire(AccountForm.Register, HttpContext, email))
+        {
+            ModelState.AddModelError("", AccountRateLimits.Message);
+            Response.StatusCode = StatusCodes.Status429TooManyRequests;
+            return Page();
+        }
+
+        var user = new AppUser { Id = Guid.CreateVersion7(), UserName = email, Email = email, CreatedAt = clock.GetUtcNow() };
+        // Password rules first, so a weak password gets the same answer for known and unknown addresses.
+        foreach (var validator in users.PasswordValidators)
+        {
+            var check = await validator.ValidateAsync(users, user, Input.Password);
+            foreach (var error in check.Errors) ModelState.AddModelError($"{nameof(Input)}.{nameof(Input.Password)}", error.Description);
+        }
+        if (!ModelState.IsValid) return Page();
+
+        var existing = await users.FindByEmailAsync(email);
+        if (existing is not null)
+        {
+            users.PasswordHasher.HashPassword(user, Input.Password);   // the same work as a sign-up, so timing tells nothing either
+            outbox.Enqueue(existing.Email!, EmailTemplates.AlreadyRegistered(Link("/Account/Login"), Link("/Account/ForgotPassword")), existing.Id);
+            await db.SaveChangesAsync(ct);
+        }
+        else
+        {
+            await using var transaction = await db.Database.BeginTransactionAsync(ct);
+            var created = await users.CreateAsync(user, Input.Password);
+            if (!created.Succeeded)
+            {
+                foreach (var error in created.Errors) ModelState.AddModelError("", error.Description);
+                return Page();
+            }
+            var token = await users.GenerateEmailConfirmationTokenAsync(user);
+            var url = Url.Page("/Account/ConfirmEmail", null, new { userId = user.Id, code = AccountLinks.EncodeToken(token) })!;
+            outbox.Enqueue(email, EmailTemplates.ConfirmEmail(Link(url)), user.Id);
+            await db.SaveChangesAsync(ct);
+            await transaction.CommitAsync(ct);
+        }
+        TempData["RegisteredEmail"] = email;
+        return RedirectToPage("RegisterConfirmation");
+    }
+
+    private string Link(string relative) => AccountLinks.Absolute(Request, emailOptions.Value, relative);
+
+    public sealed class InputModel
+    {
+        [Required, EmailAddress, StringLength(256)]
+        [Display(Name = "E-mail")]
+        public string Email { get; set; } = "";
+
+        [Required, StringLength(512, MinimumLength = 8, ErrorMessage = "Use at least 8 characters (long passphrases are welcome).")]
+        [DataType(DataType.Password)]
+        public string Password { get; set; } = "";
+
+        [Required, DataType(DataType.Password), Compare(nameof(Password), ErrorMessage = "The two passwords do not match.")]
+        [Display(Name = "Confirm password")]
+        public string ConfirmPassword { get; set; } = "";
+    }
+}
