@@ -20,6 +20,8 @@ public static class InfrastructureExtensions
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<CacheNotifications>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<CacheNotifications>());
+        builder.Services.AddSingleton<InstanceRegistry>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<InstanceRegistry>());
         builder.Services.AddProblemDetails();
         builder.Services.AddAppHealthChecks();
 

@@ -18,5 +18,6 @@ public static class MigrationCatalog
         SchemaMigration.Sql(4, "accounts_and_email"),
         SchemaMigration.Sql(5, "gateway"),
         SchemaMigration.Sql(6, "credits"),
+        SchemaMigration.Sql(7, "instances"),
     ];
 }

@@ -16,7 +16,7 @@ namespace AiGate.Web.Features.Gateway;
 /// provider, relay the answer (JSON, or server-sent events as they arrive), report usage and cost.
 /// </summary>
 public sealed partial class ChatCompletionsEndpoint(
-    ApiKeyAuthenticator authenticator, ModelCatalog catalog, UpstreamRouter router, Metering metering, IOptions<GatewayOptions> options,
+    ApiKeyAuthenticator authenticator, ModelCatalog catalog, UpstreamRouter router, Metering metering, RateLimits rateLimits, IOptions<GatewayOptions> options,
     ILogger<ChatCompletionsEndpoint> logger)
 {
     private static readonly string[] Roles = ["system", "developer", "user", "assistant", "tool", "function"];
@@ -35,6 +35,9 @@ public sealed partial class ChatCompletionsEndpoint(
         var call = await ValidateAsync(context, key, body, bytes);
         if (call is null) return;
 
+        // Tokens as OpenAI counts them at admission: the prompt's estimate plus the output limit.
+        var admittedTokens = bytes / 4 + 1 + call.MaxOutputTokens;
+        if (!await rateLimits.AdmitAsync(context, key, admittedTokens)) return;
         var worstCase = Metering.WorstCaseMicros(call.Pricing, bytes, call.MaxOutputTokens);
         if (await metering.ReserveOrRefuseAsync(context, key, worstCase) is not { } reservation) return;
         var outcome = new MeteredOutcome("", null, StatusCodes.Status502BadGateway, call.Stream, null);
@@ -60,6 +63,7 @@ public sealed partial class ChatCompletionsEndpoint(
         {
             // Settles on every path, exceptions included: a reservation is never left held (RELIABILITY L6).
             await metering.CompleteAsync(context, reservation, key, call.Model, outcome, started);
+            rateLimits.Refund(key, admittedTokens - (outcome.Usage?.TotalTokens ?? 0));
         }
     }
 

@@ -13,7 +13,7 @@ namespace AiGate.Web.Features.Gateway;
 /// <c>POST /api/v1/embeddings</c>. <c>encoding_format</c> <c>float</c> or <c>base64</c> (what the
 /// official SDKs ask for by default) passes through to the provider, which encodes the vectors.
 /// </summary>
-public sealed class EmbeddingsEndpoint(ApiKeyAuthenticator authenticator, ModelCatalog catalog, UpstreamRouter router, Metering metering,
+public sealed class EmbeddingsEndpoint(ApiKeyAuthenticator authenticator, ModelCatalog catalog, UpstreamRouter router, Metering metering, RateLimits rateLimits,
     IOptions<GatewayOptions> options)
 {
     public async Task HandleAsync(HttpContext context)
@@ -67,6 +67,7 @@ public sealed class EmbeddingsEndpoint(ApiKeyAuthenticator authenticator, ModelC
             return;
         }
 
+        if (!await rateLimits.AdmitAsync(context, key, bytes / 4 + 1)) return;
         if (await metering.ReserveOrRefuseAsync(context, key, Metering.WorstCaseMicros(pricing, bytes, 0)) is not { } reservation) return;
         var outcome = new MeteredOutcome("", null, StatusCodes.Status502BadGateway, false, null);
         try

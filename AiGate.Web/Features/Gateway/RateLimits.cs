@@ -1,0 +1,153 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using AiGate.Web.Features.Keys;
+using AiGate.Web.Infrastructure;
+using Microsoft.Extensions.Options;
+
+namespace AiGate.Web.Features.Gateway;
+
+public sealed class RateLimitsOptions
+{
+    public const string Section = "RateLimits";
+
+    /// <summary>Requests per minute for an account across all its keys (plans will set this per plan).</summary>
+    public int AccountRequestsPerMinute { get; set; } = 1200;
+
+    /// <summary>Tokens per minute for an account (prompt estimate + output limit at admission, as OpenAI counts).</summary>
+    public long AccountTokensPerMinute { get; set; } = 2_000_000;
+}
+
+/// <summary>The verdict on one request, with what the <c>x-ratelimit-*</c> headers report.</summary>
+public readonly record struct RateDecision(bool Allowed, string? Exceeded, TimeSpan RetryAfter,
+    long RequestLimit, long RequestsRemaining, TimeSpan RequestsReset, long TokenLimit, long TokensRemaining, TimeSpan TokensReset);
+
+/// <summary>
+/// RPM and TPM per key (the key's own limits) and per account (configured defaults), as token
+/// buckets that refill continuously over a minute. Several instances share the limits by each
+/// enforcing its share, limit ÷ live instances (<see cref="InstanceRegistry"/>), so the total stays
+/// within the limit however the load balancer spreads requests (RELIABILITY F12); one instance
+/// enforces the exact limit. Headers and 429s follow OpenAI's names.
+/// </summary>
+public sealed class RateLimits(IOptions<RateLimitsOptions> options, InstanceRegistry instances, TimeProvider clock)
+{
+    private readonly ConcurrentDictionary<(Guid, char), Bucket> _buckets = new();
+
+    public RateDecision Check(KeyIdentity key, long tokens)
+    {
+        var share = Math.Max(1, instances.LiveInstances);
+        var o = options.Value;
+        var now = clock.GetTimestamp();
+
+        var accountRequests = Get(key.OwnerId, 'r', Share(o.AccountRequestsPerMinute, share));
+        var accountTokens = Get(key.OwnerId, 't', Share(o.AccountTokensPerMinute, share));
+        var keyRequests = key.RequestsPerMinute is { } rpm ? Get(key.KeyId, 'R', Share(rpm, share)) : null;
+        var keyTokens = key.TokensPerMinute is { } tpm ? Get(key.KeyId, 'T', Share(tpm, share)) : null;
+
+        // The tightest bucket of each kind is what the client sees in the headers.
+        var requests = keyRequests is not null && keyRequests.Capacity < accountRequests.Capacity ? keyRequests : accountRequests;
+        var tokenBucket = keyTokens is not null && keyTokens.Capacity < accountTokens.Capacity ? keyTokens : accountTokens;
+        var cost = Math.Max(1, tokens);
+
+        lock (accountRequests)
+        lock (accountTokens)
+        {
+            Bucket?[] all = [accountRequests, accountTokens, keyRequests, keyTokens];
+            foreach (var bucket in all) bucket?.Refill(now, clock);
+            string? exceeded = null;
+            var wait = TimeSpan.Zero;
+            foreach (var (bucket, need, kind) in new[] { (keyRequests, 1L, "requests"), (accountRequests, 1L, "requests"), (keyTokens, cost, "tokens"), (accountTokens, cost, "tokens") })
+            {
+                if (bucket is null || bucket.Available >= Math.Min(need, bucket.Capacity)) continue;
+                exceeded ??= kind;
+                var missing = Math.Min(need, bucket.Capacity) - bucket.Available;
+                wait = TimeSpan.FromSeconds(Math.Max(wait.TotalSeconds, missing / bucket.PerSecond));
+            }
+            if (exceeded is null)
+            {
+                foreach (var (bucket, need) in new[] { (keyRequests, 1L), (accountRequests, 1L), (keyTokens, cost), (accountTokens, cost) })
+                    if (bucket is not null) bucket.Available -= Math.Min(need, bucket.Capacity);
+            }
+            return new RateDecision(exceeded is null, exceeded, wait,
+                requests.Capacity, (long)Math.Max(0, requests.Available), requests.UntilFull,
+                tokenBucket.Capacity, (long)Math.Max(0, tokenBucket.Available), tokenBucket.UntilFull);
+        }
+    }
+
+    /// <summary>Gives back tokens admitted on an estimate that the call did not use.</summary>
+    public void Refund(KeyIdentity key, long tokens)
+    {
+        if (tokens <= 0 || !_buckets.TryGetValue((key.OwnerId, 'r'), out var accountRequests) || !_buckets.TryGetValue((key.OwnerId, 't'), out var accountTokens))
+            return;
+        lock (accountRequests)   // the same locks, in the same order, as Check
+        lock (accountTokens)
+        {
+            accountTokens.Available = Math.Min(accountTokens.Capacity, accountTokens.Available + tokens);
+            if (_buckets.TryGetValue((key.KeyId, 'T'), out var keyTokens))
+                keyTokens.Available = Math.Min(keyTokens.Capacity, keyTokens.Available + tokens);
+        }
+    }
+
+    /// <summary>Admits the request or writes the 429; the headers go on either answer.</summary>
+    public async Task<bool> AdmitAsync(HttpContext context, KeyIdentity key, long tokens)
+    {
+        var decision = Check(key, tokens);
+        WriteHeaders(context.Response, decision);
+        if (decision.Allowed) return true;
+        var limit = decision.Exceeded == "tokens" ? decision.TokenLimit : decision.RequestLimit;
+        await ApiErrors.WriteAsync(context, StatusCodes.Status429TooManyRequests,
+            $"Rate limit reached for {decision.Exceeded} per minute (limit {limit} on this instance). " +
+            $"Please try again in {Duration(decision.RetryAfter)}.", decision.Exceeded!, "rate_limit_exceeded",
+            retryAfter: decision.RetryAfter);
+        return false;
+    }
+
+    public static void WriteHeaders(HttpResponse response, in RateDecision d)
+    {
+        var h = response.Headers;
+        h["x-ratelimit-limit-requests"] = d.RequestLimit.ToString(CultureInfo.InvariantCulture);
+        h["x-ratelimit-remaining-requests"] = d.RequestsRemaining.ToString(CultureInfo.InvariantCulture);
+        h["x-ratelimit-reset-requests"] = Duration(d.RequestsReset);
+        h["x-ratelimit-limit-tokens"] = d.TokenLimit.ToString(CultureInfo.InvariantCulture);
+        h["x-ratelimit-remaining-tokens"] = d.TokensRemaining.ToString(CultureInfo.InvariantCulture);
+        h["x-ratelimit-reset-tokens"] = Duration(d.TokensReset);
+    }
+
+    /// <summary>OpenAI's reset format: "1s", "6m0s", "120ms".</summary>
+    internal static string Duration(TimeSpan t) => t.TotalSeconds < 1
+        ? $"{Math.Max(0, (int)Math.Ceiling(t.TotalMilliseconds))}ms"
+        : t.TotalMinutes >= 1
+            ? string.Create(CultureInfo.InvariantCulture, $"{(int)t.TotalMinutes}m{t.Seconds}s")
+            : string.Create(CultureInfo.InvariantCulture, $"{Math.Ceiling(t.TotalSeconds):0}s");
+
+    private static long Share(long limit, int instances) => Math.Max(1, limit / instances);
+
+    private Bucket Get(Guid id, char kind, long capacity)
+    {
+        var bucket = _buckets.GetOrAdd((id, kind), static (_, c) => new Bucket(c), capacity);
+        if (bucket.Capacity != capacity)
+            lock (bucket) bucket.Resize(capacity);   // the instance count or the key's limit changed
+        return bucket;
+    }
+
+    private sealed class Bucket(long capacity)
+    {
+        public long Capacity { get; private set; } = capacity;
+        public double Available { get; set; } = capacity;
+        public double PerSecond => Capacity / 60.0;
+        private long _last;
+
+        public TimeSpan UntilFull => TimeSpan.FromSeconds(Math.Max(0, (Capacity - Available) / PerSecond));
+
+        public void Refill(long now, TimeProvider clock)
+        {
+            if (_last != 0) Available = Math.Min(Capacity, Available + clock.GetElapsedTime(_last, now).TotalSeconds * PerSecond);
+            _last = now;
+        }
+
+        public void Resize(long capacity)
+        {
+            Available = Math.Min(Available, capacity);
+            Capacity = capacity;
+        }
+    }
+}
