@@ -31,10 +31,13 @@ cs="${server/Database=aigate/Database=$db}"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 upstream_port=$(free_port)
 gateway_port=$(free_port)
+unmetered_port=$(free_port)
 pepper=$(head -c 32 /dev/urandom | base64)
 export ConnectionStrings__Default="$cs" Keys__Pepper="$pepper" ASPNETCORE_ENVIRONMENT=Production \
   Providers__bench__Kind=openai Providers__bench__BaseUrl="http://127.0.0.1:$upstream_port/v1" Providers__bench__ApiKey=bench-provider-key \
-  Logging__LogLevel__Default=Warning Jobs__SchedulerEnabled=false
+  Logging__LogLevel__Default=Warning Jobs__SchedulerEnabled=false \
+  Resend__ApiKey=re_bench_unused Email__From=bench@example.test Email__BaseUrl=http://127.0.0.1 \
+  RateLimits__AccountRequestsPerMinute=1000000000 RateLimits__AccountTokensPerMinute=1000000000000
 
 dotnet "$work/app/AiGate.Web.dll" migrate >/dev/null
 # A user, a priced model routed to the bench upstream, and a key.
@@ -49,13 +52,17 @@ values ('bench/model', 'Bench', 'chat', 'bench', 8192, 1024, 1000000, 2000000, 5
 insert into model_routes (model_id, provider, upstream_model, priority, weight, enabled) values ('bench/model', 'bench', 'bench-model', 0, 1, true);
 SQL
 key=$(dotnet "$work/app/AiGate.Web.dll" create-key --email bench@example.test --name bench | tail -n 1)
+dotnet "$work/app/AiGate.Web.dll" grant-credits --email bench@example.test --usd 100000 --reason bench >/dev/null
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 ASPNETCORE_URLS="http://127.0.0.1:$upstream_port" dotnet "$work/upstream/EchoUpstream.dll" >/dev/null 2>&1 & pids+=($!)
 dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$gateway_port" >"$work/gateway.log" 2>&1 & pids+=($!)
-for port in "$upstream_port" "$gateway_port"; do
+# The same build with metering switched off (refused in Production, so this one runs as Staging).
+ASPNETCORE_ENVIRONMENT=Staging Credits__DisableMeteringForBenchmarks=true \
+  dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$unmetered_port" >"$work/gateway-unmetered.log" 2>&1 & pids+=($!)
+for port in "$upstream_port" "$gateway_port" "$unmetered_port"; do
   for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 done
 
@@ -76,17 +83,23 @@ measure() {   # name url body-file key
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   errors=$(awk '/Non-2xx/ {print $5}' <<<"$out")
-  printf '%-28s %12s %10s %10s %8s\n' "$1" "$rps" "$p50" "$p99" "${errors:-0}"
+  printf '%-30s %12s %10s %10s %8s\n' "$1" "$rps" "$p50" "$p99" "${errors:-0}"
 }
 
 # Warm-up (JIT, connection pools, key cache), not reported.
 BODY_FILE="$work/gateway.json" AIGATE_KEY="$key" wrk -t1 -c8 -d3s -s bench/post.lua "http://127.0.0.1:$gateway_port/api/v1/chat/completions" >/dev/null
+BODY_FILE="$work/gateway.json" AIGATE_KEY="$key" wrk -t1 -c8 -d3s -s bench/post.lua "http://127.0.0.1:$unmetered_port/api/v1/chat/completions" >/dev/null
 BODY_FILE="$work/direct.json" wrk -t1 -c8 -d2s -s bench/post.lua "http://127.0.0.1:$upstream_port/v1/chat/completions" >/dev/null
 
 echo
 echo "wrk -t$threads -c$connections -d$duration, loopback, $(nproc) cores; upstream answers instantly"
-printf '%-28s %12s %10s %10s %8s\n' "case" "requests/s" "p50" "p99" "non-2xx"
+printf '%-30s %12s %10s %10s %8s\n' "case" "requests/s" "p50" "p99" "non-2xx"
 measure "direct, JSON"         "http://127.0.0.1:$upstream_port/v1/chat/completions" "$work/direct.json" ""
-measure "via AiGate, JSON"     "http://127.0.0.1:$gateway_port/api/v1/chat/completions" "$work/gateway.json" "$key"
+measure "AiGate, metering off, JSON" "http://127.0.0.1:$unmetered_port/api/v1/chat/completions" "$work/gateway.json" "$key"
+measure "AiGate, metering on, JSON"  "http://127.0.0.1:$gateway_port/api/v1/chat/completions" "$work/gateway.json" "$key"
 measure "direct, stream"       "http://127.0.0.1:$upstream_port/v1/chat/completions" "$work/direct-stream.json" ""
-measure "via AiGate, stream"   "http://127.0.0.1:$gateway_port/api/v1/chat/completions" "$work/gateway-stream.json" "$key"
+measure "AiGate, metering off, stream" "http://127.0.0.1:$unmetered_port/api/v1/chat/completions" "$work/gateway-stream.json" "$key"
+measure "AiGate, metering on, stream"  "http://127.0.0.1:$gateway_port/api/v1/chat/completions" "$work/gateway-stream.json" "$key"
+sleep 1
+# Every metered call is in the ledger: usage rows, and balance = Σ ledger.
+scripts/pg.sh psql -q -d "$db" -tA -c "select 'usage rows: ' || count(*) || ', ledger = balance: ' || ((select sum(amount_micros) from ledger_entries) = (select sum(balance_micros) from credit_accounts)) from usage_events"

@@ -11,6 +11,9 @@ public enum ReserveOutcome { Reserved, InsufficientCredits, KeyLimitReached, Una
 /// <summary>Credit set aside for one request until it settles. Settle or release it exactly once.</summary>
 public sealed class Reservation
 {
+    /// <summary>The stand-in when metering is off for a benchmark: nothing held, nothing charged.</summary>
+    public static readonly Reservation Unmetered = new(null!, new CreditLeases.UserLease(Guid.Empty), Guid.Empty, 0);
+
     internal Reservation(CreditLeases owner, CreditLeases.UserLease lease, Guid keyId, long amountMicros)
     {
         Owner = owner;

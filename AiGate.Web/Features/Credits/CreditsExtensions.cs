@@ -8,6 +8,10 @@ public static class CreditsExtensions
 {
     public static IHostApplicationBuilder AddCredits(this IHostApplicationBuilder builder)
     {
+        if (builder.Environment.IsProduction() &&
+            builder.Configuration.GetValue<bool>($"{CreditsOptions.Section}:{nameof(CreditsOptions.DisableMeteringForBenchmarks)}"))
+            throw new AiGate.Web.Infrastructure.StartupConfigurationException(
+                "Credits__DisableMeteringForBenchmarks serves requests without charging; it is refused in Production.");
         builder.Services.AddOptions<CreditsOptions>().BindConfiguration(CreditsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton<Ledger>();
         builder.Services.AddSingleton<CreditLeases>();

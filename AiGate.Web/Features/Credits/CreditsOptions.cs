@@ -21,4 +21,10 @@ public sealed class CreditsOptions
     /// <summary>A lease not renewed for this long belongs to a dead instance and is returned by the sweeper.</summary>
     [Range(10, 3600)]
     public int LeaseTtlSeconds { get; set; } = 60;
+
+    /// <summary>
+    /// Serve without reserving or charging: only for bench/run.sh's "metering off" comparison.
+    /// The app refuses to start with it in Production.
+    /// </summary>
+    public bool DisableMeteringForBenchmarks { get; set; }
 }

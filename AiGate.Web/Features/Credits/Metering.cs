@@ -28,6 +28,7 @@ public sealed class Metering(CreditLeases leases, UsageWriter writer, Ledger led
     /// <summary>Reserves, or writes the refusal (402 or 503) and returns null.</summary>
     public async Task<Reservation?> ReserveOrRefuseAsync(HttpContext context, KeyIdentity key, long worstCaseMicros)
     {
+        if (options.Value.DisableMeteringForBenchmarks) return Reservation.Unmetered;
         var (outcome, reservation) = await leases.ReserveAsync(key, worstCaseMicros, context.RequestAborted);
         switch (outcome)
         {
@@ -61,6 +62,7 @@ public sealed class Metering(CreditLeases leases, UsageWriter writer, Ledger led
     {
         var usage = outcome.Usage ?? new TokenUsage(0, 0);
         var cost = outcome.Usage is null ? 0 : model.Pricing!.Value.CostMicros(usage);
+        if (ReferenceEquals(reservation, Reservation.Unmetered)) return cost;
         leases.Settle(reservation, cost);
         await writer.EnqueueAsync(new UsageRecord(
             context.TraceIdentifier, key.OwnerId, key.KeyId, reservation.LeaseId, model.Id, outcome.Provider, usage, cost, outcome.Streamed,
