@@ -2,6 +2,7 @@ using AiGate.Web.Data;
 using AiGate.Web.Data.Migrations;
 using AiGate.Web.Features.Accounts;
 using AiGate.Web.Features.Credits;
+using AiGate.Web.Features.Demo;
 using AiGate.Web.Features.Email;
 using AiGate.Web.Features.Gateway;
 using AiGate.Web.Features.Jobs;
@@ -25,6 +26,7 @@ try
     builder.AddKeys();
     builder.AddCredits();
     builder.AddGateway();
+    builder.AddDemo();
     builder.Services.AddRazorPages();
     app = builder.Build();
 
@@ -44,7 +46,12 @@ catch (StartupConfigurationException ex)
 }
 
 if (app.Environment.IsDevelopment())
-    await app.Services.GetRequiredService<SchemaMigrator>().ApplyAsync(CancellationToken.None);   // production migrates in the release step
+{
+    // Local runs: migrate and seed at start. Production migrates in the release step and has no demo data.
+    await app.Services.GetRequiredService<SchemaMigrator>().ApplyAsync(CancellationToken.None);
+    await DemoSeeder.SeedAsync(app.Services, CancellationToken.None);
+    DemoSeeder.LogDemoAccounts(app.Logger, DemoSeeder.AdminEmail, DemoSeeder.AdminPassword, DemoSeeder.UserEmail, DemoSeeder.UserPassword);
+}
 
 await app.RunAsync();
 return 0;

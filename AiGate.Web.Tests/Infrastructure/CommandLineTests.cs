@@ -77,3 +77,20 @@ public sealed class CommandLineTests(AiGateApp app) : IClassFixture<AiGateApp>
         return (code, stdout.ToString());
     }
 }
+
+/// <summary>Demo data: idempotent, with the demo user's credit granted once.</summary>
+public sealed class SeedDemoTests(AiGateApp app) : IClassFixture<AiGateApp>
+{
+    [Fact]
+    public async Task Seed_demo_twice_creates_the_admin_and_the_user_once_with_credit_once()
+    {
+        for (var i = 0; i < 2; i++)
+            Assert.Equal(0, await CommandLine.RunAsync(app.Services, ["seed-demo"], TextWriter.Null, TextWriter.Null, CancellationToken.None));
+
+        Assert.Equal(2, await app.Database.ScalarAsync<long>("select count(*) from users where email in ('admin@aigate.local', 'demo@aigate.local')"));
+        Assert.Equal(1, await app.Database.ScalarAsync<long>(
+            "select count(*) from user_roles ur join roles r on r.id = ur.role_id join users u on u.id = ur.user_id where u.email = 'admin@aigate.local' and r.name = 'admin'"));
+        Assert.Equal(5_000_000, await app.Database.ScalarAsync<long>(
+            "select balance_micros from credit_accounts a join users u on u.id = a.user_id where u.email = 'demo@aigate.local'"));
+    }
+}
