@@ -181,7 +181,7 @@ public sealed class IndexModel(AppDbContext db, ApiKeyIssuer issuer, TimeProvide
         [Display(Name = "Expires after (optional)")]
         public DateOnly? ExpiresOn { get; set; }
 
-        [Range(typeof(decimal), "0.01", "1000000", ErrorMessage = "Enter an amount from 0.01 to 1,000,000.")]
+        [Range(typeof(decimal), "0.01", "1000000", ParseLimitsInInvariantCulture = true, ConvertValueInInvariantCulture = true, ErrorMessage = "Enter an amount from 0.01 to 1,000,000.")]
         [Display(Name = "Credit limit in USD (optional)")]
         public decimal? CreditLimitUsd { get; set; }
 
