@@ -190,7 +190,7 @@ public sealed partial class IndexTests(AccountsApp app) : IClassFixture<Accounts
     [InlineData("", "", "", "Give the key a name.")]
     [InlineData("ok", "0", "", "Enter an amount from 0.01 to 1,000,000.")]
     [InlineData("ok", "1.234", "", "Use at most 2 decimals, e.g. 25.50.")]
-    [InlineData("ok", "lots", "", "The value 'lots' is not valid for Credit limit in USD (optional).")]
+    [InlineData("ok", "lots", "", "The value 'lots' is not valid for Credit limit in USD.")]
     [InlineData("ok", "", "nope/unknown-model", "Unknown model: nope/unknown-model.")]
     public async Task Invalid_input_re_renders_with_a_message_and_creates_nothing(string name, string credit, string model, string message)
     {

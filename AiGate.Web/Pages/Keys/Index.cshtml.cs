@@ -178,22 +178,22 @@ public sealed class IndexModel(AppDbContext db, ApiKeyIssuer issuer, TimeProvide
         public string Name { get; set; } = "";
 
         [DataType(DataType.Date)]
-        [Display(Name = "Expires after (optional)")]
+        [Display(Name = "Expires after")]
         public DateOnly? ExpiresOn { get; set; }
 
         [Range(typeof(decimal), "0.01", "1000000", ParseLimitsInInvariantCulture = true, ConvertValueInInvariantCulture = true, ErrorMessage = "Enter an amount from 0.01 to 1,000,000.")]
-        [Display(Name = "Credit limit in USD (optional)")]
+        [Display(Name = "Credit limit in USD")]
         public decimal? CreditLimitUsd { get; set; }
 
         [Range(1, 1_000_000, ErrorMessage = "Enter a number from 1 to 1,000,000.")]
-        [Display(Name = "Requests per minute (optional)")]
+        [Display(Name = "Requests per minute")]
         public int? RequestsPerMinute { get; set; }
 
         [Range(1, 1_000_000_000, ErrorMessage = "Enter a number from 1 to 1,000,000,000.")]
-        [Display(Name = "Tokens per minute (optional)")]
+        [Display(Name = "Tokens per minute")]
         public int? TokensPerMinute { get; set; }
 
-        [Display(Name = "Allowed models (optional; none selected = all)")]
+        [Display(Name = "Allowed models (none selected: all)")]
         public List<string> AllowedModels { get; set; } = [];
     }
 
