@@ -1,5 +1,6 @@
 using AiGate.E2E.Infrastructure;
 using Microsoft.Playwright;
+using static AiGate.E2E.Infrastructure.Steps;
 
 namespace AiGate.E2E;
 
@@ -107,26 +108,5 @@ public sealed class AccountFlowTests(RunningApp app, Browser browser) : IClassFi
         Assert.Contains(email, await page.GetByRole(AriaRole.Main).InnerTextAsync(), StringComparison.Ordinal);
         await page.GotoAsync("/Account/Manage/Security");
         await Browser.ScreenshotAsync(page, "account-15-security-settings");
-    }
-
-    /// <summary>Opens the mailbox and waits (the outbox job is triggered on commit) until the message is there.</summary>
-    private static async Task<ILocator> OpenMailAsync(IPage page, string name)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (true)
-        {
-            await page.GotoAsync("/Admin/Mailbox");
-            var mail = page.GetByRole(AriaRole.Article, new() { Name = name });
-            if (await mail.CountAsync() > 0) return mail.First;
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"No mail '{name}' in the mailbox after 30 s.");
-            await Task.Delay(500);
-        }
-    }
-
-    private static async Task Expect(IPage page, string heading)
-    {
-        var h1 = page.GetByRole(AriaRole.Heading, new() { Level = 1 });
-        await h1.WaitForAsync();
-        Assert.Equal(heading, (await h1.InnerTextAsync()).Trim());
     }
 }

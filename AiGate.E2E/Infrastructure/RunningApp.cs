@@ -18,6 +18,9 @@ public sealed class RunningApp : IAsyncLifetime
 
     public Uri BaseUrl { get; private set; } = null!;
 
+    /// <summary>The app's own database, for running verbs against it.</summary>
+    public string ConnectionString { get; private set; } = "";
+
     /// <summary>What the app printed, for failure messages.</summary>
     public string Log { get { lock (_log) return _log.ToString(); } }
 
@@ -39,8 +42,9 @@ public sealed class RunningApp : IAsyncLifetime
         psi.ArgumentList.Add(Paths.WebDll);
         psi.ArgumentList.Add("--urls");
         psi.ArgumentList.Add(BaseUrl.ToString().TrimEnd('/'));
+        ConnectionString = new NpgsqlConnectionStringBuilder(Paths.ServerConnectionString) { Database = _database }.ConnectionString;
         psi.Environment["ASPNETCORE_ENVIRONMENT"] = "Development";
-        psi.Environment["ConnectionStrings__Default"] = new NpgsqlConnectionStringBuilder(Paths.ServerConnectionString) { Database = _database }.ConnectionString;
+        psi.Environment["ConnectionStrings__Default"] = ConnectionString;
         _process = Process.Start(psi)!;
         _process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
         _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
@@ -61,6 +65,20 @@ public sealed class RunningApp : IAsyncLifetime
             await Task.Delay(200);
         }
         throw new TimeoutException($"The app did not become ready within 60 s:\n{Log}");
+    }
+
+    /// <summary>
+    /// Runs a command-line verb of the same build (<c>grant-credits --email E --usd 5 --reason r</c>) with this
+    /// app's environment and database, as an operator would.
+    /// </summary>
+    public async Task<ProcessResult> RunVerbAsync(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = Path.Combine(Paths.Root, "AiGate.Web") };
+        psi.ArgumentList.Add(Paths.WebDll);
+        foreach (var arg in args) psi.ArgumentList.Add(arg);
+        psi.Environment["ASPNETCORE_ENVIRONMENT"] = "Development";
+        psi.Environment["ConnectionStrings__Default"] = ConnectionString;
+        return await ChildProcess.RunAsync(psi, TimeSpan.FromSeconds(60));
     }
 
     public async Task DisposeAsync()
