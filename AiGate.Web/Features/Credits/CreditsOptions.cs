@@ -21,4 +21,8 @@ public sealed class CreditsOptions
     /// <summary>A lease not renewed for this long belongs to a dead instance and is returned by the sweeper.</summary>
     [Range(10, 3600)]
     public int LeaseTtlSeconds { get; set; } = 60;
+
+    /// <summary>The size of one display credit in USD (DESIGN "Money": 1 credit = 0.01 USD). Money itself stays integer micro-USD.</summary>
+    [Range(typeof(decimal), "0.000001", "1000000", ParseLimitsInInvariantCulture = true, ConvertValueInInvariantCulture = true)]
+    public decimal UsdPerCredit { get; set; } = 0.01m;
 }
