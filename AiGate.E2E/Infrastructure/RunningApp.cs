@@ -18,6 +18,9 @@ public sealed class RunningApp : IAsyncLifetime
 
     public Uri BaseUrl { get; private set; } = null!;
 
+    /// <summary>The app's own database.</summary>
+    public string ConnectionString => new NpgsqlConnectionStringBuilder(Paths.ServerConnectionString) { Database = _database }.ConnectionString;
+
     /// <summary>What the app printed, for failure messages.</summary>
     public string Log { get { lock (_log) return _log.ToString(); } }
 
@@ -40,7 +43,7 @@ public sealed class RunningApp : IAsyncLifetime
         psi.ArgumentList.Add("--urls");
         psi.ArgumentList.Add(BaseUrl.ToString().TrimEnd('/'));
         psi.Environment["ASPNETCORE_ENVIRONMENT"] = "Development";
-        psi.Environment["ConnectionStrings__Default"] = new NpgsqlConnectionStringBuilder(Paths.ServerConnectionString) { Database = _database }.ConnectionString;
+        psi.Environment["ConnectionStrings__Default"] = ConnectionString;
         _process = Process.Start(psi)!;
         _process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
         _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
@@ -61,6 +64,33 @@ public sealed class RunningApp : IAsyncLifetime
             await Task.Delay(200);
         }
         throw new TimeoutException($"The app did not become ready within 60 s:\n{Log}");
+    }
+
+    /// <summary>
+    /// Runs one of the app's command-line verbs (<c>create-user</c>, <c>grant-credits</c>, <c>create-key</c>…) as a
+    /// child process against this app's database, as an operator would. Returns what it printed; fails on a non-zero exit.
+    /// </summary>
+    public async Task<string> RunVerbAsync(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = Path.Combine(Paths.Root, "AiGate.Web"),
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(Paths.WebDll);
+        foreach (var arg in args) psi.ArgumentList.Add(arg);
+        psi.Environment["ASPNETCORE_ENVIRONMENT"] = "Development";
+        psi.Environment["ConnectionStrings__Default"] = ConnectionString;
+        using var process = Process.Start(psi)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+        if (process.ExitCode != 0)
+            throw new InvalidOperationException($"{args[0]} exited with {process.ExitCode}: {await stderr}{await stdout}");
+        return await stdout;
     }
 
     public async Task DisposeAsync()
