@@ -45,6 +45,8 @@ public sealed class AccountFlowTests(RunningApp app, Browser browser) : IClassFi
         await page.GetByLabel("Password", new() { Exact = true }).FillAsync(password);
         await Browser.ScreenshotAsync(page, "account-05-login");
         await page.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
+        await Expect(page, "Dashboard");   // a log-in lands on the dashboard
+        await page.GetByRole(AriaRole.Link, new() { Name = "Account", Exact = true }).ClickAsync();
         await Expect(page, "Your account");
         await Browser.ScreenshotAsync(page, "account-06-account");
 
@@ -74,7 +76,7 @@ public sealed class AccountFlowTests(RunningApp app, Browser browser) : IClassFi
         await page.GetByLabel("Authentication code").FillAsync(Totp.Code(key, Math.Max(enableStep, Totp.CurrentStep) + 1));
         await Browser.ScreenshotAsync(page, "account-09-login-with-2fa-code");
         await page.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
-        await Expect(page, "Your account");
+        await Expect(page, "Dashboard");
         await page.GetByRole(AriaRole.Button, new() { Name = "Log out" }).ClickAsync();
 
         // Forgot the password: reset it from the mailed link.
@@ -104,7 +106,8 @@ public sealed class AccountFlowTests(RunningApp app, Browser browser) : IClassFi
         await page.GetByLabel("Recovery code").FillAsync(recoveryCodes[0]);
         await Browser.ScreenshotAsync(page, "account-14-login-with-recovery-code");
         await page.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
-        await Expect(page, "Your account");
+        await Expect(page, "Dashboard");
+        await page.GotoAsync("/Account/Manage");
         Assert.Contains(email, await page.GetByRole(AriaRole.Main).InnerTextAsync(), StringComparison.Ordinal);
         await page.GotoAsync("/Account/Manage/Security");
         await Browser.ScreenshotAsync(page, "account-15-security-settings");

@@ -7,6 +7,7 @@ using AiGate.Web.Features.Email;
 using AiGate.Web.Features.Gateway;
 using AiGate.Web.Features.Jobs;
 using AiGate.Web.Features.Keys;
+using AiGate.Web.Features.Usage;
 using AiGate.Web.Infrastructure;
 using AiGate.Web.Infrastructure.Cli;
 
@@ -27,6 +28,7 @@ try
     builder.AddCredits();
     builder.AddGateway();
     builder.AddDemo();
+    builder.AddUsage();
     builder.Services.AddRazorPages();
     app = builder.Build();
 
@@ -34,7 +36,8 @@ try
         return await CommandLine.RunAsync(app.Services, args, Console.Out, Console.Error, CancellationToken.None);
 
     app.UseInfrastructure();
-    app.MapGateway();
+    app.MapUsage();     // /api/v1/balance, /api/v1/usage
+    app.MapGateway();   // the rest of /api/v1, its 404 catch-all last
     app.MapEmail();
     app.MapRazorPages();
 }

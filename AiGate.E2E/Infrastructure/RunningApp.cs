@@ -81,6 +81,13 @@ public sealed class RunningApp : IAsyncLifetime
         return await ChildProcess.RunAsync(psi, TimeSpan.FromSeconds(60));
     }
 
+    /// <summary>Runs a verb that must succeed and returns what it printed (a created key, say).</summary>
+    public async Task<string> RunVerbForOutputAsync(params string[] args)
+    {
+        var result = await RunVerbAsync(args);
+        return result.ExitCode == 0 ? result.Output : throw new InvalidOperationException($"{args[0]}: {result}");
+    }
+
     public async Task DisposeAsync()
     {
         if (_process is { HasExited: false })

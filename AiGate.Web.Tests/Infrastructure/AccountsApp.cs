@@ -84,7 +84,7 @@ public class AccountsApp : AiGateApp
         var confirm = await session.GetAsync(await LinkInMailAsync(email, "confirm-email"));
         Assert.Contains("E-mail confirmed", await confirm.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         var login = await session.LogInAsync(email, password);
-        Assert.Equal("/Account/Manage", login.Headers.Location?.OriginalString);
+        Assert.Equal("/dashboard", login.Headers.Location?.OriginalString);
         return session;
     }
 }

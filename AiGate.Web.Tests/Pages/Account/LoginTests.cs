@@ -64,7 +64,7 @@ public sealed class LoginTests(AccountsApp app) : IClassFixture<AccountsApp>
         var response = await session.SubmitAsync("/Account/Login?returnUrl=https%3A%2F%2Fevil.example%2F",
             new() { ["Input.Email"] = "redirect@example.com", ["Input.Password"] = "password123" });
 
-        Assert.Equal("/Account/Manage", response.Headers.Location?.OriginalString);
+        Assert.Equal("/dashboard", response.Headers.Location?.OriginalString);
     }
 
     [Fact]

@@ -19,7 +19,7 @@ public sealed class PasswordAndEmailTests(AccountsApp app) : IClassFixture<Accou
         Assert.Equal("/Account/ForgotPasswordConfirmation", asked.Headers.Location?.OriginalString);
         Assert.Equal("/Account/ResetPasswordConfirmation", reset.Headers.Location?.OriginalString);
         Assert.Contains("invalid, was used already, or has expired", await reused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
-        Assert.Equal("/Account/Manage", (await session.LogInAsync("forgot@example.com", "new-password")).Headers.Location?.OriginalString);
+        Assert.Equal("/dashboard", (await session.LogInAsync("forgot@example.com", "new-password")).Headers.Location?.OriginalString);
     }
 
     [Fact]
@@ -88,7 +88,7 @@ public sealed class PasswordAndEmailTests(AccountsApp app) : IClassFixture<Accou
         Assert.Equal("new@example.com", (await app.FindUserAsync("new@example.com"))!.UserName);
         Assert.Equal("email-changed", (await app.MailToAsync("old@example.com")).Last().Kind);
         using var fresh = app.NewSession();
-        Assert.Equal("/Account/Manage", (await fresh.LogInAsync("new@example.com", "password123")).Headers.Location?.OriginalString);
+        Assert.Equal("/dashboard", (await fresh.LogInAsync("new@example.com", "password123")).Headers.Location?.OriginalString);
     }
 
     [Fact]

@@ -23,12 +23,12 @@ public sealed partial class TwoFactorTests(AccountsApp app) : IClassFixture<Acco
         // The code used to turn 2FA on is spent; the next step's code is within the ±1 window.
         var code = Code(key, +1);
         var signedIn = await second.SubmitAsync(password.Headers.Location!.OriginalString, new() { ["Input.TwoFactorCode"] = code });
-        Assert.Equal("/Account/Manage", signedIn.Headers.Location?.OriginalString);
+        Assert.Equal("/dashboard", signedIn.Headers.Location?.OriginalString);
 
         using var third = app.NewSession();
         var step = await third.LogInAsync("totp@example.com", "password123");
         var recovery = await third.SubmitAsync("/Account/LoginWithRecoveryCode", new() { ["Input.RecoveryCode"] = codes[0] });
-        Assert.Equal("/Account/Manage", recovery.Headers.Location?.OriginalString);
+        Assert.Equal("/dashboard", recovery.Headers.Location?.OriginalString);
         Assert.Contains("<strong>9</strong> recovery code(s) left", await third.TextAsync("/Account/Manage/TwoFactor"), StringComparison.Ordinal);
         _ = step;
 

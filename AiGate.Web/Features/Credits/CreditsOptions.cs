@@ -27,4 +27,8 @@ public sealed class CreditsOptions
     /// The app refuses to start with it in Production.
     /// </summary>
     public bool DisableMeteringForBenchmarks { get; set; }
+
+    /// <summary>The size of one display credit in USD (DESIGN "Money": 1 credit = 0.01 USD). Money itself stays integer micro-USD.</summary>
+    [Range(typeof(decimal), "0.000001", "1000000", ParseLimitsInInvariantCulture = true, ConvertValueInInvariantCulture = true)]
+    public decimal UsdPerCredit { get; set; } = 0.01m;
 }

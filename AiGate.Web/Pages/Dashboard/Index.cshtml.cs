@@ -1,0 +1,90 @@
+using AiGate.Web.Data;
+using AiGate.Web.Features.Accounts;
+using AiGate.Web.Features.Credits;
+using AiGate.Web.Features.Usage;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Mvc.RazorPages;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace AiGate.Web.Pages.Dashboard;
+
+/// <summary>
+/// The signed-in home: balance, this UTC month's spend, a 30-day spend chart (server-rendered SVG:
+/// the CSP allows no inline style or script) and the latest requests, 50 a page, older ones by
+/// <c>?before=&lt;id&gt;</c>. Everything is the signed-in user's own; aggregates go through
+/// <see cref="UsageQueries"/>, the single place that will read rollups.
+/// </summary>
+[Authorize(Policy = AccountPolicies.ConfirmedEmail)]
+public sealed class IndexModel(AppDbContext db, Ledger ledger, UsageQueries usage, IOptions<CreditsOptions> options, TimeProvider clock)
+    : PageModel
+{
+    public const int PageSize = 50;
+    public const int ChartDays = 30;
+
+    /// <summary>Below this (micro-USD, $1) the page warns that calls will soon be refused.</summary>
+    public const long LowBalanceMicros = 1_000_000;
+
+    public CreditBalance Balance { get; private set; } = new(0, 0);
+    public decimal UsdPerCredit => options.Value.UsdPerCredit;
+    public UsageTotals Month { get; private set; }
+    public string MonthName { get; private set; } = "";
+    public IReadOnlyList<UsageGroup> Days { get; private set; } = [];
+    public IReadOnlyList<RequestRow> Requests { get; private set; } = [];
+    /// <summary>The id to page from for older requests; null on the last page.</summary>
+    public long? OlderBefore { get; private set; }
+    public long? Before { get; private set; }
+    /// <summary>The user has never made a call (the first page is empty).</summary>
+    public bool NoRequestsYet => Before is null && Requests.Count == 0;
+
+    public async Task OnGetAsync(long? before, CancellationToken ct)
+    {
+        var userId = User.GetUserId();
+        var now = clock.GetUtcNow();
+        var today = DateOnly.FromDateTime(now.UtcDateTime);
+        var monthStart = new DateOnly(today.Year, today.Month, 1);
+        MonthName = monthStart.ToString("MMMM yyyy", System.Globalization.CultureInfo.InvariantCulture);
+
+        Balance = await ledger.GetBalanceAsync(userId, ct);
+        Month = (await usage.SummarizeDaysAsync(userId, monthStart, today, UsageGrouping.Day, ct)).Total;
+        var first = today.AddDays(-(ChartDays - 1));
+        Days = UsageQueries.FillDays((await usage.SummarizeDaysAsync(userId, first, today, UsageGrouping.Day, ct)).Groups, first, today);
+
+        Before = before;
+        var events = db.Set<UsageEvent>().AsNoTracking().Where(e => e.UserId == userId);
+        if (before is { } id)
+        {
+            // Keyset paging on (created_at, id), newest first, so the (user_id, created_at) index serves every page.
+            var anchor = await events.Where(e => e.Id == id).Select(e => (DateTimeOffset?)e.CreatedAt).FirstOrDefaultAsync(ct);
+            events = anchor is { } at ? events.Where(e => e.CreatedAt < at || (e.CreatedAt == at && e.Id < id)) : events.Where(e => false);
+        }
+        var rows = await events.OrderByDescending(e => e.CreatedAt).ThenByDescending(e => e.Id).Take(PageSize + 1)
+            .Select(e => new RequestRow(e.Id, e.CreatedAt, e.ModelId, e.Provider, e.PromptTokens, e.CompletionTokens, e.CostMicros,
+                e.LatencyMs, e.Status, e.Estimated, e.Streamed, e.RequestId))
+            .ToListAsync(ct);
+        Requests = rows.Count > PageSize ? rows[..PageSize] : rows;
+        OlderBefore = rows.Count > PageSize ? Requests[^1].Id : null;
+    }
+
+    public sealed record RequestRow(long Id, DateTimeOffset At, string Model, string Provider, long PromptTokens, long CompletionTokens,
+        long CostMicros, int LatencyMs, int Status, bool Estimated, bool Streamed, string RequestId);
+
+    /// <summary>One bar of the chart, in the SVG's own units.</summary>
+    public sealed record Bar(DateOnly Day, long CostMicros, long Requests, double X, double Y, double Width, double Height);
+
+    public const double ChartWidth = 600, ChartHeight = 120;
+
+    public IEnumerable<Bar> Bars()
+    {
+        var max = Days.Count == 0 ? 0 : Days.Max(d => d.Totals.CostMicros);
+        var slot = ChartWidth / Math.Max(1, Days.Count);
+        for (var i = 0; i < Days.Count; i++)
+        {
+            var cost = Days[i].Totals.CostMicros;
+            // A day with calls but a tiny cost still shows a sliver; a day without any shows nothing.
+            var height = max <= 0 || cost <= 0 ? 0 : Math.Max(1.5, Math.Round(ChartHeight * cost / max, 2));
+            yield return new Bar(Days[i].Day!.Value, cost, Days[i].Totals.Requests, Math.Round(i * slot + slot * 0.15, 2), ChartHeight - height,
+                Math.Round(slot * 0.7, 2), height);
+        }
+    }
+}
