@@ -41,7 +41,7 @@ public sealed partial class SignUpAndCreateKeyTests(RunningApp app, Browser brow
         await page.GetByLabel("E-mail", new() { Exact = true }).FillAsync(email);
         await page.GetByLabel("Password", new() { Exact = true }).FillAsync(password);
         await page.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
-        await Expect(page, "Your account");
+        await Expect(page, "Dashboard");
         await page.GetByRole(AriaRole.Navigation, new() { Name = "Main" }).GetByRole(AriaRole.Link, new() { Name = "Keys", Exact = true }).ClickAsync();
         await Expect(page, "API keys");
         Assert.True(await page.GetByText("No keys yet.").IsVisibleAsync());
