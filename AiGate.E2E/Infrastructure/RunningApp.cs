@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using Npgsql;
 
@@ -28,9 +27,6 @@ public sealed class RunningApp : IAsyncLifetime
     {
         _database = $"e2e_{Guid.NewGuid():N}";
         await AdminAsync($"create database \"{_database}\"");
-        var port = FreePort();
-        BaseUrl = new Uri($"http://127.0.0.1:{port}");
-
         var webDir = Path.Combine(Paths.Root, "AiGate.Web");
         var psi = new ProcessStartInfo("dotnet")
         {
@@ -41,18 +37,34 @@ public sealed class RunningApp : IAsyncLifetime
         };
         psi.ArgumentList.Add(Paths.WebDll);
         psi.ArgumentList.Add("--urls");
-        psi.ArgumentList.Add(BaseUrl.ToString().TrimEnd('/'));
+        psi.ArgumentList.Add("http://127.0.0.1:0");   // the app picks a free port and says which: no race with other apps for it
         ConnectionString = new NpgsqlConnectionStringBuilder(Paths.ServerConnectionString) { Database = _database }.ConnectionString;
         psi.Environment["ASPNETCORE_ENVIRONMENT"] = "Development";
         psi.Environment["ConnectionStrings__Default"] = ConnectionString;
         _process = Process.Start(psi)!;
-        _process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
+        var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            lock (_log) _log.AppendLine(e.Data);
+            const string marker = "Now listening on: ";
+            var at = e.Data.IndexOf(marker, StringComparison.Ordinal);
+            if (at >= 0) listening.TrySetResult(new Uri(e.Data[(at + marker.Length)..].Trim()));
+        };
         _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
 
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
         var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!listening.Task.IsCompleted)
+        {
+            if (_process.HasExited) throw new InvalidOperationException($"The app exited with {_process.ExitCode}:\n{Log}");
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"The app did not start listening within 60 s:\n{Log}");
+            await Task.Delay(100);
+        }
+        BaseUrl = await listening.Task;
+
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
         while (DateTime.UtcNow < deadline)
         {
             if (_process.HasExited) throw new InvalidOperationException($"The app exited with {_process.ExitCode}:\n{Log}");
@@ -98,13 +110,6 @@ public sealed class RunningApp : IAsyncLifetime
         _process?.Dispose();
         NpgsqlConnection.ClearAllPools();
         await AdminAsync($"drop database if exists \"{_database}\" with (force)");
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private static async Task AdminAsync(string sql)

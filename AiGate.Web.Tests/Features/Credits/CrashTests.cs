@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using AiGate.Web.Tests.Infrastructure;
 
 namespace AiGate.Web.Tests.Features.Credits;
@@ -23,10 +22,12 @@ public sealed class CrashTests(CreditsApp app) : IClassFixture<CreditsApp>
         await app.GrantAsync(userId, 5_000);
         var key = await app.IssueKeyAsync(userId);
 
-        var port = FreePort();
+        // Port 0: the child binds a port nobody else can hold and says which; a port picked here could be taken by
+        // another test's app before the child binds it, and the test would talk to that app instead.
+        var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
         using var child = Process.Start(new ProcessStartInfo("dotnet")
         {
-            ArgumentList = { RepoPaths.WebDll, "--urls", $"http://127.0.0.1:{port}" },
+            ArgumentList = { RepoPaths.WebDll, "--urls", "http://127.0.0.1:0" },
             WorkingDirectory = Path.Combine(RepoPaths.Root, "AiGate.Web"),
             RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
             Environment =
@@ -36,13 +37,18 @@ public sealed class CrashTests(CreditsApp app) : IClassFixture<CreditsApp>
                 ["Providers__fake__Kind"] = "openai", ["Providers__fake__BaseUrl"] = app.Upstream.BaseUrl.ToString(), ["Providers__fake__ApiKey"] = "sk-fake",
             },
         })!;
-        child.OutputDataReceived += (_, _) => { };
+        child.OutputDataReceived += (_, e) =>
+        {
+            const string marker = "Now listening on: ";
+            var at = e.Data?.IndexOf(marker, StringComparison.Ordinal) ?? -1;
+            if (at >= 0) listening.TrySetResult(new Uri(e.Data![(at + marker.Length)..].Trim()));
+        };
         child.ErrorDataReceived += (_, _) => { };
         child.BeginOutputReadLine();
         child.BeginErrorReadLine();
         try
         {
-            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            using var http = new HttpClient { BaseAddress = await listening.Task.WaitAsync(TimeSpan.FromSeconds(60)) };
             http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
             var deadline = DateTime.UtcNow.AddSeconds(60);
             while (true)
@@ -58,6 +64,7 @@ public sealed class CrashTests(CreditsApp app) : IClassFixture<CreditsApp>
                 Content = JsonContent.Create(new { model = CreditsApp.Model, messages = new[] { new { role = "user", content = "hi" } }, max_tokens = 200, stream = true }),
             };
             using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            Assert.True(response.IsSuccessStatusCode, $"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
             await using var stream = await response.Content.ReadAsStreamAsync();
             Assert.True(await stream.ReadAsync(new byte[512]) > 0);   // the stream is flowing, credit is reserved
 
@@ -83,12 +90,5 @@ public sealed class CrashTests(CreditsApp app) : IClassFixture<CreditsApp>
             if (!child.HasExited) child.Kill(entireProcessTree: true);
             app.Upstream.Reply = "Hello from the fake upstream";
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
