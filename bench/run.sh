@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Gateway overhead, measured: the same requests straight to an upstream and through AiGate, side by
-# side in one run, on loopback, release builds. Prints requests/s and p50/p99 latency per case.
+# Gateway overhead, measured: the same requests straight to an upstream, through AiGate and through a
+# peer gateway (Portkey's open-source AI gateway, Node, pinned in bench/peer), side by side in one run,
+# on loopback, release builds. Prints requests/s and p50/p99 latency per case.
 #
 #   bench/run.sh                 (defaults: 10 s per case, 32 connections, 2 wrk threads)
 #   DURATION=30s CONNECTIONS=64 bench/run.sh
@@ -22,6 +23,7 @@ command -v wrk >/dev/null 2>&1 || {
 echo "building release binaries..." >&2
 dotnet publish AiGate.Web -c Release -o "$work/app" --nologo -v quiet >/dev/null
 dotnet publish bench/EchoUpstream -c Release -o "$work/upstream" --nologo -v quiet >/dev/null
+(cd bench/peer && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
 
 server="$(scripts/pg.sh url)"
 db="aigate_bench"
@@ -32,6 +34,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 upstream_port=$(free_port)
 gateway_port=$(free_port)
 unmetered_port=$(free_port)
+peer_port=$(free_port)
 pepper=$(head -c 32 /dev/urandom | base64)
 export ConnectionStrings__Default="$cs" Keys__Pepper="$pepper" ASPNETCORE_ENVIRONMENT=Production \
   Providers__bench__Kind=openai Providers__bench__BaseUrl="http://127.0.0.1:$upstream_port/v1" Providers__bench__ApiKey=bench-provider-key \
@@ -62,7 +65,10 @@ dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$gateway_port" >"$wor
 # The same build with metering switched off (refused in Production, so this one runs as Staging).
 ASPNETCORE_ENVIRONMENT=Staging Credits__DisableMeteringForBenchmarks=true \
   dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$unmetered_port" >"$work/gateway-unmetered.log" 2>&1 & pids+=($!)
-for port in "$upstream_port" "$gateway_port" "$unmetered_port"; do
+# The peer: it forwards to the host named in each request's x-portkey-custom-host, which must be trusted.
+NODE_ENV=production TRUSTED_CUSTOM_HOSTS=127.0.0.1 \
+  node bench/peer/node_modules/@portkey-ai/gateway/build/start-server.js --port="$peer_port" --headless >"$work/peer.log" 2>&1 & pids+=($!)
+for port in "$upstream_port" "$gateway_port" "$unmetered_port" "$peer_port"; do
   for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 done
 
@@ -75,9 +81,9 @@ printf '{"model":"%s","messages":[{"role":"user","content":"Say something short.
 curl -sf -o /dev/null -H 'Content-Type: application/json' --data @"$work/direct.json" "http://127.0.0.1:$upstream_port/v1/chat/completions"
 curl -sf -o /dev/null -H 'Content-Type: application/json' -H "Authorization: Bearer $key" --data @"$work/gateway.json" "http://127.0.0.1:$gateway_port/api/v1/chat/completions"
 
-measure() {   # name url body-file key
+measure() {   # name url body-file key [peer custom host]
   local out
-  out=$(BODY_FILE="$3" AIGATE_KEY="$4" wrk -t"$threads" -c"$connections" -d"$duration" --latency -s bench/post.lua "$2")
+  out=$(BODY_FILE="$3" AIGATE_KEY="$4" PEER_CUSTOM_HOST="${5:-}" wrk -t"$threads" -c"$connections" -d"$duration" --latency -s bench/post.lua "$2")
   local rps p50 p99 errors
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
@@ -86,10 +92,16 @@ measure() {   # name url body-file key
   printf '%-30s %12s %10s %10s %8s\n' "$1" "$rps" "$p50" "$p99" "${errors:-0}"
 }
 
+peer_host="http://127.0.0.1:$upstream_port/v1"
+curl -sf -o /dev/null -H 'Content-Type: application/json' -H 'Authorization: Bearer bench-provider-key' \
+  -H 'x-portkey-provider: openai' -H "x-portkey-custom-host: $peer_host" --data @"$work/direct.json" "http://127.0.0.1:$peer_port/v1/chat/completions"
+
 # Warm-up (JIT, connection pools, key cache), not reported.
 BODY_FILE="$work/gateway.json" AIGATE_KEY="$key" wrk -t1 -c8 -d3s -s bench/post.lua "http://127.0.0.1:$gateway_port/api/v1/chat/completions" >/dev/null
 BODY_FILE="$work/gateway.json" AIGATE_KEY="$key" wrk -t1 -c8 -d3s -s bench/post.lua "http://127.0.0.1:$unmetered_port/api/v1/chat/completions" >/dev/null
 BODY_FILE="$work/direct.json" wrk -t1 -c8 -d2s -s bench/post.lua "http://127.0.0.1:$upstream_port/v1/chat/completions" >/dev/null
+BODY_FILE="$work/direct.json" AIGATE_KEY=bench-provider-key PEER_CUSTOM_HOST="$peer_host" \
+  wrk -t1 -c8 -d3s -s bench/post.lua "http://127.0.0.1:$peer_port/v1/chat/completions" >/dev/null
 
 echo
 echo "wrk -t$threads -c$connections -d$duration, loopback, $(nproc) cores; upstream answers instantly"
@@ -97,9 +109,11 @@ printf '%-30s %12s %10s %10s %8s\n' "case" "requests/s" "p50" "p99" "non-2xx"
 measure "direct, JSON"         "http://127.0.0.1:$upstream_port/v1/chat/completions" "$work/direct.json" ""
 measure "AiGate, metering off, JSON" "http://127.0.0.1:$unmetered_port/api/v1/chat/completions" "$work/gateway.json" "$key"
 measure "AiGate, metering on, JSON"  "http://127.0.0.1:$gateway_port/api/v1/chat/completions" "$work/gateway.json" "$key"
+measure "peer (Portkey 1.15.2), JSON" "http://127.0.0.1:$peer_port/v1/chat/completions" "$work/direct.json" bench-provider-key "$peer_host"
 measure "direct, stream"       "http://127.0.0.1:$upstream_port/v1/chat/completions" "$work/direct-stream.json" ""
 measure "AiGate, metering off, stream" "http://127.0.0.1:$unmetered_port/api/v1/chat/completions" "$work/gateway-stream.json" "$key"
 measure "AiGate, metering on, stream"  "http://127.0.0.1:$gateway_port/api/v1/chat/completions" "$work/gateway-stream.json" "$key"
+measure "peer (Portkey 1.15.2), stream" "http://127.0.0.1:$peer_port/v1/chat/completions" "$work/direct-stream.json" bench-provider-key "$peer_host"
 sleep 1
 # Every metered call is in the ledger: usage rows, and balance = Σ ledger.
 scripts/pg.sh psql -q -d "$db" -tA -c "select 'usage rows: ' || count(*) || ', ledger = balance: ' || ((select sum(amount_micros) from ledger_entries) = (select sum(balance_micros) from credit_accounts)) from usage_events"
