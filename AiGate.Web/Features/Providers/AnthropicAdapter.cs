@@ -29,25 +29,7 @@ public sealed class AnthropicAdapter : ProviderAdapter
     {
         var body = call.Body;
         var system = new JsonArray();
-        var messages = new JsonArray();
-        JsonObject? last = null;
-
-        void Add(string role, JsonArray blocks)
-        {
-            if (blocks.Count == 0) return;
-            if (last is not null && Str(last["role"]) == role)
-            {
-                var merged = (JsonArray)last["content"]!;
-                foreach (var block in blocks.ToArray())
-                {
-                    blocks.Remove(block);
-                    merged.Add(block);
-                }
-                return;
-            }
-            last = new JsonObject { ["role"] = role, ["content"] = blocks };
-            messages.Add(last);
-        }
+        var turns = new Turns("content");
 
         foreach (var node in (JsonArray)body["messages"]!)
         {
@@ -59,7 +41,7 @@ public sealed class AnthropicAdapter : ProviderAdapter
                     if (instruction.Length > 0) system.Add(TextBlock(instruction));
                     break;
                 case "user":
-                    Add("user", ContentBlocks(message["content"]));
+                    turns.Add("user", ContentBlocks(message["content"]));
                     break;
                 case "assistant":
                     var blocks = ContentBlocks(message["content"]);
@@ -73,10 +55,10 @@ public sealed class AnthropicAdapter : ProviderAdapter
                                     ["name"] = Str(function["name"]) ?? "",
                                     ["input"] = ArgumentsObject(function["arguments"]),
                                 });
-                    Add("assistant", blocks);
+                    turns.Add("assistant", blocks);
                     break;
                 case "tool":
-                    Add("user", [new JsonObject
+                    turns.Add("user", [new JsonObject
                     {
                         ["type"] = "tool_result",
                         ["tool_use_id"] = Str(message["tool_call_id"]) ?? "",
@@ -85,7 +67,7 @@ public sealed class AnthropicAdapter : ProviderAdapter
                     break;
                 case "function":
                     // The deprecated function role has no call id to pair with a tool_use: pass its result on as text.
-                    Add("user", [TextBlock($"Result of {Str(message["name"]) ?? "function"}: {Text(message["content"])}")]);
+                    turns.Add("user", [TextBlock($"Result of {Str(message["name"]) ?? "function"}: {Text(message["content"])}")]);
                     break;
             }
         }
@@ -94,7 +76,7 @@ public sealed class AnthropicAdapter : ProviderAdapter
         {
             ["model"] = upstreamModel,
             ["max_tokens"] = MaxTokens(call),
-            ["messages"] = messages,
+            ["messages"] = turns.List,
         };
         if (system.Count > 0) request["system"] = system;
         if (body["temperature"] is JsonValue temperature) request["temperature"] = temperature.DeepClone();

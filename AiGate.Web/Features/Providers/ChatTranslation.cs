@@ -224,3 +224,31 @@ internal static class ChatTranslation
         }
     }
 }
+
+/// <summary>
+/// The conversation as Anthropic and Gemini want it: turns that alternate by role, so consecutive items
+/// of one role (an assistant text then its tool calls, several tool results) merge into one turn.
+/// </summary>
+internal sealed class Turns(string itemsProperty)
+{
+    private JsonObject? _last;
+
+    public JsonArray List { get; } = [];
+
+    public void Add(string role, JsonArray items)
+    {
+        if (items.Count == 0) return;
+        if (_last is not null && ChatTranslation.Str(_last["role"]) == role)
+        {
+            var merged = (JsonArray)_last[itemsProperty]!;
+            foreach (var item in items.ToArray())
+            {
+                items.Remove(item);
+                merged.Add(item);
+            }
+            return;
+        }
+        _last = new JsonObject { ["role"] = role, [itemsProperty] = items };
+        List.Add(_last);
+    }
+}

@@ -27,26 +27,8 @@ public sealed class GeminiAdapter : ProviderAdapter
     {
         var body = call.Body;
         var system = new JsonArray();
-        var contents = new JsonArray();
+        var turns = new Turns("parts");
         var toolNames = new Dictionary<string, string>(StringComparer.Ordinal);
-        JsonObject? last = null;
-
-        void Add(string role, JsonArray parts)
-        {
-            if (parts.Count == 0) return;
-            if (last is not null && Str(last["role"]) == role)
-            {
-                var merged = (JsonArray)last["parts"]!;
-                foreach (var part in parts.ToArray())
-                {
-                    parts.Remove(part);
-                    merged.Add(part);
-                }
-                return;
-            }
-            last = new JsonObject { ["role"] = role, ["parts"] = parts };
-            contents.Add(last);
-        }
 
         foreach (var node in (JsonArray)body["messages"]!)
         {
@@ -58,7 +40,7 @@ public sealed class GeminiAdapter : ProviderAdapter
                     if (instruction.Length > 0) system.Add(new JsonObject { ["text"] = instruction });
                     break;
                 case "user":
-                    Add("user", Parts(message["content"]));
+                    turns.Add("user", Parts(message["content"]));
                     break;
                 case "assistant":
                     var parts = Parts(message["content"]);
@@ -70,11 +52,11 @@ public sealed class GeminiAdapter : ProviderAdapter
                             if (Str(toolCall["id"]) is { } id) toolNames[id] = name;
                             parts.Add(new JsonObject { ["functionCall"] = new JsonObject { ["name"] = name, ["args"] = ArgumentsObject(function["arguments"]) } });
                         }
-                    Add("model", parts);
+                    turns.Add("model", parts);
                     break;
                 case "tool":
                     var callId = Str(message["tool_call_id"]) ?? "";
-                    Add("user", [new JsonObject
+                    turns.Add("user", [new JsonObject
                     {
                         ["functionResponse"] = new JsonObject
                         {
@@ -84,7 +66,7 @@ public sealed class GeminiAdapter : ProviderAdapter
                     }]);
                     break;
                 case "function":
-                    Add("user", [new JsonObject
+                    turns.Add("user", [new JsonObject
                     {
                         ["functionResponse"] = new JsonObject
                         {
@@ -96,7 +78,7 @@ public sealed class GeminiAdapter : ProviderAdapter
             }
         }
 
-        var request = new JsonObject { ["contents"] = contents };
+        var request = new JsonObject { ["contents"] = turns.List };
         if (system.Count > 0) request["systemInstruction"] = new JsonObject { ["parts"] = system };
         if (body["tools"] is JsonArray tools && tools.Count > 0)
         {
