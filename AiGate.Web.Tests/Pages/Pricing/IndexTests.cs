@@ -233,7 +233,10 @@ public sealed partial class IndexTests(PricingApp app) : IClassFixture<PricingAp
         Assert.Contains("321 requests per minute", builder, StringComparison.Ordinal);
         Assert.Contains("654,321 tokens per minute", builder, StringComparison.Ordinal);
         Assert.Contains("href=\"/billing?plan=builder\"", builder, StringComparison.Ordinal);
-        Assert.Contains("href=\"/Account/Register\"", Card(html, "plan", "free"), StringComparison.Ordinal);   // signed out: the free plan is a sign-up
+        var free = Card(html, "plan", "free");
+        Assert.Contains(">$0</span>", free, StringComparison.Ordinal);
+        Assert.Contains("No monthly credit", free, StringComparison.Ordinal);
+        Assert.Contains("href=\"/Account/Register\"", free, StringComparison.Ordinal);   // signed out: the free plan is a sign-up
 
         Assert.Equal(billing.CreditPacks.Select(p => p.Id), PackCard().Matches(html).Select(m => m.Groups[1].Value));
         var pack15 = Card(html, "pack", "pack-15");
@@ -245,7 +248,7 @@ public sealed partial class IndexTests(PricingApp app) : IClassFixture<PricingAp
         Assert.Contains("$107.50 of credit (10,750 credits)", pack100, StringComparison.Ordinal);   // exactly what CreditMicros credits
         Assert.Equal(107_500_000, billing.FindPack("pack-100")!.CreditMicros);
         Assert.Contains("Includes a $7.50 bonus", pack100, StringComparison.Ordinal);
-        Assert.Contains("Amount in USD ($7 to $250)", html, StringComparison.Ordinal);
+        Assert.Contains("From $7 to $250, credited in full", html, StringComparison.Ordinal);
         Assert.Contains("1 credit = $0.01", html, StringComparison.Ordinal);
     }
 
