@@ -14,10 +14,11 @@ namespace AiGate.Web.Tests.Pages.Pricing;
 /// <summary>
 /// The app for the pricing page: every seeded provider configured (never called), so the whole seeded catalogue
 /// is on sale, and a Billing section that differs from appsettings.json, to prove the page shows configuration.
+/// An <see cref="AccountsApp"/>, so a test can also look at the page signed in.
 /// </summary>
-public sealed class PricingApp : AiGateApp
+public sealed class PricingApp : AccountsApp
 {
-    protected override IReadOnlyDictionary<string, string?> Settings => new Dictionary<string, string?>
+    protected override IReadOnlyDictionary<string, string?> Settings => new Dictionary<string, string?>(base.Settings)
     {
         ["Providers:openai:Kind"] = "openai",
         ["Providers:openai:BaseUrl"] = "http://127.0.0.1:9/v1",
@@ -302,6 +303,23 @@ public sealed partial class IndexTests(PricingApp app) : IClassFixture<PricingAp
         var landing = await PageAsync("/");
         Assert.Contains("<a href=\"/pricing\">Pricing</a>", landing, StringComparison.Ordinal);
         Assert.Contains("href=\"/pricing\">See pricing</a>", landing, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_signed_in_user_is_offered_every_plan_through_billing()
+    {
+        var email = $"pricing-{Guid.NewGuid():N}@example.com";
+        await app.CreateUserAsync(email, "password123");
+        using var session = app.NewSession();
+        Assert.Equal(HttpStatusCode.Redirect, (await session.LogInAsync(email, "password123")).StatusCode);
+
+        var html = await session.TextAsync("/pricing");
+
+        var free = Card(html, "plan", "free");
+        Assert.Contains("href=\"/billing?plan=free\">Choose Free</a>", free, StringComparison.Ordinal);
+        Assert.DoesNotContain("/Account/Register", free, StringComparison.Ordinal);
+        Assert.Contains("<a href=\"/dashboard\">Dashboard</a>", html, StringComparison.Ordinal);   // the account nav is still there
+        Assert.Contains("aria-current=\"page\">Pricing</a>", html, StringComparison.Ordinal);
     }
 
     [Fact]
