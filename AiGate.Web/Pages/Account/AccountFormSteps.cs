@@ -24,7 +24,7 @@ internal static class AccountFormSteps
     public static bool TryAccept(this PageModel page, AccountRateLimits limits, AccountForm form, string? input, out string email)
     {
         email = "";
-        if (!page.ModelState.IsValid) return false;   // first: a missing field binds as null
+        if (!page.ModelState.IsValid) return false;   // first: an empty field binds as null
         email = input?.Trim() ?? "";
         if (limits.TryAcquire(form, page.HttpContext, email)) return true;
         page.ModelState.AddModelError("", AccountRateLimits.Message);
