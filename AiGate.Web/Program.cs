@@ -7,6 +7,7 @@ using AiGate.Web.Features.Email;
 using AiGate.Web.Features.Gateway;
 using AiGate.Web.Features.Jobs;
 using AiGate.Web.Features.Keys;
+using AiGate.Web.Features.Pricing;
 using AiGate.Web.Features.Usage;
 using AiGate.Web.Infrastructure;
 using AiGate.Web.Infrastructure.Cli;
@@ -29,6 +30,7 @@ try
     builder.AddGateway();
     builder.AddDemo();
     builder.AddUsage();
+    builder.AddPricing();
     builder.Services.AddRazorPages();
     app = builder.Build();
 

@@ -9,7 +9,7 @@ namespace AiGate.E2E.Infrastructure;
 /// The real AiGate.Web build running as its own process on a free loopback port, in Development
 /// (as the README's run command starts it), against a database of its own that it migrates at start.
 /// </summary>
-public sealed class RunningApp : IAsyncLifetime
+public class RunningApp : IAsyncLifetime
 {
     private readonly StringBuilder _log = new();
     private Process? _process;
@@ -22,6 +22,9 @@ public sealed class RunningApp : IAsyncLifetime
 
     /// <summary>What the app printed, for failure messages.</summary>
     public string Log { get { lock (_log) return _log.ToString(); } }
+
+    /// <summary>Environment variables on top of the defaults, for the app and its verbs; override for a fixture.</summary>
+    protected virtual IReadOnlyDictionary<string, string> ExtraEnvironment { get; } = new Dictionary<string, string>();
 
     public async Task InitializeAsync()
     {
@@ -41,6 +44,7 @@ public sealed class RunningApp : IAsyncLifetime
         ConnectionString = new NpgsqlConnectionStringBuilder(Paths.ServerConnectionString) { Database = _database }.ConnectionString;
         psi.Environment["ASPNETCORE_ENVIRONMENT"] = "Development";
         psi.Environment["ConnectionStrings__Default"] = ConnectionString;
+        foreach (var (name, value) in ExtraEnvironment) psi.Environment[name] = value;
         _process = Process.Start(psi)!;
         var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
         _process.OutputDataReceived += (_, e) =>
@@ -90,6 +94,7 @@ public sealed class RunningApp : IAsyncLifetime
         foreach (var arg in args) psi.ArgumentList.Add(arg);
         psi.Environment["ASPNETCORE_ENVIRONMENT"] = "Development";
         psi.Environment["ConnectionStrings__Default"] = ConnectionString;
+        foreach (var (name, value) in ExtraEnvironment) psi.Environment[name] = value;
         return await ChildProcess.RunAsync(psi, TimeSpan.FromSeconds(60));
     }
 

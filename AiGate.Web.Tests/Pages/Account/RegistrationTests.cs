@@ -109,4 +109,19 @@ public sealed class RegistrationTests(AccountsApp app) : IClassFixture<AccountsA
 
     /// <summary>Antiforgery tokens and request ids differ per response by design.</summary>
     private static string Normalize(string html) => System.Text.RegularExpressions.Regex.Replace(html, "value=\"[^\"]{40,}\"", "value=\"…\"");
+
+    [Theory]
+    [InlineData("/Account/Register")]
+    [InlineData("/Account/Login")]
+    [InlineData("/Account/ForgotPassword")]
+    [InlineData("/Account/ResendConfirmation")]
+    public async Task A_form_posted_with_an_empty_address_is_shown_again_with_the_reason(string page)
+    {
+        using var session = app.NewSession();
+
+        var response = await session.SubmitAsync(page, new() { ["Input.Email"] = "", ["Input.Password"] = "password123", ["Input.ConfirmPassword"] = "password123" });
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);   // the form again, not an error page (an empty field binds as null)
+        Assert.Contains("The E-mail field is required.", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
 }

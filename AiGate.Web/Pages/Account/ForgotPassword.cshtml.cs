@@ -1,4 +1,3 @@
-using System.ComponentModel.DataAnnotations;
 using AiGate.Web.Data;
 using AiGate.Web.Features.Accounts;
 using AiGate.Web.Features.Email;
@@ -13,34 +12,20 @@ namespace AiGate.Web.Pages.Account;
 public sealed class ForgotPasswordModel(UserManager<AppUser> users, AppDbContext db, EmailOutbox outbox, AccountRateLimits limits,
     IOptions<EmailOptions> emailOptions) : PageModel
 {
-    [BindProperty] public InputModel Input { get; set; } = new();
+    [BindProperty] public EmailInputModel Input { get; set; } = new();
 
     public void OnGet() { }
 
     public async Task<IActionResult> OnPostAsync(CancellationToken ct)
     {
-        if (!ModelState.IsValid) return Page();
-        var email = Input.Email.Trim();
-        if (!limits.TryAcquire(AccountForm.ForgotPassword, HttpContext, email))
-        {
-            ModelState.AddModelError("", AccountRateLimits.Message);
-            Response.StatusCode = StatusCodes.Status429TooManyRequests;
-            return Page();
-        }
+        if (!this.TryAccept(limits, AccountForm.ForgotPassword, Input.Email, out var email)) return Page();
         var user = await users.FindByEmailAsync(email);
         if (user is { EmailConfirmed: true })
         {
             var token = await users.GeneratePasswordResetTokenAsync(user);
-            var url = Url.Page("/Account/ResetPassword", null, new { userId = user.Id, code = AccountLinks.EncodeToken(token) })!;
-            outbox.Enqueue(user.Email!, EmailTemplates.ResetPassword(AccountLinks.Absolute(Request, emailOptions.Value, url)), user.Id);
+            outbox.Enqueue(user.Email!, EmailTemplates.ResetPassword(this.TokenLink(emailOptions.Value, "/Account/ResetPassword", user.Id, token)), user.Id);
             await db.SaveChangesAsync(ct);
         }
         return RedirectToPage("ForgotPasswordConfirmation");
-    }
-
-    public sealed class InputModel
-    {
-        [Required, EmailAddress, StringLength(256), Display(Name = "E-mail")]
-        public string Email { get; set; } = "";
     }
 }

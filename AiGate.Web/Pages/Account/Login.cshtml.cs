@@ -19,14 +19,7 @@ public sealed class LoginModel(SignInManager<AppUser> signIn, UserManager<AppUse
     public async Task<IActionResult> OnPostAsync(string? returnUrl)
     {
         ReturnUrl = returnUrl;
-        if (!ModelState.IsValid) return Page();
-        var email = Input.Email.Trim();
-        if (!limits.TryAcquire(AccountForm.Login, HttpContext, email))
-        {
-            ModelState.AddModelError("", AccountRateLimits.Message);
-            Response.StatusCode = StatusCodes.Status429TooManyRequests;
-            return Page();
-        }
+        if (!this.TryAccept(limits, AccountForm.Login, Input.Email, out var email)) return Page();
 
         var result = await signIn.PasswordSignInAsync(email, Input.Password, Input.RememberMe, lockoutOnFailure: true);
         if (result.Succeeded) return LocalRedirect(SafeReturnUrl());

@@ -23,14 +23,7 @@ public sealed class RegisterModel(UserManager<AppUser> users, AppDbContext db, E
 
     public async Task<IActionResult> OnPostAsync(CancellationToken ct)
     {
-        if (!ModelState.IsValid) return Page();
-        var email = Input.Email.Trim();
-        if (!limits.TryAcquire(AccountForm.Register, HttpContext, email))
-        {
-            ModelState.AddModelError("", AccountRateLimits.Message);
-            Response.StatusCode = StatusCodes.Status429TooManyRequests;
-            return Page();
-        }
+        if (!this.TryAccept(limits, AccountForm.Register, Input.Email, out var email)) return Page();
 
         var user = new AppUser { Id = Guid.CreateVersion7(), UserName = email, Email = email, CreatedAt = clock.GetUtcNow() };
         // Password rules first, so a weak password gets the same answer for known and unknown addresses.
@@ -57,9 +50,7 @@ public sealed class RegisterModel(UserManager<AppUser> users, AppDbContext db, E
                 foreach (var error in created.Errors) ModelState.AddModelError("", error.Description);
                 return Page();
             }
-            var token = await users.GenerateEmailConfirmationTokenAsync(user);
-            var url = Url.Page("/Account/ConfirmEmail", null, new { userId = user.Id, code = AccountLinks.EncodeToken(token) })!;
-            outbox.Enqueue(email, EmailTemplates.ConfirmEmail(Link(url)), user.Id);
+            await this.QueueConfirmationLinkAsync(users, outbox, emailOptions.Value, user);
             await db.SaveChangesAsync(ct);
             await transaction.CommitAsync(ct);
         }

@@ -38,8 +38,8 @@ public sealed class EmailModel(UserManager<AppUser> users, AppDbContext db, Emai
         if (await users.FindByEmailAsync(newEmail) is null)
         {
             var token = await users.GenerateChangeEmailTokenAsync(user, newEmail);
-            var url = Url.Page("/Account/ConfirmEmailChange", null, new { userId = user.Id, email = newEmail, code = AccountLinks.EncodeToken(token) })!;
-            outbox.Enqueue(newEmail, EmailTemplates.ConfirmEmailChange(newEmail, AccountLinks.Absolute(Request, emailOptions.Value, url)), user.Id);
+            var link = this.TokenLink(emailOptions.Value, "/Account/ConfirmEmailChange", user.Id, token, new { email = newEmail });
+            outbox.Enqueue(newEmail, EmailTemplates.ConfirmEmailChange(newEmail, link), user.Id);
             await db.SaveChangesAsync(ct);
         }
         // The same words when the address belongs to another account: this form must not tell which addresses exist.

@@ -1,0 +1,141 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using AiGate.Web.Features.Billing;
+using AiGate.Web.Features.Credits;
+using AiGate.Web.Features.Models;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Mvc.RazorPages;
+using Microsoft.Extensions.Options;
+
+namespace AiGate.Web.Pages.Pricing;
+
+/// <summary>
+/// <c>/pricing</c>, public: plans and credit packs from <see cref="BillingOptions"/>, and every model the gateway
+/// sells with our price per million tokens. Prices come from the catalogue's <see cref="ModelPricing"/>, the same
+/// values the gateway charges with, so the page cannot disagree with a bill. <c>?q=</c> filters on the server
+/// (rows that do not match are rendered <c>hidden</c>, so the filter-as-you-type script can show them again) and
+/// <c>?sort=</c> / <c>?dir=</c> order the table; both work without JavaScript.
+/// </summary>
+[AllowAnonymous]
+public sealed partial class IndexModel(ModelCatalog catalog, IOptions<BillingOptions> billing, IOptions<CreditsOptions> credits) : PageModel
+{
+    /// <summary>Longest search query we look at; the rest is ignored.</summary>
+    public const int MaxQueryLength = 100;
+
+    public BillingOptions Billing => billing.Value;
+    public decimal UsdPerCredit => credits.Value.UsdPerCredit;
+
+    public string Query { get; private set; } = "";
+    public ModelSort Sort { get; private set; } = ModelSort.Model;
+    public bool Descending { get; private set; }
+    public IReadOnlyList<ModelRow> Models { get; private set; } = [];
+    public int MatchCount => Models.Count(m => m.Matches);
+
+    /// <summary>What the visitor typed as a custom amount, shown again with <see cref="CustomAmountError"/>.</summary>
+    public string? CustomUsd { get; private set; }
+    public string? CustomAmountError { get; private set; }
+
+    public async Task OnGetAsync(string? q, string? sort, string? dir, CancellationToken ct) => await LoadAsync(q, sort, dir, ct);
+
+    /// <summary>
+    /// The custom-amount form (<c>?handler=custom&amp;usd=12.50</c>): people type dollars, <c>/billing</c> takes cents,
+    /// so the amount is checked here and passed on as <c>/billing?amount=&lt;cents&gt;</c>; a bad one re-shows the page with why.
+    /// </summary>
+    public async Task<IActionResult> OnGetCustomAsync(string? usd, CancellationToken ct)
+    {
+        if (ParseCents(usd) is { } cents && cents >= Billing.CustomAmountMinCents && cents <= Billing.CustomAmountMaxCents)
+            return Redirect($"/billing?amount={cents.ToString(CultureInfo.InvariantCulture)}");
+
+        CustomUsd = usd?.Length > 20 ? usd[..20] : usd;
+        CustomAmountError = $"Enter an amount from ${Dollars(Billing.CustomAmountMinCents)} to ${Dollars(Billing.CustomAmountMaxCents)}, in dollars and cents (for example 20 or 12.50).";
+        await LoadAsync(null, null, null, ct);
+        Response.StatusCode = StatusCodes.Status400BadRequest;
+        return Page();
+    }
+
+    private async Task LoadAsync(string? q, string? sort, string? dir, CancellationToken ct)
+    {
+        if (catalog.All.Count == 0) await catalog.FindAsync("", ct);   // the first request on a cold instance loads the catalogue
+        Query = (q ?? "").Trim();
+        if (Query.Length > MaxQueryLength) Query = Query[..MaxQueryLength];
+        Sort = Enum.TryParse<ModelSort>(sort, ignoreCase: true, out var s) && Enum.IsDefined(s) ? s : ModelSort.Model;
+        Descending = string.Equals(dir, "desc", StringComparison.OrdinalIgnoreCase);
+
+        var terms = SearchTerms(Query);
+        // What /api/v1/models lists: priced models with a route to a provider this deployment has. An unpriced
+        // model is refused by the gateway (never billed at $0), so it is not for sale here either.
+        var rows = catalog.All.Where(m => m.IsServable).Select(m =>
+        {
+            var pricing = m.Pricing!.Value;
+            var search = SearchText(m);
+            return new ModelRow(m.Id, m.Name, m.OwnedBy, m.Kind, m.ContextLength, pricing.OurInputPerMTok,
+                m.Kind == "embedding" ? null : pricing.OurOutputPerMTok, search, terms.All(search.Contains));
+        });
+        Models = Order(rows).ToList();
+    }
+
+    private IEnumerable<ModelRow> Order(IEnumerable<ModelRow> rows)
+    {
+        // Ties (and the default) fall back to the id, so the order is stable from request to request.
+        var ordered = Sort switch
+        {
+            ModelSort.Input => Descending ? rows.OrderByDescending(r => r.InputPerMTok) : rows.OrderBy(r => r.InputPerMTok),
+            ModelSort.Output => Descending ? rows.OrderByDescending(r => r.OutputPerMTok ?? -1) : rows.OrderBy(r => r.OutputPerMTok ?? -1),
+            ModelSort.Context => Descending ? rows.OrderByDescending(r => r.ContextLength) : rows.OrderBy(r => r.ContextLength),
+            _ => Descending ? rows.OrderByDescending(r => r.Id, StringComparer.Ordinal) : rows.OrderBy(r => r.Id, StringComparer.Ordinal),
+        };
+        return Sort == ModelSort.Model ? ordered : ordered.ThenBy(r => r.Id, StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// The text a query is matched against: id, name and provider, lower case. The page puts it on each row
+    /// (<c>data-search</c>) and pricing.js matches the same way, so typing and <c>?q=</c> agree.
+    /// </summary>
+    private static string SearchText(ResolvedModel m) => $"{m.Id} {m.Name} {m.OwnedBy}".ToLowerInvariant();
+
+    /// <summary>Every word of the query must appear (in any order): "mini gpt" finds "GPT-4o mini".</summary>
+    private static string[] SearchTerms(string query) =>
+        query.ToLowerInvariant().Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
+
+    /// <summary>
+    /// "12", "12.5", "12.50", "$1,000" → cents; null for anything else: negative, more than two decimals, exponents,
+    /// and commas that are not thousands separators ("1,00" is a decimal comma somewhere, so it is refused, not read as $100).
+    /// </summary>
+    internal static long? ParseCents(string? usd)
+    {
+        var text = (usd ?? "").Trim();
+        if (text.Length > 20 || !UsdAmount().IsMatch(text)) return null;
+        var dollars = decimal.Parse(text.TrimStart('$').Trim().Replace(",", "", StringComparison.Ordinal), NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture);
+        return (long)(dollars * 100);
+    }
+
+    [GeneratedRegex(@"^\$?\s*(\d{1,3}(,\d{3})+|\d{1,12})(\.\d{1,2})?$")]
+    private static partial Regex UsdAmount();
+
+    public static string Dollars(long cents) =>
+        (cents / 100m).ToString(cents % 100 == 0 ? "#,##0" : "#,##0.00", CultureInfo.InvariantCulture);
+
+    public static string Count(long value) => value.ToString("#,##0", CultureInfo.InvariantCulture);
+
+    /// <summary>The sort links: the column's own link flips the direction when it is already the sort.</summary>
+    public string SortUrl(ModelSort column)
+    {
+        var descending = column == Sort && !Descending;
+        var query = new List<string>();
+        if (Query.Length > 0) query.Add("q=" + Uri.EscapeDataString(Query));
+        if (column != ModelSort.Model) query.Add("sort=" + column.ToString().ToLowerInvariant());
+        if (descending) query.Add("dir=desc");
+        return "/pricing" + (query.Count > 0 ? "?" + string.Join('&', query) : "") + "#models";
+    }
+
+    public string? AriaSort(ModelSort column) => column == Sort ? (Descending ? "descending" : "ascending") : null;
+
+    public enum ModelSort { Model, Context, Input, Output }
+
+    /// <param name="InputPerMTok">Our price (margin included) per million input tokens, micro-USD.</param>
+    /// <param name="OutputPerMTok">Our price per million output tokens; null for embedding models, which produce none.</param>
+    /// <param name="Matches">Whether it matches the query; rows that do not are rendered hidden.</param>
+    public sealed record ModelRow(string Id, string Name, string Provider, string Kind, int ContextLength, long InputPerMTok,
+        long? OutputPerMTok, string SearchText, bool Matches);
+}
