@@ -1,6 +1,7 @@
 using AiGate.Web.Data;
 using AiGate.Web.Data.Migrations;
 using AiGate.Web.Features.Accounts;
+using AiGate.Web.Features.Alerts;
 using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Demo;
 using AiGate.Web.Features.Email;
@@ -29,6 +30,7 @@ try
     builder.AddGateway();
     builder.AddDemo();
     builder.AddUsage();
+    builder.AddAlerts();
     builder.Services.AddRazorPages();
     app = builder.Build();
 
