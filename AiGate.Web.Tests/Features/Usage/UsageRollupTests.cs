@@ -151,6 +151,24 @@ public sealed class UsageRollupTests(AiGateApp app) : IClassFixture<AiGateApp>
         Assert.Equal(100, await app.Database.ScalarAsync<long>($"select sum(cost_micros)::bigint from usage_rollups_daily where user_id = '{user}'"));
     }
 
+    [Fact]
+    public async Task Two_runs_at_once_fold_each_event_in_once()
+    {
+        var rng = new Random(99);
+        var accounts = await AccountsAsync(rng, 3);
+        await Rollup.RunAsync(CancellationToken.None);   // whatever other tests left, out of the way
+        var rows = UsageData.Generate(rng, accounts, 600, 3, DateTimeOffset.UtcNow);
+        await UsageData.InsertAsync(app.Database, rows);
+
+        // Two instances (or a trigger-now beside the schedule): one waits for the other, then finds nothing new.
+        var runs = await Task.WhenAll(Rollup.RunAsync(CancellationToken.None), Rollup.RunAsync(CancellationToken.None));
+
+        Assert.Equal(1, runs.Count(r => r.Hours > 0));
+        var users = accounts.Select(a => a.User).ToArray();
+        Assert.Equal(ExpectedHours(rows), await ActualHoursAsync(users));
+        Assert.Equal(ExpectedDays(rows), await ActualDaysAsync(users));
+    }
+
     /// <summary>PostgreSQL's percentile_disc: the first value whose cumulative share reaches the fraction.</summary>
     private static int PercentileDisc(List<int> sorted, double fraction) => sorted[Math.Max(0, (int)Math.Ceiling(fraction * sorted.Count) - 1)];
 

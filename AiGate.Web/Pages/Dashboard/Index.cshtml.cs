@@ -14,7 +14,8 @@ namespace AiGate.Web.Pages.Dashboard;
 /// The signed-in home: balance, this UTC month's spend, a 30-day spend chart (server-rendered SVG:
 /// the CSP allows no inline style or script) and the latest requests, 50 a page, older ones by
 /// <c>?before=&lt;id&gt;</c>. Everything is the signed-in user's own; aggregates go through
-/// <see cref="UsageQueries"/>, the single place that will read rollups.
+/// <see cref="UsageQueries"/>, the single place that reads rollups. From 70 % of the
+/// month's budget a banner links to the alert settings.
 /// </summary>
 [Authorize(Policy = AccountPolicies.ConfirmedEmail)]
 public sealed class IndexModel(AppDbContext db, Ledger ledger, UsageQueries usage, AlertPreferencesReader alerts, IOptions<CreditsOptions> options,
