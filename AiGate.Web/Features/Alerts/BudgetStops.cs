@@ -62,6 +62,10 @@ public sealed partial class BudgetStops(NpgsqlDataSource dataSource, CacheNotifi
             {
                 await ReloadAsync(stoppingToken);
             }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
             catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
             {
                 LogReloadFailed(ex);   // keep the last known set; fail open for a moment rather than stop everyone
