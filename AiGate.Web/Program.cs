@@ -1,6 +1,7 @@
 using AiGate.Web.Data;
 using AiGate.Web.Data.Migrations;
 using AiGate.Web.Features.Accounts;
+using AiGate.Web.Features.Alerts;
 using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Demo;
 using AiGate.Web.Features.Email;
@@ -31,6 +32,7 @@ try
     builder.AddDemo();
     builder.AddUsage();
     builder.AddPricing();
+    builder.AddAlerts();
     builder.Services.AddRazorPages();
     app = builder.Build();
 

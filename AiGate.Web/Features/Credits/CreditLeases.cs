@@ -215,9 +215,14 @@ public sealed partial class CreditLeases : BackgroundService
     {
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
         var tick = 0;
-        // Renew well inside the window LeasesValid allows (¾ of the TTL): every 10 s, more often for a short TTL.
-        // Every 10 s with a 10 s TTL left 2.5 s of every 10 in which this instance refused all calls with 503.
-        var heartbeatEvery = Math.Clamp(_options.LeaseTtlSeconds / 4, 1, 10);
+        // Renew well inside the validity window (¾ of the TTL): every 10 s, or a third of the TTL when that
+        // is shorter. A fixed 10 s left short TTLs (tests use 10 s) with seconds of 503s after start and
+        // between renewals.
+        var heartbeatEvery = Math.Clamp(_options.LeaseTtlSeconds / 3, 1, 10);
+        // The validity clock starts when this singleton is built, which on a loaded machine can be seconds
+        // before the host's other services have started and this loop runs: renew once right away, so the
+        // first requests after start are not refused as if the database had been gone.
+        await HeartbeatAndSweepAsync(stoppingToken);
         try
         {
             while (await timer.WaitForNextTickAsync(stoppingToken))

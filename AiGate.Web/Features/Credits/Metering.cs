@@ -1,3 +1,4 @@
+using AiGate.Web.Features.Alerts;
 using AiGate.Web.Features.Gateway;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Features.Models;
@@ -14,7 +15,8 @@ public sealed record MeteredOutcome(string Provider, TokenUsage? Usage, int Stat
 /// was produced, flagged as estimated), and one usage record per call goes to the writer. Fails
 /// closed: no reservation, no upstream call.
 /// </summary>
-public sealed class Metering(CreditLeases leases, UsageWriter writer, Ledger ledger, IOptions<CreditsOptions> options, TimeProvider clock)
+public sealed class Metering(CreditLeases leases, UsageWriter writer, Ledger ledger, BudgetStops budgetStops, IOptions<CreditsOptions> options,
+    TimeProvider clock)
 {
     public int DefaultMaxOutputTokens => options.Value.DefaultMaxOutputTokens;
 
@@ -29,6 +31,15 @@ public sealed class Metering(CreditLeases leases, UsageWriter writer, Ledger led
     public async Task<Reservation?> ReserveOrRefuseAsync(HttpContext context, KeyIdentity key, long worstCaseMicros)
     {
         if (options.Value.DisableMeteringForBenchmarks) return Reservation.Unmetered;
+        // The account's own hard stop at 100 % of its monthly budget: an in-memory lookup, no round trip.
+        if (budgetStops.Find(key.OwnerId) is { } stop)
+        {
+            await ApiErrors.WriteAsync(context, StatusCodes.Status402PaymentRequired,
+                $"Your monthly budget of ${ModelPricing.MicrosToUsd(stop.BudgetMicros)} is used up (${ModelPricing.MicrosToUsd(stop.SpendMicros)} spent " +
+                "this month) and your hard stop is on: requests are refused until the month ends (UTC) or you raise the budget in your alert settings.",
+                "insufficient_credits", "insufficient_credits");
+            return null;
+        }
         var (outcome, reservation) = await leases.ReserveAsync(key, worstCaseMicros, context.RequestAborted);
         switch (outcome)
         {

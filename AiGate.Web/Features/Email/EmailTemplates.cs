@@ -64,7 +64,43 @@ public static class EmailTemplates
         null,
         "If you did not turn it off, reset your password at once and contact support.");
 
-    private static EmailContent Build(string kind, string subject, string heading, string[] paragraphs, (string Label, string Url)? action, string footnote)
+    /// <summary>A budget threshold reached (usage alerts): spend, budget, the month's top models, and where to act.</summary>
+    public static EmailContent UsageAlert(int threshold, long spendMicros, long budgetMicros, DateOnly period, bool hardStop,
+        IReadOnlyList<(string Model, long CostMicros)> topModels, string buyUrl, string settingsUrl)
+    {
+        var month = period.ToString("MMMM yyyy", System.Globalization.CultureInfo.InvariantCulture);
+        var budget = $"${Credits.Money.UsdDisplay(budgetMicros)}";
+        var spend = $"${Credits.Money.UsdDisplay(spendMicros)}";
+        string[] paragraphs = threshold >= 100
+            ? [$"Your AiGate spend for {month} has reached your monthly budget of {budget}: {spend} so far.",
+               hardStop
+                   ? "Your hard stop is on, so API requests are now refused (HTTP 402) until the month ends (UTC) or you raise your budget."
+                   : "Requests keep working while you have credits; turn on the hard stop in your alert settings if you want them to stop at the budget."]
+            : [$"Your AiGate spend for {month} has passed {threshold} % of your monthly budget of {budget}: {spend} so far.",
+               "Nothing has changed for your API keys; this is a heads-up so the rest of the month holds no surprise."];
+        var facts = new List<(string, string)> { ("Spent this month", spend), ("Monthly budget", budget) };
+        facts.AddRange(topModels.Select((m, i) => (i == 0 ? "Top models" : "", $"{m.Model}: ${Credits.Money.UsdDisplay(m.CostMicros)}")));
+        return Build($"usage-alert-{threshold}",
+            threshold >= 100 ? $"You have reached your AiGate budget for {month}" : $"You have used {threshold} % of your AiGate budget for {month}",
+            threshold >= 100 ? "Monthly budget reached" : $"{threshold} % of your monthly budget used",
+            [.. paragraphs, $"To raise your budget or choose which alerts you get, open your alert settings: {settingsUrl}"],
+            ("Buy credits", buyUrl),
+            "You get one e-mail per threshold (70 %, 90 %, 100 %) each calendar month (UTC).", facts);
+    }
+
+    /// <summary>The balance fell under the amount the user chose; sent once per crossing.</summary>
+    public static EmailContent LowBalance(long balanceMicros, long thresholdMicros, string buyUrl, string settingsUrl) => Build("low-balance",
+        "Your AiGate balance is low",
+        "Your balance is low",
+        [$"Your AiGate balance is ${Credits.Money.UsdDisplay(balanceMicros)}, under the ${Credits.Money.UsdDisplay(thresholdMicros)} you asked us to warn you about.",
+         "API requests are refused (HTTP 402) once the balance cannot cover their worst-case cost. Add credits to keep them running.",
+         $"To change the amount or turn this e-mail off, open your alert settings: {settingsUrl}"],
+        ("Buy credits", buyUrl),
+        "We send this once each time the balance falls under your amount, and again only after it has been back above.",
+        [("Balance", $"${Credits.Money.UsdDisplay(balanceMicros)}"), ("Warn me under", $"${Credits.Money.UsdDisplay(thresholdMicros)}")]);
+
+    private static EmailContent Build(string kind, string subject, string heading, string[] paragraphs, (string Label, string Url)? action, string footnote,
+        IReadOnlyList<(string Label, string Value)>? facts = null)
     {
         var e = HtmlEncoder.Default;
         var html = new System.Text.StringBuilder();
@@ -80,6 +116,13 @@ public static class EmailTemplates
             """);
         foreach (var p in paragraphs)
             html.Append($"""<p style="margin:0 0 16px;font-size:15px;line-height:1.6">{e.Encode(p)}</p>""").Append('\n');
+        if (facts is { Count: > 0 })
+        {
+            html.Append("""<table role="presentation" width="100%" cellpadding="0" cellspacing="0" style="margin:8px 0 16px;border-collapse:collapse;font-size:15px">""");
+            foreach (var (label, value) in facts)
+                html.Append($"""<tr><td style="padding:8px 12px 8px 0;color:#5b6275;border-bottom:1px solid #eef0f5;white-space:nowrap">{e.Encode(label)}</td><td style="padding:8px 0;border-bottom:1px solid #eef0f5;font-weight:600">{e.Encode(value)}</td></tr>""");
+            html.Append("</table>\n");
+        }
         if (action is { } a)
         {
             html.Append($"""
@@ -97,6 +140,11 @@ public static class EmailTemplates
         var text = new System.Text.StringBuilder();
         text.Append("AiGate\n\n").Append(heading).Append("\n\n");
         foreach (var p in paragraphs) text.Append(p).Append("\n\n");
+        if (facts is { Count: > 0 })
+        {
+            foreach (var (label, value) in facts) text.Append(label.Length > 0 ? $"{label}: " : "  ").Append(value).Append('\n');
+            text.Append('\n');
+        }
         if (action is { } t) text.Append(t.Label).Append(":\n").Append(t.Url).Append("\n\n");
         text.Append(footnote).Append("\n\n--\nAiGate · one API for every model. This is an automated message about your account.\n");
         return new EmailContent(kind, subject, html.ToString(), text.ToString());

@@ -1,11 +1,26 @@
+using Quartz;
+
 namespace AiGate.Web.Features.Usage;
 
 public static class UsageExtensions
 {
     public static IHostApplicationBuilder AddUsage(this IHostApplicationBuilder builder)
     {
+        builder.Services.AddOptions<UsageOptions>().BindConfiguration(UsageOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton<UsageQueries>();
         builder.Services.AddSingleton<UsageEndpoints>();
+        builder.Services.AddSingleton<UsageRollup>();
+
+        var interval = builder.Configuration.GetValue($"{UsageOptions.Section}:{nameof(UsageOptions.RollupIntervalSeconds)}", 300);
+        builder.AddQuartz(q =>
+        {
+            q.AddJob<UsageRollupJob>(j => j.WithIdentity(UsageRollupJob.Key).StoreDurably().RequestRecovery());
+            q.AddTrigger(t => t.ForJob(UsageRollupJob.Key).WithIdentity("usage-rollup-interval", "usage")
+                .WithSimpleSchedule(s => s.WithInterval(TimeSpan.FromSeconds(Math.Max(5, interval))).RepeatForever()));
+            q.AddJob<UsagePruneJob>(j => j.WithIdentity(UsagePruneJob.Key).StoreDurably().RequestRecovery());
+            q.AddTrigger(t => t.ForJob(UsagePruneJob.Key).WithIdentity("usage-prune-daily", "usage")
+                .WithCronSchedule("0 37 3 * * ?", c => c.InTimeZone(TimeZoneInfo.Utc)));
+        });
         return builder;
     }
 

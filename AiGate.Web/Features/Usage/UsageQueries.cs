@@ -22,15 +22,27 @@ public sealed record UsageSummary(IReadOnlyList<UsageGroup> Groups, UsageTotals 
 
 /// <summary>
 /// Every aggregate over a user's usage (the /api/v1/usage endpoint, the dashboard's month and chart)
-/// goes through <see cref="SummarizeAsync"/>: one grouped statement over <c>usage_events</c>, always
-/// filtered by owner, reading the <c>(user_id, created_at)</c> index. When the jobs issue adds usage
-/// rollups, long ranges switch to them here (whole UTC days from the rollup, the open edges from raw
-/// events) and no caller changes.
+/// goes through <see cref="SummarizeAsync"/>, always filtered by owner. A range of a day or less is
+/// one grouped statement over raw <c>usage_events</c> (the <c>(user_id, created_at)</c> index). A
+/// longer range reads the rollups (<see cref="UsageRollup"/>): daily rows for the whole days inside
+/// it, hourly rows for the whole hours at its edges, raw events for the partial hours at its very
+/// edges, plus the raw events the rollup has not reached yet (ids above its watermark). The rollups
+/// hold exactly the events up to the watermark, and the statement reads the watermark and both
+/// sources in one snapshot, so the answer equals the raw-only one, event for event, as long as the
+/// raw events are kept — and after they are pruned, the rollups still have them.
 /// </summary>
 public sealed class UsageQueries(NpgsqlDataSource dataSource)
 {
     /// <summary>The longest range one summary may cover (days, inclusive).</summary>
     public const int MaxDays = 366;
+
+    /// <summary>One usage event as a row of the shape every source below produces.</summary>
+    private const string RawRow = """
+        (e.created_at at time zone 'UTC')::date as day, e.model_id, e.key_id, 1::bigint as requests, e.prompt_tokens,
+        e.completion_tokens, e.cached_tokens, e.cost_micros, (e.status >= 400)::int::bigint as errors
+        """;
+
+    private const string RollupRow = "r.model_id, r.key_id, r.requests, r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.cost_micros, r.errors";
 
     /// <summary>
     /// Usage of <paramref name="userId"/> from <paramref name="from"/> (inclusive) to <paramref name="to"/>
@@ -39,30 +51,46 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
     /// </summary>
     public async Task<UsageSummary> SummarizeAsync(Guid userId, DateTimeOffset from, DateTimeOffset to, UsageGrouping grouping, CancellationToken ct)
     {
+        from = from.ToUniversalTime();
+        to = to.ToUniversalTime();
         // The grouping expressions are constants chosen by the enum, never input; the values are parameters.
         var (select, groupBy, orderBy) = grouping switch
         {
-            UsageGrouping.Day => ("(e.created_at at time zone 'UTC')::date, null::text, null::uuid, null::text, null::text",
-                "1", "1"),
-            UsageGrouping.Model => ("null::date, e.model_id, null::uuid, null::text, null::text", "2", "10 desc, 2"),
-            UsageGrouping.Key => ("null::date, null::text, e.key_id, min(k.name), min(k.prefix)", "3", "10 desc, 4, 3"),
+            UsageGrouping.Day => ("p.day, null::text, null::uuid, null::text, null::text", "1", "1"),
+            UsageGrouping.Model => ("null::date, p.model_id, null::uuid, null::text, null::text", "2", "10 desc, 2"),
+            UsageGrouping.Key => ("null::date, null::text, p.key_id, min(k.name), min(k.prefix)", "3", "10 desc, 4, 3"),
             _ => throw new ArgumentOutOfRangeException(nameof(grouping)),
         };
         // The key join is owner-filtered too: a key of another user never lends its name, whatever usage_events says.
-        var join = grouping == UsageGrouping.Key ? "left join api_keys k on k.id = e.key_id and k.owner_id = e.user_id" : "";
+        var join = grouping == UsageGrouping.Key ? "left join api_keys k on k.id = p.key_id and k.owner_id = $1" : "";
+        var useRollups = to - from > TimeSpan.FromDays(1);
+        var source = useRollups ? RollupSource : $"select {RawRow} from usage_events e where e.user_id = $1 and e.created_at >= $2 and e.created_at < $3";
+
         await using var command = dataSource.CreateCommand($"""
             select {select},
-                   count(*), coalesce(sum(e.prompt_tokens), 0)::bigint, coalesce(sum(e.completion_tokens), 0)::bigint,
-                   coalesce(sum(e.cached_tokens), 0)::bigint, coalesce(sum(e.cost_micros), 0)::bigint,
-                   count(*) filter (where e.status >= 400)
-            from usage_events e {join}
-            where e.user_id = $1 and e.created_at >= $2 and e.created_at < $3
+                   coalesce(sum(p.requests), 0)::bigint, coalesce(sum(p.prompt_tokens), 0)::bigint, coalesce(sum(p.completion_tokens), 0)::bigint,
+                   coalesce(sum(p.cached_tokens), 0)::bigint, coalesce(sum(p.cost_micros), 0)::bigint, coalesce(sum(p.errors), 0)::bigint
+            from ({source}) p {join}
             group by {groupBy}
             order by {orderBy}
             """);
         command.Parameters.Add(new() { Value = userId });
-        command.Parameters.Add(new() { Value = from.ToUniversalTime() });
-        command.Parameters.Add(new() { Value = to.ToUniversalTime() });
+        command.Parameters.Add(new() { Value = from });
+        command.Parameters.Add(new() { Value = to });
+        if (useRollups)
+        {
+            // from <= firstHour <= firstDay <= lastDay <= lastHour <= to, because the range is longer than a day.
+            var firstHour = CeilingTo(from, TimeSpan.FromHours(1));
+            var lastHour = FloorTo(to, TimeSpan.FromHours(1));
+            var firstDay = CeilingTo(from, TimeSpan.FromDays(1));
+            var lastDay = FloorTo(to, TimeSpan.FromDays(1));
+            command.Parameters.Add(new() { Value = firstHour });
+            command.Parameters.Add(new() { Value = lastHour });
+            command.Parameters.Add(new() { Value = firstDay });
+            command.Parameters.Add(new() { Value = lastDay });
+            command.Parameters.Add(new() { Value = DateOnly.FromDateTime(firstDay.UtcDateTime) });
+            command.Parameters.Add(new() { Value = DateOnly.FromDateTime(lastDay.UtcDateTime) });
+        }
 
         var groups = new List<UsageGroup>();
         var total = default(UsageTotals);
@@ -80,6 +108,34 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
             total += totals;
         }
         return new UsageSummary(groups, total);
+    }
+
+    /// <summary>
+    /// $1 user, [$2, $3) the range, $4 its first whole hour, $5 the end of its last whole hour, [$6, $7)
+    /// its whole days (also as dates, $8 and $9). One statement, so one snapshot: the watermark and the
+    /// rows it describes agree.
+    /// </summary>
+    private const string RollupSource = $"""
+        select {RawRow} from usage_events e
+        where e.user_id = $1 and ((e.created_at >= $2 and e.created_at < $4) or (e.created_at >= $5 and e.created_at < $3))
+        union all
+        select {RawRow} from usage_events e
+        where e.id > (select last_event_id from usage_rollup_state where id = 1)
+          and e.user_id = $1 and e.created_at >= $4 and e.created_at < $5
+        union all
+        select (r.hour at time zone 'UTC')::date, {RollupRow} from usage_rollups_hourly r
+        where r.user_id = $1 and ((r.hour >= $4 and r.hour < $6) or (r.hour >= $7 and r.hour < $5))
+        union all
+        select r.day, {RollupRow} from usage_rollups_daily r
+        where r.user_id = $1 and r.day >= $8 and r.day < $9
+        """;
+
+    private static DateTimeOffset FloorTo(DateTimeOffset at, TimeSpan unit) => new(at.UtcTicks - at.UtcTicks % unit.Ticks, TimeSpan.Zero);
+
+    private static DateTimeOffset CeilingTo(DateTimeOffset at, TimeSpan unit)
+    {
+        var floor = FloorTo(at, unit);
+        return floor == at ? floor : floor + unit;
     }
 
     /// <summary>Whole UTC days <paramref name="first"/> to <paramref name="last"/> inclusive, grouped.</summary>

@@ -1,5 +1,6 @@
 using AiGate.Web.Data;
 using AiGate.Web.Features.Accounts;
+using AiGate.Web.Features.Alerts;
 using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Usage;
 using Microsoft.AspNetCore.Authorization;
@@ -13,10 +14,12 @@ namespace AiGate.Web.Pages.Dashboard;
 /// The signed-in home: balance, this UTC month's spend, a 30-day spend chart (server-rendered SVG:
 /// the CSP allows no inline style or script) and the latest requests, 50 a page, older ones by
 /// <c>?before=&lt;id&gt;</c>. Everything is the signed-in user's own; aggregates go through
-/// <see cref="UsageQueries"/>, the single place that will read rollups.
+/// <see cref="UsageQueries"/>, the single place that reads rollups. From 70 % of the
+/// month's budget a banner links to the alert settings.
 /// </summary>
 [Authorize(Policy = AccountPolicies.ConfirmedEmail)]
-public sealed class IndexModel(AppDbContext db, Ledger ledger, UsageQueries usage, IOptions<CreditsOptions> options, TimeProvider clock)
+public sealed class IndexModel(AppDbContext db, Ledger ledger, UsageQueries usage, AlertPreferencesReader alerts, IOptions<CreditsOptions> options,
+    TimeProvider clock)
     : PageModel
 {
     public const int PageSize = 50;
@@ -28,6 +31,8 @@ public sealed class IndexModel(AppDbContext db, Ledger ledger, UsageQueries usag
     public CreditBalance Balance { get; private set; } = new(0, 0);
     public decimal UsdPerCredit => options.Value.UsdPerCredit;
     public UsageTotals Month { get; private set; }
+    /// <summary>This month's spend against the budget (the banner at 70 % and over).</summary>
+    public BudgetStatus? Budget { get; private set; }
     public string MonthName { get; private set; } = "";
     public IReadOnlyList<UsageGroup> Days { get; private set; } = [];
     public IReadOnlyList<RequestRow> Requests { get; private set; } = [];
@@ -47,6 +52,7 @@ public sealed class IndexModel(AppDbContext db, Ledger ledger, UsageQueries usag
 
         Balance = await ledger.GetBalanceAsync(userId, ct);
         Month = (await usage.SummarizeDaysAsync(userId, monthStart, today, UsageGrouping.Day, ct)).Total;
+        Budget = await alerts.GetStatusAsync(userId, now, Month.CostMicros, ct);
         var first = today.AddDays(-(ChartDays - 1));
         Days = UsageQueries.FillDays((await usage.SummarizeDaysAsync(userId, first, today, UsageGrouping.Day, ct)).Groups, first, today);
 

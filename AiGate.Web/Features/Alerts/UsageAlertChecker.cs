@@ -1,0 +1,183 @@
+using AiGate.Web.Data;
+using AiGate.Web.Features.Email;
+using AiGate.Web.Features.Usage;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace AiGate.Web.Features.Alerts;
+
+/// <summary>What one alerts run did.</summary>
+public readonly record struct AlertRunResult(int BudgetAlerts, int LowBalanceAlerts, bool StopsChanged);
+
+/// <summary>
+/// The alerts job's body. For the UTC month of <c>now</c>: every account's spend (daily rollups plus
+/// the raw events after the rollup's watermark, in one statement) against its budget; each enabled
+/// threshold (70, 90, 100 %) that is reached and not yet recorded gets its <c>usage_alerts</c> row and
+/// its outbox e-mail in one transaction. The row's key (account, month, threshold) is the guard: a
+/// second instance or a retried run inserting the same row waits for the first, then inserts nothing
+/// and sends nothing. The same for low balances (<c>low_balance_alerts</c>, one row per crossing,
+/// deleted when the balance is back up). Then it syncs the hard stops (<see cref="BudgetStops.SyncAsync"/>).
+/// </summary>
+public sealed partial class UsageAlertChecker(AppDbContext db, EmailOutbox outbox, NpgsqlDataSource dataSource, UsageQueries usage, BudgetStops stops,
+    IOptions<EmailOptions> emailOptions, ILogger<UsageAlertChecker> logger)
+{
+    private sealed record Account(Guid UserId, string Email, long Spend, long? Budget, AlertPreferences Preferences);
+
+    public async Task<AlertRunResult> RunAsync(DateTimeOffset now, CancellationToken ct)
+    {
+        var period = BudgetStatus.PeriodOf(now);
+        var accounts = await ReadSpendsAsync(period, ct);
+        var sent = await ReadSentAsync(period, ct);
+
+        var budgetAlerts = 0;
+        foreach (var account in accounts)
+        {
+            if (account.Budget is not { } budget || budget <= 0) continue;
+            foreach (var threshold in AlertPreferences.Thresholds)
+            {
+                if (!account.Preferences.Notifies(threshold) || sent.Contains((account.UserId, threshold))) continue;
+                // Integer math: spend / budget >= threshold %.
+                if (account.Spend * 100 < budget * threshold) continue;
+                if (await SendBudgetAlertAsync(account, budget, threshold, period, now, ct)) budgetAlerts++;
+            }
+        }
+
+        var lowBalanceAlerts = await CheckLowBalancesAsync(now, ct);
+
+        bool changed;
+        await using (var connection = await dataSource.OpenConnectionAsync(ct))
+        await using (var tx = await connection.BeginTransactionAsync(ct))
+        {
+            changed = await BudgetStops.SyncAsync(connection, tx, period, [.. accounts.Select(a => (a.UserId, a.Spend))], onlyThese: false, now, ct);
+            await tx.CommitAsync(ct);
+        }
+        if (changed) await stops.ReloadAsync(ct);   // this instance at once; the others on the notice
+        if (budgetAlerts + lowBalanceAlerts > 0) LogSent(budgetAlerts, lowBalanceAlerts);
+        return new AlertRunResult(budgetAlerts, lowBalanceAlerts, changed);
+    }
+
+    /// <summary>Every account that spent something in the month, with its budget in force and its choices.</summary>
+    private async Task<List<Account>> ReadSpendsAsync(DateOnly period, CancellationToken ct)
+    {
+        await using var command = dataSource.CreateCommand($"""
+            with spend as (
+                select user_id, sum(cost_micros)::bigint as spend from (
+                    select user_id, cost_micros from usage_rollups_daily where day >= $1 and day < $2
+                    union all
+                    select user_id, cost_micros from usage_events
+                    where id > (select last_event_id from usage_rollup_state where id = 1) and created_at >= $3 and created_at < $4
+                ) s group by user_id)
+            select s.user_id, u.email, s.spend, coalesce(a.monthly_budget_micros, {string.Format(AlertPreferences.DefaultBudgetSql, "s.user_id")}),
+                   coalesce(a.notify70, true), coalesce(a.notify90, true), coalesce(a.notify100, true),
+                   coalesce(a.hard_stop, false), a.monthly_budget_micros
+            from spend s
+            join users u on u.id = s.user_id
+            left join alert_settings a on a.user_id = s.user_id
+            where s.spend > 0 and u.email is not null
+            """);
+        command.Parameters.Add(new() { Value = period });
+        command.Parameters.Add(new() { Value = period.AddMonths(1) });
+        command.Parameters.Add(new() { Value = UsageQueries.StartOfDay(period) });
+        command.Parameters.Add(new() { Value = UsageQueries.StartOfDay(period.AddMonths(1)) });
+        var accounts = new List<Account>();
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            var preferences = new AlertPreferences(reader.IsDBNull(8) ? null : reader.GetInt64(8), reader.GetBoolean(4), reader.GetBoolean(5),
+                reader.GetBoolean(6), reader.GetBoolean(7), true, AlertPreferences.DefaultLowBalanceMicros);
+            accounts.Add(new Account(reader.GetGuid(0), reader.GetString(1), reader.GetInt64(2), reader.IsDBNull(3) ? null : reader.GetInt64(3), preferences));
+        }
+        return accounts;
+    }
+
+    private async Task<HashSet<(Guid, int)>> ReadSentAsync(DateOnly period, CancellationToken ct) =>
+        [.. (await db.Set<UsageAlert>().AsNoTracking().Where(a => a.Period == period).Select(a => new { a.UserId, a.Threshold }).ToListAsync(ct))
+            .Select(a => (a.UserId, a.Threshold))];
+
+    /// <summary>The guard row and the e-mail, together or not at all. False when the row existed (another run sent it).</summary>
+    private async Task<bool> SendBudgetAlertAsync(Account account, long budget, int threshold, DateOnly period, DateTimeOffset now, CancellationToken ct)
+    {
+        var top = await usage.SummarizeAsync(account.UserId, UsageQueries.StartOfDay(period), UsageQueries.StartOfDay(period.AddMonths(1)),
+            UsageGrouping.Model, ct);
+        var content = EmailTemplates.UsageAlert(threshold, account.Spend, budget, period, account.Preferences.HardStop,
+            [.. top.Groups.Take(3).Select(g => (g.Model!, g.Totals.CostMicros))], Link("/billing"), Link("/Account/Manage/Alerts"));
+
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        var inserted = await db.Database.ExecuteSqlInterpolatedAsync($"""
+            insert into usage_alerts (user_id, period, threshold, budget_micros, spend_micros, created_at)
+            values ({account.UserId}, {period}, {threshold}, {budget}, {account.Spend}, {now})
+            on conflict do nothing
+            """, ct);
+        if (inserted == 0)
+        {
+            await tx.RollbackAsync(ct);
+            return false;
+        }
+        outbox.Enqueue(account.Email, content, account.UserId);
+        await db.SaveChangesAsync(ct);
+        await tx.CommitAsync(ct);
+        return true;
+    }
+
+    /// <summary>Re-arms accounts whose balance is back up, then sends one e-mail per account newly under its amount.</summary>
+    private async Task<int> CheckLowBalancesAsync(DateTimeOffset now, CancellationToken ct)
+    {
+        // A constant, not input: the SQL below is built from it.
+        var threshold = $"coalesce(a.low_balance_micros, {AlertPreferences.DefaultLowBalanceMicros})";
+        await using (var rearm = dataSource.CreateCommand($"""
+            delete from low_balance_alerts l using credit_accounts c left join alert_settings a on a.user_id = c.user_id
+            where l.user_id = c.user_id and c.balance_micros >= {threshold}
+            """))
+            await rearm.ExecuteNonQueryAsync(ct);
+
+        var due = new List<LowBalanceRow>();
+        await using (var command = dataSource.CreateCommand($"""
+            select c.user_id, u.email, c.balance_micros, {threshold}
+            from credit_accounts c
+            join users u on u.id = c.user_id
+            left join alert_settings a on a.user_id = c.user_id
+            where coalesce(a.low_balance_enabled, true) and c.balance_micros < {threshold} and u.email is not null
+              and not exists (select 1 from low_balance_alerts l where l.user_id = c.user_id)
+            """))
+        await using (var reader = await command.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+                due.Add(new LowBalanceRow(reader.GetGuid(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3)));
+        }
+
+        var sent = 0;
+        foreach (var row in due)
+        {
+            await using var tx = await db.Database.BeginTransactionAsync(ct);
+            var inserted = await db.Database.ExecuteSqlInterpolatedAsync($"""
+                insert into low_balance_alerts (user_id, threshold_micros, balance_micros, created_at)
+                values ({row.UserId}, {row.Threshold}, {row.Balance}, {now})
+                on conflict do nothing
+                """, ct);
+            if (inserted == 0)
+            {
+                await tx.RollbackAsync(ct);
+                continue;
+            }
+            outbox.Enqueue(row.Email, EmailTemplates.LowBalance(row.Balance, row.Threshold, Link("/billing"),
+                Link("/Account/Manage/Alerts")), row.UserId);
+            await db.SaveChangesAsync(ct);
+            await tx.CommitAsync(ct);
+            sent++;
+        }
+        return sent;
+    }
+
+    private sealed record LowBalanceRow(Guid UserId, string Email, long Balance, long Threshold);
+
+    /// <summary>
+    /// Jobs have no request to take an address from: links use <c>Email:BaseUrl</c> (required in
+    /// Production), else the address <c>scripts/run.sh</c> serves locally.
+    /// </summary>
+    private string Link(string path) =>
+        (string.IsNullOrWhiteSpace(emailOptions.Value.BaseUrl) ? "http://localhost:5080" : emailOptions.Value.BaseUrl).TrimEnd('/') + path;
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Usage alerts: {BudgetAlerts} budget e-mail(s), {LowBalanceAlerts} low-balance e-mail(s) enqueued")]
+    private partial void LogSent(int budgetAlerts, int lowBalanceAlerts);
+}

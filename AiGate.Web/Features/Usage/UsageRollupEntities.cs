@@ -1,0 +1,91 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+
+namespace AiGate.Web.Features.Usage;
+
+/// <summary>
+/// The usage of one hour (UTC) for one account, key, model and provider: what dashboards and long
+/// usage ranges read instead of raw <c>usage_events</c>. Written only by <see cref="UsageRollup"/>.
+/// </summary>
+public sealed class UsageRollupHour
+{
+    public DateTimeOffset Hour { get; set; }
+    public Guid UserId { get; set; }
+    public Guid KeyId { get; set; }
+    public required string ModelId { get; set; }
+    public required string Provider { get; set; }
+    public long Requests { get; set; }
+    public long PromptTokens { get; set; }
+    public long CompletionTokens { get; set; }
+    public long CachedTokens { get; set; }
+    public long CostMicros { get; set; }
+    public long Errors { get; set; }
+    /// <summary>Median latency (a value that occurred: percentile_disc).</summary>
+    public int LatencyP50Ms { get; set; }
+    public int LatencyP95Ms { get; set; }
+
+    internal sealed class Configuration : IEntityTypeConfiguration<UsageRollupHour>
+    {
+        public void Configure(EntityTypeBuilder<UsageRollupHour> b)
+        {
+            b.ToTable("usage_rollups_hourly");
+            // The owner first: every read is one account's range of hours.
+            b.HasKey(r => new { r.UserId, r.Hour, r.KeyId, r.ModelId, r.Provider });
+            b.Property(r => r.ModelId).HasMaxLength(128);
+            b.Property(r => r.Provider).HasMaxLength(64);
+        }
+    }
+}
+
+/// <summary>
+/// The same as <see cref="UsageRollupHour"/>, for one UTC day: the sums of its hours. Latency percentiles
+/// do not add up from hours, so days carry none (read the hourly rows for them).
+/// </summary>
+public sealed class UsageRollupDay
+{
+    public DateOnly Day { get; set; }
+    public Guid UserId { get; set; }
+    public Guid KeyId { get; set; }
+    public required string ModelId { get; set; }
+    public required string Provider { get; set; }
+    public long Requests { get; set; }
+    public long PromptTokens { get; set; }
+    public long CompletionTokens { get; set; }
+    public long CachedTokens { get; set; }
+    public long CostMicros { get; set; }
+    public long Errors { get; set; }
+
+    internal sealed class Configuration : IEntityTypeConfiguration<UsageRollupDay>
+    {
+        public void Configure(EntityTypeBuilder<UsageRollupDay> b)
+        {
+            b.ToTable("usage_rollups_daily");
+            b.HasKey(r => new { r.UserId, r.Day, r.KeyId, r.ModelId, r.Provider });
+            // The alerts job sums this month's spend of every account.
+            b.HasIndex(r => r.Day);
+            b.Property(r => r.ModelId).HasMaxLength(128);
+            b.Property(r => r.Provider).HasMaxLength(64);
+        }
+    }
+}
+
+/// <summary>
+/// The rollup's progress, one row (id 1): every usage event with an id up to <see cref="LastEventId"/>
+/// is in the rollups, and none above it; raw events before <see cref="RawKeptFrom"/> may have been pruned.
+/// </summary>
+public sealed class UsageRollupState
+{
+    public int Id { get; set; }
+    public long LastEventId { get; set; }
+    public DateTimeOffset RawKeptFrom { get; set; }
+    public DateTimeOffset UpdatedAt { get; set; }
+
+    internal sealed class Configuration : IEntityTypeConfiguration<UsageRollupState>
+    {
+        public void Configure(EntityTypeBuilder<UsageRollupState> b)
+        {
+            b.ToTable("usage_rollup_state");
+            b.Property(s => s.Id).ValueGeneratedNever();
+        }
+    }
+}
