@@ -1,6 +1,7 @@
 using AiGate.Web.Data;
 using AiGate.Web.Data.Migrations;
 using AiGate.Web.Features.Accounts;
+using AiGate.Web.Features.Billing;
 using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Demo;
 using AiGate.Web.Features.Email;
@@ -29,6 +30,7 @@ try
     builder.AddGateway();
     builder.AddDemo();
     builder.AddUsage();
+    builder.AddBilling();
     builder.Services.AddRazorPages();
     app = builder.Build();
 
@@ -39,6 +41,7 @@ try
     app.MapUsage();     // /api/v1/balance, /api/v1/usage
     app.MapGateway();   // the rest of /api/v1, its 404 catch-all last
     app.MapEmail();
+    app.MapBilling();   // POST /webhooks/stripe
     app.MapRazorPages();
 }
 catch (StartupConfigurationException ex)

@@ -50,7 +50,7 @@ public sealed class PlanOption
     public long MonthlyAllowanceMicros { get; set; }
 
     /// <summary>Account-wide request rate limit while on this plan.</summary>
-    [Range(1, 1_000_000)]
+    [Range(1, int.MaxValue)]
     public int RequestsPerMinute { get; set; }
 
     /// <summary>Account-wide token rate limit while on this plan.</summary>
