@@ -64,28 +64,28 @@ public sealed class BillingApp : AccountsApp
         payment_intent = paymentIntent ?? $"pi_{Guid.NewGuid():N}",
         metadata = item is null ? new Dictionary<string, string> { ["kind"] = kind, ["user_id"] = userId.ToString() }
             : new Dictionary<string, string> { ["kind"] = kind, ["item_id"] = item, ["user_id"] = userId.ToString() },
-        created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
+        subscription = (string?)null, url = (string?)null, created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
     };
 
     public static object Invoice(string customer, string subscription, string planId, long amountCents, string? id = null, long? periodEnd = null) => new
     {
         id = id ?? $"in_{Guid.NewGuid():N}", @object = "invoice", customer, subscription, status = "paid", amount_paid = amountCents, amount_due = amountCents,
         currency = "usd", payment_intent = $"pi_{Guid.NewGuid():N}", charge = $"ch_{Guid.NewGuid():N}", hosted_invoice_url = "https://invoice.stripe.com/i/acct_1/test",
-        billing_reason = "subscription_cycle", attempt_count = 1, created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
+        billing_reason = "subscription_cycle", attempt_count = 1, next_payment_attempt = (long?)null, created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
         subscription_details = new { metadata = new Dictionary<string, string> { ["plan_id"] = planId } },
-        lines = new { @object = "list", has_more = false, data = new[] { new { id = "il_1", period = new { start = 1, end = periodEnd ?? DateTimeOffset.UtcNow.AddMonths(1).ToUnixTimeSeconds() }, price = new { id = $"price_{planId}" } } } },
+        lines = new { @object = "list", has_more = false, data = new[] { new { id = "il_1", period = new { start = 1, end = periodEnd ?? DateTimeOffset.UtcNow.AddMonths(1).ToUnixTimeSeconds() }, price = new { id = $"price_{planId}" }, metadata = new Dictionary<string, string>() } } },
     };
 
     public static object Subscription(string customer, string id, string status, string planId, long periodEnd, bool cancelAtPeriodEnd = false) => new
     {
         id, @object = "subscription", customer, status, cancel_at_period_end = cancelAtPeriodEnd, current_period_end = periodEnd,
         metadata = new Dictionary<string, string> { ["plan_id"] = planId },
-        items = new { @object = "list", data = new[] { new { id = "si_1", price = new { id = $"price_{planId}" } } } },
+        items = new { @object = "list", data = new[] { new { id = "si_1", price = new { id = $"price_{planId}" }, metadata = new Dictionary<string, string>() } } },
     };
 
     public static object Charge(string paymentIntent, long amount, long refunded) => new
     {
         id = $"ch_{Guid.NewGuid():N}", @object = "charge", amount, amount_refunded = refunded, currency = "usd", payment_intent = paymentIntent,
-        refunded = refunded == amount, receipt_url = "https://pay.stripe.com/receipts/test",
+        refunded = refunded == amount, receipt_url = "https://pay.stripe.com/receipts/test", customer = (string?)null, invoice = (string?)null,
     };
 }

@@ -112,6 +112,21 @@ public sealed class StripeWebhookTests(BillingApp app) : IClassFixture<BillingAp
     }
 
     [Fact]
+    public async Task A_signed_event_whose_object_lacks_a_field_is_recorded_as_unreadable_and_changes_nothing()
+    {
+        var (userId, customer) = await CustomerAsync();
+        var broken = BillingApp.Event("invoice.paid", new { id = "in_broken_" + Guid.NewGuid().ToString("N")[..8], @object = "invoice", customer });
+
+        var answer = await app.DeliverAsync(broken);
+
+        Assert.Equal(HttpStatusCode.OK, answer.StatusCode);   // Stripe must not retry it forever
+        Assert.StartsWith("unreadable object", await app.Database.ScalarAsync<string>($"select outcome from stripe_events where id = '{((dynamic)broken).id}'"),
+            StringComparison.Ordinal);
+        Assert.Equal(0, await app.BalanceAsync(userId));
+        Assert.Equal(HttpStatusCode.OK, (await app.DeliverAsync(broken)).StatusCode);   // and a redelivery is a duplicate
+    }
+
+    [Fact]
     public async Task Invoice_paid_grants_the_plans_allowance_once_per_invoice_and_sets_the_plan()
     {
         var (userId, customer) = await CustomerAsync();

@@ -111,12 +111,12 @@ public sealed class LocalStripe(IOptions<BillingOptions> billing, TimeProvider c
     {
         id = NewId("in"), @object = "invoice", customer = sub.Customer, subscription = sub.Id, status = "paid",
         amount_paid = plan.MonthlyPriceCents, amount_due = plan.MonthlyPriceCents, currency = "usd", payment_intent = NewId("pi"), charge = NewId("ch"),
-        hosted_invoice_url = (string?)null, billing_reason = reason, attempt_count = 1, created = now.ToUnixTimeSeconds(),
+        hosted_invoice_url = (string?)null, billing_reason = reason, attempt_count = 1, next_payment_attempt = (long?)null, created = now.ToUnixTimeSeconds(),
         subscription_details = new { metadata = sub.Metadata },
         lines = new
         {
             @object = "list", has_more = false,
-            data = new[] { new { id = NewId("il"), period = new { start = now.ToUnixTimeSeconds(), end = now.AddMonths(1).ToUnixTimeSeconds() }, price = new { id = PriceOf(plan) } } },
+            data = new[] { new { id = NewId("il"), period = new { start = now.ToUnixTimeSeconds(), end = now.AddMonths(1).ToUnixTimeSeconds() }, price = new { id = PriceOf(plan) }, metadata = new Dictionary<string, string>() } },
         },
     };
 

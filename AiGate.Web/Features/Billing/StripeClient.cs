@@ -133,7 +133,7 @@ public sealed partial class StripeClient(HttpClient http, IOptions<StripeOptions
         StripeErrorDetail? error = null;
         try
         {
-            error = JsonSerializer.Deserialize<StripeErrorBody>(body, StripeJson.Options)?.Error;
+            error = JsonSerializer.Deserialize<StripeErrorBody>(body, StripeJson.Lenient)?.Error;
         }
         catch (JsonException)
         {

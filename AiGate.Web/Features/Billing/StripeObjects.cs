@@ -11,8 +11,15 @@ public static class StripeJson
     public static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web)
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        // Stripe always sends every field of an object (null when empty). One that is missing, or null where we
+        // declared it non-nullable, makes the object unreadable (a JsonException: recorded, nothing changed)
+        // instead of a null reaching the database.
+        RespectNullableAnnotations = true,
+        RespectRequiredConstructorParameters = true,
     };
+
+    /// <summary>For error bodies, whose fields vary by error type (decline_code only for card errors…).</summary>
+    public static readonly JsonSerializerOptions Lenient = new(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 }
 
 /// <summary>https://docs.stripe.com/api/events/object</summary>
@@ -24,15 +31,10 @@ public sealed record StripeEventData(JsonElement Object);
 public sealed record StripeCustomer(string Id, string? Email, Dictionary<string, string>? Metadata);
 
 /// <summary>https://docs.stripe.com/api/checkout/sessions/object</summary>
-public sealed record StripeCheckoutSession(
-    string Id, string Mode, string? Status, string PaymentStatus, long? AmountTotal, string? Currency, string? Customer,
-    string? ClientReferenceId, string? PaymentIntent, string? Subscription, Dictionary<string, string>? Metadata, string? Url, long Created);
+public sealed record StripeCheckoutSession(string Id, string Mode, string? Status, string PaymentStatus, long? AmountTotal, string? Currency, string? Customer, string? ClientReferenceId, string? PaymentIntent, string? Subscription, Dictionary<string, string>? Metadata, string? Url, long Created);
 
 /// <summary>https://docs.stripe.com/api/invoices/object</summary>
-public sealed record StripeInvoice(
-    string Id, string? Customer, string? Subscription, string? Status, long AmountPaid, long AmountDue, string Currency,
-    string? PaymentIntent, string? Charge, string? HostedInvoiceUrl, string? BillingReason, StripeList<StripeInvoiceLine>? Lines,
-    StripeSubscriptionDetails? SubscriptionDetails, long? NextPaymentAttempt, long AttemptCount, long Created);
+public sealed record StripeInvoice(string Id, string? Customer, string? Subscription, string? Status, long AmountPaid, long AmountDue, string Currency, string? PaymentIntent, string? Charge, string? HostedInvoiceUrl, string? BillingReason, StripeList<StripeInvoiceLine>? Lines, StripeSubscriptionDetails? SubscriptionDetails, long? NextPaymentAttempt, long AttemptCount, long Created);
 
 public sealed record StripeSubscriptionDetails(Dictionary<string, string>? Metadata);
 
@@ -45,16 +47,12 @@ public sealed record StripePrice(string Id);
 public sealed record StripeList<T>(List<T> Data, bool HasMore = false);
 
 /// <summary>https://docs.stripe.com/api/subscriptions/object</summary>
-public sealed record StripeSubscription(
-    string Id, string Customer, string Status, bool CancelAtPeriodEnd, long? CurrentPeriodEnd, Dictionary<string, string>? Metadata,
-    StripeList<StripeSubscriptionItem>? Items);
+public sealed record StripeSubscription(string Id, string Customer, string Status, bool CancelAtPeriodEnd, long? CurrentPeriodEnd, Dictionary<string, string>? Metadata, StripeList<StripeSubscriptionItem>? Items);
 
 public sealed record StripeSubscriptionItem(string Id, StripePrice? Price);
 
 /// <summary>https://docs.stripe.com/api/charges/object</summary>
-public sealed record StripeCharge(
-    string Id, long Amount, long AmountRefunded, string Currency, string? Customer, string? PaymentIntent, string? Invoice, bool Refunded,
-    string? ReceiptUrl);
+public sealed record StripeCharge(string Id, long Amount, long AmountRefunded, string Currency, string? Customer, string? PaymentIntent, string? Invoice, bool Refunded, string? ReceiptUrl);
 
 /// <summary>https://docs.stripe.com/api/disputes/object</summary>
 public sealed record StripeDispute(string Id, long Amount, string Charge, string Currency, string? PaymentIntent, string? Reason, string Status);
@@ -80,9 +78,7 @@ public sealed class StripeException(int status, string? type, string? code, stri
 }
 
 /// <summary>What a Checkout Session is for: a credit pack, a custom amount, or a plan's subscription.</summary>
-public sealed record CheckoutRequest(
-    Guid UserId, string CustomerId, string Mode, string Description, long? AmountCents, string? PriceId, string Kind, string? ItemId,
-    string SuccessUrl, string CancelUrl);
+public sealed record CheckoutRequest(Guid UserId, string CustomerId, string Mode, string Description, long? AmountCents, string? PriceId, string Kind, string? ItemId, string SuccessUrl, string CancelUrl);
 
 /// <summary>
 /// The Stripe calls AiGate makes. <see cref="StripeClient"/> speaks Stripe's REST API; <see cref="LocalStripe"/>
