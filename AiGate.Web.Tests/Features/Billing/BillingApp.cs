@@ -40,8 +40,8 @@ public sealed class BillingApp : AccountsApp
     {
         var customer = $"cus_{Guid.NewGuid():N}"[..18];
         await Database.ExecuteAsync($"""
-            insert into billing_accounts (user_id, stripe_customer_id, plan_id, cancel_at_period_end, state_as_of, updated_at)
-            values ('{userId}', '{customer}', 'free', false, 0, now())
+            insert into billing_accounts (user_id, stripe_customer_id, plan_id, cancel_at_period_end, state_as_of, dunning_step, updated_at)
+            values ('{userId}', '{customer}', 'free', false, 0, 0, now())
             """);
         return customer;
     }

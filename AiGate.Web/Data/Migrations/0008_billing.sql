@@ -31,6 +31,8 @@ create table billing_accounts (
     current_period_end timestamp with time zone,
     cancel_at_period_end boolean not null,
     past_due_since timestamp with time zone,
+    dunning_step integer not null,
+    dunning_next_at timestamp with time zone,
     disputed_at timestamp with time zone,
     state_as_of bigint not null,
     updated_at timestamp with time zone not null,
@@ -39,5 +41,6 @@ create table billing_accounts (
 );
 create unique index ix_billing_accounts_stripe_customer_id on billing_accounts (stripe_customer_id);
 create index ix_billing_accounts_subscription_id on billing_accounts (subscription_id);
+create index ix_billing_accounts_dunning_next_at on billing_accounts (dunning_next_at);
 create unique index ix_stripe_payments_payment_intent_id on stripe_payments (payment_intent_id);
 create index ix_stripe_payments_user_id_created_at on stripe_payments (user_id, created_at);

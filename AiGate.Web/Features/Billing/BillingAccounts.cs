@@ -42,8 +42,8 @@ public sealed class BillingAccounts(IOptions<BillingOptions> billing)
     public async Task EnsureAsync(BillingTransaction tx, Guid userId, CancellationToken ct)
     {
         await using var command = tx.Command("""
-            insert into billing_accounts (user_id, plan_id, cancel_at_period_end, state_as_of, updated_at)
-            values ($1, $2, false, 0, now()) on conflict (user_id) do nothing
+            insert into billing_accounts (user_id, plan_id, cancel_at_period_end, state_as_of, dunning_step, updated_at)
+            values ($1, $2, false, 0, 0, now()) on conflict (user_id) do nothing
             """, userId, billing.Value.FreePlan.Id);
         await command.ExecuteNonQueryAsync(ct);
     }
@@ -76,7 +76,12 @@ public sealed class BillingAccounts(IOptions<BillingOptions> billing)
     {
         await EnsureAsync(tx, userId, ct);
         await using var command = tx.Command("""
-            update billing_accounts set past_due_since = coalesce(past_due_since, now()),
+            update billing_accounts set
+                -- A new past-due episode starts the dunning sequence (its day-0 e-mail is due now); a further
+                -- failed attempt during the episode changes nothing.
+                dunning_step = case when past_due_since is null then 0 else dunning_step end,
+                dunning_next_at = case when past_due_since is null then now() else dunning_next_at end,
+                past_due_since = coalesce(past_due_since, now()),
                 subscription_status = case when state_as_of <= $2 then 'past_due' else subscription_status end, updated_at = now()
             where user_id = $1
             """, userId, eventCreated);
@@ -85,7 +90,7 @@ public sealed class BillingAccounts(IOptions<BillingOptions> billing)
 
     public async Task ClearPastDueAsync(BillingTransaction tx, Guid userId, CancellationToken ct)
     {
-        await using var command = tx.Command("update billing_accounts set past_due_since = null, updated_at = now() where user_id = $1", userId);
+        await using var command = tx.Command("update billing_accounts set past_due_since = null, dunning_next_at = null, dunning_step = 0, updated_at = now() where user_id = $1", userId);
         await command.ExecuteNonQueryAsync(ct);
     }
 

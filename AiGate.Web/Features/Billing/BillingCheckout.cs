@@ -55,8 +55,8 @@ public sealed class BillingCheckout(AppDbContext db, IStripeApi stripe, IOptions
         var free = billing.Value.FreePlan.Id;
         // Insert or fill in, never overwrite: a racing request that stored a customer first wins.
         await db.Database.ExecuteSqlInterpolatedAsync($"""
-            insert into billing_accounts (user_id, stripe_customer_id, plan_id, cancel_at_period_end, state_as_of, updated_at)
-            values ({userId}, {customer.Id}, {free}, false, 0, now())
+            insert into billing_accounts (user_id, stripe_customer_id, plan_id, cancel_at_period_end, state_as_of, dunning_step, updated_at)
+            values ({userId}, {customer.Id}, {free}, false, 0, 0, now())
             on conflict (user_id) do update set stripe_customer_id = coalesce(billing_accounts.stripe_customer_id, excluded.stripe_customer_id), updated_at = now()
             """, ct);
         return await db.Set<BillingAccount>().Where(a => a.UserId == userId).Select(a => a.StripeCustomerId!).FirstAsync(ct);

@@ -21,6 +21,10 @@ public sealed class BillingAccount
     public bool CancelAtPeriodEnd { get; set; }
     /// <summary>Set by <c>invoice.payment_failed</c>, cleared by <c>invoice.paid</c>: the billing page shows a warning.</summary>
     public DateTimeOffset? PastDueSince { get; set; }
+    /// <summary>Dunning e-mails sent for the current past-due episode (<see cref="DunningJob"/>).</summary>
+    public int DunningStep { get; set; }
+    /// <summary>When the next dunning step is due; null when none is (paid, or the last step done).</summary>
+    public DateTimeOffset? DunningNextAt { get; set; }
     /// <summary>Set by <c>charge.dispute.created</c>: the account's API keys stop working until an operator clears it.</summary>
     public DateTimeOffset? DisputedAt { get; set; }
     /// <summary>The <c>created</c> time (Unix seconds) of the newest event applied to the subscription state.</summary>
@@ -39,6 +43,7 @@ public sealed class BillingAccount
             b.Property(a => a.SubscriptionStatus).HasMaxLength(32);
             b.HasIndex(a => a.StripeCustomerId).IsUnique();
             b.HasIndex(a => a.SubscriptionId);
+            b.HasIndex(a => a.DunningNextAt);
             b.HasOne<AppUser>().WithOne().HasForeignKey<BillingAccount>(a => a.UserId).OnDelete(DeleteBehavior.Cascade);
         }
     }

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using AiGate.Web.Infrastructure;
+using Quartz;
 using Microsoft.Extensions.Options;
 
 namespace AiGate.Web.Features.Billing;
@@ -57,6 +58,14 @@ public static class BillingExtensions
         builder.Services.AddSingleton<StripeEventHandlers>();
         builder.Services.AddSingleton<StripeWebhookProcessor>();
         builder.Services.AddScoped<BillingCheckout>();
+
+        var pollSeconds = builder.Configuration.GetValue($"{BillingOptions.Section}:{nameof(BillingOptions.DunningPollSeconds)}", 900);
+        builder.AddQuartz(q =>
+        {
+            q.AddJob<DunningJob>(j => j.WithIdentity(DunningJob.Key).StoreDurably().RequestRecovery());
+            q.AddTrigger(t => t.ForJob(DunningJob.Key).WithIdentity("dunning-poll", "billing")
+                .WithSimpleSchedule(s => s.WithInterval(TimeSpan.FromSeconds(Math.Max(10, pollSeconds))).RepeatForever()));
+        });
         return builder;
     }
 

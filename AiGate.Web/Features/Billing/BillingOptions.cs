@@ -25,6 +25,10 @@ public sealed class BillingOptions
     [Range(50, 100_000_000)]
     public long CustomAmountMaxCents { get; set; } = 100_000;
 
+    /// <summary>How often the dunning job looks for due reminders (it also runs at start of each instance's schedule).</summary>
+    [Range(10, 86_400)]
+    public int DunningPollSeconds { get; set; } = 900;
+
     public PlanOption? FindPlan(string? id) => Plans.FirstOrDefault(p => string.Equals(p.Id, id, StringComparison.Ordinal));
 
     public CreditPackOption? FindPack(string? id) => CreditPacks.FirstOrDefault(p => string.Equals(p.Id, id, StringComparison.Ordinal));
