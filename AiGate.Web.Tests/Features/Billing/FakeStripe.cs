@@ -54,6 +54,7 @@ public sealed class FakeStripe : IAsyncDisposable
                     : null));
             app.MapGet("/v1/invoices/{id}", (HttpRequest r, string id) => fake!.Get(r, id));
             app.MapGet("/v1/charges/{id}", (HttpRequest r, string id) => fake!.Get(r, id));
+            app.MapGet("/v1/payment_intents/{id}", (HttpRequest r, string id) => fake!.Get(r, id));
         });
         return fake = new FakeStripe(server);
     }

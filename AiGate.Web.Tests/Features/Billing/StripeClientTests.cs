@@ -126,6 +126,50 @@ public sealed class StripeClientTests : IAsyncLifetime
         Assert.StartsWith("https://billing.stripe.com/", portal.Url, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Invoices_charges_and_payment_intents_are_retrieved_in_Stripes_shapes()
+    {
+        _stripe.Objects["in_1Q"] = new()
+        {
+            ["id"] = "in_1Q", ["object"] = "invoice", ["customer"] = "cus_1", ["subscription"] = "sub_1", ["status"] = "paid", ["amount_paid"] = 5000L,
+            ["amount_due"] = 5000L, ["currency"] = "usd", ["payment_intent"] = "pi_1", ["charge"] = "ch_1", ["hosted_invoice_url"] = "https://invoice.stripe.com/i/x",
+            ["billing_reason"] = "subscription_cycle", ["attempt_count"] = 1L, ["next_payment_attempt"] = null, ["created"] = 1_760_000_000L,
+            ["subscription_details"] = new Dictionary<string, object?> { ["metadata"] = new Dictionary<string, string> { ["plan_id"] = "pro" } },
+            ["lines"] = new Dictionary<string, object?>
+            {
+                ["object"] = "list", ["has_more"] = false, ["url"] = "/v1/invoices/in_1Q/lines",
+                ["data"] = new[] { new Dictionary<string, object?> { ["id"] = "il_1", ["object"] = "line_item", ["period"] = new { start = 1_760_000_000L, end = 1_762_600_000L },
+                    ["price"] = new { id = "price_pro", @object = "price" }, ["metadata"] = new Dictionary<string, string>() } },
+            },
+        };
+        _stripe.Objects["ch_1"] = new()
+        {
+            ["id"] = "ch_1", ["object"] = "charge", ["amount"] = 5000L, ["amount_refunded"] = 0L, ["currency"] = "usd", ["customer"] = "cus_1",
+            ["payment_intent"] = "pi_1", ["invoice"] = "in_1Q", ["refunded"] = false, ["receipt_url"] = "https://pay.stripe.com/receipts/x",
+        };
+        _stripe.Objects["pi_1"] = new()
+        {
+            ["id"] = "pi_1", ["object"] = "payment_intent", ["amount"] = 5000L, ["currency"] = "usd", ["status"] = "succeeded", ["latest_charge"] = "ch_1",
+        };
+
+        var invoice = await _client.GetInvoiceAsync("in_1Q", CancellationToken.None);
+        Assert.Equal(5000, invoice.AmountPaid);
+        Assert.Equal("pro", invoice.SubscriptionDetails!.Metadata!["plan_id"]);
+        Assert.Equal(1_762_600_000, invoice.Lines!.Data[0].Period!.End);
+        var intent = await _client.GetPaymentIntentAsync("pi_1", CancellationToken.None);
+        Assert.Equal("ch_1", intent.LatestCharge);
+        var charge = await _client.GetChargeAsync(intent.LatestCharge!, CancellationToken.None);
+        Assert.Equal("https://pay.stripe.com/receipts/x", charge.ReceiptUrl);
+    }
+
+    [Fact]
+    public async Task An_object_missing_a_field_Stripe_always_sends_is_an_invalid_response_not_a_null()
+    {
+        _stripe.Objects["ch_partial"] = new() { ["id"] = "ch_partial", ["object"] = "charge", ["amount"] = 100L };
+        var ex = await Assert.ThrowsAsync<StripeException>(() => _client.GetChargeAsync("ch_partial", CancellationToken.None));
+        Assert.Equal("invalid_response", ex.Type);
+    }
+
     public async Task DisposeAsync()
     {
         _http.Dispose();

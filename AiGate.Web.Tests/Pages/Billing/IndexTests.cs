@@ -79,6 +79,16 @@ public sealed partial class IndexTests(BillingApp app) : IClassFixture<BillingAp
         var billing = await session.TextAsync("/billing");
         Assert.Contains("data-testid=\"billing-balance\">$25.00", billing, StringComparison.Ordinal);
         Assert.Contains($"credit pack pack-25, Stripe Checkout {sessionId}", billing, StringComparison.Ordinal);
+
+        // The receipt: the charge's receipt_url, looked up through the payment intent (here the local TEST receipt page).
+        var receipt = await session.GetAsync($"/billing?handler=Receipt&id={sessionId}");
+        Assert.Equal(HttpStatusCode.Redirect, receipt.StatusCode);
+        var receiptUrl = receipt.Headers.Location!.OriginalString;
+        Assert.StartsWith(LocalStripe.ReceiptPath, receiptUrl, StringComparison.Ordinal);
+        Assert.Contains("data-testid=\"receipt-amount\">$25.00", await session.TextAsync(receiptUrl), StringComparison.Ordinal);
+        var (_, stranger) = await SignedInAsync();
+        Assert.Equal(HttpStatusCode.NotFound, (await stranger.GetAsync($"/billing?handler=Receipt&id={sessionId}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await stranger.GetAsync(receiptUrl)).StatusCode);
     }
 
     [Fact]

@@ -16,6 +16,7 @@ public sealed class LocalStripe(IOptions<BillingOptions> billing, TimeProvider c
 {
     public const string CheckoutPath = "/billing/test-checkout";
     public const string PortalPath = "/billing/test-portal";
+    public const string ReceiptPath = "/billing/test-receipt";
 
     private readonly ConcurrentDictionary<string, StripeCustomer> _customers = new();
     private readonly ConcurrentDictionary<string, StripeCheckoutSession> _sessions = new();
@@ -54,7 +55,20 @@ public sealed class LocalStripe(IOptions<BillingOptions> billing, TimeProvider c
 
     public Task<StripeInvoice> GetInvoiceAsync(string id, CancellationToken ct) => throw Missing("invoice", id);
 
-    public Task<StripeCharge> GetChargeAsync(string id, CancellationToken ct) => throw Missing("charge", id);
+    public Task<StripeCharge> GetChargeAsync(string id, CancellationToken ct) =>
+        _charges.TryGetValue(id, out var c) ? Task.FromResult(c) : throw Missing("charge", id);
+
+    public Task<StripePaymentIntent> GetPaymentIntentAsync(string id, CancellationToken ct)
+    {
+        var charge = _charges.Values.FirstOrDefault(c => c.PaymentIntent == id) ?? throw Missing("payment_intent", id);
+        return Task.FromResult(new StripePaymentIntent(id, charge.Amount, charge.Currency, "succeeded", charge.Id));
+    }
+
+    private readonly ConcurrentDictionary<string, StripeCharge> _charges = new();
+
+    /// <summary>The AiGate user a TEST customer was created for.</summary>
+    public Guid? CustomerOf(string? customerId) =>
+        customerId is not null && _customers.TryGetValue(customerId, out var c) && Guid.TryParse(StripeEventHandlers.Meta(c.Metadata, "user_id"), out var id) ? id : null;
 
     public StripeCheckoutSession? FindSession(string id) => _sessions.GetValueOrDefault(id);
 
@@ -71,6 +85,9 @@ public sealed class LocalStripe(IOptions<BillingOptions> billing, TimeProvider c
         {
             var paid = session with { Status = "complete", PaymentStatus = "paid", PaymentIntent = NewId("pi") };
             _sessions[sessionId] = paid;
+            var chargeId = NewId("ch");
+            _charges[chargeId] = new StripeCharge(chargeId, paid.AmountTotal ?? 0, 0, "usd", paid.Customer, paid.PaymentIntent, null, false,
+                $"{ReceiptPath}?charge={chargeId}");
             return [Event("checkout.session.completed", paid, now)];
         }
 

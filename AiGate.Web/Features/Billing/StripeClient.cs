@@ -67,6 +67,9 @@ public sealed partial class StripeClient(HttpClient http, IOptions<StripeOptions
 
     public Task<StripeCharge> GetChargeAsync(string id, CancellationToken ct) => GetAsync<StripeCharge>($"v1/charges/{Uri.EscapeDataString(id)}", ct);
 
+    public Task<StripePaymentIntent> GetPaymentIntentAsync(string id, CancellationToken ct) =>
+        GetAsync<StripePaymentIntent>($"v1/payment_intents/{Uri.EscapeDataString(id)}", ct);
+
     private Task<T> PostAsync<T>(string path, IReadOnlyList<(string Name, string Value)> form, string idempotencyKey, CancellationToken ct) =>
         SendAsync<T>(() =>
         {

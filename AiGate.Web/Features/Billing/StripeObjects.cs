@@ -54,6 +54,9 @@ public sealed record StripeSubscriptionItem(string Id, StripePrice? Price);
 /// <summary>https://docs.stripe.com/api/charges/object</summary>
 public sealed record StripeCharge(string Id, long Amount, long AmountRefunded, string Currency, string? Customer, string? PaymentIntent, string? Invoice, bool Refunded, string? ReceiptUrl);
 
+/// <summary>https://docs.stripe.com/api/payment_intents/object (<c>latest_charge</c> is the charge with the receipt).</summary>
+public sealed record StripePaymentIntent(string Id, long Amount, string Currency, string Status, string? LatestCharge);
+
 /// <summary>https://docs.stripe.com/api/disputes/object</summary>
 public sealed record StripeDispute(string Id, long Amount, string Charge, string Currency, string? PaymentIntent, string? Reason, string Status);
 
@@ -92,4 +95,5 @@ public interface IStripeApi
     Task<StripePortalSession> CreatePortalSessionAsync(string customerId, string returnUrl, CancellationToken ct);
     Task<StripeInvoice> GetInvoiceAsync(string id, CancellationToken ct);
     Task<StripeCharge> GetChargeAsync(string id, CancellationToken ct);
+    Task<StripePaymentIntent> GetPaymentIntentAsync(string id, CancellationToken ct);
 }

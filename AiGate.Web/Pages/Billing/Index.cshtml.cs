@@ -85,6 +85,38 @@ public sealed partial class IndexModel(
 
     public Task<IActionResult> OnPostManageAsync(CancellationToken ct) => PortalAsync(ct);
 
+    /// <summary>
+    /// <c>/billing?handler=Receipt&amp;id=cs_…</c>: the user's own payment's receipt. Invoices keep their hosted page from
+    /// <c>invoice.paid</c>; a one-off payment's receipt is the charge's <c>receipt_url</c> (payment intent → latest charge),
+    /// looked up once and kept.
+    /// </summary>
+    public async Task<IActionResult> OnGetReceiptAsync(string? id, [FromServices] IStripeApi stripe, CancellationToken ct)
+    {
+        var userId = User.GetUserId();
+        var payment = await db.Set<StripePayment>().FirstOrDefaultAsync(p => p.Id == id && p.UserId == userId, ct);
+        if (payment is null) return NotFound();
+        if (payment.ReceiptUrl is null && payment.PaymentIntentId is not null)
+        {
+            try
+            {
+                var intent = await stripe.GetPaymentIntentAsync(payment.PaymentIntentId, ct);
+                if (intent.LatestCharge is not null && (await stripe.GetChargeAsync(intent.LatestCharge, ct)).ReceiptUrl is { } url)
+                {
+                    payment.ReceiptUrl = url.Length <= 1000 ? url : null;
+                    await db.SaveChangesAsync(ct);
+                }
+            }
+            catch (StripeException ex)
+            {
+                LogStripeFailed(ex.Status, ex.Type, ex.Code);
+            }
+        }
+        if (payment.ReceiptUrl is { } receipt && (receipt.StartsWith("https://", StringComparison.Ordinal) || receipt.StartsWith('/')))
+            return Redirect(receipt);
+        Error = "The receipt is not available right now; please try again in a minute.";
+        return await PageAsync(ct);
+    }
+
     private async Task<IActionResult> PortalAsync(CancellationToken ct)
     {
         try
