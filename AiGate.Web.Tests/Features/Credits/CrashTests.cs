@@ -35,6 +35,8 @@ public sealed class CrashTests(CreditsApp app) : IClassFixture<CreditsApp>
                 ["ASPNETCORE_ENVIRONMENT"] = "Testing", ["ConnectionStrings__Default"] = app.Database.ConnectionString,
                 ["Jobs__SchedulerEnabled"] = "false", ["Credits__LeaseTtlSeconds"] = "10",
                 ["Providers__fake__Kind"] = "openai", ["Providers__fake__BaseUrl"] = app.Upstream.BaseUrl.ToString(), ["Providers__fake__ApiKey"] = "sk-fake",
+                // As AiGateApp: the free plan's rate limits must not be what refuses the call (or its retries below).
+                ["Billing__Plans__0__RequestsPerMinute"] = "100000", ["Billing__Plans__0__TokensPerMinute"] = "1000000000",
             },
         })!;
         child.OutputDataReceived += (_, _) => { };
