@@ -2,13 +2,13 @@ using AiGate.Web.Data;
 using AiGate.Web.Data.Migrations;
 using AiGate.Web.Features.Accounts;
 using AiGate.Web.Features.Alerts;
+using AiGate.Web.Features.Billing;
 using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Demo;
 using AiGate.Web.Features.Email;
 using AiGate.Web.Features.Gateway;
 using AiGate.Web.Features.Jobs;
 using AiGate.Web.Features.Keys;
-using AiGate.Web.Features.Pricing;
 using AiGate.Web.Features.Usage;
 using AiGate.Web.Infrastructure;
 using AiGate.Web.Infrastructure.Cli;
@@ -31,8 +31,8 @@ try
     builder.AddGateway();
     builder.AddDemo();
     builder.AddUsage();
-    builder.AddPricing();
     builder.AddAlerts();
+    builder.AddBilling();
     builder.Services.AddRazorPages();
     app = builder.Build();
 
@@ -43,6 +43,7 @@ try
     app.MapUsage();     // /api/v1/balance, /api/v1/usage
     app.MapGateway();   // the rest of /api/v1, its 404 catch-all last
     app.MapEmail();
+    app.MapBilling();   // POST /webhooks/stripe
     app.MapRazorPages();
 }
 catch (StartupConfigurationException ex)

@@ -40,7 +40,8 @@ export ConnectionStrings__Default="$cs" Keys__Pepper="$pepper" ASPNETCORE_ENVIRO
   Providers__bench__Kind=openai Providers__bench__BaseUrl="http://127.0.0.1:$upstream_port/v1" Providers__bench__ApiKey=bench-provider-key \
   Logging__LogLevel__Default=Warning Jobs__SchedulerEnabled=false \
   Resend__ApiKey=re_bench_unused Email__From=bench@example.test Email__BaseUrl=http://127.0.0.1 \
-  RateLimits__AccountRequestsPerMinute=1000000000 RateLimits__AccountTokensPerMinute=1000000000000
+  Stripe__SecretKey=sk_bench_unused Stripe__WebhookSecret=whsec_bench_unused \
+  Billing__Plans__0__RequestsPerMinute=1000000000 Billing__Plans__0__TokensPerMinute=1000000000000
 
 dotnet "$work/app/AiGate.Web.dll" migrate >/dev/null
 # A user, a priced model routed to the bench upstream, and a key.

@@ -6,7 +6,7 @@ namespace AiGate.Web.Tests.Data;
 /// <summary>The real binary's <c>migrate</c> verb, as Fly's release step and two instances starting together run it.</summary>
 public sealed class MigrateVerbTests
 {
-    /// <summary>What Production needs besides the database (the binary runs as it would in the release step): the key pepper, e-mail through Resend.</summary>
+    /// <summary>What Production needs besides the database (the binary runs as it would in the release step): the key pepper, e-mail through Resend, Stripe's secrets.</summary>
     private static readonly string Pepper = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
 
     private static Dictionary<string, string?> ProductionEnv(string? connectionString) => new()
@@ -16,6 +16,8 @@ public sealed class MigrateVerbTests
         ["Resend__ApiKey"] = "re_test_not_used",
         ["Email__From"] = "AiGate <no-reply@aigate.test>",
         ["Email__BaseUrl"] = "https://aigate.test",
+        ["Stripe__SecretKey"] = "sk_test_not_used",
+        ["Stripe__WebhookSecret"] = "whsec_not_used",
     };
 
     [Fact]
@@ -68,6 +70,21 @@ public sealed class MigrateVerbTests
 
         Assert.Equal(1, run.ExitCode);
         Assert.Contains("set Resend__ApiKey", run.StdErr, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", run.StdErr, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("Stripe__SecretKey")]
+    [InlineData("Stripe__WebhookSecret")]
+    public async Task Production_refuses_to_start_without_Stripe_secrets_so_never_runs_the_local_test_checkout(string missing)
+    {
+        var env = ProductionEnv("Host=127.0.0.1;Database=x");
+        env[missing] = null;
+
+        var run = await RepoPaths.RunAsync("dotnet", [RepoPaths.WebDll, "migrate"], env);
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("set Stripe__SecretKey and Stripe__WebhookSecret", run.StdErr, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", run.StdErr, StringComparison.Ordinal);
     }
 

@@ -30,6 +30,10 @@ public class AiGateApp : WebApplicationFactory<Program>, IAsyncLifetime
         builder.UseSetting("ConnectionStrings:Default", Database.ConnectionString);
         builder.UseSetting("Jobs:SchedulerEnabled", "false");
         builder.UseSetting("Providers:echo:Kind", "echo");
+        // Account rate limits come from the plan (no billing account = the free plan, plan 0). Tests of other
+        // features make more calls a minute than the free plan allows; rate-limit tests set their own limits.
+        builder.UseSetting("Billing:Plans:0:RequestsPerMinute", "100000");
+        builder.UseSetting("Billing:Plans:0:TokensPerMinute", "1000000000");
         foreach (var (key, value) in Settings) builder.UseSetting(key, value);
     }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using AiGate.Web.Tests.Infrastructure;
@@ -35,6 +36,8 @@ public sealed class CrashTests(CreditsApp app) : IClassFixture<CreditsApp>
                 ["ASPNETCORE_ENVIRONMENT"] = "Testing", ["ConnectionStrings__Default"] = app.Database.ConnectionString,
                 ["Jobs__SchedulerEnabled"] = "false", ["Credits__LeaseTtlSeconds"] = "10",
                 ["Providers__fake__Kind"] = "openai", ["Providers__fake__BaseUrl"] = app.Upstream.BaseUrl.ToString(), ["Providers__fake__ApiKey"] = "sk-fake",
+                // As AiGateApp: the free plan's rate limits must not be what refuses the call (or its retries below).
+                ["Billing__Plans__0__RequestsPerMinute"] = "100000", ["Billing__Plans__0__TokensPerMinute"] = "1000000000",
             },
         })!;
         child.OutputDataReceived += (_, e) =>
@@ -59,12 +62,22 @@ public sealed class CrashTests(CreditsApp app) : IClassFixture<CreditsApp>
                 await Task.Delay(200);
             }
 
-            using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/chat/completions")
+            // A freshly started instance fails closed (503) until its first lease heartbeat; on a loaded machine
+            // that can come after /healthz answers, so ask again while it is still starting.
+            HttpResponseMessage response;
+            while (true)
             {
-                Content = JsonContent.Create(new { model = CreditsApp.Model, messages = new[] { new { role = "user", content = "hi" } }, max_tokens = 200, stream = true }),
-            };
-            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
-            Assert.True(response.IsSuccessStatusCode, $"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
+                using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/chat/completions")
+                {
+                    Content = JsonContent.Create(new { model = CreditsApp.Model, messages = new[] { new { role = "user", content = "hi" } }, max_tokens = 200, stream = true }),
+                };
+                response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+                if (response.StatusCode != HttpStatusCode.ServiceUnavailable || DateTime.UtcNow >= deadline) break;
+                response.Dispose();
+                await Task.Delay(200);
+            }
+            using var _ = response;
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             await using var stream = await response.Content.ReadAsStreamAsync();
             Assert.True(await stream.ReadAsync(new byte[512]) > 0);   // the stream is flowing, credit is reserved
 

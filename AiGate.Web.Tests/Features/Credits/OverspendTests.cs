@@ -28,6 +28,9 @@ public sealed class OverspendTests(CreditsApp app) : IClassFixture<CreditsApp>, 
             b.UseSetting("Providers:fake:Kind", "openai");
             b.UseSetting("Providers:fake:BaseUrl", app.Upstream.BaseUrl.ToString());
             b.UseSetting("Providers:fake:ApiKey", "sk-fake");
+            // As AiGateApp: the free plan's rate limits must not be what refuses these calls.
+            b.UseSetting("Billing:Plans:0:RequestsPerMinute", "100000");
+            b.UseSetting("Billing:Plans:0:TokensPerMinute", "1000000000");
         });
         return Task.CompletedTask;
     }

@@ -9,13 +9,13 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace AiGate.Web.Tests.Features.Gateway;
 
-/// <summary>An app whose accounts may make 6 requests a minute.</summary>
+/// <summary>An app whose accounts (on the free plan, plan 0) may make 6 requests a minute.</summary>
 public sealed class RateLimitedApp : AiGateApp
 {
     protected override IReadOnlyDictionary<string, string?> Settings => new Dictionary<string, string?>
     {
-        ["RateLimits:AccountRequestsPerMinute"] = "6",
-        ["RateLimits:AccountTokensPerMinute"] = "100000",
+        ["Billing:Plans:0:RequestsPerMinute"] = "6",
+        ["Billing:Plans:0:TokensPerMinute"] = "100000",
     };
 }
 

@@ -19,7 +19,8 @@ public static class MigrationCatalog
         SchemaMigration.Sql(5, "gateway"),
         SchemaMigration.Sql(6, "credits"),
         SchemaMigration.Sql(7, "instances"),
-        // 8 (billing) and 10 (provider health) come from branches merged separately; the migrator applies whatever is missing, in this order.
+        SchemaMigration.Sql(8, "billing"),
+        // 10 (provider health) comes from a branch merged separately; the migrator applies whatever is missing, in this order.
         SchemaMigration.Sql(9, "usage_rollups_and_alerts"),
     ];
 }

@@ -25,6 +25,10 @@ public sealed class BillingOptions
     [Range(50, 100_000_000)]
     public long CustomAmountMaxCents { get; set; } = 100_000;
 
+    /// <summary>How often the dunning job looks for due reminders (it also runs at start of each instance's schedule).</summary>
+    [Range(10, 86_400)]
+    public int DunningPollSeconds { get; set; } = 900;
+
     public PlanOption? FindPlan(string? id) => Plans.FirstOrDefault(p => string.Equals(p.Id, id, StringComparison.Ordinal));
 
     public CreditPackOption? FindPack(string? id) => CreditPacks.FirstOrDefault(p => string.Equals(p.Id, id, StringComparison.Ordinal));
@@ -50,7 +54,7 @@ public sealed class PlanOption
     public long MonthlyAllowanceMicros { get; set; }
 
     /// <summary>Account-wide request rate limit while on this plan.</summary>
-    [Range(1, 1_000_000)]
+    [Range(1, int.MaxValue)]
     public int RequestsPerMinute { get; set; }
 
     /// <summary>Account-wide token rate limit while on this plan.</summary>

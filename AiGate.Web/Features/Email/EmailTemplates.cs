@@ -99,6 +99,24 @@ public static class EmailTemplates
         "We send this once each time the balance falls under your amount, and again only after it has been back above.",
         [("Balance", $"${Credits.Money.UsdDisplay(balanceMicros)}"), ("Warn me under", $"${Credits.Money.UsdDisplay(thresholdMicros)}")]);
 
+    /// <summary>Dunning (billing): a plan payment failed; <paramref name="reminder"/> is 1 for the first e-mail, 2 for the next.</summary>
+    public static EmailContent PaymentFailed(string planName, int reminder, int daysLeft, string billingUrl) => Build($"payment-failed-{reminder}",
+        reminder == 1 ? $"Your AiGate {planName} payment failed" : $"Reminder: your AiGate {planName} payment is still due",
+        reminder == 1 ? "Your plan payment failed" : "Your plan payment is still due",
+        [$"We could not charge the card on file for your {planName} plan.",
+         $"Update your payment method within {daysLeft} days to keep the plan; we will try the card again. Your credit balance is not affected."],
+        ("Update payment method", billingUrl),
+        "If you have already updated it, you can ignore this e-mail.");
+
+    /// <summary>Dunning (billing): the last step; the account is now on the free plan.</summary>
+    public static EmailContent PlanEndedUnpaid(string planName, string freePlanName, string billingUrl) => Build("plan-ended-unpaid",
+        $"Your AiGate {planName} plan has ended",
+        "Your plan has ended",
+        [$"The payment for your {planName} plan is still outstanding after several attempts, so your account is now on the {freePlanName} plan and its rate limits.",
+         "Your credit balance is kept. You can subscribe again at any time."],
+        ("Go to billing", billingUrl),
+        "If you think this is a mistake, reply to this e-mail.");
+
     private static EmailContent Build(string kind, string subject, string heading, string[] paragraphs, (string Label, string Url)? action, string footnote,
         IReadOnlyList<(string Label, string Value)>? facts = null)
     {

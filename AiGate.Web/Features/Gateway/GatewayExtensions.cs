@@ -10,7 +10,6 @@ public static class GatewayExtensions
     {
         builder.Services.AddOptions<GatewayOptions>().BindConfiguration(GatewayOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddOptions<ModelsOptions>().BindConfiguration(ModelsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
-        builder.Services.AddOptions<RateLimitsOptions>().BindConfiguration(RateLimitsOptions.Section);
         builder.Services.AddSingleton<RateLimits>();
         builder.Services.AddSingleton<ModelCatalog>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ModelCatalog>());

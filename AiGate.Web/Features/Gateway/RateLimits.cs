@@ -1,45 +1,37 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using AiGate.Web.Features.Billing;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Infrastructure;
 using Microsoft.Extensions.Options;
 
 namespace AiGate.Web.Features.Gateway;
 
-public sealed class RateLimitsOptions
-{
-    public const string Section = "RateLimits";
-
-    /// <summary>Requests per minute for an account across all its keys (plans will set this per plan).</summary>
-    public int AccountRequestsPerMinute { get; set; } = 1200;
-
-    /// <summary>Tokens per minute for an account (prompt estimate + output limit at admission, as OpenAI counts).</summary>
-    public long AccountTokensPerMinute { get; set; } = 2_000_000;
-}
-
 /// <summary>The verdict on one request, with what the <c>x-ratelimit-*</c> headers report.</summary>
 public readonly record struct RateDecision(bool Allowed, string? Exceeded, TimeSpan RetryAfter,
     long RequestLimit, long RequestsRemaining, TimeSpan RequestsReset, long TokenLimit, long TokensRemaining, TimeSpan TokensReset);
 
 /// <summary>
-/// RPM and TPM per key (the key's own limits) and per account (configured defaults), as token
+/// RPM and TPM per key (the key's own limits) and per account (the account's plan, carried on the
+/// cached <see cref="KeyIdentity"/>; no plan yet means the free plan; tokens are the prompt estimate +
+/// output limit at admission, as OpenAI counts), as token
 /// buckets that refill continuously over a minute. Several instances share the limits by each
 /// enforcing its share, limit ÷ live instances (<see cref="InstanceRegistry"/>), so the total stays
 /// within the limit however the load balancer spreads requests (RELIABILITY F12); one instance
 /// enforces the exact limit. Headers and 429s follow OpenAI's names.
 /// </summary>
-public sealed class RateLimits(IOptions<RateLimitsOptions> options, InstanceRegistry instances, TimeProvider clock)
+public sealed class RateLimits(IOptions<BillingOptions> billing, InstanceRegistry instances, TimeProvider clock)
 {
     private readonly ConcurrentDictionary<(Guid, char), Bucket> _buckets = new();
 
     public RateDecision Check(KeyIdentity key, long tokens)
     {
         var share = Math.Max(1, instances.LiveInstances);
-        var o = options.Value;
+        var plan = billing.Value.FindPlan(key.PlanId) ?? billing.Value.FreePlan;
         var now = clock.GetTimestamp();
 
-        var accountRequests = Get(key.OwnerId, 'r', Share(o.AccountRequestsPerMinute, share));
-        var accountTokens = Get(key.OwnerId, 't', Share(o.AccountTokensPerMinute, share));
+        var accountRequests = Get(key.OwnerId, 'r', Share(plan.RequestsPerMinute, share));
+        var accountTokens = Get(key.OwnerId, 't', Share(plan.TokensPerMinute, share));
         var keyRequests = key.RequestsPerMinute is { } rpm ? Get(key.KeyId, 'R', Share(rpm, share)) : null;
         var keyTokens = key.TokensPerMinute is { } tpm ? Get(key.KeyId, 'T', Share(tpm, share)) : null;
 

@@ -1,16 +1,20 @@
 using System.Collections.Concurrent;
 using System.Collections.Frozen;
 using AiGate.Web.Data;
+using AiGate.Web.Features.Billing;
 using AiGate.Web.Infrastructure;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
 namespace AiGate.Web.Features.Keys;
 
-/// <summary>What the gateway knows about the key of a request.</summary>
+/// <summary>
+/// What the gateway knows about the key of a request. <see cref="PlanId"/> is the owner's billing plan (null: no
+/// billing account yet, the free plan); it sets the account-wide rate limits without a lookup per request.
+/// </summary>
 public sealed record KeyIdentity(
     Guid KeyId, Guid OwnerId, string Prefix, DateTimeOffset? ExpiresAt, long? CreditLimitMicros, long SpentMicros,
-    int? RequestsPerMinute, int? TokensPerMinute, FrozenSet<string> AllowedModels);
+    int? RequestsPerMinute, int? TokensPerMinute, FrozenSet<string> AllowedModels, string? PlanId = null);
 
 /// <summary>
 /// Bearer key → <see cref="KeyIdentity"/>, without a database round trip in the steady state.
@@ -74,13 +78,19 @@ public sealed class ApiKeyCache
         await using var scope = _scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
         var row = await db.Set<ApiKey>().AsNoTracking()
-            .Where(k => k.KeyHash == hash && k.RevokedAt == null && k.Owner!.EmailConfirmed)
-            .Select(k => new { k.Id, k.OwnerId, k.Prefix, k.ExpiresAt, k.CreditLimitMicros, k.SpentMicros, k.RequestsPerMinute, k.TokensPerMinute, k.AllowedModels })
+            // A disputed account's keys stop working (billing flags it and notifies owner:{id}).
+            .Where(k => k.KeyHash == hash && k.RevokedAt == null && k.Owner!.EmailConfirmed &&
+                !db.Set<BillingAccount>().Any(b => b.UserId == k.OwnerId && b.DisputedAt != null))
+            .Select(k => new
+            {
+                k.Id, k.OwnerId, k.Prefix, k.ExpiresAt, k.CreditLimitMicros, k.SpentMicros, k.RequestsPerMinute, k.TokensPerMinute, k.AllowedModels,
+                PlanId = db.Set<BillingAccount>().Where(b => b.UserId == k.OwnerId).Select(b => b.PlanId).FirstOrDefault(),
+            })
             .FirstOrDefaultAsync(ct);
         return row is null
             ? null
             : new KeyIdentity(row.Id, row.OwnerId, row.Prefix, row.ExpiresAt, row.CreditLimitMicros, row.SpentMicros, row.RequestsPerMinute,
-                row.TokensPerMinute, row.AllowedModels.ToFrozenSet(StringComparer.Ordinal));
+                row.TokensPerMinute, row.AllowedModels.ToFrozenSet(StringComparer.Ordinal), row.PlanId);
     }
 
     private void OnNotice(string? payload)

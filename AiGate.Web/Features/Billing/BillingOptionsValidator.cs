@@ -1,23 +1,7 @@
 using System.ComponentModel.DataAnnotations;
-using AiGate.Web.Features.Billing;
 using Microsoft.Extensions.Options;
 
-namespace AiGate.Web.Features.Pricing;
-
-/// <summary>
-/// The public pricing page (<c>Pages/Pricing</c>) reads the plans and packs of <see cref="BillingOptions"/> and the
-/// model catalogue the gateway charges with. This binds and checks the <c>Billing</c> section at start, so a
-/// mistyped plan stops the deploy instead of showing a broken price.
-/// </summary>
-public static class PricingExtensions
-{
-    public static IHostApplicationBuilder AddPricing(this IHostApplicationBuilder builder)
-    {
-        builder.Services.AddOptions<BillingOptions>().BindConfiguration(BillingOptions.Section).ValidateOnStart();
-        builder.Services.AddSingleton<IValidateOptions<BillingOptions>, BillingOptionsValidator>();
-        return builder;
-    }
-}
+namespace AiGate.Web.Features.Billing;
 
 /// <summary>
 /// Data annotations on the section and on every plan and pack (the built-in validation does not look inside

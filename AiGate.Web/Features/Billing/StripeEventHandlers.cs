@@ -1,0 +1,150 @@
+using System.Text.Json;
+using AiGate.Web.Features.Credits;
+using AiGate.Web.Infrastructure;
+using Microsoft.Extensions.Options;
+
+namespace AiGate.Web.Features.Billing;
+
+/// <summary>
+/// What each Stripe event does to an account, inside the webhook's transaction. Returns a short
+/// outcome for the <c>stripe_events</c> row. Amounts always come from Stripe's objects.
+/// </summary>
+public sealed class StripeEventHandlers(CheckoutFulfilment fulfilment, BillingAccounts accounts, IOptions<BillingOptions> billing)
+{
+    public async Task<string> HandleAsync(BillingTransaction tx, StripeEvent e, CancellationToken ct)
+    {
+        var data = e.Data.Object;
+        switch (e.Type)
+        {
+            case "checkout.session.completed":
+            case "checkout.session.async_payment_succeeded":
+            {
+                var session = Read<StripeCheckoutSession>(data);
+                if (session.Mode == "subscription") return await LinkSubscriptionAsync(tx, session, e.Created, ct);
+                if (session.PaymentStatus != "paid") return $"session {session.Id} not paid yet ({session.PaymentStatus}); waiting for async_payment_succeeded";
+                var result = await fulfilment.FulfilAsync(tx, session, ct);
+                return result.Describe(session.Id);
+            }
+            case "checkout.session.async_payment_failed":
+            {
+                var session = Read<StripeCheckoutSession>(data);
+                return $"session {session.Id}: the delayed payment failed; nothing credited";
+            }
+            case "invoice.paid":
+                return await InvoicePaidAsync(tx, Read<StripeInvoice>(data), e.Created, ct);
+            case "invoice.payment_failed":
+                return await InvoiceFailedAsync(tx, Read<StripeInvoice>(data), e.Created, ct);
+            case "customer.subscription.created":
+            case "customer.subscription.updated":
+            case "customer.subscription.deleted":
+                return await SubscriptionChangedAsync(tx, Read<StripeSubscription>(data), e.Type.EndsWith(".deleted", StringComparison.Ordinal), e.Created, ct);
+            case "charge.refunded":
+                return await ChargeRefundedAsync(tx, Read<StripeCharge>(data), e.Id, ct);
+            case "charge.dispute.created":
+                return await DisputeCreatedAsync(tx, Read<StripeDispute>(data), e.Id, ct);
+            default:
+                return "not handled (event type not used by AiGate)";
+        }
+    }
+
+    private async Task<string> LinkSubscriptionAsync(BillingTransaction tx, StripeCheckoutSession session, long created, CancellationToken ct)
+    {
+        var userId = await accounts.ResolveUserAsync(tx, session.Customer, session.ClientReferenceId ?? Meta(session.Metadata, "user_id"), ct);
+        if (userId is null) return $"session {session.Id}: unknown customer";
+        var plan = billing.Value.FindPlan(Meta(session.Metadata, "item_id"));
+        if (plan is null || session.Subscription is null) return $"session {session.Id}: no plan or subscription on the session";
+        var applied = await accounts.ApplySubscriptionStateAsync(tx, userId.Value, created,
+            new SubscriptionState(plan.Id, session.Subscription, "active", null, false), ct);
+        return applied ? $"subscribed to {plan.Id} ({session.Subscription})" : "subscription linked earlier by a newer event";
+    }
+
+    private async Task<string> InvoicePaidAsync(BillingTransaction tx, StripeInvoice invoice, long created, CancellationToken ct)
+    {
+        var userId = await accounts.ResolveUserAsync(tx, invoice.Customer, Meta(invoice.SubscriptionDetails?.Metadata, "user_id"), ct);
+        if (userId is null) return $"invoice {invoice.Id}: unknown customer";
+        if (invoice.Subscription is null) return $"invoice {invoice.Id}: not a subscription invoice; nothing granted";
+        var plan = PlanOf(invoice);
+        if (plan is null) return $"invoice {invoice.Id}: no plan matches its price or metadata; nothing granted";
+
+        var line = invoice.Lines?.Data.FirstOrDefault();
+        DateTimeOffset? periodEnd = line?.Period is { } p ? DateTimeOffset.FromUnixTimeSeconds(p.End) : null;
+        await accounts.ApplySubscriptionStateAsync(tx, userId.Value, created, new SubscriptionState(plan.Id, invoice.Subscription, "active", periodEnd, null), ct);
+        await accounts.ClearPastDueAsync(tx, userId.Value, ct);
+
+        // The allowance is granted once per invoice, whatever order or how often the events arrive.
+        await using (var insert = tx.Command("""
+            insert into stripe_payments (id, user_id, kind, payment_intent_id, amount_cents, currency, credited_micros, clawed_back_micros, receipt_url, created_at)
+            values ($1, $2, 'plan', $3, $4, $5, $6, 0, $7, now()) on conflict do nothing returning 1
+            """, invoice.Id, userId.Value, invoice.PaymentIntent, invoice.AmountPaid, invoice.Currency, plan.MonthlyAllowanceMicros, invoice.HostedInvoiceUrl))
+        {
+            insert.Parameters[2].NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Varchar;
+            insert.Parameters[6].NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Varchar;
+            if (await insert.ExecuteScalarAsync(ct) is null) return $"invoice {invoice.Id}: allowance already granted";
+        }
+        if (plan.MonthlyAllowanceMicros > 0)
+            await Ledger.PostAsync(tx.Connection, tx.Transaction, userId.Value, LedgerKinds.Grant, plan.MonthlyAllowanceMicros,
+                $"{plan.Name} plan allowance, invoice {invoice.Id}", $"stripe:invoice:{invoice.Id}", ct);
+        return $"granted {Money.Usd(plan.MonthlyAllowanceMicros)} USD ({plan.Id}) for invoice {invoice.Id}";
+    }
+
+    private async Task<string> InvoiceFailedAsync(BillingTransaction tx, StripeInvoice invoice, long created, CancellationToken ct)
+    {
+        var userId = await accounts.ResolveUserAsync(tx, invoice.Customer, Meta(invoice.SubscriptionDetails?.Metadata, "user_id"), ct);
+        if (userId is null) return $"invoice {invoice.Id}: unknown customer";
+        await accounts.MarkPastDueAsync(tx, userId.Value, created, ct);
+        return $"invoice {invoice.Id}: payment failed (attempt {invoice.AttemptCount}); account past due";
+    }
+
+    private async Task<string> SubscriptionChangedAsync(BillingTransaction tx, StripeSubscription sub, bool deleted, long created, CancellationToken ct)
+    {
+        var userId = await accounts.ResolveUserAsync(tx, sub.Customer, Meta(sub.Metadata, "user_id"), ct);
+        if (userId is null) return $"subscription {sub.Id}: unknown customer";
+        // Ended subscriptions fall back to the free plan; the balance is kept.
+        var ended = deleted || sub.Status is "canceled" or "incomplete_expired" or "unpaid";
+        var plan = ended ? billing.Value.FreePlan : PlanOf(sub) ?? billing.Value.FreePlan;
+        var periodEnd = ended || sub.CurrentPeriodEnd is null ? (DateTimeOffset?)null : DateTimeOffset.FromUnixTimeSeconds(sub.CurrentPeriodEnd.Value);
+        var applied = await accounts.ApplySubscriptionStateAsync(tx, userId.Value, created,
+            new SubscriptionState(plan.Id, sub.Id, deleted ? "canceled" : sub.Status, periodEnd, sub.CancelAtPeriodEnd, ClearPeriodEnd: ended), ct);
+        return applied ? $"subscription {sub.Id}: {(deleted ? "canceled" : sub.Status)}, plan {plan.Id}" : $"subscription {sub.Id}: older than the state we have; ignored";
+    }
+
+    private async Task<string> ChargeRefundedAsync(BillingTransaction tx, StripeCharge charge, string eventId, CancellationToken ct)
+    {
+        if (charge.PaymentIntent is null || charge.Amount <= 0) return $"charge {charge.Id}: no payment intent";
+        var payment = await accounts.FindPaymentForUpdateAsync(tx, charge.PaymentIntent, ct);
+        if (payment is null) return $"charge {charge.Id}: no AiGate payment for {charge.PaymentIntent}";
+        // amount_refunded is cumulative: take back the refunded share of the credit, less what was taken already.
+        var target = Share(payment.CreditedMicros, Math.Min(charge.AmountRefunded, charge.Amount), charge.Amount);
+        var (taken, debt) = await accounts.ClawBackAsync(tx, payment, target, $"refund of {charge.Id}", $"stripe:refund:{eventId}", ct);
+        return $"charge {charge.Id} refunded {charge.AmountRefunded} of {charge.Amount} cents: took back {Money.Usd(taken)} USD, {Money.Usd(debt)} USD left as debt";
+    }
+
+    private async Task<string> DisputeCreatedAsync(BillingTransaction tx, StripeDispute dispute, string eventId, CancellationToken ct)
+    {
+        var payment = dispute.PaymentIntent is null ? null : await accounts.FindPaymentForUpdateAsync(tx, dispute.PaymentIntent, ct);
+        if (payment is null) return $"dispute {dispute.Id}: no AiGate payment for charge {dispute.Charge}";
+        await accounts.FlagDisputedAsync(tx, payment.UserId, ct);
+        var target = Share(payment.CreditedMicros, Math.Min(dispute.Amount, payment.AmountCents), payment.AmountCents);
+        var (taken, debt) = await accounts.ClawBackAsync(tx, payment, target, $"dispute {dispute.Id} on {dispute.Charge}", $"stripe:dispute:{eventId}", ct);
+        return $"dispute {dispute.Id} ({dispute.Reason}): keys frozen, took back {Money.Usd(taken)} USD, {Money.Usd(debt)} USD left as debt";
+    }
+
+    /// <summary>credited × part ÷ whole, in 128-bit arithmetic (no overflow), rounded down.</summary>
+    internal static long Share(long credited, long part, long whole) => whole <= 0 ? 0 : (long)((Int128)credited * part / whole);
+
+    private PlanOption? PlanOf(StripeInvoice invoice) =>
+        billing.Value.FindPlan(Meta(invoice.SubscriptionDetails?.Metadata, "plan_id"))
+        ?? PlanByPrice(invoice.Lines?.Data.Select(l => l.Price?.Id));
+
+    private PlanOption? PlanOf(StripeSubscription sub) =>
+        PlanByPrice(sub.Items?.Data.Select(i => i.Price?.Id)) ?? billing.Value.FindPlan(Meta(sub.Metadata, "plan_id"));
+
+    private PlanOption? PlanByPrice(IEnumerable<string?>? priceIds) =>
+        priceIds?.Where(id => !string.IsNullOrEmpty(id))
+            .Select(id => billing.Value.Plans.FirstOrDefault(p => !string.IsNullOrEmpty(p.StripePriceId) && p.StripePriceId == id))
+            .FirstOrDefault(p => p is not null);
+
+    internal static string? Meta(Dictionary<string, string>? metadata, string key) => metadata is not null && metadata.TryGetValue(key, out var v) ? v : null;
+
+    private static T Read<T>(JsonElement element) => element.Deserialize<T>(StripeJson.Options) ?? throw new JsonException($"not a {typeof(T).Name}");
+}

@@ -1,0 +1,39 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace AiGate.Web.Features.Billing;
+
+/// <summary>
+/// Stripe settings ("Stripe"). Without <see cref="SecretKey"/> the app runs the local TEST checkout
+/// (<see cref="LocalStripe"/>), which Production refuses at start.
+/// </summary>
+public sealed class StripeOptions
+{
+    public const string Section = "Stripe";
+
+    /// <summary>The API version every request pins (<c>Stripe-Version</c>); the object shapes we read are this version's.</summary>
+    public const string ApiVersion = "2024-06-20";
+
+    /// <summary>A secret or restricted key (<c>sk_live_…</c>, <c>sk_test_…</c>, <c>rk_…</c>), from the environment only.</summary>
+    public string? SecretKey { get; set; }
+
+    /// <summary>The webhook endpoint's signing secret (<c>whsec_…</c>), from the environment only.</summary>
+    public string? WebhookSecret { get; set; }
+
+    /// <summary>Stripe's API address; tests and staging point it at a fake.</summary>
+    [Required]
+    public Uri ApiBase { get; set; } = new("https://api.stripe.com");
+
+    /// <summary>Per-attempt timeout for API calls.</summary>
+    [Range(1, 120)]
+    public int TimeoutSeconds { get; set; } = 20;
+
+    /// <summary>Retries after a 429, a 5xx or a network failure (same Idempotency-Key each time).</summary>
+    [Range(0, 5)]
+    public int MaxRetries { get; set; } = 2;
+
+    /// <summary>Oldest (and furthest in the future) a webhook's signed timestamp may be, as Stripe's libraries default.</summary>
+    [Range(1, 3600)]
+    public int WebhookToleranceSeconds { get; set; } = 300;
+
+    public bool IsLocal => string.IsNullOrWhiteSpace(SecretKey);
+}

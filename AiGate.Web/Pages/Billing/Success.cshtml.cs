@@ -1,0 +1,49 @@
+using AiGate.Web.Features.Accounts;
+using AiGate.Web.Features.Billing;
+using AiGate.Web.Features.Credits;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Mvc.RazorPages;
+
+namespace AiGate.Web.Pages.Billing;
+
+/// <summary>
+/// <c>/billing/success?session_id=cs_…</c>, where Stripe Checkout returns. It retrieves the session from
+/// Stripe and fulfils it (Stripe recommends fulfilling here and in the webhook; whichever runs first
+/// credits, the other finds it done). Only the session's own user (its <c>client_reference_id</c>) may use it.
+/// </summary>
+[Authorize(Policy = AccountPolicies.ConfirmedEmail)]
+public sealed partial class SuccessModel(IStripeApi stripe, CheckoutFulfilment fulfilment, Ledger ledger, ILogger<SuccessModel> logger) : PageModel
+{
+    public StripeCheckoutSession? Session { get; private set; }
+    public long BalanceMicros { get; private set; }
+    public bool Unavailable { get; private set; }
+
+    public async Task<IActionResult> OnGetAsync(string? session_id, CancellationToken ct)
+    {
+        if (string.IsNullOrEmpty(session_id) || !session_id.StartsWith("cs_", StringComparison.Ordinal) || session_id.Length > 255) return NotFound();
+        var userId = User.GetUserId();
+        try
+        {
+            var session = await stripe.GetCheckoutSessionAsync(session_id, ct);
+            if (session.ClientReferenceId != userId.ToString()) return NotFound();
+            Session = session;
+            if (session.Mode == "payment" && session.PaymentStatus == "paid") await fulfilment.FulfilAsync(session, ct);
+        }
+        catch (StripeException ex) when (ex.Status == 404)
+        {
+            return NotFound();
+        }
+        catch (StripeException ex)
+        {
+            // The webhook will still fulfil the order; the page just cannot confirm it now.
+            LogUnavailable(ex.Status, ex.Type);
+            Unavailable = true;
+        }
+        BalanceMicros = (await ledger.GetBalanceAsync(userId, ct)).BalanceMicros;
+        return Page();
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Success page could not retrieve the Checkout Session: {Status} {ErrorType}")]
+    private partial void LogUnavailable(int status, string? errorType);
+}
