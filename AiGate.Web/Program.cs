@@ -1,12 +1,14 @@
 using AiGate.Web.Data;
 using AiGate.Web.Data.Migrations;
 using AiGate.Web.Features.Accounts;
+using AiGate.Web.Features.Admin;
 using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Demo;
 using AiGate.Web.Features.Email;
 using AiGate.Web.Features.Gateway;
 using AiGate.Web.Features.Jobs;
 using AiGate.Web.Features.Keys;
+using AiGate.Web.Features.ProviderHealth;
 using AiGate.Web.Features.Usage;
 using AiGate.Web.Infrastructure;
 using AiGate.Web.Infrastructure.Cli;
@@ -27,8 +29,10 @@ try
     builder.AddKeys();
     builder.AddCredits();
     builder.AddGateway();
+    builder.AddProviderHealth();
     builder.AddDemo();
     builder.AddUsage();
+    builder.AddAdmin();
     builder.Services.AddRazorPages();
     app = builder.Build();
 

@@ -19,5 +19,6 @@ public static class MigrationCatalog
         SchemaMigration.Sql(5, "gateway"),
         SchemaMigration.Sql(6, "credits"),
         SchemaMigration.Sql(7, "instances"),
+        SchemaMigration.Sql(10, "provider_health_and_audit"),   // 8 (billing) and 9 (usage rollups) come from other branches
     ];
 }

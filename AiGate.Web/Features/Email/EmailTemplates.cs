@@ -64,7 +64,7 @@ public static class EmailTemplates
         null,
         "If you did not turn it off, reset your password at once and contact support.");
 
-    private static EmailContent Build(string kind, string subject, string heading, string[] paragraphs, (string Label, string Url)? action, string footnote)
+    internal static EmailContent Build(string kind, string subject, string heading, string[] paragraphs, (string Label, string Url)? action, string footnote)
     {
         var e = HtmlEncoder.Default;
         var html = new System.Text.StringBuilder();
