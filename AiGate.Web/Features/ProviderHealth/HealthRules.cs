@@ -10,7 +10,7 @@ public static class HealthRules
 
     /// <summary>
     /// The probe state machine: a failure makes a provider degraded, <see cref="ProviderHealthOptions.FailuresToDown"/>
-    /// in a row make it down; a success heals a degraded provider at once, but a down one needs
+    /// in a row make it down (and a failure keeps a down provider down); a success heals a degraded provider at once, but a down one needs
     /// <see cref="ProviderHealthOptions.SuccessesToRecover"/> in a row, so one lucky probe does not send traffic back.
     /// </summary>
     public static (HealthState State, int Failures, int Successes) AfterProbe(
@@ -23,7 +23,8 @@ public static class HealthRules
             return (recovered ? HealthState.Healthy : HealthState.Down, 0, successes);
         }
         failures++;
-        return (failures >= options.FailuresToDown ? HealthState.Down : HealthState.Degraded, failures, 0);
+        var down = probeState == HealthState.Down || failures >= options.FailuresToDown;   // a failure never improves a down provider
+        return (down ? HealthState.Down : HealthState.Degraded, failures, 0);
     }
 
     /// <summary>What live traffic says: nothing below the minimum number of calls, else by the share that failed.</summary>
