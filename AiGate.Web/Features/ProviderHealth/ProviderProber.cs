@@ -52,7 +52,7 @@ public sealed class ProviderProber
             var status = (int)response.StatusCode;
             return response.IsSuccessStatusCode
                 ? new ProbeResult(provider.Name, true, status, latency, null)
-                : new ProbeResult(provider.Name, false, status, latency, $"HTTP {status} {Reason(response.StatusCode)}");
+                : new ProbeResult(provider.Name, false, status, latency, $"HTTP {status} {Reason(response.StatusCode)}".TrimEnd());
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
