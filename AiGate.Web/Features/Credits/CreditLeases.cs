@@ -215,13 +215,19 @@ public sealed partial class CreditLeases : BackgroundService
     {
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
         var tick = 0;
+        // Renew well inside the ¾-TTL validity window (LeasesValid): every 10 s with the default 60 s TTL, but
+        // every TTL/3 s with a short one; renewing every 10 s with a 10 s TTL left leases invalid 2.5 s in 10.
+        var heartbeatTicks = Math.Clamp(_options.LeaseTtlSeconds / 3, 1, 10);
         try
         {
+            // At once, not a period after start: the validity clock runs from construction, and a slow start
+            // (a loaded machine) could otherwise refuse the first requests with billing_unavailable.
+            await HeartbeatAndSweepAsync(stoppingToken);
             while (await timer.WaitForNextTickAsync(stoppingToken))
             {
                 tick++;
                 await ReturnIdleAsync(all: false, stoppingToken);
-                if (tick % 10 == 0) await HeartbeatAndSweepAsync(stoppingToken);
+                if (tick % heartbeatTicks == 0) await HeartbeatAndSweepAsync(stoppingToken);
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { }
