@@ -149,7 +149,8 @@ public sealed partial class HealthSnapshot(NpgsqlDataSource dataSource, CacheNot
         {
             await RefreshAsync(ct);
         }
-        catch (Exception ex) when (ex is NpgsqlException or TimeoutException or OperationCanceledException or InvalidOperationException)
+        catch (Exception ex) when (ex is NpgsqlException or TimeoutException or OperationCanceledException or InvalidOperationException
+                                       or ObjectDisposedException)   // stopping after the data source is gone
         {
             LogRefreshFailed(ex);
         }
