@@ -3,12 +3,14 @@ using AiGate.Web.Data.Migrations;
 using AiGate.Web.Features.Accounts;
 using AiGate.Web.Features.Alerts;
 using AiGate.Web.Features.Billing;
+using AiGate.Web.Features.Admin;
 using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Demo;
 using AiGate.Web.Features.Email;
 using AiGate.Web.Features.Gateway;
 using AiGate.Web.Features.Jobs;
 using AiGate.Web.Features.Keys;
+using AiGate.Web.Features.ProviderHealth;
 using AiGate.Web.Features.Usage;
 using AiGate.Web.Infrastructure;
 using AiGate.Web.Infrastructure.Cli;
@@ -29,10 +31,12 @@ try
     builder.AddKeys();
     builder.AddCredits();
     builder.AddGateway();
+    builder.AddProviderHealth();
     builder.AddDemo();
     builder.AddUsage();
     builder.AddAlerts();
     builder.AddBilling();
+    builder.AddAdmin();
     builder.Services.AddRazorPages();
     app = builder.Build();
 

@@ -8,7 +8,8 @@ namespace AiGate.Web.Tests.Infrastructure;
 /// A fake OpenAI (or OpenAI-compatible) API on loopback, speaking its documented wire format:
 /// <c>POST /v1/chat/completions</c> as JSON or as <c>chat.completion.chunk</c> server-sent events
 /// ending in <c>data: [DONE]</c>, with a usage-only last chunk when <c>stream_options.include_usage</c>
-/// is set. Tests script its faults through <see cref="Mode"/>.
+/// is set, and <c>GET /v1/models</c> (the health probe) as OpenAI's model list. Tests script the faults of
+/// chat through <see cref="Mode"/> and of the model list through <see cref="ModelsMode"/>.
 /// </summary>
 public sealed class FakeOpenAi : IAsyncDisposable
 {
@@ -16,6 +17,8 @@ public sealed class FakeOpenAi : IAsyncDisposable
 
     private FakeUpstream _server = null!;
     public Behaviour Mode { get; set; } = Behaviour.Ok;
+    /// <summary>Ok, Fail500, Fail429 or Hang for <c>GET /v1/models</c>.</summary>
+    public Behaviour ModelsMode { get; set; } = Behaviour.Ok;
     public string Reply { get; set; } = "Hello from the fake upstream";
     public int PromptTokens { get; set; } = 11;
     public int CompletionTokens { get; set; } = 7;
@@ -27,19 +30,50 @@ public sealed class FakeOpenAi : IAsyncDisposable
     public Uri BaseUrl => new(_server.BaseUrl, "/v1");
     public IReadOnlyCollection<FakeUpstream.RecordedRequest> Requests => _server.Requests;
     public int ChatRequests => _server.Requests.Count(r => r.PathAndQuery == "/v1/chat/completions");
+    public int ModelListRequests => _server.Requests.Count(r => r.PathAndQuery == "/v1/models");
 
     public static async Task<FakeOpenAi> StartAsync()
     {
         var fake = new FakeOpenAi();
-        fake._server = await FakeUpstream.StartAsync(app => app.MapPost("/v1/chat/completions", fake.ChatAsync));
+        fake._server = await FakeUpstream.StartAsync(app =>
+        {
+            app.MapPost("/v1/chat/completions", fake.ChatAsync);
+            app.MapGet("/v1/models", fake.ModelsAsync);
+        });
         return fake;
     }
 
     public void Reset()
     {
         Mode = Behaviour.Ok;
+        ModelsMode = Behaviour.Ok;
         _server.Requests.Clear();
         _aborted = 0;
+    }
+
+    /// <summary>OpenAI's <c>GET /v1/models</c>: <c>{"object":"list","data":[{"id","object":"model","created","owned_by"}]}</c>.</summary>
+    private async Task ModelsAsync(HttpContext context)
+    {
+        switch (ModelsMode)
+        {
+            case Behaviour.Fail500:
+                await Error(context, 500, "The server had an error while processing your request.", "server_error");
+                return;
+            case Behaviour.Fail429:
+                await Error(context, 429, "Rate limit reached for requests", "requests");
+                return;
+            case Behaviour.Hang:
+                try { await Task.Delay(TimeSpan.FromSeconds(30), context.RequestAborted); } catch (OperationCanceledException) { }
+                return;
+        }
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync(new JsonObject
+        {
+            ["object"] = "list",
+            ["data"] = new JsonArray(
+                new JsonObject { ["id"] = "up-model-a", ["object"] = "model", ["created"] = 1686935002, ["owned_by"] = "organization-owner" },
+                new JsonObject { ["id"] = "up-model-b", ["object"] = "model", ["created"] = 1686935002, ["owned_by"] = "organization-owner" }),
+        }.ToJsonString(), context.RequestAborted);
     }
 
     private async Task ChatAsync(HttpContext context)

@@ -20,7 +20,7 @@ public static class MigrationCatalog
         SchemaMigration.Sql(6, "credits"),
         SchemaMigration.Sql(7, "instances"),
         SchemaMigration.Sql(8, "billing"),
-        // 10 (provider health) comes from a branch merged separately; the migrator applies whatever is missing, in this order.
         SchemaMigration.Sql(9, "usage_rollups_and_alerts"),
+        SchemaMigration.Sql(10, "provider_health_and_audit"),
     ];
 }

@@ -225,6 +225,9 @@ public sealed partial class CreditLeases : BackgroundService
         await HeartbeatAndSweepAsync(stoppingToken);
         try
         {
+            // At once, not a period after start: the validity clock runs from construction, and a slow start
+            // (a loaded machine) could otherwise refuse the first requests with billing_unavailable.
+            await HeartbeatAndSweepAsync(stoppingToken);
             while (await timer.WaitForNextTickAsync(stoppingToken))
             {
                 tick++;

@@ -117,7 +117,7 @@ public static class EmailTemplates
         ("Go to billing", billingUrl),
         "If you think this is a mistake, reply to this e-mail.");
 
-    private static EmailContent Build(string kind, string subject, string heading, string[] paragraphs, (string Label, string Url)? action, string footnote,
+    internal static EmailContent Build(string kind, string subject, string heading, string[] paragraphs, (string Label, string Url)? action, string footnote,
         IReadOnlyList<(string Label, string Value)>? facts = null)
     {
         var e = HtmlEncoder.Default;

@@ -1,5 +1,6 @@
 using System.Net;
 using AiGate.Web.Features.Models;
+using AiGate.Web.Features.ProviderHealth;
 using AiGate.Web.Features.Providers;
 using Polly.CircuitBreaker;
 
@@ -42,20 +43,23 @@ public sealed class RouteResult : IDisposable
 }
 
 /// <summary>
-/// Sends one call along a model's routes until a provider answers (RELIABILITY F2, F4): routes in
-/// priority order (weighted shuffle within a priority), a provider whose breaker is open is
+/// Sends one call along a model's routes until a provider answers (RELIABILITY F2, F4): healthy routes
+/// first, then degraded ones, routes marked down skipped unless every route is down (then all are tried
+/// rather than failing without asking); within a health rank, priority order (weighted shuffle within a
+/// priority). Health comes from the in-memory <see cref="HealthSnapshot"/> (no database round trip), and
+/// every attempt's outcome is counted there for the passive checks. A provider whose breaker is open is
 /// skipped, connection errors, timeouts, 429 and 5xx move on to the next route, and a model with a
 /// single route is retried up to twice with jittered backoff (honouring a short Retry-After).
 /// Nothing is retried once an answer is being relayed: the caller owns the response from then on.
 /// </summary>
-public sealed partial class UpstreamRouter(ProviderRegistry providers, ILogger<UpstreamRouter> logger)
+public sealed partial class UpstreamRouter(ProviderRegistry providers, HealthSnapshot health, ILogger<UpstreamRouter> logger)
 {
     private const int MinAttempts = 3;
     private static readonly TimeSpan MaxRetryAfter = TimeSpan.FromSeconds(5);
 
     public async Task<RouteResult> SendAsync(ResolvedModel model, Func<Provider, string, HttpRequestMessage?> build, CancellationToken clientAborted)
     {
-        var plan = Plan(model.Routes);
+        var plan = Plan(model.Routes, health);
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var attempts = 0;
         var sawTimeout = false;
@@ -89,6 +93,8 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ILogger<U
                     }
                 }, (provider, request, clientAborted), lifetime.Token);
                 sawOnlyOpenBreakers = false;
+                // A refusal of the request itself (400…) still shows the provider is up.
+                health.RecordOutcome(provider.Name, route.UpstreamModel, !ProviderRegistry.IsProviderFailure(response.StatusCode));
 
                 if (response.IsSuccessStatusCode)
                 {
@@ -118,11 +124,13 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ILogger<U
             {
                 sawOnlyOpenBreakers = false;
                 sawTimeout = true;
+                health.RecordOutcome(provider.Name, route.UpstreamModel, succeeded: false);
                 LogUpstreamTimedOut(provider.Name, model.Id);
             }
             catch (HttpRequestException ex)
             {
                 sawOnlyOpenBreakers = false;
+                health.RecordOutcome(provider.Name, route.UpstreamModel, succeeded: false);
                 LogUpstreamUnreachable(provider.Name, model.Id, ex.HttpRequestError);
             }
             catch (OperationCanceledException) when (clientAborted.IsCancellationRequested)
@@ -137,11 +145,17 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ILogger<U
         return new RouteResult { Outcome = outcome, Attempts = attempts };
     }
 
-    /// <summary>At least <see cref="MinAttempts"/> tries: the routes in order, then again from the top.</summary>
-    private static List<ModelRoute> Plan(IReadOnlyList<ModelRoute> routes)
+    /// <summary>
+    /// At least <see cref="MinAttempts"/> tries: the usable routes in order, then again from the top. Usable:
+    /// not down, or every route when all of them are down.
+    /// </summary>
+    private static List<ModelRoute> Plan(IReadOnlyList<ModelRoute> routes, HealthSnapshot health)
     {
+        var ranked = routes.Select(r => (Route: r, State: health.Route(r.Provider, r.UpstreamModel))).ToList();
+        if (ranked.Any(r => r.State != HealthState.Down)) ranked.RemoveAll(r => r.State == HealthState.Down);
         var ordered = new List<ModelRoute>(routes.Count);
-        foreach (var group in routes.GroupBy(r => r.Priority).OrderBy(g => g.Key))
+        foreach (var group in ranked.GroupBy(r => (r.State == HealthState.Down ? HealthState.Healthy : r.State, r.Route.Priority))
+                     .OrderBy(g => g.Key.Item1).ThenBy(g => g.Key.Priority).Select(g => g.Select(r => r.Route)))
         {
             var pool = group.ToList();
             while (pool.Count > 0)

@@ -14,6 +14,8 @@ public sealed class JobRun
     /// <summary>The scheduler instance (machine) that ran it.</summary>
     public required string InstanceId { get; set; }
     public DateTimeOffset StartedAt { get; set; }
+    /// <summary>When the trigger was due: one row per scheduled fire proves a fire ran once across the cluster.</summary>
+    public DateTimeOffset? ScheduledAt { get; set; }
     public long DurationMs { get; set; }
     public JobOutcome Outcome { get; set; }
     public string? Error { get; set; }
@@ -32,6 +34,7 @@ public sealed class JobRun
             b.Property(r => r.Error).HasMaxLength(4000);
             b.HasIndex(r => new { r.JobGroup, r.JobName, r.StartedAt });
             b.HasIndex(r => r.StartedAt);
+            b.HasIndex(r => new { r.JobGroup, r.JobName, r.ScheduledAt });
         }
     }
 }

@@ -38,6 +38,7 @@ public sealed partial class JobRunRecorder(IServiceScopeFactory scopes, TimeProv
                 FireInstanceId = context.FireInstanceId,
                 InstanceId = context.Scheduler.SchedulerInstanceId,
                 StartedAt = context.FireTimeUtc,
+                ScheduledAt = context.ScheduledFireTimeUtc,
                 DurationMs = (long)duration.TotalMilliseconds,
                 Outcome = outcome,
                 Error = Describe(error),

@@ -18,8 +18,9 @@ public sealed class EchoUpstreamHandler : HttpMessageHandler
 {
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
-        var body = JsonNode.Parse(await request.Content!.ReadAsByteArrayAsync(cancellationToken)) as JsonObject ?? [];
         var path = request.RequestUri!.AbsolutePath;
+        if (request.Method == HttpMethod.Get && path.EndsWith("/models", StringComparison.Ordinal)) return Json(ModelList());   // the health probe
+        var body = JsonNode.Parse(await request.Content!.ReadAsByteArrayAsync(cancellationToken)) as JsonObject ?? [];
         if (path.EndsWith("/embeddings", StringComparison.Ordinal)) return Json(Embeddings(body));
         if (!path.EndsWith("/chat/completions", StringComparison.Ordinal)) return new HttpResponseMessage(HttpStatusCode.NotFound);
 
@@ -85,6 +86,15 @@ public sealed class EchoUpstreamHandler : HttpMessageHandler
         var limit = max is JsonValue m && m.TryGetValue<int>(out var n) && n > 0 ? n : 256;
         return string.Join(' ', words.Take(limit));
     }
+
+    /// <summary>OpenAI's <c>GET /v1/models</c> list shape, with the echo models.</summary>
+    private static JsonObject ModelList() => new()
+    {
+        ["object"] = "list",
+        ["data"] = new JsonArray(
+            new JsonObject { ["id"] = "echo-1", ["object"] = "model", ["created"] = 1_700_000_000, ["owned_by"] = "aigate" },
+            new JsonObject { ["id"] = "echo-embed", ["object"] = "model", ["created"] = 1_700_000_000, ["owned_by"] = "aigate" }),
+    };
 
     private static JsonObject Embeddings(JsonObject body)
     {

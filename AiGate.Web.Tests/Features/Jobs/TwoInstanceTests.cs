@@ -1,0 +1,137 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
+using AiGate.Web.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace AiGate.Web.Tests.Features.Jobs;
+
+/// <summary>
+/// Two instances of the built app, as child processes, on one database, both running the clustered
+/// scheduler, with the provider health-check job firing every second: every fire runs exactly once
+/// across the two (RELIABILITY J1), which job_runs shows as one row per scheduled fire time.
+/// </summary>
+public sealed class TwoInstanceTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    private TestDatabase _database = null!;
+
+    public async Task InitializeAsync() => _database = await TestDatabase.CreateMigratedAsync();
+
+    public async Task DisposeAsync() => await _database.DisposeAsync();
+
+    [Fact]
+    public async Task Each_scheduled_fire_runs_once_across_two_instances()
+    {
+        await using var first = AppProcess.Start(_database.ConnectionString);
+        await using var second = AppProcess.Start(_database.ConnectionString);
+        await first.WaitReadyAsync();
+        await second.WaitReadyAsync();
+
+        // Both schedulers have joined the cluster…
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (await _database.ScalarAsync<long>("select count(*) from qrtz_scheduler_state") < 2 && DateTime.UtcNow < deadline)
+            await Task.Delay(200);
+        Assert.Equal(2, await _database.ScalarAsync<long>("select count(*) from qrtz_scheduler_state"));
+
+        // …and the job fires every second for a while.
+        const string job = "job_name = 'provider-health-check' and outcome = 'Succeeded'";
+        var start = await _database.ScalarAsync<long>($"select count(*) from job_runs where {job}");
+        deadline = DateTime.UtcNow.AddSeconds(60);
+        while (await _database.ScalarAsync<long>($"select count(*) from job_runs where {job}") < start + 12 && DateTime.UtcNow < deadline)
+            await Task.Delay(250);
+        await first.DisposeAsync();
+        await second.DisposeAsync();
+
+        var runs = await _database.ScalarAsync<long>($"select count(*) from job_runs where {job}");
+        var fires = await _database.ScalarAsync<long>($"select count(distinct scheduled_at) from job_runs where {job}");
+        Assert.True(runs >= 12, $"only {runs} runs in 60 s\n{first.Log}\n{second.Log}");
+        output.WriteLine($"{runs} runs, {fires} distinct fire times; per instance: " +
+            await _database.ScalarAsync<string>($"select string_agg(n::text, ', ') from (select count(*) n from job_runs where {job} group by instance_id) t"));
+        Assert.Equal(fires, runs);   // no scheduled fire ran twice
+        Assert.Equal(0, await _database.ScalarAsync<long>("select count(*) from job_runs where scheduled_at is null"));
+        // Each run probed the one configured provider once.
+        Assert.Equal(runs, await _database.ScalarAsync<long>("select count(*) from provider_probes where provider = 'echo'"));
+        // No two runs overlapped ([DisallowConcurrentExecution] holds across the cluster).
+        Assert.Equal(0, await _database.ScalarAsync<long>($"""
+            select count(*) from job_runs a join job_runs b on a.id < b.id
+            where a.{job.Replace(" and ", " and a.", StringComparison.Ordinal)} and b.{job.Replace(" and ", " and b.", StringComparison.Ordinal)}
+              and a.started_at < b.started_at + b.duration_ms * interval '1 millisecond'
+              and b.started_at < a.started_at + a.duration_ms * interval '1 millisecond'
+            """));
+    }
+
+    /// <summary>The built app as a child process on a free loopback port, killed on dispose.</summary>
+    private sealed class AppProcess : IAsyncDisposable
+    {
+        private readonly Process _process;
+        private readonly StringBuilder _log = new();
+        private readonly Uri _url;
+
+        private AppProcess(Process process, Uri url)
+        {
+            _process = process;
+            _url = url;
+        }
+
+        public string Log { get { lock (_log) return _log.ToString(); } }
+
+        public static AppProcess Start(string connectionString)
+        {
+            var port = FreePort();
+            var process = Process.Start(new ProcessStartInfo("dotnet")
+            {
+                ArgumentList = { RepoPaths.WebDll, "--urls", $"http://127.0.0.1:{port}" },
+                WorkingDirectory = Path.Combine(RepoPaths.Root, "AiGate.Web"),
+                RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+                Environment =
+                {
+                    ["ASPNETCORE_ENVIRONMENT"] = "Testing", ["ConnectionStrings__Default"] = connectionString,
+                    ["Jobs__SchedulerEnabled"] = "true", ["ProviderHealth__ProbeIntervalSeconds"] = "1",
+                    ["Email__PollSeconds"] = "3600", ["Providers__echo__Kind"] = "echo",
+                },
+            })!;
+            var app = new AppProcess(process, new Uri($"http://127.0.0.1:{port}"));
+            process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (app._log) app._log.AppendLine(e.Data); };
+            process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (app._log) app._log.AppendLine(e.Data); };
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+            return app;
+        }
+
+        public async Task WaitReadyAsync()
+        {
+            using var http = new HttpClient { BaseAddress = _url, Timeout = TimeSpan.FromSeconds(2) };
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (true)
+            {
+                Assert.False(_process.HasExited, $"the instance exited:\n{Log}");
+                try { if ((await http.GetAsync("/healthz")).IsSuccessStatusCode) return; }
+                catch (HttpRequestException) { }
+                catch (TaskCanceledException) { }
+                Assert.True(DateTime.UtcNow < deadline, $"the instance did not start:\n{Log}");
+                await Task.Delay(200);
+            }
+        }
+
+        private bool _disposed;
+
+        public async ValueTask DisposeAsync()
+        {
+            if (_disposed) return;
+            _disposed = true;
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+                await _process.WaitForExitAsync();
+            }
+            _process.Dispose();
+        }
+
+        private static int FreePort()
+        {
+            using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
+            listener.Start();
+            return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        }
+    }
+}

@@ -1,0 +1,11 @@
+namespace AiGate.Web.Features.Admin;
+
+public static class AdminExtensions
+{
+    /// <summary>What admin pages share: the audit log.</summary>
+    public static IHostApplicationBuilder AddAdmin(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddScoped<AuditLog>();
+        return builder;
+    }
+}
