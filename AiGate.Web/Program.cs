@@ -65,5 +65,14 @@ if (app.Environment.IsDevelopment())
     DemoSeeder.LogDemoAccounts(app.Logger, DemoSeeder.AdminEmail, DemoSeeder.AdminPassword, DemoSeeder.UserEmail, DemoSeeder.UserPassword);
 }
 
-await app.RunAsync();
+try
+{
+    await app.RunAsync();
+}
+catch (Microsoft.Extensions.Options.OptionsValidationException ex)
+{
+    // Settings are validated as the host starts (ValidateOnStart): the reason, not a stack trace.
+    await Console.Error.WriteLineAsync($"error: invalid configuration: {ex.Message}");
+    return 1;
+}
 return 0;

@@ -36,6 +36,8 @@ gateway_port=$(free_port)
 unmetered_port=$(free_port)
 peer_port=$(free_port)
 pepper=$(head -c 32 /dev/urandom | base64)
+# The content root is the published folder, where appsettings.json (plans, packs) lives.
+export ASPNETCORE_CONTENTROOT="$PWD/$work/app"
 export ConnectionStrings__Default="$cs" Keys__Pepper="$pepper" ASPNETCORE_ENVIRONMENT=Production \
   Providers__bench__Kind=openai Providers__bench__BaseUrl="http://127.0.0.1:$upstream_port/v1" Providers__bench__ApiKey=bench-provider-key \
   Logging__LogLevel__Default=Warning Jobs__SchedulerEnabled=false \
