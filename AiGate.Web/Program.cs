@@ -39,6 +39,8 @@ try
     builder.AddAdmin();
     builder.Services.AddRazorPages();
     app = builder.Build();
+    // What the host would check as it starts (ValidateOnStart), checked here so a bad setting stops with its reason.
+    app.Services.GetService<Microsoft.Extensions.Options.IStartupValidator>()?.Validate();
 
     if (isVerb)
         return await CommandLine.RunAsync(app.Services, args, Console.Out, Console.Error, CancellationToken.None);
@@ -56,6 +58,11 @@ catch (StartupConfigurationException ex)
     await Console.Error.WriteLineAsync($"error: {ex.Message}");
     return 1;
 }
+catch (Microsoft.Extensions.Options.OptionsValidationException ex)
+{
+    await Console.Error.WriteLineAsync($"error: invalid configuration: {ex.Message}");
+    return 1;
+}
 
 if (app.Environment.IsDevelopment())
 {
@@ -65,14 +72,5 @@ if (app.Environment.IsDevelopment())
     DemoSeeder.LogDemoAccounts(app.Logger, DemoSeeder.AdminEmail, DemoSeeder.AdminPassword, DemoSeeder.UserEmail, DemoSeeder.UserPassword);
 }
 
-try
-{
-    await app.RunAsync();
-}
-catch (Microsoft.Extensions.Options.OptionsValidationException ex)
-{
-    // Settings are validated as the host starts (ValidateOnStart): the reason, not a stack trace.
-    await Console.Error.WriteLineAsync($"error: invalid configuration: {ex.Message}");
-    return 1;
-}
+await app.RunAsync();
 return 0;

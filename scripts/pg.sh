@@ -110,10 +110,24 @@ start() {
     die "port $port (AIGATE_PG_PORT) is already in use by another program"
   fi
   as_owner mkdir -p "$sock_dir"
-  echo "$port" > "$port_file"
-  chmod 644 "$port_file"
-  as_owner "$bin/pg_ctl" -D "$data_dir" -l "$state_dir/server.log" -w -t 60 \
-    -o "-p $port -k $sock_dir" start >/dev/null || { tail -n 20 "$state_dir/server.log" >&2 || true; die "server did not start"; }
+  # A port can look free to a connect and still be bound (a server going away, another program starting):
+  # on "Address already in use" try the next one, unless the port was chosen with AIGATE_PG_PORT.
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    echo "$port" > "$port_file"
+    chmod 644 "$port_file"
+    if as_owner "$bin/pg_ctl" -D "$data_dir" -l "$state_dir/server.log" -w -t 60 \
+        -o "-p $port -k $sock_dir" start >/dev/null; then
+      break
+    fi
+    if [ -z "${AIGATE_PG_PORT:-}" ] && [ "$attempt" -lt 5 ] && tail -n 20 "$state_dir/server.log" | grep -q "Address already in use"; then
+      port=$((port + 1))
+      while port_in_use "$port"; do port=$((port + 1)); done
+      continue
+    fi
+    tail -n 20 "$state_dir/server.log" >&2 || true
+    die "server did not start"
+  done
   # The application database; tests create their own next to it.
   if ! as_owner "$bin/psql" -h 127.0.0.1 -p "$port" -U "$db_user" -d postgres -tAc \
       "select 1 from pg_database where datname = '$db_name'" | grep -q 1; then

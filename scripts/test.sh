@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/bootstrap.sh --browser
-export AIGATE_TEST_PG="$(scripts/pg.sh url)"
+pg_url="$(scripts/pg.sh url)"   # a failure stops here (set -e), not in every test
+export AIGATE_TEST_PG="$pg_url"
 export AIGATE_CHROMIUM="${AIGATE_CHROMIUM:-/usr/bin/chromium}"
 
 dotnet build AiGate.sln -c Debug --nologo -v quiet -clp:NoSummary

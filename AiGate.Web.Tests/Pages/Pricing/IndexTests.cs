@@ -325,32 +325,26 @@ public sealed partial class IndexTests(PricingApp app) : IClassFixture<PricingAp
     [Fact]
     public async Task Billing_configuration_that_cannot_be_sold_stops_the_app_at_start()
     {
-        var bad = new BadBillingApp();
-        await ((IAsyncLifetime)bad).InitializeAsync();
-        try
+        // The real binary, as a deploy would start it: it must stop with every reason and no stack trace.
+        var run = await RepoPaths.RunAsync("dotnet", [RepoPaths.WebDll, "--urls", "http://127.0.0.1:0"], new Dictionary<string, string?>
         {
-            var error = Assert.ThrowsAny<OptionsValidationException>(() => bad.CreateClient());
-            Assert.Contains("Billing:Plans needs a plan with a zero price", error.Message, StringComparison.Ordinal);
-            Assert.Contains("Billing:Plans has the id 'pro' more than once", error.Message, StringComparison.Ordinal);
-            Assert.Contains("Billing:CreditPacks:1", error.Message, StringComparison.Ordinal);   // a 10-cent pack, below Stripe's minimum
-            Assert.Contains("CustomAmountMinCents is larger than", error.Message, StringComparison.Ordinal);
-        }
-        finally
-        {
-            await ((IAsyncLifetime)bad).DisposeAsync();
-        }
-    }
+            ["ASPNETCORE_ENVIRONMENT"] = "Testing",
+            ["ConnectionStrings__Default"] = "Host=127.0.0.1;Database=not_reached",
+            ["Jobs__SchedulerEnabled"] = "false",
+            ["Billing__Plans__0__MonthlyPriceCents"] = "500",
+            ["Billing__Plans__1__Id"] = "pro",
+            ["Billing__CreditPacks__1__PriceCents"] = "10",
+            ["Billing__CustomAmountMinCents"] = "5000",
+            ["Billing__CustomAmountMaxCents"] = "1000",
+        }, TimeSpan.FromSeconds(60));
 
-    private sealed class BadBillingApp : AiGateApp
-    {
-        protected override IReadOnlyDictionary<string, string?> Settings => new Dictionary<string, string?>
-        {
-            ["Billing:Plans:0:MonthlyPriceCents"] = "500",
-            ["Billing:Plans:1:Id"] = "pro",
-            ["Billing:CreditPacks:1:PriceCents"] = "10",
-            ["Billing:CustomAmountMinCents"] = "5000",
-            ["Billing:CustomAmountMaxCents"] = "1000",
-        };
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("error: invalid configuration", run.StdErr, StringComparison.Ordinal);
+        Assert.Contains("Billing:Plans needs a plan with a zero price", run.StdErr, StringComparison.Ordinal);
+        Assert.Contains("Billing:Plans has the id 'pro' more than once", run.StdErr, StringComparison.Ordinal);
+        Assert.Contains("Billing:CreditPacks:1", run.StdErr, StringComparison.Ordinal);   // a 10-cent pack, below Stripe's minimum
+        Assert.Contains("CustomAmountMinCents is larger than", run.StdErr, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", run.StdErr, StringComparison.Ordinal);
     }
 
     /// <summary>A plan or pack card's markup: from its opening tag to the next card (or the end of the offer).</summary>
