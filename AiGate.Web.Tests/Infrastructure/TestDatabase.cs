@@ -53,6 +53,19 @@ public sealed class TestDatabase : IAsyncDisposable
         return value is DBNull or null ? default : (T)value;
     }
 
+    /// <summary>
+    /// A priced chat model served by two routes, provider "primary" (upstream model up-model-a) first and "backup"
+    /// (up-model-b) second: what routing, failover and health tests need. Prices are micro-USD per million tokens.
+    /// </summary>
+    public Task InsertTwoRouteModelAsync(string id, string name, long inputMicros, long outputMicros, long cachedMicros, int marginBasisPoints) =>
+        ExecuteAsync($"""
+            insert into models (id, name, kind, owned_by, context_length, max_output_tokens, input_micros_per_mtok, output_micros_per_mtok,
+                                cached_input_micros_per_mtok, margin_basis_points, aliases, modalities, enabled, created_at)
+            values ('{id}', '{name}', 'chat', 'test', 8192, 1024, {inputMicros}, {outputMicros}, {cachedMicros}, {marginBasisPoints}, array[]::text[], array['text'], true, now());
+            insert into model_routes (model_id, provider, upstream_model, priority, weight, enabled) values
+              ('{id}', 'primary', 'up-model-a', 0, 1, true), ('{id}', 'backup', 'up-model-b', 1, 1, true);
+            """);
+
     public async Task ExecuteAsync(string sql)
     {
         await using var connection = new NpgsqlConnection(ConnectionString);

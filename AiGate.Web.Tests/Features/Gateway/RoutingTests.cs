@@ -20,13 +20,7 @@ public sealed class RoutingApp : AiGateApp
         Primary = await FakeOpenAi.StartAsync();
         Backup = await FakeOpenAi.StartAsync();
         await base.InitializeAsync();
-        await Database.ExecuteAsync($"""
-            insert into models (id, name, kind, owned_by, context_length, max_output_tokens, input_micros_per_mtok, output_micros_per_mtok,
-                                cached_input_micros_per_mtok, margin_basis_points, aliases, modalities, enabled, created_at)
-            values ('{Model}', 'Routed', 'chat', 'test', 8192, 1024, 2000000, 8000000, 500000, 15000, array[]::text[], array['text'], true, now());
-            insert into model_routes (model_id, provider, upstream_model, priority, weight, enabled) values
-              ('{Model}', 'primary', 'up-model-a', 0, 1, true), ('{Model}', 'backup', 'up-model-b', 1, 1, true);
-            """);
+        await Database.InsertTwoRouteModelAsync(Model, "Routed", 2000000, 8000000, 500000, 15000);
         await Services.GetRequiredService<ModelCatalog>().ReloadAsync(CancellationToken.None);
     }
 

@@ -26,13 +26,7 @@ public sealed class HealthApp : AccountsApp
         Primary = await FakeOpenAi.StartAsync();
         Backup = await FakeOpenAi.StartAsync();
         await base.InitializeAsync();
-        await Database.ExecuteAsync($"""
-            insert into models (id, name, kind, owned_by, context_length, max_output_tokens, input_micros_per_mtok, output_micros_per_mtok,
-                                cached_input_micros_per_mtok, margin_basis_points, aliases, modalities, enabled, created_at)
-            values ('{Model}', 'Health', 'chat', 'test', 8192, 1024, 1000000, 1000000, 1000000, 10000, array[]::text[], array['text'], true, now());
-            insert into model_routes (model_id, provider, upstream_model, priority, weight, enabled) values
-              ('{Model}', 'primary', 'up-model-a', 0, 1, true), ('{Model}', 'backup', 'up-model-b', 1, 1, true);
-            """);
+        await Database.InsertTwoRouteModelAsync(Model, "Health", 1000000, 1000000, 1000000, 10000);
         await Services.GetRequiredService<ModelCatalog>().ReloadAsync(CancellationToken.None);
         await CreateUserAsync(AdminEmail, AdminPassword, admin: true);
     }
