@@ -3,13 +3,9 @@ using Microsoft.EntityFrameworkCore.Metadata.Builders;
 
 namespace AiGate.Web.Features.Usage;
 
-/// <summary>
-/// The usage of one hour (UTC) for one account, key, model and provider: what dashboards and long
-/// usage ranges read instead of raw <c>usage_events</c>. Written only by <see cref="UsageRollup"/>.
-/// </summary>
-public sealed class UsageRollupHour
+/// <summary>What an hourly and a daily rollup row both hold: the owner, key, model and provider, and their sums.</summary>
+public abstract class UsageRollupTotals
 {
-    public DateTimeOffset Hour { get; set; }
     public Guid UserId { get; set; }
     public Guid KeyId { get; set; }
     public required string ModelId { get; set; }
@@ -20,6 +16,15 @@ public sealed class UsageRollupHour
     public long CachedTokens { get; set; }
     public long CostMicros { get; set; }
     public long Errors { get; set; }
+}
+
+/// <summary>
+/// The usage of one hour (UTC) for one account, key, model and provider: what dashboards and long
+/// usage ranges read instead of raw <c>usage_events</c>. Written only by <see cref="UsageRollup"/>.
+/// </summary>
+public sealed class UsageRollupHour : UsageRollupTotals
+{
+    public DateTimeOffset Hour { get; set; }
     /// <summary>Median latency (a value that occurred: percentile_disc).</summary>
     public int LatencyP50Ms { get; set; }
     public int LatencyP95Ms { get; set; }
@@ -41,19 +46,9 @@ public sealed class UsageRollupHour
 /// The same as <see cref="UsageRollupHour"/>, for one UTC day: the sums of its hours. Latency percentiles
 /// do not add up from hours, so days carry none (read the hourly rows for them).
 /// </summary>
-public sealed class UsageRollupDay
+public sealed class UsageRollupDay : UsageRollupTotals
 {
     public DateOnly Day { get; set; }
-    public Guid UserId { get; set; }
-    public Guid KeyId { get; set; }
-    public required string ModelId { get; set; }
-    public required string Provider { get; set; }
-    public long Requests { get; set; }
-    public long PromptTokens { get; set; }
-    public long CompletionTokens { get; set; }
-    public long CachedTokens { get; set; }
-    public long CostMicros { get; set; }
-    public long Errors { get; set; }
 
     internal sealed class Configuration : IEntityTypeConfiguration<UsageRollupDay>
     {
