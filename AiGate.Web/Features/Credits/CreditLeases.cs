@@ -219,10 +219,6 @@ public sealed partial class CreditLeases : BackgroundService
         // is shorter. A fixed 10 s left short TTLs (tests use 10 s) with seconds of 503s after start and
         // between renewals.
         var heartbeatEvery = Math.Clamp(_options.LeaseTtlSeconds / 3, 1, 10);
-        // The validity clock starts when this singleton is built, which on a loaded machine can be seconds
-        // before the host's other services have started and this loop runs: renew once right away, so the
-        // first requests after start are not refused as if the database had been gone.
-        await HeartbeatAndSweepAsync(stoppingToken);
         try
         {
             // At once, not a period after start: the validity clock runs from construction, and a slow start
