@@ -11,8 +11,6 @@ export AIGATE_TEST_PG="$pg_url"
 export AIGATE_CHROMIUM="${AIGATE_CHROMIUM:-/usr/bin/chromium}"
 
 dotnet build AiGate.sln -c Debug --nologo -v quiet -clp:NoSummary
-# The official openai npm package that the E2E newcomer test streams through (AiGate.E2E/node-client/stream.mjs).
-(cd AiGate.E2E/node-client && npm ci --no-audit --no-fund --loglevel=error)
 
 status=0
 log="$(mktemp)"

@@ -34,13 +34,13 @@ public static class ChildProcess
 
     /// <summary>
     /// Runs a script of AiGate.E2E/node-client with Node. Its packages (the official openai npm package) are
-    /// installed by scripts/test.sh (<c>npm ci</c>).
+    /// installed by the project's build (<c>npm ci</c> when missing).
     /// </summary>
     public static Task<ProcessResult> NodeAsync(string script, params string[] args)
     {
         var dir = Path.Combine(Paths.Root, "AiGate.E2E", "node-client");
         if (!Directory.Exists(Path.Combine(dir, "node_modules", "openai")))
-            throw new InvalidOperationException($"Run `npm ci` in {dir} first (scripts/test.sh does).");
+            throw new InvalidOperationException($"Run `npm ci` in {dir} first (building AiGate.E2E does).");
         var psi = new ProcessStartInfo("node") { WorkingDirectory = dir };
         psi.ArgumentList.Add(script);
         foreach (var arg in args) psi.ArgumentList.Add(arg);

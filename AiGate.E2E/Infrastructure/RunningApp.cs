@@ -30,21 +30,12 @@ public class RunningApp : IAsyncLifetime
     {
         _database = $"e2e_{Guid.NewGuid():N}";
         await AdminAsync($"create database \"{_database}\"");
-        var webDir = Path.Combine(Paths.Root, "AiGate.Web");
-        var psi = new ProcessStartInfo("dotnet")
-        {
-            WorkingDirectory = webDir,   // content root: pages, and in Development the static web assets manifest
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        psi.ArgumentList.Add(Paths.WebDll);
-        psi.ArgumentList.Add("--urls");
-        psi.ArgumentList.Add("http://127.0.0.1:0");   // the app picks a free port and says which: no race with other apps for it
         ConnectionString = new NpgsqlConnectionStringBuilder(Paths.ServerConnectionString) { Database = _database }.ConnectionString;
-        psi.Environment["ASPNETCORE_ENVIRONMENT"] = "Development";
-        psi.Environment["ConnectionStrings__Default"] = ConnectionString;
-        foreach (var (name, value) in ExtraEnvironment) psi.Environment[name] = value;
+        // Port 0: the app picks a free port and says which, so no other app can take it first.
+        var psi = StartInfo("--urls", "http://127.0.0.1:0");
+        psi.RedirectStandardOutput = true;
+        psi.RedirectStandardError = true;
+        psi.UseShellExecute = false;
         _process = Process.Start(psi)!;
         var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
         _process.OutputDataReceived += (_, e) =>
@@ -87,15 +78,19 @@ public class RunningApp : IAsyncLifetime
     /// Runs a command-line verb of the same build (<c>grant-credits --email E --usd 5 --reason r</c>) with this
     /// app's environment and database, as an operator would.
     /// </summary>
-    public async Task<ProcessResult> RunVerbAsync(params string[] args)
+    public Task<ProcessResult> RunVerbAsync(params string[] args) => ChildProcess.RunAsync(StartInfo(args), TimeSpan.FromSeconds(60));
+
+    /// <summary>The app's build with this app's environment and database: the server and its verbs never drift apart.</summary>
+    private ProcessStartInfo StartInfo(params string[] args)
     {
+        // Content root: pages, and in Development the static web assets manifest.
         var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = Path.Combine(Paths.Root, "AiGate.Web") };
         psi.ArgumentList.Add(Paths.WebDll);
         foreach (var arg in args) psi.ArgumentList.Add(arg);
         psi.Environment["ASPNETCORE_ENVIRONMENT"] = "Development";
         psi.Environment["ConnectionStrings__Default"] = ConnectionString;
         foreach (var (name, value) in ExtraEnvironment) psi.Environment[name] = value;
-        return await ChildProcess.RunAsync(psi, TimeSpan.FromSeconds(60));
+        return psi;
     }
 
     /// <summary>Runs a verb that must succeed and returns what it printed (a created key, say).</summary>

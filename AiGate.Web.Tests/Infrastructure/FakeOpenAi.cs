@@ -17,7 +17,7 @@ public sealed class FakeOpenAi : IAsyncDisposable
 
     private FakeUpstream _server = null!;
     public Behaviour Mode { get; set; } = Behaviour.Ok;
-    /// <summary>Ok, Fail500, Fail429 or Hang for <c>GET /v1/models</c>.</summary>
+    /// <summary>The fault of <c>GET /v1/models</c> (the same faults as chat; the stream modes do not apply).</summary>
     public Behaviour ModelsMode { get; set; } = Behaviour.Ok;
     public string Reply { get; set; } = "Hello from the fake upstream";
     public int PromptTokens { get; set; } = 11;
@@ -54,18 +54,7 @@ public sealed class FakeOpenAi : IAsyncDisposable
     /// <summary>OpenAI's <c>GET /v1/models</c>: <c>{"object":"list","data":[{"id","object":"model","created","owned_by"}]}</c>.</summary>
     private async Task ModelsAsync(HttpContext context)
     {
-        switch (ModelsMode)
-        {
-            case Behaviour.Fail500:
-                await Error(context, 500, "The server had an error while processing your request.", "server_error");
-                return;
-            case Behaviour.Fail429:
-                await Error(context, 429, "Rate limit reached for requests", "requests");
-                return;
-            case Behaviour.Hang:
-                try { await Task.Delay(TimeSpan.FromSeconds(30), context.RequestAborted); } catch (OperationCanceledException) { }
-                return;
-        }
+        if (await FailedAsync(context, ModelsMode)) return;
         context.Response.ContentType = "application/json";
         await context.Response.WriteAsync(new JsonObject
         {
@@ -76,26 +65,34 @@ public sealed class FakeOpenAi : IAsyncDisposable
         }.ToJsonString(), context.RequestAborted);
     }
 
+    /// <summary>Plays the scripted fault, if any, as OpenAI answers it; true when the request is answered.</summary>
+    private async Task<bool> FailedAsync(HttpContext context, Behaviour mode)
+    {
+        switch (mode)
+        {
+            case Behaviour.Fail500:
+                await Error(context, 500, "The server had an error while processing your request.", "server_error");
+                return true;
+            case Behaviour.Fail429:
+                context.Response.Headers.RetryAfter = "0";
+                await Error(context, 429, "Rate limit reached for requests", "requests");
+                return true;
+            case Behaviour.Fail400:
+                await Error(context, 400, "Invalid value for 'logit_bias': upstream says no.", "invalid_request_error");
+                return true;
+            case Behaviour.Hang:
+                try { await Task.Delay(TimeSpan.FromSeconds(30), context.RequestAborted); } catch (OperationCanceledException) { Interlocked.Increment(ref _aborted); }
+                return true;
+            default:
+                return false;
+        }
+    }
+
     private async Task ChatAsync(HttpContext context)
     {
         var body = (await System.Text.Json.JsonSerializer.DeserializeAsync<JsonObject>(context.Request.Body))!;
         var ct = context.RequestAborted;
-        switch (Mode)
-        {
-            case Behaviour.Fail500:
-                await Error(context, 500, "The server had an error while processing your request.", "server_error");
-                return;
-            case Behaviour.Fail429:
-                context.Response.Headers.RetryAfter = "0";
-                await Error(context, 429, "Rate limit reached for requests", "requests");
-                return;
-            case Behaviour.Fail400:
-                await Error(context, 400, "Invalid value for 'logit_bias': upstream says no.", "invalid_request_error");
-                return;
-            case Behaviour.Hang:
-                try { await Task.Delay(TimeSpan.FromSeconds(30), ct); } catch (OperationCanceledException) { Interlocked.Increment(ref _aborted); }
-                return;
-        }
+        if (await FailedAsync(context, Mode)) return;
 
         var model = body["model"]!.GetValue<string>();
         var usage = new JsonObject

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Collections.Frozen;
 using System.Globalization;
 using AiGate.Web.Features.Billing;
 using AiGate.Web.Features.Keys;
@@ -23,11 +24,14 @@ public readonly record struct RateDecision(bool Allowed, string? Exceeded, TimeS
 public sealed class RateLimits(IOptions<BillingOptions> billing, InstanceRegistry instances, TimeProvider clock)
 {
     private readonly ConcurrentDictionary<(Guid, char), Bucket> _buckets = new();
+    // Plans are fixed for the life of the process: look them up by id without a scan per request.
+    private readonly FrozenDictionary<string, PlanOption> _plans = billing.Value.Plans.ToFrozenDictionary(p => p.Id, StringComparer.Ordinal);
+    private readonly PlanOption _freePlan = billing.Value.FreePlan;
 
     public RateDecision Check(KeyIdentity key, long tokens)
     {
         var share = Math.Max(1, instances.LiveInstances);
-        var plan = billing.Value.FindPlan(key.PlanId) ?? billing.Value.FreePlan;
+        var plan = key.PlanId is not null && _plans.TryGetValue(key.PlanId, out var found) ? found : _freePlan;
         var now = clock.GetTimestamp();
 
         var accountRequests = Get(key.OwnerId, 'r', Share(plan.RequestsPerMinute, share));
