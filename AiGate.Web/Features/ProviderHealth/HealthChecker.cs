@@ -110,8 +110,6 @@ public sealed partial class HealthChecker(AppDbContext db, ProviderRegistry regi
                 row.State = state;
                 row.ChangedAt = now;
             }
-            row.RecentCalls = calls;
-            row.RecentFailures = failures;
         }
     }
 
