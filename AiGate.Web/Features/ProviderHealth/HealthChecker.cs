@@ -64,7 +64,7 @@ public sealed partial class HealthChecker(AppDbContext db, ProviderRegistry regi
             record.RecentCalls = traffic.Where(t => t.Provider == probe.Provider).Sum(t => t.Successes + t.Failures);
             record.RecentFailures = traffic.Where(t => t.Provider == probe.Provider).Sum(t => t.Failures);
             record.LastProbeAt = now;
-            if (!probe.Ok) record.LastError = probe.Error;
+            record.LastError = probe.Error;
             var state = HealthRules.Worst(record.ProbeState, HealthRules.FromTraffic(record.RecentCalls, record.RecentFailures, o));
             if (state == record.State) continue;
             transitions.Add(new HealthTransition(record.Provider, record.State, state));
