@@ -1,4 +1,3 @@
-using System.Globalization;
 using AiGate.Web.Data;
 using AiGate.Web.Features.Accounts;
 using AiGate.Web.Features.Admin;
@@ -17,7 +16,7 @@ namespace AiGate.Web.Pages.Admin;
 /// lives in PostgreSQL, so they act on the whole cluster whichever instance serves the page (even one that
 /// runs no scheduler itself). Every action is written to <c>audit_log</c> and listed here.
 /// </summary>
-public sealed class JobsModel(ISchedulerFactory schedulers, AppDbContext db, AuditLog audit, TimeProvider clock) : PageModel
+public sealed class JobsModel(ISchedulerFactory schedulers, AppDbContext db, AuditLog audit) : PageModel
 {
     private const int HistorySize = 50;
 
@@ -88,8 +87,7 @@ public sealed class JobsModel(ISchedulerFactory schedulers, AppDbContext db, Aud
         var key = new JobKey(name, group);
         if (!await scheduler.Exists(key, ct)) return NotFound();
         await act(scheduler, key);
-        audit.Add(User.GetUserId(), User.Identity?.Name ?? "unknown", action, $"{group}.{name}", scheduler.SchedulerInstanceId,
-            $"at {clock.GetUtcNow().ToString("u", CultureInfo.InvariantCulture)}");
+        audit.Add(User.GetUserId(), User.Identity?.Name ?? "unknown", action, $"{group}.{name}", scheduler.SchedulerInstanceId);
         await db.SaveChangesAsync(ct);
         Notice = $"{group}.{name} {outcome}.";
         return RedirectToPage(new { job = $"{group}.{name}" });
