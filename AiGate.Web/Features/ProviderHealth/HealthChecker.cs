@@ -82,7 +82,6 @@ public sealed partial class HealthChecker(AppDbContext db, ProviderRegistry regi
         await transaction.CommitAsync(ct);
 
         foreach (var t in transitions) LogTransition(t.Provider, t.From, t.To);
-        await PruneAsync(now, o, ct);
         return transitions;
     }
 
@@ -132,8 +131,11 @@ public sealed partial class HealthChecker(AppDbContext db, ProviderRegistry regi
         }
     }
 
-    private async Task PruneAsync(DateTimeOffset now, ProviderHealthOptions o, CancellationToken ct)
+    /// <summary>Deletes probes past <see cref="ProviderHealthOptions.ProbeHistoryDays"/> and traffic buckets older than a day (<see cref="ProviderHealthPruneJob"/>, daily).</summary>
+    public async Task PruneAsync(CancellationToken ct)
     {
+        var now = clock.GetUtcNow();
+        var o = options.Value;
         var probesBefore = now.AddDays(-o.ProbeHistoryDays);
         var trafficBefore = now.AddDays(-1);
         await db.Set<ProviderProbe>().Where(p => p.CheckedAt < probesBefore).ExecuteDeleteAsync(ct);
