@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
@@ -23,44 +22,19 @@ public sealed class CrashTests(CreditsApp app) : IClassFixture<CreditsApp>
         await app.GrantAsync(userId, 5_000);
         var key = await app.IssueKeyAsync(userId);
 
-        // Port 0: the child binds a port nobody else can hold and says which; a port picked here could be taken by
-        // another test's app before the child binds it, and the test would talk to that app instead.
-        var listening = new TaskCompletionSource<Uri>(TaskCreationOptions.RunContinuationsAsynchronously);
-        using var child = Process.Start(new ProcessStartInfo("dotnet")
+        await using var child = AppProcess.Start(new Dictionary<string, string?>
         {
-            ArgumentList = { RepoPaths.WebDll, "--urls", "http://127.0.0.1:0" },
-            WorkingDirectory = Path.Combine(RepoPaths.Root, "AiGate.Web"),
-            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-            Environment =
-            {
-                ["ASPNETCORE_ENVIRONMENT"] = "Testing", ["ConnectionStrings__Default"] = app.Database.ConnectionString,
-                ["Jobs__SchedulerEnabled"] = "false", ["Credits__LeaseTtlSeconds"] = "10",
-                ["Providers__fake__Kind"] = "openai", ["Providers__fake__BaseUrl"] = app.Upstream.BaseUrl.ToString(), ["Providers__fake__ApiKey"] = "sk-fake",
-                // As AiGateApp: the free plan's rate limits must not be what refuses the call (or its retries below).
-                ["Billing__Plans__0__RequestsPerMinute"] = "100000", ["Billing__Plans__0__TokensPerMinute"] = "1000000000",
-            },
-        })!;
-        child.OutputDataReceived += (_, e) =>
-        {
-            const string marker = "Now listening on: ";
-            var at = e.Data?.IndexOf(marker, StringComparison.Ordinal) ?? -1;
-            if (at >= 0) listening.TrySetResult(new Uri(e.Data![(at + marker.Length)..].Trim()));
-        };
-        child.ErrorDataReceived += (_, _) => { };
-        child.BeginOutputReadLine();
-        child.BeginErrorReadLine();
+            ["ASPNETCORE_ENVIRONMENT"] = "Testing", ["ConnectionStrings__Default"] = app.Database.ConnectionString,
+            ["Jobs__SchedulerEnabled"] = "false", ["Credits__LeaseTtlSeconds"] = "10",
+            ["Providers__fake__Kind"] = "openai", ["Providers__fake__BaseUrl"] = app.Upstream.BaseUrl.ToString(), ["Providers__fake__ApiKey"] = "sk-fake",
+            // As AiGateApp: the free plan's rate limits must not be what refuses the call (or its retries below).
+            ["Billing__Plans__0__RequestsPerMinute"] = "100000", ["Billing__Plans__0__TokensPerMinute"] = "1000000000",
+        });
         try
         {
-            using var http = new HttpClient { BaseAddress = await listening.Task.WaitAsync(TimeSpan.FromSeconds(60)) };
-            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
             var deadline = DateTime.UtcNow.AddSeconds(60);
-            while (true)
-            {
-                try { if ((await http.GetAsync("/healthz")).IsSuccessStatusCode) break; }
-                catch (HttpRequestException) { }
-                Assert.True(DateTime.UtcNow < deadline, "the child instance did not start");
-                await Task.Delay(200);
-            }
+            using var http = new HttpClient { BaseAddress = await child.WaitReadyAsync() };
+            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
 
             // A freshly started instance fails closed (503) until its first lease heartbeat; on a loaded machine
             // that can come after /healthz answers, so ask again while it is still starting.
@@ -82,8 +56,7 @@ public sealed class CrashTests(CreditsApp app) : IClassFixture<CreditsApp>
             Assert.True(await stream.ReadAsync(new byte[512]) > 0);   // the stream is flowing, credit is reserved
 
             Assert.True(await app.Database.ScalarAsync<long>($"select held_micros from credit_accounts where user_id = '{userId}'") > 0);
-            child.Kill(entireProcessTree: true);   // SIGKILL: no shutdown, no flush, no lease return
-            await child.WaitForExitAsync();
+            await child.KillAsync();   // SIGKILL: no shutdown, no flush, no lease return
 
             // The surviving instance (this test's app) sweeps leases whose renewal stopped.
             var sweepDeadline = DateTime.UtcNow.AddSeconds(45);
@@ -100,7 +73,7 @@ public sealed class CrashTests(CreditsApp app) : IClassFixture<CreditsApp>
         }
         finally
         {
-            if (!child.HasExited) child.Kill(entireProcessTree: true);
+            await child.DisposeAsync();
             app.Upstream.Reply = "Hello from the fake upstream";
         }
     }

@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using System.Net.Sockets;
-using System.Text;
 using AiGate.Web.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -22,8 +19,8 @@ public sealed class TwoInstanceTests(ITestOutputHelper output) : IAsyncLifetime
     [Fact]
     public async Task Each_scheduled_fire_runs_once_across_two_instances()
     {
-        await using var first = AppProcess.Start(_database.ConnectionString);
-        await using var second = AppProcess.Start(_database.ConnectionString);
+        await using var first = StartInstance();
+        await using var second = StartInstance();
         await first.WaitReadyAsync();
         await second.WaitReadyAsync();
 
@@ -60,78 +57,10 @@ public sealed class TwoInstanceTests(ITestOutputHelper output) : IAsyncLifetime
             """));
     }
 
-    /// <summary>The built app as a child process on a free loopback port, killed on dispose.</summary>
-    private sealed class AppProcess : IAsyncDisposable
+    private AppProcess StartInstance() => AppProcess.Start(new Dictionary<string, string?>
     {
-        private readonly Process _process;
-        private readonly StringBuilder _log = new();
-        private readonly Uri _url;
-
-        private AppProcess(Process process, Uri url)
-        {
-            _process = process;
-            _url = url;
-        }
-
-        public string Log { get { lock (_log) return _log.ToString(); } }
-
-        public static AppProcess Start(string connectionString)
-        {
-            var port = FreePort();
-            var process = Process.Start(new ProcessStartInfo("dotnet")
-            {
-                ArgumentList = { RepoPaths.WebDll, "--urls", $"http://127.0.0.1:{port}" },
-                WorkingDirectory = Path.Combine(RepoPaths.Root, "AiGate.Web"),
-                RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-                Environment =
-                {
-                    ["ASPNETCORE_ENVIRONMENT"] = "Testing", ["ConnectionStrings__Default"] = connectionString,
-                    ["Jobs__SchedulerEnabled"] = "true", ["ProviderHealth__ProbeIntervalSeconds"] = "1",
-                    ["Email__PollSeconds"] = "3600", ["Providers__echo__Kind"] = "echo",
-                },
-            })!;
-            var app = new AppProcess(process, new Uri($"http://127.0.0.1:{port}"));
-            process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (app._log) app._log.AppendLine(e.Data); };
-            process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (app._log) app._log.AppendLine(e.Data); };
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-            return app;
-        }
-
-        public async Task WaitReadyAsync()
-        {
-            using var http = new HttpClient { BaseAddress = _url, Timeout = TimeSpan.FromSeconds(2) };
-            var deadline = DateTime.UtcNow.AddSeconds(60);
-            while (true)
-            {
-                Assert.False(_process.HasExited, $"the instance exited:\n{Log}");
-                try { if ((await http.GetAsync("/healthz")).IsSuccessStatusCode) return; }
-                catch (HttpRequestException) { }
-                catch (TaskCanceledException) { }
-                Assert.True(DateTime.UtcNow < deadline, $"the instance did not start:\n{Log}");
-                await Task.Delay(200);
-            }
-        }
-
-        private bool _disposed;
-
-        public async ValueTask DisposeAsync()
-        {
-            if (_disposed) return;
-            _disposed = true;
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-                await _process.WaitForExitAsync();
-            }
-            _process.Dispose();
-        }
-
-        private static int FreePort()
-        {
-            using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
-            listener.Start();
-            return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-        }
-    }
+        ["ASPNETCORE_ENVIRONMENT"] = "Testing", ["ConnectionStrings__Default"] = _database.ConnectionString,
+        ["Jobs__SchedulerEnabled"] = "true", ["ProviderHealth__ProbeIntervalSeconds"] = "1",
+        ["Email__PollSeconds"] = "3600", ["Providers__echo__Kind"] = "echo",
+    });
 }

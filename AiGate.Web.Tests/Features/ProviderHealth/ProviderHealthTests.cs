@@ -169,8 +169,8 @@ public sealed partial class ProviderHealthTests(HealthApp app) : IClassFixture<H
         await app.ResetAsync();
         var (client, _, _) = await app.CreateApiClientAsync();
         await app.Database.ExecuteAsync("""
-            insert into route_health (provider, upstream_model, state, recent_calls, recent_failures, changed_at) values
-              ('primary', 'up-model-a', 'Down', 0, 0, now()), ('backup', 'up-model-b', 'Down', 0, 0, now());
+            insert into route_health (provider, upstream_model, state, changed_at) values
+              ('primary', 'up-model-a', 'Down', now()), ('backup', 'up-model-b', 'Down', now());
             """);
         await app.RefreshSnapshotAsync();
 
@@ -186,8 +186,8 @@ public sealed partial class ProviderHealthTests(HealthApp app) : IClassFixture<H
         await app.ResetAsync();
         var (client, _, _) = await app.CreateApiClientAsync();
         await app.Database.ExecuteAsync("""
-            insert into route_health (provider, upstream_model, state, recent_calls, recent_failures, changed_at) values
-              ('primary', 'up-model-a', 'Degraded', 20, 5, now());
+            insert into route_health (provider, upstream_model, state, changed_at) values
+              ('primary', 'up-model-a', 'Degraded', now());
             """);
         await app.RefreshSnapshotAsync();
 

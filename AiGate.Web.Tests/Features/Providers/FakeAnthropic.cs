@@ -11,7 +11,8 @@ namespace AiGate.Web.Tests.Features.Providers;
 /// A stand-in for Anthropic's Messages API, speaking its documented wire format (docs "Messages" and
 /// "Streaming Messages"): it refuses requests the real API would refuse (missing x-api-key or
 /// anthropic-version, no max_tokens, a system role inside messages, non-alternating turns, empty
-/// content) and answers by the scenario word in the last user text.
+/// content) and answers by the scenario word in the last user text. <c>GET /v1/models</c> (the health
+/// probe) answers the Models API's list, or 529 overloaded while <c>overloaded</c> says so.
 /// </summary>
 public static class FakeAnthropic
 {
@@ -95,8 +96,25 @@ public static class FakeAnthropic
     public const string BadRequestError = """{"type":"error","error":{"type":"invalid_request_error","message":"messages: text content blocks must contain non-whitespace text"},"request_id":"req_011CSHoEeqs5C35K2UUqR7Fy"}""";
     public const string OverloadedError = """{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}""";
 
+    public const string ModelList = """
+        {"data":[{"type":"model","id":"claude-sonnet-4-5","display_name":"Claude Sonnet 4.5","created_at":"2025-09-29T00:00:00Z"}],
+         "has_more":false,"first_id":"claude-sonnet-4-5","last_id":"claude-sonnet-4-5"}
+        """;
+
     /// <summary>Starts the fake; <paramref name="violations"/> collects every way a request differed from what the real API accepts.</summary>
-    public static Task<FakeUpstream> StartAsync(ConcurrentQueue<string> violations) => FakeUpstream.StartAsync(app =>
+    public static Task<FakeUpstream> StartAsync(ConcurrentQueue<string> violations, Func<bool>? overloaded = null) => FakeUpstream.StartAsync(app =>
+    {
+        app.MapGet("/v1/models", async (HttpContext context) =>
+        {
+            if (CheckHeaders(context.Request) is { } problem)
+            {
+                violations.Enqueue(problem);
+                await Json(context, problem.StartsWith("x-api-key", StringComparison.Ordinal) ? 401 : 400,
+                    $$$"""{"type":"error","error":{"type":"invalid_request_error","message":{{{JsonValue.Create(problem).ToJsonString()}}}}}""");
+                return;
+            }
+            await (overloaded?.Invoke() == true ? Json(context, 529, OverloadedError) : Json(context, 200, ModelList));
+        });
         app.MapPost("/v1/messages", async (HttpContext context) =>
         {
             var body = JsonNode.Parse(await new StreamReader(context.Request.Body).ReadToEndAsync()) as JsonObject ?? [];
@@ -124,13 +142,20 @@ public static class FakeAnthropic
             }
             await Json(context, 200, text.Contains("MAX", StringComparison.Ordinal) ? MaxTokensMessage
                 : text.Contains("TOOLS", StringComparison.Ordinal) && !answeredTool ? ToolUseMessage : TextMessage);
-        }));
+        });
+    });
 
-    private static string? Validate(HttpRequest request, JsonObject body)
+    private static string? CheckHeaders(HttpRequest request)
     {
         if (request.Headers["x-api-key"] != ProviderKey) return "x-api-key header missing or not the provider key";
         if (request.Headers.Authorization.Count > 0) return "an Authorization header was sent (the gateway key must not reach the provider)";
         if (request.Headers["anthropic-version"] != "2023-06-01") return "anthropic-version: Field required";
+        return null;
+    }
+
+    private static string? Validate(HttpRequest request, JsonObject body)
+    {
+        if (CheckHeaders(request) is { } problem) return problem;
         if (request.ContentType?.StartsWith("application/json", StringComparison.Ordinal) != true) return "content-type must be application/json";
         if (body["model"]?.GetValue<string>() != "claude-sonnet-4-5") return "model: unexpected model";
         if (body["max_tokens"] is not JsonValue max || max.GetValue<long>() < 1) return "max_tokens: Field required";

@@ -9,7 +9,7 @@ namespace AiGate.Web.Tests.Features.Providers;
 
 /// <summary>
 /// A stand-in for the Gemini API (<c>models.generateContent</c> and <c>models.streamGenerateContent</c>
-/// with <c>alt=sse</c>), speaking its documented wire format: every SSE event is a whole
+/// with <c>alt=sse</c>, and <c>models.list</c> for the health probe), speaking its documented wire format: every SSE event is a whole
 /// GenerateContentResponse, lines end in CRLF, and the stream just ends (no [DONE]). It refuses what
 /// the real API refuses (no x-goog-api-key, a wrong path or model, roles other than user/model,
 /// empty parts, a part with no data field) and answers by the scenario word in the last user text.
@@ -63,7 +63,25 @@ public static class FakeGemini
 
     public const string UnavailableError = """{"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}}""";
 
+    public const string ModelList = """
+        {"models":[{"name":"models/gemini-2.5-flash","version":"001","displayName":"Gemini 2.5 Flash","inputTokenLimit":1048576,"outputTokenLimit":65536,
+          "supportedGenerationMethods":["generateContent","countTokens"]}],
+         "nextPageToken":"Chdtb2RlbHMvZ2VtaW5pLTIuNS1mbGFzaA=="}
+        """;
+
     public static Task<FakeUpstream> StartAsync(ConcurrentQueue<string> violations) => FakeUpstream.StartAsync(app =>
+    {
+        // models.list, the health probe's call.
+        app.MapGet("/v1beta/models", async (HttpContext context) =>
+        {
+            if (CheckKey(context.Request) is { } problem)
+            {
+                violations.Enqueue(problem);
+                await Json(context, 403, $$$"""{"error":{"code":403,"message":{{{JsonValue.Create(problem).ToJsonString()}}},"status":"PERMISSION_DENIED"}}""");
+                return;
+            }
+            await Json(context, 200, ModelList);
+        });
         app.MapPost("/v1beta/models/{**rest}", async (HttpContext context, string rest) =>
         {
             var body = JsonNode.Parse(await new StreamReader(context.Request.Body).ReadToEndAsync()) as JsonObject ?? [];
@@ -91,14 +109,21 @@ public static class FakeGemini
             }
             await Json(context, 200, text.Contains("SAFETY", StringComparison.Ordinal) ? SafetyResponse
                 : text.Contains("TOOLS", StringComparison.Ordinal) && !answeredTool ? FunctionCallResponse : TextResponse);
-        }));
+        });
+    });
 
     private static readonly string[] PartFields = ["text", "inlineData", "fileData", "functionCall", "functionResponse"];
 
-    private static string? Validate(HttpRequest request, string rest, bool stream, JsonObject body)
+    private static string? CheckKey(HttpRequest request)
     {
         if (request.Headers["x-goog-api-key"] != ProviderKey) return "API key not valid. Please pass a valid API key.";
         if (request.Headers.Authorization.Count > 0 || request.Query.ContainsKey("key")) return "the key must travel only in x-goog-api-key";
+        return null;
+    }
+
+    private static string? Validate(HttpRequest request, string rest, bool stream, JsonObject body)
+    {
+        if (CheckKey(request) is { } problem) return problem;
         if (rest is not ("gemini-2.5-flash:generateContent" or "gemini-2.5-flash:streamGenerateContent")) return $"unexpected path models/{rest}";
         if (stream && request.Query["alt"] != "sse") return "streamGenerateContent without alt=sse answers a JSON array, not events";
         if (!stream && request.Query.Count > 0) return "unexpected query string";

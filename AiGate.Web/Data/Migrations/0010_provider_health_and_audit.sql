@@ -12,7 +12,6 @@ create table provider_probes (
     constraint pk_provider_probes primary key (id)
 );
 create index ix_provider_probes_checked_at on provider_probes (checked_at);
-create index ix_provider_probes_provider_checked_at on provider_probes (provider, checked_at);
 
 create table provider_health (
     provider character varying(64) not null,
@@ -33,8 +32,6 @@ create table route_health (
     provider character varying(64) not null,
     upstream_model character varying(128) not null,
     state character varying(16) not null,
-    recent_calls bigint not null,
-    recent_failures bigint not null,
     changed_at timestamp with time zone not null,
     constraint pk_route_health primary key (provider, upstream_model)
 );
@@ -66,4 +63,3 @@ create index ix_audit_log_target_at on audit_log (target, at);
 
 -- job_runs: the trigger's scheduled time, so a test (and an operator) can see each fire ran once.
 alter table job_runs add column scheduled_at timestamp with time zone;
-create index ix_job_runs_job_group_job_name_scheduled_at on job_runs (job_group, job_name, scheduled_at);

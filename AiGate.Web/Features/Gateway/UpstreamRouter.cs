@@ -79,6 +79,7 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, HealthSna
 
             var lifetime = CancellationTokenSource.CreateLinkedTokenSource(clientAborted);
             lifetime.CancelAfter(provider.Timeout);
+            bool? succeeded = null;   // for the passive checks; stays null when no call went out (breaker open, client gone)
             try
             {
                 var response = await provider.Breaker.ExecuteAsync(static async (state, token) =>
@@ -94,7 +95,7 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, HealthSna
                 }, (provider, request, clientAborted), lifetime.Token);
                 sawOnlyOpenBreakers = false;
                 // A refusal of the request itself (400…) still shows the provider is up.
-                health.RecordOutcome(provider.Name, route.UpstreamModel, !ProviderRegistry.IsProviderFailure(response.StatusCode));
+                succeeded = !ProviderRegistry.IsProviderFailure(response.StatusCode);
 
                 if (response.IsSuccessStatusCode)
                 {
@@ -124,19 +125,23 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, HealthSna
             {
                 sawOnlyOpenBreakers = false;
                 sawTimeout = true;
-                health.RecordOutcome(provider.Name, route.UpstreamModel, succeeded: false);
+                succeeded = false;
                 LogUpstreamTimedOut(provider.Name, model.Id);
             }
             catch (HttpRequestException ex)
             {
                 sawOnlyOpenBreakers = false;
-                health.RecordOutcome(provider.Name, route.UpstreamModel, succeeded: false);
+                succeeded = false;
                 LogUpstreamUnreachable(provider.Name, model.Id, ex.HttpRequestError);
             }
             catch (OperationCanceledException) when (clientAborted.IsCancellationRequested)
             {
                 lifetime.Dispose();
                 return new RouteResult { Outcome = RouteOutcome.ClientAborted, Attempts = attempts };
+            }
+            finally
+            {
+                if (succeeded is { } ok) health.RecordOutcome(provider.Name, route.UpstreamModel, ok);
             }
             lifetime.Dispose();
         }
@@ -154,8 +159,8 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, HealthSna
         var ranked = routes.Select(r => (Route: r, State: health.Route(r.Provider, r.UpstreamModel))).ToList();
         if (ranked.Any(r => r.State != HealthState.Down)) ranked.RemoveAll(r => r.State == HealthState.Down);
         var ordered = new List<ModelRoute>(routes.Count);
-        foreach (var group in ranked.GroupBy(r => (r.State == HealthState.Down ? HealthState.Healthy : r.State, r.Route.Priority))
-                     .OrderBy(g => g.Key.Item1).ThenBy(g => g.Key.Priority).Select(g => g.Select(r => r.Route)))
+        foreach (var group in ranked.GroupBy(r => (r.State, r.Route.Priority))
+                     .OrderBy(g => g.Key.State).ThenBy(g => g.Key.Priority).Select(g => g.Select(r => r.Route)))
         {
             var pool = group.ToList();
             while (pool.Count > 0)

@@ -34,7 +34,6 @@ public sealed class JobRun
             b.Property(r => r.Error).HasMaxLength(4000);
             b.HasIndex(r => new { r.JobGroup, r.JobName, r.StartedAt });
             b.HasIndex(r => r.StartedAt);
-            b.HasIndex(r => new { r.JobGroup, r.JobName, r.ScheduledAt });
         }
     }
 }

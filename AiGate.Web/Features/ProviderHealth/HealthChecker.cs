@@ -64,7 +64,7 @@ public sealed partial class HealthChecker(AppDbContext db, ProviderRegistry regi
             record.RecentCalls = traffic.Where(t => t.Provider == probe.Provider).Sum(t => t.Successes + t.Failures);
             record.RecentFailures = traffic.Where(t => t.Provider == probe.Provider).Sum(t => t.Failures);
             record.LastProbeAt = now;
-            if (!probe.Ok) record.LastError = probe.Error;
+            record.LastError = probe.Error;
             var state = HealthRules.Worst(record.ProbeState, HealthRules.FromTraffic(record.RecentCalls, record.RecentFailures, o));
             if (state == record.State) continue;
             transitions.Add(new HealthTransition(record.Provider, record.State, state));
@@ -82,7 +82,6 @@ public sealed partial class HealthChecker(AppDbContext db, ProviderRegistry regi
         await transaction.CommitAsync(ct);
 
         foreach (var t in transitions) LogTransition(t.Provider, t.From, t.To);
-        await PruneAsync(now, o, ct);
         return transitions;
     }
 
@@ -110,8 +109,6 @@ public sealed partial class HealthChecker(AppDbContext db, ProviderRegistry regi
                 row.State = state;
                 row.ChangedAt = now;
             }
-            row.RecentCalls = calls;
-            row.RecentFailures = failures;
         }
     }
 
@@ -134,8 +131,11 @@ public sealed partial class HealthChecker(AppDbContext db, ProviderRegistry regi
         }
     }
 
-    private async Task PruneAsync(DateTimeOffset now, ProviderHealthOptions o, CancellationToken ct)
+    /// <summary>Deletes probes past <see cref="ProviderHealthOptions.ProbeHistoryDays"/> and traffic buckets older than a day (<see cref="ProviderHealthPruneJob"/>, daily).</summary>
+    public async Task PruneAsync(CancellationToken ct)
     {
+        var now = clock.GetUtcNow();
+        var o = options.Value;
         var probesBefore = now.AddDays(-o.ProbeHistoryDays);
         var trafficBefore = now.AddDays(-1);
         await db.Set<ProviderProbe>().Where(p => p.CheckedAt < probesBefore).ExecuteDeleteAsync(ct);

@@ -29,7 +29,6 @@ public sealed class ProviderProbe
             b.Property(p => p.Provider).HasMaxLength(64);
             b.Property(p => p.Error).HasMaxLength(500);
             b.Property(p => p.InstanceId).HasMaxLength(200);
-            b.HasIndex(p => new { p.Provider, p.CheckedAt });
             b.HasIndex(p => p.CheckedAt);
         }
     }
@@ -75,8 +74,6 @@ public sealed class RouteHealthRecord
     public required string Provider { get; set; }
     public required string UpstreamModel { get; set; }
     public HealthState State { get; set; }
-    public long RecentCalls { get; set; }
-    public long RecentFailures { get; set; }
     public DateTimeOffset ChangedAt { get; set; }
 
     internal sealed class Configuration : IEntityTypeConfiguration<RouteHealthRecord>

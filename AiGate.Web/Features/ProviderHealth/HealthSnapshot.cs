@@ -36,8 +36,6 @@ public sealed partial class HealthSnapshot(NpgsqlDataSource dataSource, CacheNot
         return state.Providers.GetValueOrDefault(provider, HealthState.Healthy);
     }
 
-    public HealthState Provider(string provider) => _state.Providers.GetValueOrDefault(provider, HealthState.Healthy);
-
     /// <summary>The router's view of one attempt: answered (even a 4xx that is the caller's fault) or failed.</summary>
     public void RecordOutcome(string provider, string upstreamModel, bool succeeded)
     {

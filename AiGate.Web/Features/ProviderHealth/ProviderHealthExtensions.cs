@@ -6,7 +6,7 @@ public static class ProviderHealthExtensions
 {
     /// <summary>
     /// Provider health: the in-memory snapshot routing reads (every instance), the checker, and the
-    /// clustered health-check job (every <see cref="ProviderHealthOptions.ProbeIntervalSeconds"/>).
+    /// clustered health-check job (every <see cref="ProviderHealthOptions.ProbeIntervalSeconds"/>) and its daily prune.
     /// </summary>
     public static IHostApplicationBuilder AddProviderHealth(this IHostApplicationBuilder builder)
     {
@@ -23,6 +23,10 @@ public static class ProviderHealthExtensions
                 .WithDescription("Probes every provider (list models) and updates provider and route health; alerts admins on down/recovered."));
             q.AddTrigger(t => t.ForJob(ProviderHealthJob.Key).WithIdentity("provider-health-check-interval", "providers")
                 .WithSimpleSchedule(s => s.WithInterval(TimeSpan.FromSeconds(Math.Max(1, interval))).RepeatForever()));
+            q.AddJob<ProviderHealthPruneJob>(j => j.WithIdentity(ProviderHealthPruneJob.Key).StoreDurably()
+                .WithDescription("Deletes probes older than ProviderHealth:ProbeHistoryDays and traffic buckets older than a day."));
+            q.AddTrigger(t => t.ForJob(ProviderHealthPruneJob.Key).WithIdentity("provider-health-prune-daily", "providers")
+                .WithCronSchedule("0 47 3 * * ?", c => c.InTimeZone(TimeZoneInfo.Utc)));
         });
         return builder;
     }

@@ -9,36 +9,12 @@ public sealed record ProbeResult(string Provider, bool Ok, int? StatusCode, int 
 
 /// <summary>
 /// One cheap, free call per provider with the platform's own key (never a customer's BYOK key, RELIABILITY
-/// J4): each provider's documented "list models" endpoint, which checks the network path, TLS, the key and
+/// J4): each provider's documented "list models" endpoint (<see cref="ProviderAdapter.CreateModelsRequest"/>), which checks the network path, TLS, the key and
 /// the API front door without spending tokens. It bypasses the provider's circuit breaker on purpose: the
 /// probe is how we learn that an open breaker's provider is back.
 /// </summary>
 public sealed class ProviderProber
 {
-    public const string AnthropicVersion = "2023-06-01";
-
-    public static HttpRequestMessage CreateRequest(Provider provider)
-    {
-        HttpRequestMessage request;
-        switch (provider.Kind)
-        {
-            case ProviderKind.Anthropic:   // GET /v1/models (Anthropic Models API)
-                request = new HttpRequestMessage(HttpMethod.Get, provider.Url("v1/models?limit=1"));
-                request.Headers.TryAddWithoutValidation("x-api-key", provider.ApiKey);
-                request.Headers.TryAddWithoutValidation("anthropic-version", AnthropicVersion);
-                break;
-            case ProviderKind.Gemini:      // GET /v1beta/models (Gemini API models.list)
-                request = new HttpRequestMessage(HttpMethod.Get, provider.Url("v1beta/models?pageSize=1"));
-                request.Headers.TryAddWithoutValidation("x-goog-api-key", provider.ApiKey);
-                break;
-            default:                        // GET {base}/models (OpenAI and OpenAI-compatible APIs, and echo)
-                request = new HttpRequestMessage(HttpMethod.Get, provider.Url("models"));
-                if (!string.IsNullOrEmpty(provider.ApiKey)) request.Headers.TryAddWithoutValidation("Authorization", "Bearer " + provider.ApiKey);
-                break;
-        }
-        return request;
-    }
-
     public static async Task<ProbeResult> ProbeAsync(Provider provider, TimeSpan timeout, CancellationToken ct)
     {
         var started = Stopwatch.GetTimestamp();
@@ -46,7 +22,7 @@ public sealed class ProviderProber
         deadline.CancelAfter(timeout);
         try
         {
-            using var request = CreateRequest(provider);
+            using var request = provider.Adapter.CreateModelsRequest(provider);
             using var response = await provider.Http.SendAsync(request, deadline.Token);
             var latency = Elapsed(started);
             var status = (int)response.StatusCode;

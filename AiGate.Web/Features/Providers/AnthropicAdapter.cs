@@ -25,6 +25,15 @@ public sealed class AnthropicAdapter : ProviderAdapter
             headers.TryAddWithoutValidation("anthropic-version", ApiVersion);
         });
 
+    /// <summary>GET /v1/models (Anthropic Models API); one model is enough for a probe.</summary>
+    public override HttpRequestMessage CreateModelsRequest(Provider provider)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, provider.Url("v1/models?limit=1"));
+        request.Headers.TryAddWithoutValidation("x-api-key", provider.ApiKey);
+        request.Headers.TryAddWithoutValidation("anthropic-version", ApiVersion);
+        return request;
+    }
+
     internal static JsonObject BuildRequest(ChatCall call, string upstreamModel)
     {
         var body = call.Body;

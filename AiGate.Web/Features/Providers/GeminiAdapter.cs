@@ -23,6 +23,14 @@ public sealed class GeminiAdapter : ProviderAdapter
         return Post(provider.Url(path), BuildRequest(call), call.Stream, headers => headers.TryAddWithoutValidation("x-goog-api-key", provider.ApiKey));
     }
 
+    /// <summary>GET /v1beta/models (Gemini API models.list); one model is enough for a probe.</summary>
+    public override HttpRequestMessage CreateModelsRequest(Provider provider)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, provider.Url("v1beta/models?pageSize=1"));
+        request.Headers.TryAddWithoutValidation("x-goog-api-key", provider.ApiKey);
+        return request;
+    }
+
     internal static JsonObject BuildRequest(ChatCall call)
     {
         var body = call.Body;

@@ -19,6 +19,17 @@ public abstract class ProviderAdapter
 
     public abstract ChatStreamTranslator CreateStreamTranslator(ChatCall call);
 
+    /// <summary>
+    /// The health probe's cheap, free call with the platform's key: the provider's documented "list models".
+    /// The default is <c>GET {base}/models</c> (OpenAI and OpenAI-compatible APIs, and echo, which has no key).
+    /// </summary>
+    public virtual HttpRequestMessage CreateModelsRequest(Provider provider)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, provider.Url("models"));
+        if (!string.IsNullOrEmpty(provider.ApiKey)) request.Headers.TryAddWithoutValidation("Authorization", "Bearer " + provider.ApiKey);
+        return request;
+    }
+
     /// <summary>The embeddings request, or null when the provider kind has no embeddings API we translate.</summary>
     public virtual HttpRequestMessage? CreateEmbeddingsRequest(Provider provider, JsonObject body, string upstreamModel) => null;
 

@@ -1,4 +1,3 @@
-using System.Globalization;
 using AiGate.Web.Data;
 using AiGate.Web.Features.Accounts;
 using AiGate.Web.Features.Admin;
@@ -17,7 +16,7 @@ namespace AiGate.Web.Pages.Admin;
 /// lives in PostgreSQL, so they act on the whole cluster whichever instance serves the page (even one that
 /// runs no scheduler itself). Every action is written to <c>audit_log</c> and listed here.
 /// </summary>
-public sealed class JobsModel(ISchedulerFactory schedulers, AppDbContext db, AuditLog audit, TimeProvider clock) : PageModel
+public sealed class JobsModel(ISchedulerFactory schedulers, AppDbContext db, AuditLog audit) : PageModel
 {
     private const int HistorySize = 50;
 
@@ -38,14 +37,20 @@ public sealed class JobsModel(ISchedulerFactory schedulers, AppDbContext db, Aud
         SchedulerRunsHere = await scheduler.GetStatus(ct) == SchedulerStatus.Running;
         JobFilter = string.IsNullOrWhiteSpace(job) ? null : job.Trim();
 
-        var lastRuns = await db.Database.SqlQuery<LastRun>($"""
-            select distinct on (job_group, job_name) job_group as "JobGroup", job_name as "JobName", started_at as "StartedAt",
-                   duration_ms as "DurationMs", outcome as "Outcome", instance_id as "InstanceId"
-            from job_runs order by job_group, job_name, started_at desc
-            """).ToListAsync(ct);
-
         // Three round trips whatever the number of jobs: the job list, the trigger list (with states), the triggers (schedules).
         var headers = (await scheduler.QueryJobs(new JobQuery { Take = 500 }, ct)).Items;
+        // The latest run of each job: one backward step of ix_job_runs_job_group_job_name_started_at per job, not a sort of all runs.
+        var groups = headers.Select(h => h.Key.Group).ToArray();
+        var names = headers.Select(h => h.Key.Name).ToArray();
+        var lastRuns = await db.Database.SqlQuery<LastRun>($"""
+            select k.job_group as "JobGroup", k.job_name as "JobName", r.started_at as "StartedAt",
+                   r.duration_ms as "DurationMs", r.outcome as "Outcome", r.instance_id as "InstanceId"
+            from unnest({groups}, {names}) as k (job_group, job_name)
+            cross join lateral (
+                select started_at, duration_ms, outcome, instance_id from job_runs
+                where job_runs.job_group = k.job_group and job_runs.job_name = k.job_name
+                order by started_at desc limit 1) as r
+            """).ToListAsync(ct);
         var triggerHeaders = (await scheduler.QueryTriggers(new TriggerQuery { Take = 1000 }, ct)).Items;
         var schedules = (await scheduler.GetTriggers([.. triggerHeaders.Select(t => t.Key)], ct)).ToDictionary(t => t.Key, Describe);
         Jobs = [.. headers.Select(job =>
@@ -88,8 +93,7 @@ public sealed class JobsModel(ISchedulerFactory schedulers, AppDbContext db, Aud
         var key = new JobKey(name, group);
         if (!await scheduler.Exists(key, ct)) return NotFound();
         await act(scheduler, key);
-        audit.Add(User.GetUserId(), User.Identity?.Name ?? "unknown", action, $"{group}.{name}", scheduler.SchedulerInstanceId,
-            $"at {clock.GetUtcNow().ToString("u", CultureInfo.InvariantCulture)}");
+        audit.Add(User.GetUserId(), User.Identity?.Name ?? "unknown", action, $"{group}.{name}", scheduler.SchedulerInstanceId);
         await db.SaveChangesAsync(ct);
         Notice = $"{group}.{name} {outcome}.";
         return RedirectToPage(new { job = $"{group}.{name}" });
