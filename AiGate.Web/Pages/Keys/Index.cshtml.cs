@@ -2,6 +2,7 @@ using System.ComponentModel.DataAnnotations;
 using System.Globalization;
 using AiGate.Web.Data;
 using AiGate.Web.Features.Accounts;
+using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Email;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Features.Models;
@@ -22,8 +23,6 @@ namespace AiGate.Web.Pages.Keys;
 [Authorize(Policy = AccountPolicies.ConfirmedEmail)]
 public sealed class IndexModel(AppDbContext db, ApiKeyIssuer issuer, TimeProvider clock, IOptions<EmailOptions> email) : PageModel
 {
-    private const long MicrosPerUsd = 1_000_000;
-
     /// <summary>The rotation grace periods the form offers (RELIABILITY K6).</summary>
     public static readonly IReadOnlyDictionary<string, (TimeSpan Grace, string Label)> GraceChoices = new Dictionary<string, (TimeSpan, string)>
     {
@@ -74,7 +73,7 @@ public sealed class IndexModel(AppDbContext db, ApiKeyIssuer issuer, TimeProvide
 
         // The key works through the whole chosen day (UTC) and stops at the midnight after it.
         DateTimeOffset? expiresAt = input.ExpiresOn is { } day ? new DateTimeOffset(day.AddDays(1), TimeOnly.MinValue, TimeSpan.Zero) : null;
-        var limits = new KeyLimits(expiresAt, input.CreditLimitUsd is { } limit ? (long)(limit * MicrosPerUsd) : null,
+        var limits = new KeyLimits(expiresAt, input.CreditLimitUsd is { } limit ? Money.FromUsd(limit) : null,
             input.RequestsPerMinute, input.TokensPerMinute, requested);
         var (_, secret) = await issuer.IssueAsync(User.GetUserId(), input.Name, limits, ct);
         NewSecret = secret;
@@ -123,8 +122,6 @@ public sealed class IndexModel(AppDbContext db, ApiKeyIssuer issuer, TimeProvide
     }
 
     public static string Format(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
-
-    public static string FormatUsd(long micros) => (micros / (decimal)MicrosPerUsd).ToString("$#,0.00####", CultureInfo.InvariantCulture);
 
     private Task<bool> OwnsAsync(Guid id, CancellationToken ct)
     {
