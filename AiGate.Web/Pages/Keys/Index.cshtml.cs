@@ -101,10 +101,7 @@ public sealed class IndexModel(AppDbContext db, ApiKeyIssuer issuer, TimeProvide
         if (grace is null || !GraceChoices.TryGetValue(grace, out var choice)) return BadRequest();
         var userId = User.GetUserId();
         var now = clock.GetUtcNow();
-        // Only a key in use can be rotated: an expired or already rotated key would hand its end date to the new one.
-        var rotatable = await db.Set<ApiKey>().AsNoTracking().AnyAsync(k => k.Id == id && k.OwnerId == userId && k.RevokedAt == null
-            && k.ReplacedById == null && (k.ExpiresAt == null || k.ExpiresAt > now), ct);
-        if (!rotatable) return NotFound();
+        // Null when the key is not this user's or not in use (revoked, expired or already rotated): nothing was changed.
         if (await issuer.RotateAsync(userId, id, choice.Grace, ct) is not { } rotated) return NotFound();
         NewSecret = rotated.Secret;
         NewSecretName = rotated.Key.Name;
