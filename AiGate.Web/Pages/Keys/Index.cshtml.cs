@@ -21,7 +21,7 @@ namespace AiGate.Web.Pages.Keys;
 /// command filters by owner: another user's key id answers 404 and changes nothing.
 /// </summary>
 [Authorize(Policy = AccountPolicies.ConfirmedEmail)]
-public sealed class IndexModel(AppDbContext db, ApiKeyIssuer issuer, TimeProvider clock, IOptions<EmailOptions> email) : PageModel
+public sealed class IndexModel(AppDbContext db, ApiKeyIssuer issuer, ModelCatalog catalog, TimeProvider clock, IOptions<EmailOptions> email) : PageModel
 {
     /// <summary>The rotation grace periods the form offers (RELIABILITY K6).</summary>
     public static readonly IReadOnlyDictionary<string, (TimeSpan Grace, string Label)> GraceChoices = new Dictionary<string, (TimeSpan, string)>
@@ -60,7 +60,7 @@ public sealed class IndexModel(AppDbContext db, ApiKeyIssuer issuer, TimeProvide
         var requested = input.AllowedModels.Where(m => !string.IsNullOrWhiteSpace(m)).Distinct(StringComparer.Ordinal).ToList();
         if (requested.Count > 0)
         {
-            var known = await db.Set<CatalogModel>().AsNoTracking().Where(m => m.Enabled && requested.Contains(m.Id)).Select(m => m.Id).ToListAsync(ct);
+            var known = (await catalog.GetAllAsync(ct)).Select(m => m.Id);
             var unknown = requested.Except(known, StringComparer.Ordinal).ToList();
             if (unknown.Count > 0)
                 ModelState.AddModelError($"{nameof(Input)}.{nameof(InputModel.AllowedModels)}", $"Unknown model: {string.Join(", ", unknown)}.");
@@ -138,11 +138,7 @@ public sealed class IndexModel(AppDbContext db, ApiKeyIssuer issuer, TimeProvide
             .Select(k => new KeyRow(k.Id, k.Name, k.Prefix, k.Last4, k.CreatedAt, k.LastUsedAt, k.ExpiresAt, k.RevokedAt, k.ReplacedById != null,
                 k.CreditLimitMicros, k.SpentMicros, k.RequestsPerMinute, k.TokensPerMinute, k.AllowedModels))
             .ToListAsync(ct);
-        Models = await db.Set<CatalogModel>().AsNoTracking()
-            .Where(m => m.Enabled)
-            .OrderBy(m => m.Id)
-            .Select(m => new ModelOption(m.Id, m.Name))
-            .ToListAsync(ct);
+        Models = (await catalog.GetAllAsync(ct)).Select(m => new ModelOption(m.Id, m.Name)).ToList();
     }
 
     public enum KeyState { Active, Expiring, Expired, Revoked }

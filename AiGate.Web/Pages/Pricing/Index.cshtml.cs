@@ -56,7 +56,7 @@ public sealed partial class IndexModel(ModelCatalog catalog, IOptions<BillingOpt
 
     private async Task LoadAsync(string? q, string? sort, string? dir, CancellationToken ct)
     {
-        if (catalog.All.Count == 0) await catalog.FindAsync("", ct);   // the first request on a cold instance loads the catalogue
+        var all = await catalog.GetAllAsync(ct);
         Query = (q ?? "").Trim();
         if (Query.Length > MaxQueryLength) Query = Query[..MaxQueryLength];
         Sort = Enum.TryParse<ModelSort>(sort, ignoreCase: true, out var s) && Enum.IsDefined(s) ? s : ModelSort.Model;
@@ -65,7 +65,7 @@ public sealed partial class IndexModel(ModelCatalog catalog, IOptions<BillingOpt
         var terms = SearchTerms(Query);
         // What /api/v1/models lists: priced models with a route to a provider this deployment has. An unpriced
         // model is refused by the gateway (never billed at $0), so it is not for sale here either.
-        var rows = catalog.All.Where(m => m.IsServable).Select(m =>
+        var rows = all.Where(m => m.IsServable).Select(m =>
         {
             var pricing = m.Pricing!.Value;
             var search = SearchText(m);
