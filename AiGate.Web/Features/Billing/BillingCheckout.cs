@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
 using AiGate.Web.Data;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -17,7 +19,7 @@ public abstract record Purchase
 /// (created once, its id stored before any session exists, so every later event maps back to the user),
 /// then creates the session. The prices come from <see cref="BillingOptions"/>, never from the browser.
 /// </summary>
-public sealed class BillingCheckout(AppDbContext db, IStripeApi stripe, IOptions<BillingOptions> billing)
+public sealed partial class BillingCheckout(AppDbContext db, IStripeApi stripe, IOptions<BillingOptions> billing)
 {
     public async Task<string> StartCheckoutAsync(Guid userId, string email, Purchase purchase, Uri siteBase, CancellationToken ct)
     {
@@ -62,9 +64,25 @@ public sealed class BillingCheckout(AppDbContext db, IStripeApi stripe, IOptions
         return await db.Set<BillingAccount>().Where(a => a.UserId == userId).Select(a => a.StripeCustomerId!).FirstAsync(ct);
     }
 
-    public static string Usd(long cents) => (cents / 100m).ToString("0.00", System.Globalization.CultureInfo.InvariantCulture);
+    public static string Usd(long cents) => (cents / 100m).ToString("0.00", CultureInfo.InvariantCulture);
 
     private static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
+
+    /// <summary>
+    /// A custom amount as people type it, in dollars ("12", "12.5", "12.50", "$1,000") → cents; null for anything else:
+    /// negative, more than two decimals, exponents, and commas that are not thousands separators ("1,00" is a decimal
+    /// comma somewhere, so it is refused, not read as $100). The range is <see cref="Parse"/>'s to check.
+    /// </summary>
+    public static long? ParseUsdCents(string? usd)
+    {
+        var text = (usd ?? "").Trim();
+        if (text.Length > 20 || !UsdAmount().IsMatch(text)) return null;
+        var dollars = decimal.Parse(text.TrimStart('$').Trim().Replace(",", "", StringComparison.Ordinal), NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture);
+        return (long)(dollars * 100);
+    }
+
+    [GeneratedRegex(@"^\$?\s*(\d{1,3}(,\d{3})+|\d{1,12})(\.\d{1,2})?$")]
+    private static partial Regex UsdAmount();
 
     /// <summary>Reads the pricing page's link parameters: <c>pack</c>, <c>amount</c> (cents) or <c>plan</c>; null with an error message when invalid.</summary>
     public static (Purchase? Purchase, string? Error) Parse(BillingOptions o, string? pack, long? amountCents, string? plan)

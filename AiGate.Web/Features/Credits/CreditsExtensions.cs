@@ -38,7 +38,7 @@ public static class CreditsExtensions
             if (!decimal.TryParse(context.Get("usd"), System.Globalization.NumberStyles.Number, System.Globalization.CultureInfo.InvariantCulture, out var usd)
                 || usd == 0 || Math.Abs(usd) > 1_000_000 || decimal.Round(usd, 6) != usd)
                 throw new CliUsageException("--usd must be a non-zero amount of at most 1,000,000 with up to 6 decimals");
-            var micros = (long)(usd * 1_000_000m);
+            var micros = Money.FromUsd(usd);
             var db = context.Services.GetRequiredService<AppDbContext>();
             var userId = await db.Users.AsNoTracking().Where(u => u.NormalizedEmail == email.ToUpperInvariant())
                 .Select(u => (Guid?)u.Id).FirstOrDefaultAsync(context.CancellationToken)

@@ -11,6 +11,9 @@ public static class Money
     /// <summary>The API form: always six decimals ("12.345678", "0.000000", "-1.500000").</summary>
     public static string Usd(long micros) => (micros / 1_000_000m).ToString("0.000000", CultureInfo.InvariantCulture);
 
+    /// <summary>Dollars as micro-USD; digits past the sixth decimal are dropped (callers check the decimals they allow).</summary>
+    public static long FromUsd(decimal usd) => (long)(usd * 1_000_000m);
+
     /// <summary>For people: at least two decimals, more only when they carry a digit ("12.50", "0.000018", "1,234.5678").</summary>
     public static string UsdDisplay(long micros) => (micros / 1_000_000m).ToString("#,##0.00####", CultureInfo.InvariantCulture);
 

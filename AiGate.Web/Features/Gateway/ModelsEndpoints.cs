@@ -20,8 +20,7 @@ public sealed class ModelsEndpoints(ApiKeyAuthenticator authenticator, ModelCata
             await ApiErrors.InvalidApiKeyAsync(context);
             return;
         }
-        if (!catalog.All.Any()) await catalog.FindAsync("", context.RequestAborted);   // first call on a cold instance loads the catalogue
-        var models = catalog.All.Where(m => m.IsServable && (key.AllowedModels.Count == 0 || key.AllowedModels.Contains(m.Id)));
+        var models = (await catalog.GetAllAsync(context.RequestAborted)).Where(m => m.IsServable && (key.AllowedModels.Count == 0 || key.AllowedModels.Contains(m.Id)));
         context.Response.ContentType = "application/json";
         await using (var writer = new Utf8JsonWriter(context.Response.BodyWriter))
         {

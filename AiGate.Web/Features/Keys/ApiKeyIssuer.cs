@@ -44,20 +44,29 @@ public sealed class ApiKeyIssuer(AppDbContext db, ApiKeyHasher hasher, TimeProvi
 
     /// <summary>
     /// A new secret with the same settings; the old key keeps working for <paramref name="grace"/>
-    /// (zero: it stops now), then is refused like any expired key.
+    /// (zero: it stops now), then is refused like any expired key. Null, with nothing changed, when the key is not
+    /// the owner's or not in use (revoked, expired or already rotated).
     /// </summary>
     public async Task<(ApiKey Key, string Secret)?> RotateAsync(Guid ownerId, Guid keyId, TimeSpan grace, CancellationToken ct)
     {
         await using var transaction = await db.Database.BeginTransactionAsync(ct);
-        var old = await db.Set<ApiKey>().FirstOrDefaultAsync(k => k.Id == keyId && k.OwnerId == ownerId && k.RevokedAt == null, ct);
+        var now = clock.GetUtcNow();
+        // Only a key in use can be rotated: an expired or already rotated key would hand its end date to the new one.
+        var old = await db.Set<ApiKey>().AsNoTracking().FirstOrDefaultAsync(k => k.Id == keyId && k.OwnerId == ownerId && k.RevokedAt == null
+            && k.ReplacedById == null && (k.ExpiresAt == null || k.ExpiresAt > now), ct);
         if (old is null) return null;
         var (key, secret) = await IssueAsync(ownerId, old.Name, new KeyLimits(old.ExpiresAt, old.CreditLimitMicros,
             old.RequestsPerMinute, old.TokensPerMinute, old.AllowedModels), ct);
-        var endsAt = clock.GetUtcNow() + grace;
-        old.ExpiresAt = old.ExpiresAt is { } e && e < endsAt ? e : endsAt;
-        old.ReplacedById = key.Id;
-        await db.SaveChangesAsync(ct);
-        await NotifyAsync($"key:{old.Id}", ct);
+        var endsAt = now + grace;
+        // The same condition again, as the update's own: two rotations at once both read the key, but only the first
+        // update matches (the second waits for its row lock, then sees replaced_by set) and the loser's new key is rolled back.
+        var changed = await db.Set<ApiKey>().Where(k => k.Id == keyId && k.OwnerId == ownerId && k.RevokedAt == null
+                && k.ReplacedById == null && (k.ExpiresAt == null || k.ExpiresAt > now))
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(k => k.ExpiresAt, k => k.ExpiresAt != null && k.ExpiresAt < endsAt ? k.ExpiresAt : endsAt)
+                .SetProperty(k => k.ReplacedById, key.Id), ct);
+        if (changed != 1) return null;
+        await NotifyAsync($"key:{keyId}", ct);
         await transaction.CommitAsync(ct);
         return (key, secret);
     }

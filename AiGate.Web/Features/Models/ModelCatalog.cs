@@ -32,6 +32,13 @@ public sealed partial class ModelCatalog(IServiceScopeFactory scopes, IOptions<M
 
     public IReadOnlyList<ResolvedModel> All => _snapshot.Models;
 
+    /// <summary><see cref="All"/>, loading the catalogue first when this instance has not yet (the first request on a cold instance).</summary>
+    public async ValueTask<IReadOnlyList<ResolvedModel>> GetAllAsync(CancellationToken ct)
+    {
+        if (!_loaded.Task.IsCompleted) await ReloadAsync(ct);
+        return _snapshot.Models;
+    }
+
     public async ValueTask<ResolvedModel?> FindAsync(string idOrAlias, CancellationToken ct)
     {
         if (!_loaded.Task.IsCompleted) await ReloadAsync(ct);

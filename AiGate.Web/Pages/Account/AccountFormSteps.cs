@@ -16,6 +16,12 @@ namespace AiGate.Web.Pages.Account;
 /// </summary>
 internal static class AccountFormSteps
 {
+    /// <summary>Where a successful log-in goes when it has no local return address.</summary>
+    public const string AfterLoginPath = "/dashboard";
+
+    /// <summary>The page to go to after logging in: <paramref name="returnUrl"/> when it is local, else <see cref="AfterLoginPath"/>.</summary>
+    public static string AfterLoginUrl(this PageModel page, string? returnUrl) => page.Url.IsLocalUrl(returnUrl) ? returnUrl! : AfterLoginPath;
+
     /// <summary>
     /// How every public account form starts: the input must be valid, then the attempt must fit the form's limits
     /// (per IP and per address; invalid input uses up no attempt). Over the limit the page gets the limit's message

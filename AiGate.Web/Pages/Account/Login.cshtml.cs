@@ -22,7 +22,7 @@ public sealed class LoginModel(SignInManager<AppUser> signIn, UserManager<AppUse
         if (!this.TryAccept(limits, AccountForm.Login, Input.Email, out var email)) return Page();
 
         var result = await signIn.PasswordSignInAsync(email, Input.Password, Input.RememberMe, lockoutOnFailure: true);
-        if (result.Succeeded) return LocalRedirect(SafeReturnUrl());
+        if (result.Succeeded) return LocalRedirect(this.AfterLoginUrl(ReturnUrl));
         if (result.RequiresTwoFactor) return RedirectToPage("LoginWith2fa", new { returnUrl = ReturnUrl, rememberMe = Input.RememberMe });
         if (result.IsLockedOut) return RedirectToPage("Lockout");
         if (result.IsNotAllowed && await users.FindByEmailAsync(email) is { } user && await users.CheckPasswordAsync(user, Input.Password))
@@ -35,8 +35,6 @@ public sealed class LoginModel(SignInManager<AppUser> signIn, UserManager<AppUse
         ModelState.AddModelError("", "Wrong e-mail or password.");
         return Page();
     }
-
-    private string SafeReturnUrl() => Url.IsLocalUrl(ReturnUrl) ? ReturnUrl! : "/dashboard";
 
     public sealed class InputModel
     {

@@ -27,7 +27,7 @@ public sealed class LoginWith2faModel(SignInManager<AppUser> signIn) : PageModel
         if (await signIn.GetTwoFactorAuthenticationUserAsync() is null) return RedirectToPage("Login");
         var code = Input.TwoFactorCode.Replace(" ", "", StringComparison.Ordinal).Replace("-", "", StringComparison.Ordinal);
         var result = await signIn.TwoFactorAuthenticatorSignInAsync(code, rememberMe, Input.RememberMachine);
-        if (result.Succeeded) return LocalRedirect(Url.IsLocalUrl(returnUrl) ? returnUrl : "/dashboard");
+        if (result.Succeeded) return LocalRedirect(this.AfterLoginUrl(returnUrl));
         if (result.IsLockedOut) return RedirectToPage("Lockout");
         ModelState.AddModelError("", "That code is not valid. Codes change every 30 seconds and work once.");
         return Page();

@@ -25,7 +25,7 @@ public sealed class LoginWithRecoveryCodeModel(SignInManager<AppUser> signIn) : 
         if (!ModelState.IsValid) return Page();
         if (await signIn.GetTwoFactorAuthenticationUserAsync() is null) return RedirectToPage("Login");
         var result = await signIn.TwoFactorRecoveryCodeSignInAsync(Input.RecoveryCode.Replace(" ", "", StringComparison.Ordinal));
-        if (result.Succeeded) return LocalRedirect(Url.IsLocalUrl(returnUrl) ? returnUrl : "/dashboard");
+        if (result.Succeeded) return LocalRedirect(this.AfterLoginUrl(returnUrl));
         if (result.IsLockedOut) return RedirectToPage("Lockout");
         ModelState.AddModelError("", "That recovery code is not valid, or it was used already.");
         return Page();

@@ -58,9 +58,8 @@ public sealed partial class IndexModel(
         else if (choice == "custom")
         {
             CustomAmountUsd = customAmount ?? "";
-            if (decimal.TryParse(customAmount?.Trim().TrimStart('$'), NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var usd)
-                && usd * 100 == decimal.Truncate(usd * 100) && usd * 100 <= long.MaxValue)
-                (purchase, Error) = BillingCheckout.Parse(Options, null, (long)(usd * 100), null);
+            if (BillingCheckout.ParseUsdCents(customAmount) is { } cents)
+                (purchase, Error) = BillingCheckout.Parse(Options, null, cents, null);
             else
                 Error = $"Enter an amount in US dollars, e.g. 20 or 20.50 (from ${BillingCheckout.Usd(Options.CustomAmountMinCents)} to ${BillingCheckout.Usd(Options.CustomAmountMaxCents)}).";
         }

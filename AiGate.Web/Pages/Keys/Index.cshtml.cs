@@ -2,6 +2,7 @@ using System.ComponentModel.DataAnnotations;
 using System.Globalization;
 using AiGate.Web.Data;
 using AiGate.Web.Features.Accounts;
+using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Email;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Features.Models;
@@ -20,10 +21,8 @@ namespace AiGate.Web.Pages.Keys;
 /// command filters by owner: another user's key id answers 404 and changes nothing.
 /// </summary>
 [Authorize(Policy = AccountPolicies.ConfirmedEmail)]
-public sealed class IndexModel(AppDbContext db, ApiKeyIssuer issuer, TimeProvider clock, IOptions<EmailOptions> email) : PageModel
+public sealed class IndexModel(AppDbContext db, ApiKeyIssuer issuer, ModelCatalog catalog, TimeProvider clock, IOptions<EmailOptions> email) : PageModel
 {
-    private const long MicrosPerUsd = 1_000_000;
-
     /// <summary>The rotation grace periods the form offers (RELIABILITY K6).</summary>
     public static readonly IReadOnlyDictionary<string, (TimeSpan Grace, string Label)> GraceChoices = new Dictionary<string, (TimeSpan, string)>
     {
@@ -61,7 +60,7 @@ public sealed class IndexModel(AppDbContext db, ApiKeyIssuer issuer, TimeProvide
         var requested = input.AllowedModels.Where(m => !string.IsNullOrWhiteSpace(m)).Distinct(StringComparer.Ordinal).ToList();
         if (requested.Count > 0)
         {
-            var known = await db.Set<CatalogModel>().AsNoTracking().Where(m => m.Enabled && requested.Contains(m.Id)).Select(m => m.Id).ToListAsync(ct);
+            var known = (await catalog.GetAllAsync(ct)).Select(m => m.Id);
             var unknown = requested.Except(known, StringComparer.Ordinal).ToList();
             if (unknown.Count > 0)
                 ModelState.AddModelError($"{nameof(Input)}.{nameof(InputModel.AllowedModels)}", $"Unknown model: {string.Join(", ", unknown)}.");
@@ -74,7 +73,7 @@ public sealed class IndexModel(AppDbContext db, ApiKeyIssuer issuer, TimeProvide
 
         // The key works through the whole chosen day (UTC) and stops at the midnight after it.
         DateTimeOffset? expiresAt = input.ExpiresOn is { } day ? new DateTimeOffset(day.AddDays(1), TimeOnly.MinValue, TimeSpan.Zero) : null;
-        var limits = new KeyLimits(expiresAt, input.CreditLimitUsd is { } limit ? (long)(limit * MicrosPerUsd) : null,
+        var limits = new KeyLimits(expiresAt, input.CreditLimitUsd is { } limit ? Money.FromUsd(limit) : null,
             input.RequestsPerMinute, input.TokensPerMinute, requested);
         var (_, secret) = await issuer.IssueAsync(User.GetUserId(), input.Name, limits, ct);
         NewSecret = secret;
@@ -102,10 +101,7 @@ public sealed class IndexModel(AppDbContext db, ApiKeyIssuer issuer, TimeProvide
         if (grace is null || !GraceChoices.TryGetValue(grace, out var choice)) return BadRequest();
         var userId = User.GetUserId();
         var now = clock.GetUtcNow();
-        // Only a key in use can be rotated: an expired or already rotated key would hand its end date to the new one.
-        var rotatable = await db.Set<ApiKey>().AsNoTracking().AnyAsync(k => k.Id == id && k.OwnerId == userId && k.RevokedAt == null
-            && k.ReplacedById == null && (k.ExpiresAt == null || k.ExpiresAt > now), ct);
-        if (!rotatable) return NotFound();
+        // Null when the key is not this user's or not in use (revoked, expired or already rotated): nothing was changed.
         if (await issuer.RotateAsync(userId, id, choice.Grace, ct) is not { } rotated) return NotFound();
         NewSecret = rotated.Secret;
         NewSecretName = rotated.Key.Name;
@@ -123,8 +119,6 @@ public sealed class IndexModel(AppDbContext db, ApiKeyIssuer issuer, TimeProvide
     }
 
     public static string Format(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
-
-    public static string FormatUsd(long micros) => (micros / (decimal)MicrosPerUsd).ToString("$#,0.00####", CultureInfo.InvariantCulture);
 
     private Task<bool> OwnsAsync(Guid id, CancellationToken ct)
     {
@@ -144,11 +138,7 @@ public sealed class IndexModel(AppDbContext db, ApiKeyIssuer issuer, TimeProvide
             .Select(k => new KeyRow(k.Id, k.Name, k.Prefix, k.Last4, k.CreatedAt, k.LastUsedAt, k.ExpiresAt, k.RevokedAt, k.ReplacedById != null,
                 k.CreditLimitMicros, k.SpentMicros, k.RequestsPerMinute, k.TokensPerMinute, k.AllowedModels))
             .ToListAsync(ct);
-        Models = await db.Set<CatalogModel>().AsNoTracking()
-            .Where(m => m.Enabled)
-            .OrderBy(m => m.Id)
-            .Select(m => new ModelOption(m.Id, m.Name))
-            .ToListAsync(ct);
+        Models = (await catalog.GetAllAsync(ct)).Select(m => new ModelOption(m.Id, m.Name)).ToList();
     }
 
     public enum KeyState { Active, Expiring, Expired, Revoked }

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.RegularExpressions;
 using AiGate.Web.Features.Billing;
 using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Models;
@@ -18,7 +17,7 @@ namespace AiGate.Web.Pages.Pricing;
 /// <c>?sort=</c> / <c>?dir=</c> order the table; both work without JavaScript.
 /// </summary>
 [AllowAnonymous]
-public sealed partial class IndexModel(ModelCatalog catalog, IOptions<BillingOptions> billing, IOptions<CreditsOptions> credits) : PageModel
+public sealed class IndexModel(ModelCatalog catalog, IOptions<BillingOptions> billing, IOptions<CreditsOptions> credits) : PageModel
 {
     /// <summary>Longest search query we look at; the rest is ignored.</summary>
     public const int MaxQueryLength = 100;
@@ -44,8 +43,9 @@ public sealed partial class IndexModel(ModelCatalog catalog, IOptions<BillingOpt
     /// </summary>
     public async Task<IActionResult> OnGetCustomAsync(string? usd, CancellationToken ct)
     {
-        if (ParseCents(usd) is { } cents && cents >= Billing.CustomAmountMinCents && cents <= Billing.CustomAmountMaxCents)
-            return Redirect($"/billing?amount={cents.ToString(CultureInfo.InvariantCulture)}");
+        // The range is BillingCheckout.Parse's, as on /billing; the message stays this page's own, one for any bad amount.
+        if (BillingCheckout.Parse(Billing, null, BillingCheckout.ParseUsdCents(usd), null).Purchase is Purchase.Custom custom)
+            return Redirect($"/billing?amount={custom.AmountCents.ToString(CultureInfo.InvariantCulture)}");
 
         CustomUsd = usd?.Length > 20 ? usd[..20] : usd;
         CustomAmountError = $"Enter an amount from ${Dollars(Billing.CustomAmountMinCents)} to ${Dollars(Billing.CustomAmountMaxCents)}, in dollars and cents (for example 20 or 12.50).";
@@ -56,7 +56,7 @@ public sealed partial class IndexModel(ModelCatalog catalog, IOptions<BillingOpt
 
     private async Task LoadAsync(string? q, string? sort, string? dir, CancellationToken ct)
     {
-        if (catalog.All.Count == 0) await catalog.FindAsync("", ct);   // the first request on a cold instance loads the catalogue
+        var all = await catalog.GetAllAsync(ct);
         Query = (q ?? "").Trim();
         if (Query.Length > MaxQueryLength) Query = Query[..MaxQueryLength];
         Sort = Enum.TryParse<ModelSort>(sort, ignoreCase: true, out var s) && Enum.IsDefined(s) ? s : ModelSort.Model;
@@ -65,7 +65,7 @@ public sealed partial class IndexModel(ModelCatalog catalog, IOptions<BillingOpt
         var terms = SearchTerms(Query);
         // What /api/v1/models lists: priced models with a route to a provider this deployment has. An unpriced
         // model is refused by the gateway (never billed at $0), so it is not for sale here either.
-        var rows = catalog.All.Where(m => m.IsServable).Select(m =>
+        var rows = all.Where(m => m.IsServable).Select(m =>
         {
             var pricing = m.Pricing!.Value;
             var search = SearchText(m);
@@ -97,21 +97,6 @@ public sealed partial class IndexModel(ModelCatalog catalog, IOptions<BillingOpt
     /// <summary>Every word of the query must appear (in any order): "mini gpt" finds "GPT-4o mini".</summary>
     private static string[] SearchTerms(string query) =>
         query.ToLowerInvariant().Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
-
-    /// <summary>
-    /// "12", "12.5", "12.50", "$1,000" → cents; null for anything else: negative, more than two decimals, exponents,
-    /// and commas that are not thousands separators ("1,00" is a decimal comma somewhere, so it is refused, not read as $100).
-    /// </summary>
-    internal static long? ParseCents(string? usd)
-    {
-        var text = (usd ?? "").Trim();
-        if (text.Length > 20 || !UsdAmount().IsMatch(text)) return null;
-        var dollars = decimal.Parse(text.TrimStart('$').Trim().Replace(",", "", StringComparison.Ordinal), NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture);
-        return (long)(dollars * 100);
-    }
-
-    [GeneratedRegex(@"^\$?\s*(\d{1,3}(,\d{3})+|\d{1,12})(\.\d{1,2})?$")]
-    private static partial Regex UsdAmount();
 
     public static string Dollars(long cents) =>
         (cents / 100m).ToString(cents % 100 == 0 ? "#,##0" : "#,##0.00", CultureInfo.InvariantCulture);

@@ -72,7 +72,7 @@ public sealed class AlertsModel(AppDbContext db, AlertPreferencesReader reader, 
             ModelState.AddModelError(field, "Use whole cents (at most two decimals).");
     }
 
-    private static long? ToMicros(decimal? usd) => usd is { } value ? (long)(value * 1_000_000m) : null;
+    private static long? ToMicros(decimal? usd) => usd is { } value ? Features.Credits.Money.FromUsd(value) : null;
 
     public sealed class InputModel
     {
