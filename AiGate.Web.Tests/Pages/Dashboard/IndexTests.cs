@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.RegularExpressions;
 using AiGate.Web.Features.Credits;
+using AiGate.Web.Tests.Features.Usage;
 using AiGate.Web.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -27,13 +28,8 @@ public sealed partial class IndexTests(AccountsApp app) : IClassFixture<Accounts
         app.Services.GetRequiredService<Ledger>().PostAsync(userId, LedgerKinds.Grant, micros, "test grant", null, CancellationToken.None);
 
     private Task InsertUsageAsync(Guid userId, string requestId, DateTimeOffset at, long cost, int status = 200, bool estimated = false,
-        string model = "test/model") =>
-        app.Database.ExecuteAsync($"""
-            insert into usage_events (request_id, user_id, key_id, model_id, provider, prompt_tokens, completion_tokens, cached_tokens,
-                                      cost_micros, estimated, streamed, status, latency_ms, created_at)
-            values ('{requestId}', '{userId}', '{Guid.NewGuid()}', '{model}', 'fake', 1234, 567, 0, {cost}, {estimated}, false, {status}, 321,
-                    '{at.UtcDateTime:O}')
-            """);
+        string model = "test/model") => UsageData.InsertAsync(app.Database,
+        [new RawUsage(userId, Guid.NewGuid(), model, "fake", at, 1234, 567, 0, cost, status, 321, requestId, estimated)]);
 
     private static string TestId(string html, string id)
     {
