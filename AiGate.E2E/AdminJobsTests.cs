@@ -19,10 +19,7 @@ public sealed class AdminJobsTests(RunningApp app, Browser browser) : IClassFixt
     public async Task An_admin_runs_a_job_now_sees_the_run_in_the_history_and_the_status_page_shows_the_provider()
     {
         var (page, errors) = await browser.NewPageAsync(app.BaseUrl);
-        await page.GotoAsync("/Account/Login");
-        await page.GetByLabel("E-mail", new() { Exact = true }).FillAsync("admin@aigate.local");
-        await page.GetByLabel("Password", new() { Exact = true }).FillAsync("aigate-admin-demo");
-        await page.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
+        await LogInAsync(page, "admin@aigate.local", "aigate-admin-demo");
         await Expect(page, "Dashboard");
 
         // The rollup job first (issue #7's E2E), then the health-check job whose probes the status page shows.

@@ -18,10 +18,7 @@ public sealed class BillingTests(RunningApp app, Browser browser) : IClassFixtur
         await app.RunVerbForOutputAsync("create-user", "--email", email, "--password", password);
 
         var (page, errors) = await browser.NewPageAsync(app.BaseUrl);
-        await page.GotoAsync("/Account/Login");
-        await page.GetByLabel("E-mail", new() { Exact = true }).FillAsync(email);
-        await page.GetByLabel("Password", new() { Exact = true }).FillAsync(password);
-        await page.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
+        await Steps.LogInAsync(page, email, password);
         await page.WaitForURLAsync("**/dashboard");
         await Steps.Expect(page, "Dashboard");
         Assert.Equal("$0.00", (await page.GetByTestId("balance-usd").InnerTextAsync()).Trim());

@@ -35,13 +35,8 @@ public sealed class DashboardTests(RunningApp app, Browser browser) : IClassFixt
         }
 
         var (page, errors) = await browser.NewPageAsync(app.BaseUrl);
-        await page.GotoAsync("/Account/Login");
-        await page.GetByLabel("E-mail", new() { Exact = true }).FillAsync(email);
-        await page.GetByLabel("Password", new() { Exact = true }).FillAsync(password);
-        await page.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
-        var h1 = page.GetByRole(AriaRole.Heading, new() { Level = 1 });
-        await h1.WaitForAsync();
-        Assert.Equal("Dashboard", (await h1.InnerTextAsync()).Trim());
+        await Steps.LogInAsync(page, email, password);
+        await Steps.Expect(page, "Dashboard");
 
         // Usage reaches the database in batches (every 200 ms): reload until all four calls are listed.
         var rows = page.GetByTestId("request-row");

@@ -39,10 +39,7 @@ public sealed class UsageAlertsTests(RunningApp app, Browser browser) : IClassFi
         }
 
         var (page, errors) = await browser.NewPageAsync(app.BaseUrl);
-        await page.GotoAsync("/Account/Login");
-        await page.GetByLabel("E-mail", new() { Exact = true }).FillAsync(email);
-        await page.GetByLabel("Password", new() { Exact = true }).FillAsync(password);
-        await page.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
+        await Steps.LogInAsync(page, email, password);
         var banner = page.GetByTestId("budget-banner");
         await banner.WaitForAsync();
         Assert.Contains("You have used 75 % of your $2.00 monthly budget", await banner.InnerTextAsync(), StringComparison.Ordinal);

@@ -19,6 +19,15 @@ public static class Steps
         }
     }
 
+    /// <summary>Opens the login page and logs in (callers check where they land).</summary>
+    public static async Task LogInAsync(IPage page, string email, string password)
+    {
+        await page.GotoAsync("/Account/Login");
+        await page.GetByLabel("E-mail", new() { Exact = true }).FillAsync(email);
+        await page.GetByLabel("Password", new() { Exact = true }).FillAsync(password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
+    }
+
     /// <summary>Waits for the page's h1 and checks its text.</summary>
     public static async Task Expect(IPage page, string heading)
     {

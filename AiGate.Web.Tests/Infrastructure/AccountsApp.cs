@@ -46,6 +46,16 @@ public class AccountsApp : AiGateApp
         return user;
     }
 
+    /// <summary>A new confirmed user (e-mail <c>{prefix}-…@example.com</c>) logged in on a new session.</summary>
+    public async Task<(Guid UserId, WebSession Session)> SignedInAsync(string prefix, string password = "password123")
+    {
+        var email = $"{prefix}-{Guid.NewGuid():N}@example.com";
+        var user = await CreateUserAsync(email, password);
+        var session = NewSession();
+        Assert.Equal("/dashboard", (await session.LogInAsync(email, password)).Headers.Location?.OriginalString);
+        return (user.Id, session);
+    }
+
     public async Task<AppUser?> FindUserAsync(string email)
     {
         await using var scope = Services.CreateAsyncScope();
@@ -102,9 +112,7 @@ public sealed partial class WebSession(HttpClient http) : IDisposable
         var page = await Http.GetAsync(pageUrl);
         Assert.True(page.StatusCode == HttpStatusCode.OK, $"GET {pageUrl} answered {(int)page.StatusCode} {page.Headers.Location}");
         var html = await page.Content.ReadAsStringAsync();
-        var token = AntiforgeryToken().Match(html);
-        Assert.True(token.Success, $"no antiforgery token on {pageUrl}");
-        fields["__RequestVerificationToken"] = WebUtility.HtmlDecode(token.Groups[1].Value);
+        fields["__RequestVerificationToken"] = TokenOn(html, pageUrl);
         foreach (Match hidden in HiddenInput().Matches(html))   // what the browser would send along (e.g. the reset code)
         {
             var name = Regex.Match(hidden.Value, "name=\"([^\"]+)\"").Groups[1].Value;
@@ -116,6 +124,16 @@ public sealed partial class WebSession(HttpClient http) : IDisposable
 
     public Task<HttpResponseMessage> LogInAsync(string email, string password, bool rememberMe = false) =>
         SubmitAsync("/Account/Login", new() { ["Input.Email"] = email, ["Input.Password"] = password, ["Input.RememberMe"] = rememberMe ? "true" : "false" });
+
+    /// <summary>The antiforgery token of the page at <paramref name="url"/> (for posts a test builds itself).</summary>
+    public async Task<string> AntiforgeryTokenAsync(string url) => TokenOn(await TextAsync(url), url);
+
+    private static string TokenOn(string html, string url)
+    {
+        var token = AntiforgeryToken().Match(html);
+        Assert.True(token.Success, $"no antiforgery token on {url}");
+        return WebUtility.HtmlDecode(token.Groups[1].Value);
+    }
 
     public async Task<string> TextAsync(string url) => await (await Http.GetAsync(url)).Content.ReadAsStringAsync();
 

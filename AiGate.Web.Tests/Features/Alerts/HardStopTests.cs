@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using AiGate.Web.Data;
 using AiGate.Web.Features.Alerts;
 using AiGate.Web.Tests.Features.Credits;
+using AiGate.Web.Tests.Features.Usage;
 using AiGate.Web.Tests.Infrastructure;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc.Testing;
@@ -54,11 +55,8 @@ public sealed class HardStopTests(HardStopApp app) : IClassFixture<HardStopApp>
         await scope.ServiceProvider.GetRequiredService<UsageAlertChecker>().RunAsync(DateTimeOffset.UtcNow, CancellationToken.None);
     }
 
-    private Task SpendAsync(Guid userId, long micros) => app.Database.ExecuteAsync($"""
-        insert into usage_events (request_id, user_id, key_id, model_id, provider, prompt_tokens, completion_tokens, cached_tokens,
-                                  cost_micros, estimated, streamed, status, latency_ms, created_at)
-        values ('req-{Guid.NewGuid():N}', '{userId}', '{Guid.NewGuid()}', '{CreditsApp.Model}', 'fake', 1, 1, 0, {micros}, false, false, 200, 5, now())
-        """);
+    private Task SpendAsync(Guid userId, long micros) => UsageData.InsertAsync(app.Database,
+        [new RawUsage(userId, Guid.NewGuid(), CreditsApp.Model, "fake", DateTimeOffset.UtcNow, 1, 1, 0, micros, 200, 5)]);
 
     [Fact]
     public async Task Hard_stop_at_100_percent_returns_402_and_raising_the_budget_lifts_it()

@@ -1,6 +1,7 @@
 using System.Net;
 using AiGate.Web.Features.Alerts;
 using AiGate.Web.Features.Credits;
+using AiGate.Web.Tests.Features.Usage;
 using AiGate.Web.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -24,13 +25,8 @@ public sealed class UsageAlertsTests(AccountsApp app) : IClassFixture<AccountsAp
     private Task PostAsync(Guid userId, string kind, long micros) =>
         app.Services.GetRequiredService<Ledger>().PostAsync(userId, kind, micros, "test", null, CancellationToken.None);
 
-    private Task SpendAsync(Guid userId, long micros, DateTimeOffset? at = null, string model = "openai/gpt-4o-mini") =>
-        app.Database.ExecuteAsync($"""
-            insert into usage_events (request_id, user_id, key_id, model_id, provider, prompt_tokens, completion_tokens, cached_tokens,
-                                      cost_micros, estimated, streamed, status, latency_ms, created_at)
-            values ('req-{Guid.NewGuid():N}', '{userId}', '{Guid.NewGuid()}', '{model}', 'openai', 100, 10, 0, {micros}, false, false, 200, 50,
-                    '{(at ?? DateTimeOffset.UtcNow).UtcDateTime:O}')
-            """);
+    private Task SpendAsync(Guid userId, long micros, DateTimeOffset? at = null, string model = "openai/gpt-4o-mini") => UsageData.InsertAsync(app.Database,
+        [new RawUsage(userId, Guid.NewGuid(), model, "openai", at ?? DateTimeOffset.UtcNow, 100, 10, 0, micros, 200, 50)]);
 
     private async Task<AlertRunResult> RunAsync(DateTimeOffset? now = null)
     {

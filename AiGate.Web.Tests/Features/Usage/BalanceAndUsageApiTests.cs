@@ -46,12 +46,7 @@ public sealed class BalanceAndUsageApiTests(CreditsApp app) : IClassFixture<Cred
 
     /// <summary>A usage row written directly (for days, models and failures the fake upstream does not produce).</summary>
     private Task InsertUsageAsync(Guid userId, Guid keyId, string model, DateTimeOffset at, long prompt, long completion, long cached, long cost, int status = 200) =>
-        app.Database.ExecuteAsync($"""
-            insert into usage_events (request_id, user_id, key_id, model_id, provider, prompt_tokens, completion_tokens, cached_tokens,
-                                      cost_micros, estimated, streamed, status, latency_ms, created_at)
-            values ('req-{Guid.NewGuid():N}', '{userId}', '{keyId}', '{model}', 'fake', {prompt}, {completion}, {cached}, {cost}, false, false,
-                    {status}, 42, '{at.UtcDateTime:O}')
-            """);
+        UsageData.InsertAsync(app.Database, [new RawUsage(userId, keyId, model, "fake", at, prompt, completion, cached, cost, status, 42)]);
 
     /// <summary>The key's row id, found by what the database keeps of it (prefix and last four characters).</summary>
     private Task<Guid> KeyIdAsync(string secret) =>

@@ -6,7 +6,7 @@ namespace AiGate.Web.Tests.Features.Usage;
 
 /// <summary>One raw usage row as a test writes it, and the totals a summary should report for a set of them.</summary>
 public sealed record RawUsage(Guid UserId, Guid KeyId, string Model, string Provider, DateTimeOffset At, long Prompt, long Completion,
-    long Cached, long Cost, int Status, int LatencyMs);
+    long Cached, long Cost, int Status, int LatencyMs, string? RequestId = null, bool Estimated = false);
 
 /// <summary>Random usage written straight to <c>usage_events</c> (as <c>UsageWriter</c> would), from a seeded RNG.</summary>
 public static class UsageData
@@ -40,11 +40,12 @@ public static class UsageData
         await using var command = dataSource.CreateCommand("""
             insert into usage_events (request_id, user_id, key_id, model_id, provider, prompt_tokens, completion_tokens, cached_tokens,
                                       cost_micros, estimated, streamed, status, latency_ms, created_at)
-            select 'req-' || gen_random_uuid(), user_id, key_id, model_id, provider, prompt_tokens, completion_tokens, cached_tokens,
-                   cost_micros, false, false, status, latency_ms, created_at
+            select coalesce(request_id, 'req-' || gen_random_uuid()), user_id, key_id, model_id, provider, prompt_tokens, completion_tokens,
+                   cached_tokens, cost_micros, estimated, false, status, latency_ms, created_at
             from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::int8[], $8::int8[],
-                        $9::int4[], $10::int4[], $11::timestamptz[])
-                 as t(user_id, key_id, model_id, provider, prompt_tokens, completion_tokens, cached_tokens, cost_micros, status, latency_ms, created_at)
+                        $9::int4[], $10::int4[], $11::timestamptz[], $12::text[], $13::bool[])
+                 as t(user_id, key_id, model_id, provider, prompt_tokens, completion_tokens, cached_tokens, cost_micros, status, latency_ms, created_at,
+                      request_id, estimated)
             """);
         var p = command.Parameters;
         p.Add(new() { Value = rows.Select(r => r.UserId).ToArray() });
@@ -58,6 +59,8 @@ public static class UsageData
         p.Add(new() { Value = rows.Select(r => r.Status).ToArray() });
         p.Add(new() { Value = rows.Select(r => r.LatencyMs).ToArray() });
         p.Add(new() { Value = rows.Select(r => r.At).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
+        p.Add(new() { Value = rows.Select(r => r.RequestId).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+        p.Add(new() { Value = rows.Select(r => r.Estimated).ToArray() });
         await command.ExecuteNonQueryAsync();
     }
 

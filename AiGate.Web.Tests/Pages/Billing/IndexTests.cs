@@ -13,17 +13,6 @@ namespace AiGate.Web.Tests.Pages.Billing;
 /// </summary>
 public sealed partial class IndexTests(BillingApp app) : IClassFixture<BillingApp>
 {
-    private const string Password = "password123";
-
-    private async Task<(Guid UserId, WebSession Session)> SignedInAsync()
-    {
-        var email = $"bill-{Guid.NewGuid():N}@example.com";
-        var user = await app.CreateUserAsync(email, Password);
-        var session = app.NewSession();
-        Assert.Equal("/dashboard", (await session.LogInAsync(email, Password)).Headers.Location?.OriginalString);
-        return (user.Id, session);
-    }
-
     [Fact]
     public async Task Signed_out_visitors_are_sent_to_log_in_and_back_to_their_choice()
     {
@@ -37,7 +26,7 @@ public sealed partial class IndexTests(BillingApp app) : IClassFixture<BillingAp
     [Fact]
     public async Task The_pricing_pages_links_preselect_the_choice_and_bad_ones_explain_themselves()
     {
-        var (_, session) = await SignedInAsync();
+        var (_, session) = await app.SignedInAsync("bill");
         Assert.Matches("value=\"pack:pack-25\" checked=\"checked\"", await session.TextAsync("/billing?pack=pack-25"));
         var custom = await session.TextAsync("/billing?amount=1234");
         Assert.Matches("value=\"custom\" checked=\"checked\"", custom);
@@ -51,7 +40,7 @@ public sealed partial class IndexTests(BillingApp app) : IClassFixture<BillingAp
     [Fact]
     public async Task Buying_a_pack_through_the_local_TEST_checkout_credits_it_once_and_shows_it_in_the_history()
     {
-        var (userId, session) = await SignedInAsync();
+        var (userId, session) = await app.SignedInAsync("bill");
 
         var started = await session.SubmitAsync("/billing", new() { ["choice"] = "pack:pack-25" }, "/billing?handler=Buy");
         Assert.Equal(HttpStatusCode.Redirect, started.StatusCode);
@@ -86,7 +75,7 @@ public sealed partial class IndexTests(BillingApp app) : IClassFixture<BillingAp
         var receiptUrl = receipt.Headers.Location!.OriginalString;
         Assert.StartsWith(LocalStripe.ReceiptPath, receiptUrl, StringComparison.Ordinal);
         Assert.Contains("data-testid=\"receipt-amount\">$25.00", await session.TextAsync(receiptUrl), StringComparison.Ordinal);
-        var (_, stranger) = await SignedInAsync();
+        var (_, stranger) = await app.SignedInAsync("bill");
         Assert.Equal(HttpStatusCode.NotFound, (await stranger.GetAsync($"/billing?handler=Receipt&id={sessionId}")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await stranger.GetAsync(receiptUrl)).StatusCode);
     }
@@ -94,7 +83,7 @@ public sealed partial class IndexTests(BillingApp app) : IClassFixture<BillingAp
     [Fact]
     public async Task The_success_page_fulfils_when_it_gets_there_before_the_webhook_and_the_webhook_then_adds_nothing()
     {
-        var (userId, session) = await SignedInAsync();
+        var (userId, session) = await app.SignedInAsync("bill");
         var started = await session.SubmitAsync("/billing", new() { ["choice"] = "custom", ["customAmount"] = "12.50" }, "/billing?handler=Buy");
         var sessionId = SessionId().Match(started.Headers.Location!.OriginalString).Groups[1].Value;
 
@@ -112,12 +101,12 @@ public sealed partial class IndexTests(BillingApp app) : IClassFixture<BillingAp
     [Fact]
     public async Task Another_users_checkout_session_is_not_found()
     {
-        var (_, owner) = await SignedInAsync();
+        var (_, owner) = await app.SignedInAsync("bill");
         var started = await owner.SubmitAsync("/billing", new() { ["choice"] = "pack:pack-10" }, "/billing?handler=Buy");
         var url = started.Headers.Location!.OriginalString;
         var sessionId = SessionId().Match(url).Groups[1].Value;
 
-        var (_, other) = await SignedInAsync();
+        var (_, other) = await app.SignedInAsync("bill");
         Assert.Equal(HttpStatusCode.NotFound, (await other.GetAsync(url)).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await other.GetAsync($"/billing/success?session_id={sessionId}")).StatusCode);
     }
@@ -125,7 +114,7 @@ public sealed partial class IndexTests(BillingApp app) : IClassFixture<BillingAp
     [Fact]
     public async Task A_bad_custom_amount_is_refused_with_a_clear_message()
     {
-        var (_, session) = await SignedInAsync();
+        var (_, session) = await app.SignedInAsync("bill");
         foreach (var amount in new[] { "abc", "1", "5000000", "10.123" })
         {
             var answer = await session.SubmitAsync("/billing", new() { ["choice"] = "custom", ["customAmount"] = amount }, "/billing?handler=Buy");
@@ -137,7 +126,7 @@ public sealed partial class IndexTests(BillingApp app) : IClassFixture<BillingAp
     [Fact]
     public async Task Subscribing_then_switching_and_cancelling_in_the_TEST_portal_changes_plan_renewal_and_allowance()
     {
-        var (userId, session) = await SignedInAsync();
+        var (userId, session) = await app.SignedInAsync("bill");
         var started = await session.SubmitAsync("/billing", new() { ["plan"] = "starter" }, "/billing?handler=Subscribe");
         var checkoutUrl = started.Headers.Location!.OriginalString;
         var sessionId = SessionId().Match(checkoutUrl).Groups[1].Value;
@@ -164,7 +153,7 @@ public sealed partial class IndexTests(BillingApp app) : IClassFixture<BillingAp
     [Fact]
     public async Task Past_due_and_debt_are_shown_as_warnings()
     {
-        var (userId, session) = await SignedInAsync();
+        var (userId, session) = await app.SignedInAsync("bill");
         var customer = await app.LinkCustomerAsync(userId);
         await app.DeliverAsync(BillingApp.Event("invoice.payment_failed", BillingApp.Invoice(customer, "sub_pd", "starter", 0)));
         await app.Database.ExecuteAsync($"insert into credit_accounts (user_id, balance_micros, held_micros, updated_at) values ('{userId}', 0, 0, now())");
@@ -178,7 +167,7 @@ public sealed partial class IndexTests(BillingApp app) : IClassFixture<BillingAp
     [Fact]
     public async Task The_nav_shows_Billing_to_confirmed_users()
     {
-        var (_, session) = await SignedInAsync();
+        var (_, session) = await app.SignedInAsync("bill");
         Assert.Contains("<a href=\"/billing\">Billing</a>", await session.TextAsync("/dashboard"), StringComparison.Ordinal);
     }
 

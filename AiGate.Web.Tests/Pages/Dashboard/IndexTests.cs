@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.RegularExpressions;
 using AiGate.Web.Features.Credits;
+using AiGate.Web.Tests.Features.Usage;
 using AiGate.Web.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -12,28 +13,12 @@ namespace AiGate.Web.Tests.Pages.Dashboard;
 /// </summary>
 public sealed partial class IndexTests(AccountsApp app) : IClassFixture<AccountsApp>
 {
-    private const string Password = "password123";
-
-    private async Task<(Guid UserId, WebSession Session)> SignedInAsync()
-    {
-        var email = $"dash-{Guid.NewGuid():N}@example.com";
-        var user = await app.CreateUserAsync(email, Password);
-        var session = app.NewSession();
-        Assert.Equal("/dashboard", (await session.LogInAsync(email, Password)).Headers.Location?.OriginalString);
-        return (user.Id, session);
-    }
-
     private Task GrantAsync(Guid userId, long micros) =>
         app.Services.GetRequiredService<Ledger>().PostAsync(userId, LedgerKinds.Grant, micros, "test grant", null, CancellationToken.None);
 
     private Task InsertUsageAsync(Guid userId, string requestId, DateTimeOffset at, long cost, int status = 200, bool estimated = false,
-        string model = "test/model") =>
-        app.Database.ExecuteAsync($"""
-            insert into usage_events (request_id, user_id, key_id, model_id, provider, prompt_tokens, completion_tokens, cached_tokens,
-                                      cost_micros, estimated, streamed, status, latency_ms, created_at)
-            values ('{requestId}', '{userId}', '{Guid.NewGuid()}', '{model}', 'fake', 1234, 567, 0, {cost}, {estimated}, false, {status}, 321,
-                    '{at.UtcDateTime:O}')
-            """);
+        string model = "test/model") => UsageData.InsertAsync(app.Database,
+        [new RawUsage(userId, Guid.NewGuid(), model, "fake", at, 1234, 567, 0, cost, status, 321, requestId, estimated)]);
 
     private static string TestId(string html, string id)
     {
@@ -45,8 +30,8 @@ public sealed partial class IndexTests(AccountsApp app) : IClassFixture<Accounts
     [Fact]
     public async Task A_signed_in_user_sees_their_balance_month_spend_and_only_their_requests()
     {
-        var (userId, session) = await SignedInAsync();
-        var (otherId, _) = await SignedInAsync();
+        var (userId, session) = await app.SignedInAsync("dash");
+        var (otherId, _) = await app.SignedInAsync("dash");
         await GrantAsync(userId, 12_500_000);
         var now = DateTimeOffset.UtcNow;
         var monthStart = new DateTimeOffset(now.Year, now.Month, 1, 0, 0, 0, TimeSpan.Zero);
@@ -85,7 +70,7 @@ public sealed partial class IndexTests(AccountsApp app) : IClassFixture<Accounts
     [Fact]
     public async Task A_new_user_sees_the_empty_state_and_a_zero_balance_notice()
     {
-        var (_, session) = await SignedInAsync();
+        var (_, session) = await app.SignedInAsync("dash");
 
         var html = await session.TextAsync("/dashboard");
 
@@ -98,7 +83,7 @@ public sealed partial class IndexTests(AccountsApp app) : IClassFixture<Accounts
     [Fact]
     public async Task A_low_balance_gets_a_notice()
     {
-        var (userId, session) = await SignedInAsync();
+        var (userId, session) = await app.SignedInAsync("dash");
         await GrantAsync(userId, 250_000);
 
         var html = await session.TextAsync("/dashboard");
@@ -109,7 +94,7 @@ public sealed partial class IndexTests(AccountsApp app) : IClassFixture<Accounts
     [Fact]
     public async Task Requests_page_50_at_a_time_with_a_link_to_older_ones()
     {
-        var (userId, session) = await SignedInAsync();
+        var (userId, session) = await app.SignedInAsync("dash");
         var start = DateTimeOffset.UtcNow.AddHours(-1);
         for (var i = 0; i < 55; i++) await InsertUsageAsync(userId, $"req-page-{i:D2}-{userId:N}", start.AddSeconds(i), 1);
 
@@ -132,8 +117,8 @@ public sealed partial class IndexTests(AccountsApp app) : IClassFixture<Accounts
     [Fact]
     public async Task Another_users_request_id_as_the_page_anchor_shows_nothing_of_theirs()
     {
-        var (_, session) = await SignedInAsync();
-        var (otherId, _) = await SignedInAsync();
+        var (_, session) = await app.SignedInAsync("dash");
+        var (otherId, _) = await app.SignedInAsync("dash");
         await InsertUsageAsync(otherId, $"req-x-{otherId:N}", DateTimeOffset.UtcNow, 1);
         var theirId = await app.Database.ScalarAsync<long>($"select id from usage_events where user_id = '{otherId}'");
 
@@ -146,7 +131,7 @@ public sealed partial class IndexTests(AccountsApp app) : IClassFixture<Accounts
     [Fact]
     public async Task The_nav_starts_with_dashboard_when_signed_in()
     {
-        var (_, session) = await SignedInAsync();
+        var (_, session) = await app.SignedInAsync("dash");
 
         var html = await session.TextAsync("/Account/Manage");
 
@@ -169,7 +154,7 @@ public sealed partial class IndexTests(AccountsApp app) : IClassFixture<Accounts
     [Fact]
     public async Task A_user_whose_email_is_no_longer_confirmed_cannot_see_it()
     {
-        var (userId, session) = await SignedInAsync();
+        var (userId, session) = await app.SignedInAsync("dash");
         Assert.Equal(HttpStatusCode.OK, (await session.GetAsync("/dashboard")).StatusCode);
         // The claim is refreshed with the security stamp (checked on every request in this fixture).
         await app.Database.ExecuteAsync($"update users set email_confirmed = false where id = '{userId}'");

@@ -34,7 +34,7 @@ public sealed partial class IndexTests(AccountsApp app) : IClassFixture<Accounts
     [Fact]
     public async Task Created_key_is_shown_once_works_and_is_stored_only_as_hash_prefix_and_last4()
     {
-        var (session, userId) = await SignedInAsync();
+        var (userId, session) = await app.SignedInAsync("keys", Password);
 
         var created = await CreateAsync(session, new()
         {
@@ -78,7 +78,7 @@ public sealed partial class IndexTests(AccountsApp app) : IClassFixture<Accounts
     [Fact]
     public async Task Rotation_with_grace_keeps_both_keys_working_and_rotation_now_ends_the_old_key_within_two_seconds()
     {
-        var (session, userId) = await SignedInAsync();
+        var (userId, session) = await app.SignedInAsync("keys", Password);
         var first = await CreateKeyAsync(session, "server");
         var firstId = Assert.Single(await KeysOfAsync(userId)).Id;
         Assert.Equal(HttpStatusCode.OK, (await ApiAsync(first)).StatusCode);   // cached now
@@ -105,7 +105,7 @@ public sealed partial class IndexTests(AccountsApp app) : IClassFixture<Accounts
     [Fact]
     public async Task Revoked_key_gets_401()
     {
-        var (session, userId) = await SignedInAsync();
+        var (userId, session) = await app.SignedInAsync("keys", Password);
         var secret = await CreateKeyAsync(session, "ci");
         var id = Assert.Single(await KeysOfAsync(userId)).Id;
         Assert.Equal(HttpStatusCode.OK, (await ApiAsync(secret)).StatusCode);
@@ -122,7 +122,7 @@ public sealed partial class IndexTests(AccountsApp app) : IClassFixture<Accounts
     [Fact]
     public async Task Rename_changes_the_name_and_an_empty_name_is_refused()
     {
-        var (session, userId) = await SignedInAsync();
+        var (userId, session) = await app.SignedInAsync("keys", Password);
         await CreateKeyAsync(session, "old name");
         var id = Assert.Single(await KeysOfAsync(userId)).Id;
 
@@ -139,10 +139,10 @@ public sealed partial class IndexTests(AccountsApp app) : IClassFixture<Accounts
     [Fact]
     public async Task Another_users_key_cannot_be_revoked_renamed_or_rotated()
     {
-        var (owner, ownerId) = await SignedInAsync();
+        var (ownerId, owner) = await app.SignedInAsync("keys", Password);
         var secret = await CreateKeyAsync(owner, "mine");
         var id = Assert.Single(await KeysOfAsync(ownerId)).Id.ToString();
-        var (stranger, strangerId) = await SignedInAsync();
+        var (strangerId, stranger) = await app.SignedInAsync("keys", Password);
 
         var revoke = await stranger.SubmitAsync("/keys", new() { ["id"] = id }, "/keys?handler=Revoke");
         var rename = await stranger.SubmitAsync("/keys", new() { ["id"] = id, ["Rename.Name"] = "stolen" }, "/keys?handler=Rename");
@@ -163,8 +163,8 @@ public sealed partial class IndexTests(AccountsApp app) : IClassFixture<Accounts
     [Fact]
     public async Task Unconfirmed_user_cannot_see_or_create_keys()
     {
-        var (session, userId) = await SignedInAsync();
-        var token = await TokenAsync(session);
+        var (userId, session) = await app.SignedInAsync("keys", Password);
+        var token = await session.AntiforgeryTokenAsync("/keys");
         // The address becomes unconfirmed (as after an e-mail change); the claim follows with the security stamp check.
         await using (var scope = app.Services.CreateAsyncScope())
             await scope.ServiceProvider.GetRequiredService<AppDbContext>().Users.Where(u => u.Id == userId)
@@ -194,7 +194,7 @@ public sealed partial class IndexTests(AccountsApp app) : IClassFixture<Accounts
     [InlineData("ok", "", "nope/unknown-model", "Unknown model: nope/unknown-model.")]
     public async Task Invalid_input_re_renders_with_a_message_and_creates_nothing(string name, string credit, string model, string message)
     {
-        var (session, userId) = await SignedInAsync();
+        var (userId, session) = await app.SignedInAsync("keys", Password);
 
         var response = await CreateAsync(session, new() { ["Input.Name"] = name, ["Input.CreditLimitUsd"] = credit, ["Input.AllowedModels"] = model });
 
@@ -208,19 +208,9 @@ public sealed partial class IndexTests(AccountsApp app) : IClassFixture<Accounts
     [Fact]
     public async Task Signed_in_nav_links_to_the_keys_page()
     {
-        var (session, _) = await SignedInAsync();
+        var (_, session) = await app.SignedInAsync("keys", Password);
 
         Assert.Contains("<a href=\"/keys\">Keys</a>", await session.TextAsync("/Account/Manage"), StringComparison.Ordinal);
-    }
-
-    private async Task<(WebSession Session, Guid UserId)> SignedInAsync()
-    {
-        var email = $"keys-{Guid.NewGuid():N}@example.com";
-        var user = await app.CreateUserAsync(email, Password);
-        var session = app.NewSession();
-        var login = await session.LogInAsync(email, Password);
-        Assert.Equal(HttpStatusCode.Redirect, login.StatusCode);
-        return (session, user.Id);
     }
 
     private static Task<HttpResponseMessage> CreateAsync(WebSession session, Dictionary<string, string> fields) =>
@@ -232,12 +222,6 @@ public sealed partial class IndexTests(AccountsApp app) : IClassFixture<Accounts
         var created = await CreateAsync(session, new() { ["Input.Name"] = name });
         Assert.Equal(HttpStatusCode.Redirect, created.StatusCode);
         return SecretOn(WebUtility.HtmlDecode(await session.TextAsync("/keys")));
-    }
-
-    private static async Task<string> TokenAsync(WebSession session)
-    {
-        var html = await session.TextAsync("/keys");
-        return WebUtility.HtmlDecode(AntiforgeryToken().Match(html).Groups[1].Value);
     }
 
     private static string SecretOn(string html)
@@ -280,7 +264,4 @@ public sealed partial class IndexTests(AccountsApp app) : IClassFixture<Accounts
 
     [GeneratedRegex("data-testid=\"new-key\">([^<]+)<")]
     private static partial Regex NewKey();
-
-    [GeneratedRegex("name=\"__RequestVerificationToken\" type=\"hidden\" value=\"([^\"]+)\"")]
-    private static partial Regex AntiforgeryToken();
 }

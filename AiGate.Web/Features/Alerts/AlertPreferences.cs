@@ -1,6 +1,4 @@
-using AiGate.Web.Data;
-using AiGate.Web.Features.Credits;
-using Microsoft.EntityFrameworkCore;
+using Npgsql;
 
 namespace AiGate.Web.Features.Alerts;
 
@@ -8,7 +6,7 @@ namespace AiGate.Web.Features.Alerts;
 public sealed record AlertPreferences(long? MonthlyBudgetMicros, bool Notify70, bool Notify90, bool Notify100, bool HardStop,
     bool LowBalanceEnabled, long LowBalanceMicros)
 {
-    /// <summary>$1: the amount under which the dashboard already calls a balance low.</summary>
+    /// <summary>$1: the low-balance amount until the user picks another (the dashboard warns under it too).</summary>
     public const long DefaultLowBalanceMicros = 1_000_000;
 
     public static readonly AlertPreferences Default = new(null, true, true, true, false, true, DefaultLowBalanceMicros);
@@ -37,33 +35,29 @@ public sealed record BudgetStatus(AlertPreferences Preferences, long? DefaultBud
     /// <summary>Whole percent of the budget spent (rounded down), or null without a budget.</summary>
     public int? PercentUsed => BudgetMicros is > 0 and var b ? (int)Math.Min(int.MaxValue, SpendMicros * 100 / b) : null;
 
-    public bool Stopped => Preferences.HardStop && BudgetMicros is > 0 and var b && SpendMicros >= b;
-
     public static DateOnly PeriodOf(DateTimeOffset now) => new(now.UtcDateTime.Year, now.UtcDateTime.Month, 1);
 }
 
 /// <summary>Reads one account's preferences and budget (the settings page, the dashboard banner).</summary>
-public sealed class AlertPreferencesReader(AppDbContext db, Usage.UsageQueries usage)
+public sealed class AlertPreferencesReader(NpgsqlDataSource dataSource, Usage.UsageQueries usage)
 {
-    public async Task<AlertPreferences> GetAsync(Guid userId, CancellationToken ct)
-    {
-        var row = await db.Set<AlertSettings>().AsNoTracking().FirstOrDefaultAsync(s => s.UserId == userId, ct);
-        return row is null ? AlertPreferences.Default
-            : new AlertPreferences(row.MonthlyBudgetMicros, row.Notify70, row.Notify90, row.Notify100, row.HardStop, row.LowBalanceEnabled, row.LowBalanceMicros);
-    }
-
-    public async Task<long?> GetDefaultBudgetAsync(Guid userId, CancellationToken ct) =>
-        await db.Set<LedgerEntry>().AsNoTracking()
-            .Where(l => l.UserId == userId && (l.Kind == LedgerKinds.Purchase || l.Kind == LedgerKinds.Grant) && l.AmountMicros > 0)
-            .OrderByDescending(l => l.CreatedAt).ThenByDescending(l => l.Id)
-            .Select(l => (long?)l.AmountMicros).FirstOrDefaultAsync(ct);
-
     /// <summary>The month's spend (pass it when the caller has it already) against the budget in force.</summary>
     public async Task<BudgetStatus> GetStatusAsync(Guid userId, DateTimeOffset now, long? monthSpendMicros, CancellationToken ct)
     {
         var period = BudgetStatus.PeriodOf(now);
-        var spend = monthSpendMicros ?? (await usage.SummarizeAsync(userId, Usage.UsageQueries.StartOfDay(period),
-            Usage.UsageQueries.StartOfDay(period.AddMonths(1)), Usage.UsageGrouping.Model, ct)).Total.CostMicros;
-        return new BudgetStatus(await GetAsync(userId, ct), await GetDefaultBudgetAsync(userId, ct), spend, period);
+        var spend = monthSpendMicros ?? await usage.MonthSpendAsync(userId, period, ct);
+        // The settings (none when never saved) and the default budget in one statement.
+        await using var command = dataSource.CreateCommand($"""
+            select a.user_id is not null, a.monthly_budget_micros, a.notify70, a.notify90, a.notify100, a.hard_stop,
+                   a.low_balance_enabled, a.low_balance_micros, {string.Format(AlertPreferences.DefaultBudgetSql, "$1")}
+            from (select $1::uuid as user_id) u left join alert_settings a on a.user_id = u.user_id
+            """);
+        command.Parameters.Add(new() { Value = userId });
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        await reader.ReadAsync(ct);
+        var preferences = !reader.GetBoolean(0) ? AlertPreferences.Default
+            : new AlertPreferences(reader.IsDBNull(1) ? null : reader.GetInt64(1), reader.GetBoolean(2), reader.GetBoolean(3), reader.GetBoolean(4),
+                reader.GetBoolean(5), reader.GetBoolean(6), reader.GetInt64(7));
+        return new BudgetStatus(preferences, reader.IsDBNull(8) ? null : reader.GetInt64(8), spend, period);
     }
 }

@@ -11,10 +11,9 @@ namespace AiGate.Web.Features.Alerts;
 public readonly record struct AlertRunResult(int BudgetAlerts, int LowBalanceAlerts, bool StopsChanged);
 
 /// <summary>
-/// The alerts job's body. For the UTC month of <c>now</c>: every account's spend (daily rollups plus
-/// the raw events after the rollup's watermark, in one statement) against its budget; each enabled
-/// threshold (70, 90, 100 %) that is reached and not yet recorded gets its <c>usage_alerts</c> row and
-/// its outbox e-mail in one transaction. The row's key (account, month, threshold) is the guard: a
+/// The alerts job's body. For the UTC month of <c>now</c>: every account's spend (<see cref="UsageQueries.MonthSpendsAsync"/>)
+/// against its budget; each enabled threshold (70, 90, 100 %) that is reached and not yet recorded gets
+/// its <c>usage_alerts</c> row and its outbox e-mail in one transaction. The row's key (account, month, threshold) is the guard: a
 /// second instance or a retried run inserting the same row waits for the first, then inserts nothing
 /// and sends nothing. The same for low balances (<c>low_balance_alerts</c>, one row per crossing,
 /// deleted when the balance is back up). Then it syncs the hard stops (<see cref="BudgetStops.SyncAsync"/>).
@@ -60,26 +59,18 @@ public sealed partial class UsageAlertChecker(AppDbContext db, EmailOutbox outbo
     /// <summary>Every account that spent something in the month, with its budget in force and its choices.</summary>
     private async Task<List<Account>> ReadSpendsAsync(DateOnly period, CancellationToken ct)
     {
+        var spends = await usage.MonthSpendsAsync(period, ct);
         await using var command = dataSource.CreateCommand($"""
-            with spend as (
-                select user_id, sum(cost_micros)::bigint as spend from (
-                    select user_id, cost_micros from usage_rollups_daily where day >= $1 and day < $2
-                    union all
-                    select user_id, cost_micros from usage_events
-                    where id > (select last_event_id from usage_rollup_state where id = 1) and created_at >= $3 and created_at < $4
-                ) s group by user_id)
             select s.user_id, u.email, s.spend, coalesce(a.monthly_budget_micros, {string.Format(AlertPreferences.DefaultBudgetSql, "s.user_id")}),
                    coalesce(a.notify70, true), coalesce(a.notify90, true), coalesce(a.notify100, true),
                    coalesce(a.hard_stop, false), a.monthly_budget_micros
-            from spend s
+            from unnest($1::uuid[], $2::int8[]) as s(user_id, spend)
             join users u on u.id = s.user_id
             left join alert_settings a on a.user_id = s.user_id
             where s.spend > 0 and u.email is not null
             """);
-        command.Parameters.Add(new() { Value = period });
-        command.Parameters.Add(new() { Value = period.AddMonths(1) });
-        command.Parameters.Add(new() { Value = UsageQueries.StartOfDay(period) });
-        command.Parameters.Add(new() { Value = UsageQueries.StartOfDay(period.AddMonths(1)) });
+        command.Parameters.Add(new() { Value = spends.Select(s => s.UserId).ToArray() });
+        command.Parameters.Add(new() { Value = spends.Select(s => s.Spend).ToArray() });
         var accounts = new List<Account>();
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))

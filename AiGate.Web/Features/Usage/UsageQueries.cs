@@ -39,10 +39,10 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
     /// <summary>One usage event as a row of the shape every source below produces.</summary>
     private const string RawRow = """
         (e.created_at at time zone 'UTC')::date as day, e.model_id, e.key_id, 1::bigint as requests, e.prompt_tokens,
-        e.completion_tokens, e.cached_tokens, e.cost_micros, (e.status >= 400)::int::bigint as errors
+        e.completion_tokens, e.cached_tokens, e.cost_micros, (e.status >= 400)::int::bigint as errors, e.user_id
         """;
 
-    private const string RollupRow = "r.model_id, r.key_id, r.requests, r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.cost_micros, r.errors";
+    private const string RollupRow = "r.model_id, r.key_id, r.requests, r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.cost_micros, r.errors, r.user_id";
 
     /// <summary>
     /// Usage of <paramref name="userId"/> from <paramref name="from"/> (inclusive) to <paramref name="to"/>
@@ -64,7 +64,7 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
         // The key join is owner-filtered too: a key of another user never lends its name, whatever usage_events says.
         var join = grouping == UsageGrouping.Key ? "left join api_keys k on k.id = p.key_id and k.owner_id = $1" : "";
         var useRollups = to - from > TimeSpan.FromDays(1);
-        var source = useRollups ? RollupSource : $"select {RawRow} from usage_events e where e.user_id = $1 and e.created_at >= $2 and e.created_at < $3";
+        var source = useRollups ? RollupSource(oneUser: true) : $"select {RawRow} from usage_events e where e.user_id = $1 and e.created_at >= $2 and e.created_at < $3";
 
         await using var command = dataSource.CreateCommand($"""
             select {select},
@@ -77,20 +77,7 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
         command.Parameters.Add(new() { Value = userId });
         command.Parameters.Add(new() { Value = from });
         command.Parameters.Add(new() { Value = to });
-        if (useRollups)
-        {
-            // from <= firstHour <= firstDay <= lastDay <= lastHour <= to, because the range is longer than a day.
-            var firstHour = CeilingTo(from, TimeSpan.FromHours(1));
-            var lastHour = FloorTo(to, TimeSpan.FromHours(1));
-            var firstDay = CeilingTo(from, TimeSpan.FromDays(1));
-            var lastDay = FloorTo(to, TimeSpan.FromDays(1));
-            command.Parameters.Add(new() { Value = firstHour });
-            command.Parameters.Add(new() { Value = lastHour });
-            command.Parameters.Add(new() { Value = firstDay });
-            command.Parameters.Add(new() { Value = lastDay });
-            command.Parameters.Add(new() { Value = DateOnly.FromDateTime(firstDay.UtcDateTime) });
-            command.Parameters.Add(new() { Value = DateOnly.FromDateTime(lastDay.UtcDateTime) });
-        }
+        if (useRollups) AddRollupParameters(command, from, to);
 
         var groups = new List<UsageGroup>();
         var total = default(UsageTotals);
@@ -111,24 +98,71 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
     }
 
     /// <summary>
-    /// $1 user, [$2, $3) the range, $4 its first whole hour, $5 the end of its last whole hour, [$6, $7)
-    /// its whole days (also as dates, $8 and $9). One statement, so one snapshot: the watermark and the
-    /// rows it describes agree.
+    /// The month's spend (micro-USD) of every user who spent anything in <paramref name="period"/> (the
+    /// first of a UTC month), for the alerts job: the same rollup read as <see cref="SummarizeAsync"/>, for all users.
     /// </summary>
-    private const string RollupSource = $"""
-        select {RawRow} from usage_events e
-        where e.user_id = $1 and ((e.created_at >= $2 and e.created_at < $4) or (e.created_at >= $5 and e.created_at < $3))
-        union all
-        select {RawRow} from usage_events e
-        where e.id > (select last_event_id from usage_rollup_state where id = 1)
-          and e.user_id = $1 and e.created_at >= $4 and e.created_at < $5
-        union all
-        select (r.hour at time zone 'UTC')::date, {RollupRow} from usage_rollups_hourly r
-        where r.user_id = $1 and ((r.hour >= $4 and r.hour < $6) or (r.hour >= $7 and r.hour < $5))
-        union all
-        select r.day, {RollupRow} from usage_rollups_daily r
-        where r.user_id = $1 and r.day >= $8 and r.day < $9
-        """;
+    public async Task<IReadOnlyList<(Guid UserId, long Spend)>> MonthSpendsAsync(DateOnly period, CancellationToken ct)
+    {
+        var from = StartOfDay(period);
+        var to = StartOfDay(period.AddMonths(1));
+        await using var command = dataSource.CreateCommand($"""
+            select p.user_id, coalesce(sum(p.cost_micros), 0)::bigint from ({RollupSource(oneUser: false)}) p group by 1
+            """);
+        command.Parameters.Add(new() { Value = Guid.Empty });   // $1, unused: every user
+        command.Parameters.Add(new() { Value = from });
+        command.Parameters.Add(new() { Value = to });
+        AddRollupParameters(command, from, to);
+        var spends = new List<(Guid, long)>();
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+            spends.Add((reader.GetGuid(0), reader.GetInt64(1)));
+        return spends;
+    }
+
+    /// <summary>The month's spend (micro-USD) of one user; <paramref name="period"/> is the first of a UTC month.</summary>
+    public async Task<long> MonthSpendAsync(Guid userId, DateOnly period, CancellationToken ct) =>
+        (await SummarizeAsync(userId, StartOfDay(period), StartOfDay(period.AddMonths(1)), UsageGrouping.Model, ct)).Total.CostMicros;
+
+    /// <summary>$4 to $9 of <see cref="RollupSource"/> for a range longer than a day.</summary>
+    private static void AddRollupParameters(NpgsqlCommand command, DateTimeOffset from, DateTimeOffset to)
+    {
+        // from <= firstHour <= firstDay <= lastDay <= lastHour <= to, because the range is longer than a day.
+        var firstHour = CeilingTo(from, TimeSpan.FromHours(1));
+        var lastHour = FloorTo(to, TimeSpan.FromHours(1));
+        var firstDay = CeilingTo(from, TimeSpan.FromDays(1));
+        var lastDay = FloorTo(to, TimeSpan.FromDays(1));
+        command.Parameters.Add(new() { Value = firstHour });
+        command.Parameters.Add(new() { Value = lastHour });
+        command.Parameters.Add(new() { Value = firstDay });
+        command.Parameters.Add(new() { Value = lastDay });
+        command.Parameters.Add(new() { Value = DateOnly.FromDateTime(firstDay.UtcDateTime) });
+        command.Parameters.Add(new() { Value = DateOnly.FromDateTime(lastDay.UtcDateTime) });
+    }
+
+    /// <summary>
+    /// $1 user (every user without <paramref name="oneUser"/>), [$2, $3) the range, $4 its first whole hour,
+    /// $5 the end of its last whole hour, [$6, $7) its whole days (also as dates, $8 and $9). One statement,
+    /// so one snapshot: the watermark and the rows it describes agree.
+    /// </summary>
+    private static string RollupSource(bool oneUser)
+    {
+        var e = oneUser ? "e.user_id = $1" : "true";
+        var r = oneUser ? "r.user_id = $1" : "true";
+        return $"""
+            select {RawRow} from usage_events e
+            where {e} and ((e.created_at >= $2 and e.created_at < $4) or (e.created_at >= $5 and e.created_at < $3))
+            union all
+            select {RawRow} from usage_events e
+            where e.id > (select last_event_id from usage_rollup_state where id = 1)
+              and {e} and e.created_at >= $4 and e.created_at < $5
+            union all
+            select (r.hour at time zone 'UTC')::date, {RollupRow} from usage_rollups_hourly r
+            where {r} and ((r.hour >= $4 and r.hour < $6) or (r.hour >= $7 and r.hour < $5))
+            union all
+            select r.day, {RollupRow} from usage_rollups_daily r
+            where {r} and r.day >= $8 and r.day < $9
+            """;
+    }
 
     private static DateTimeOffset FloorTo(DateTimeOffset at, TimeSpan unit) => new(at.UtcTicks - at.UtcTicks % unit.Ticks, TimeSpan.Zero);
 

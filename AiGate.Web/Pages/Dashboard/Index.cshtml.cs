@@ -18,21 +18,20 @@ namespace AiGate.Web.Pages.Dashboard;
 /// month's budget a banner links to the alert settings.
 /// </summary>
 [Authorize(Policy = AccountPolicies.ConfirmedEmail)]
-public sealed class IndexModel(AppDbContext db, Ledger ledger, UsageQueries usage, AlertPreferencesReader alerts, IOptions<CreditsOptions> options,
+public sealed class IndexModel(AppDbContext db, Ledger ledger, UsageQueries usage, AlertPreferencesReader alerts, BudgetStops stops, IOptions<CreditsOptions> options,
     TimeProvider clock)
     : PageModel
 {
     public const int PageSize = 50;
     public const int ChartDays = 30;
 
-    /// <summary>Below this (micro-USD, $1) the page warns that calls will soon be refused.</summary>
-    public const long LowBalanceMicros = 1_000_000;
-
     public CreditBalance Balance { get; private set; } = new(0, 0);
     public decimal UsdPerCredit => options.Value.UsdPerCredit;
     public UsageTotals Month { get; private set; }
     /// <summary>This month's spend against the budget (the banner at 70 % and over).</summary>
     public BudgetStatus? Budget { get; private set; }
+    /// <summary>The hard stop is in force: the set the gateway enforces, not a recomputation of its rule.</summary>
+    public bool Stopped { get; private set; }
     public string MonthName { get; private set; } = "";
     public IReadOnlyList<UsageGroup> Days { get; private set; } = [];
     public IReadOnlyList<RequestRow> Requests { get; private set; } = [];
@@ -51,10 +50,13 @@ public sealed class IndexModel(AppDbContext db, Ledger ledger, UsageQueries usag
         MonthName = monthStart.ToString("MMMM yyyy", System.Globalization.CultureInfo.InvariantCulture);
 
         Balance = await ledger.GetBalanceAsync(userId, ct);
-        Month = (await usage.SummarizeDaysAsync(userId, monthStart, today, UsageGrouping.Day, ct)).Total;
-        Budget = await alerts.GetStatusAsync(userId, now, Month.CostMicros, ct);
+        // One summary by day covers both the month so far and the chart.
         var first = today.AddDays(-(ChartDays - 1));
-        Days = UsageQueries.FillDays((await usage.SummarizeDaysAsync(userId, first, today, UsageGrouping.Day, ct)).Groups, first, today);
+        var days = (await usage.SummarizeDaysAsync(userId, monthStart < first ? monthStart : first, today, UsageGrouping.Day, ct)).Groups;
+        Month = days.Where(d => d.Day >= monthStart).Aggregate(default(UsageTotals), (sum, d) => sum + d.Totals);
+        Budget = await alerts.GetStatusAsync(userId, now, Month.CostMicros, ct);
+        Stopped = stops.Find(userId) is not null;
+        Days = UsageQueries.FillDays([.. days.Where(d => d.Day >= first)], first, today);
 
         Before = before;
         var events = db.Set<UsageEvent>().AsNoTracking().Where(e => e.UserId == userId);

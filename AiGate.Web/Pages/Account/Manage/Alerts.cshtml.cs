@@ -2,6 +2,7 @@ using System.ComponentModel.DataAnnotations;
 using AiGate.Web.Data;
 using AiGate.Web.Features.Accounts;
 using AiGate.Web.Features.Alerts;
+using AiGate.Web.Features.Usage;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
 using Microsoft.EntityFrameworkCore;
@@ -16,11 +17,13 @@ namespace AiGate.Web.Pages.Account.Manage;
 /// own row (there is no id in the URL). Saving re-evaluates the hard stop at once, so raising the
 /// budget lifts a stop on every instance within moments.
 /// </summary>
-public sealed class AlertsModel(AppDbContext db, AlertPreferencesReader reader, BudgetStops stops, TimeProvider clock) : PageModel
+public sealed class AlertsModel(AppDbContext db, AlertPreferencesReader reader, UsageQueries usage, BudgetStops stops, TimeProvider clock) : PageModel
 {
     [BindProperty] public InputModel Input { get; set; } = new();
     [TempData] public string? StatusMessage { get; set; }
     public BudgetStatus Status { get; private set; } = null!;
+    /// <summary>The hard stop is in force: the set the gateway enforces, not a recomputation of its rule.</summary>
+    public bool Stopped => stops.Find(User.GetUserId()) is not null;
 
     public async Task OnGetAsync(CancellationToken ct)
     {
@@ -42,7 +45,8 @@ public sealed class AlertsModel(AppDbContext db, AlertPreferencesReader reader, 
             return Page();
         }
 
-        var status = await reader.GetStatusAsync(userId, now, null, ct);
+        var period = BudgetStatus.PeriodOf(now);
+        var spend = await usage.MonthSpendAsync(userId, period, ct);
         await using (var tx = await db.Database.BeginTransactionAsync(ct))
         {
             var row = await db.Set<AlertSettings>().FirstOrDefaultAsync(s => s.UserId == userId, ct);
@@ -58,7 +62,7 @@ public sealed class AlertsModel(AppDbContext db, AlertPreferencesReader reader, 
             row.UpdatedAt = now;
             await db.SaveChangesAsync(ct);
             await BudgetStops.SyncAsync((NpgsqlConnection)db.Database.GetDbConnection(), (NpgsqlTransaction)tx.GetDbTransaction(),
-                status.Period, [(userId, status.SpendMicros)], onlyThese: true, now, ct);
+                period, [(userId, spend)], onlyThese: true, now, ct);
             await tx.CommitAsync(ct);
         }
         await stops.ReloadAsync(ct);   // this instance at once; the others on the notice
