@@ -97,6 +97,7 @@ public sealed partial class StripeClient(HttpClient http, IOptions<StripeOptions
 
             StripeException failure;
             TimeSpan? retryAfter = null;
+            bool? shouldRetry = null;
             try
             {
                 using var response = await http.SendAsync(request, timeout.Token);
@@ -116,15 +117,15 @@ public sealed partial class StripeClient(HttpClient http, IOptions<StripeOptions
                 failure = ToException((int)response.StatusCode, body, requestId);
                 retryAfter = response.Headers.RetryAfter?.Delta;
                 // Stripe says explicitly whether a retry can help; that beats our status-code guess.
-                if (response.Headers.TryGetValues("Stripe-Should-Retry", out var should) && bool.TryParse(should.FirstOrDefault(), out var retry) && !retry)
-                    throw failure;
+                if (response.Headers.TryGetValues("Stripe-Should-Retry", out var should) && bool.TryParse(should.FirstOrDefault(), out var retry))
+                    shouldRetry = retry;
             }
             catch (Exception ex) when (ex is HttpRequestException || (ex is OperationCanceledException && !ct.IsCancellationRequested))
             {
                 failure = new StripeException(0, "api_connection_error", null, ex is OperationCanceledException ? "timed out" : "could not reach Stripe", null);
             }
 
-            if (!failure.Transient || attempt >= o.MaxRetries) throw failure;
+            if (!(shouldRetry ?? failure.Transient) || attempt >= o.MaxRetries) throw failure;
             var delay = retryAfter ?? TimeSpan.FromMilliseconds(250 * Math.Pow(2, attempt) + Random.Shared.Next(0, 100));
             LogRetrying(failure.Status, failure.Type, attempt + 1, delay.TotalMilliseconds);
             await Task.Delay(delay, clock, ct);
