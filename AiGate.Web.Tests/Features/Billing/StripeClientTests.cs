@@ -80,6 +80,15 @@ public sealed class StripeClientTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_server_error_with_Stripe_Should_Retry_false_is_attempted_once()
+    {
+        _stripe.FailNextWithoutRetry(500);
+        var ex = await Assert.ThrowsAsync<StripeException>(() => _client.CreateCustomerAsync(Guid.NewGuid(), "noretry@example.test", CancellationToken.None));
+        Assert.Equal(500, ex.Status);
+        Assert.Single(_stripe.Requests, r => r.PathAndQuery == "/v1/customers" && r.Body.Contains("noretry%40example.test", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task A_repeated_create_for_the_same_user_gets_the_same_customer_back()
     {
         var userId = Guid.NewGuid();
