@@ -149,7 +149,7 @@ public sealed class StripeEventHandlers(CheckoutFulfilment fulfilment, BillingAc
             .Select(id => billing.Value.Plans.FirstOrDefault(p => !string.IsNullOrEmpty(p.StripePriceId) && p.StripePriceId == id))
             .FirstOrDefault(p => p is not null);
 
-    internal static string? Meta(Dictionary<string, string>? metadata, string key) => metadata is not null && metadata.TryGetValue(key, out var v) ? v : null;
+    internal static string? Meta(Dictionary<string, string>? metadata, string key) => metadata?.GetValueOrDefault(key);
 
     private static T Read<T>(JsonElement element) => element.Deserialize<T>(StripeJson.Options) ?? throw new JsonException($"not a {typeof(T).Name}");
 }

@@ -32,7 +32,7 @@ public sealed partial class IndexModel(
     public BillingAccount? Account { get; private set; }
     public PlanOption Plan { get; private set; } = null!;
     public IReadOnlyList<HistoryRow> History { get; private set; } = [];
-    public bool HasSubscription => Account is { SubscriptionId: not null, SubscriptionStatus: not "canceled" and not "incomplete_expired" };
+    public bool HasSubscription => Account?.HasLiveSubscription == true;
 
     /// <summary>The preselected choice: <c>pack:&lt;id&gt;</c>, <c>custom</c> or <c>plan:&lt;id&gt;</c>.</summary>
     public string? Selected { get; private set; }
@@ -78,7 +78,7 @@ public sealed partial class IndexModel(
         Selected = $"plan:{plan}";
         if (purchase is null) return await PageAsync(ct);
         var current = await db.Set<BillingAccount>().AsNoTracking().FirstOrDefaultAsync(a => a.UserId == User.GetUserId(), ct);
-        if (current is { SubscriptionId: not null, SubscriptionStatus: not "canceled" and not "incomplete_expired" })
+        if (current?.HasLiveSubscription == true)
             return await PortalAsync(ct);   // already subscribed: plan changes go through the portal, never a second subscription
         return await StartAsync(purchase, ct);
     }
