@@ -60,7 +60,6 @@ public sealed class FakeStripe : IAsyncDisposable
                 fake!.Objects.ContainsKey(f["customer"].ToString())
                     ? new() { ["customer"] = f["customer"].ToString(), ["return_url"] = f["return_url"].ToString() }
                     : null));
-            app.MapGet("/v1/invoices/{id}", (HttpRequest r, string id) => fake!.Get(r, id));
             app.MapGet("/v1/charges/{id}", (HttpRequest r, string id) => fake!.Get(r, id));
             app.MapGet("/v1/payment_intents/{id}", (HttpRequest r, string id) => fake!.Get(r, id));
         });

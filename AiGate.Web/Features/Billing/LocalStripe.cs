@@ -53,8 +53,6 @@ public sealed class LocalStripe(IOptions<BillingOptions> billing, TimeProvider c
             ? Task.FromResult(new StripePortalSession(NewId("bps"), customerId, PortalPath, returnUrl))
             : throw Missing("customer", customerId);
 
-    public Task<StripeInvoice> GetInvoiceAsync(string id, CancellationToken ct) => throw Missing("invoice", id);
-
     public Task<StripeCharge> GetChargeAsync(string id, CancellationToken ct) =>
         _charges.TryGetValue(id, out var c) ? Task.FromResult(c) : throw Missing("charge", id);
 

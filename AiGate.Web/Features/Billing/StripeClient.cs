@@ -63,7 +63,6 @@ public sealed partial class StripeClient(HttpClient http, IOptions<StripeOptions
     public Task<StripePortalSession> CreatePortalSessionAsync(string customerId, string returnUrl, CancellationToken ct) =>
         PostAsync<StripePortalSession>("v1/billing_portal/sessions", [("customer", customerId), ("return_url", returnUrl)], Guid.NewGuid().ToString(), ct);
 
-    public Task<StripeInvoice> GetInvoiceAsync(string id, CancellationToken ct) => GetAsync<StripeInvoice>($"v1/invoices/{Uri.EscapeDataString(id)}", ct);
 
     public Task<StripeCharge> GetChargeAsync(string id, CancellationToken ct) => GetAsync<StripeCharge>($"v1/charges/{Uri.EscapeDataString(id)}", ct);
 

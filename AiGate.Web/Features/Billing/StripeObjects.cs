@@ -93,7 +93,6 @@ public interface IStripeApi
     Task<StripeCheckoutSession> CreateCheckoutSessionAsync(CheckoutRequest request, CancellationToken ct);
     Task<StripeCheckoutSession> GetCheckoutSessionAsync(string id, CancellationToken ct);
     Task<StripePortalSession> CreatePortalSessionAsync(string customerId, string returnUrl, CancellationToken ct);
-    Task<StripeInvoice> GetInvoiceAsync(string id, CancellationToken ct);
     Task<StripeCharge> GetChargeAsync(string id, CancellationToken ct);
     Task<StripePaymentIntent> GetPaymentIntentAsync(string id, CancellationToken ct);
 }
