@@ -79,7 +79,7 @@ public sealed partial class DunningJob(AppDbContext db, EmailOutbox outbox, IOpt
     }
 
     /// <summary>The billing page, where the past-due banner's button opens the portal to update the card.</summary>
-    private string BillingUrl() => (string.IsNullOrWhiteSpace(email.Value.BaseUrl) ? "http://localhost:5080" : email.Value.BaseUrl.TrimEnd('/')) + "/billing";
+    private string BillingUrl() => Accounts.AccountLinks.ForJob(email.Value, "/billing");
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Dunning step {Step} for {UserId} (last: {Last})")]
     private partial void LogStep(Guid userId, int step, bool last);
