@@ -67,11 +67,12 @@ public sealed class BillingApp : AccountsApp
         subscription = (string?)null, url = (string?)null, created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
     };
 
-    public static object Invoice(string customer, string subscription, string planId, long amountCents, string? id = null, long? periodEnd = null) => new
+    public static object Invoice(string customer, string subscription, string planId, long amountCents, string? id = null, long? periodEnd = null,
+        string billingReason = "subscription_cycle") => new
     {
         id = id ?? $"in_{Guid.NewGuid():N}", @object = "invoice", customer, subscription, status = "paid", amount_paid = amountCents, amount_due = amountCents,
         currency = "usd", payment_intent = $"pi_{Guid.NewGuid():N}", charge = $"ch_{Guid.NewGuid():N}", hosted_invoice_url = "https://invoice.stripe.com/i/acct_1/test",
-        billing_reason = "subscription_cycle", attempt_count = 1, next_payment_attempt = (long?)null, created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
+        billing_reason = billingReason, attempt_count = 1, next_payment_attempt = (long?)null, created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
         subscription_details = new { metadata = new Dictionary<string, string> { ["plan_id"] = planId } },
         lines = new { @object = "list", has_more = false, data = new[] { new { id = "il_1", period = new { start = 1, end = periodEnd ?? DateTimeOffset.UtcNow.AddMonths(1).ToUnixTimeSeconds() }, price = new { id = $"price_{planId}" }, metadata = new Dictionary<string, string>() } } },
     };

@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
 using AiGate.Web.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -10,16 +12,22 @@ namespace AiGate.Web.Tests.Features.Billing;
 /// form-encoded POSTs with bracket notation, Bearer secret key (401 <c>invalid_request_error</c> otherwise),
 /// objects with <c>id</c>/<c>object</c>, errors as <c>{"error":{"type","code","message","param"}}</c>, 404
 /// <c>resource_missing</c>, 400 <c>parameter_missing</c>, and idempotent POSTs: the same Idempotency-Key
-/// replays the first answer (with <c>Idempotent-Replayed: true</c>). <see cref="NextStatuses"/> forces 429 or 5xx.
+/// replays the first answer (with <c>Idempotent-Replayed: true</c>), and the same key with different parameters gets
+/// 400 <c>idempotency_error</c>. <see cref="NextStatuses"/> forces 429 or 5xx; <see cref="FailNextWithoutRetry"/> forces
+/// one answered with <c>Stripe-Should-Retry: false</c>.
 /// </summary>
 public sealed class FakeStripe : IAsyncDisposable
 {
     public const string SecretKey = "sk_test_fake_4eC39HqLyjWDarjtT1zdp7dc";
     private readonly FakeUpstream _server;
-    private readonly ConcurrentDictionary<string, (int Status, object Body)> _replays = new();
+    private readonly ConcurrentDictionary<string, (int Status, object Body, string FormHash)> _replays = new();
     private int _counter;
 
     public ConcurrentQueue<int> NextStatuses { get; } = new();
+    private readonly ConcurrentQueue<int> _noRetryStatuses = new();
+
+    /// <summary>The next request fails with this status and <c>Stripe-Should-Retry: false</c> (before any <see cref="NextStatuses"/>).</summary>
+    public void FailNextWithoutRetry(int status) => _noRetryStatuses.Enqueue(status);
     public ConcurrentDictionary<string, Dictionary<string, object?>> Objects { get; } = new();
     public int Created => _counter;
     public Uri BaseUrl => _server.BaseUrl;
@@ -52,7 +60,6 @@ public sealed class FakeStripe : IAsyncDisposable
                 fake!.Objects.ContainsKey(f["customer"].ToString())
                     ? new() { ["customer"] = f["customer"].ToString(), ["return_url"] = f["return_url"].ToString() }
                     : null));
-            app.MapGet("/v1/invoices/{id}", (HttpRequest r, string id) => fake!.Get(r, id));
             app.MapGet("/v1/charges/{id}", (HttpRequest r, string id) => fake!.Get(r, id));
             app.MapGet("/v1/payment_intents/{id}", (HttpRequest r, string id) => fake!.Get(r, id));
         });
@@ -67,8 +74,12 @@ public sealed class FakeStripe : IAsyncDisposable
         if (!request.HasFormContentType) return Error(400, "invalid_request_error", null, "Invalid request: expected form-encoded body", null);
         var form = await request.ReadFormAsync();
         var key = request.Headers["Idempotency-Key"].ToString();
+        var formHash = Hash(form);
         if (key.Length > 0 && _replays.TryGetValue($"{request.Path}|{key}", out var replay))
-            return new Replayed(Results.Json(replay.Body, statusCode: replay.Status));
+            return replay.FormHash == formHash
+                ? new WithHeader(Results.Json(replay.Body, statusCode: replay.Status), "Idempotent-Replayed", "true")
+                : Error(400, "idempotency_error", null,
+                    $"Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '{key}' if you meant to execute a different request.", null);
         foreach (var name in required)
             if (string.IsNullOrEmpty(form[name]))
                 return Error(400, "invalid_request_error", "parameter_missing", $"Missing required param: {name}.", name);
@@ -83,7 +94,7 @@ public sealed class FakeStripe : IAsyncDisposable
         if (type == "checkout.session") fields["url"] = $"https://checkout.stripe.com/c/pay/{id}";
         if (type == "billing_portal.session") fields["url"] = $"https://billing.stripe.com/p/session/{id}";
         Objects[id] = fields;
-        if (key.Length > 0) _replays[$"{request.Path}|{key}"] = (200, fields);
+        if (key.Length > 0) _replays[$"{request.Path}|{key}"] = (200, fields, formHash);
         return Results.Json(fields);
     }
 
@@ -101,7 +112,9 @@ public sealed class FakeStripe : IAsyncDisposable
             ? null
             : Error(401, "invalid_request_error", null, "Invalid API Key provided: sk_test_****", null);
 
-    private IResult? Forced() => NextStatuses.TryDequeue(out var status)
+    private IResult? Forced() => _noRetryStatuses.TryDequeue(out var noRetry)
+        ? new WithHeader(Error(noRetry, "api_error", null, "Something went wrong on Stripe's end.", null), "Stripe-Should-Retry", "false")
+        : NextStatuses.TryDequeue(out var status)
         ? status == 429
             ? Error(429, "invalid_request_error", "rate_limit", "Request rate limit exceeded.", null)
             : Error(status, "api_error", null, "Something went wrong on Stripe's end.", null)
@@ -115,11 +128,14 @@ public sealed class FakeStripe : IAsyncDisposable
         Results.Json(new { error = new { type, code, message, param, doc_url = code is null ? null : $"https://docs.stripe.com/error-codes/{code.Replace('_', '-')}" } },
             statusCode: status);
 
-    private sealed class Replayed(IResult inner) : IResult
+    private static string Hash(IFormCollection form) => Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(
+        string.Join('&', form.Keys.Order(StringComparer.Ordinal).Select(k => $"{k}={form[k]}")))));
+
+    private sealed class WithHeader(IResult inner, string name, string value) : IResult
     {
         public Task ExecuteAsync(HttpContext httpContext)
         {
-            httpContext.Response.Headers["Idempotent-Replayed"] = "true";
+            httpContext.Response.Headers[name] = value;
             return inner.ExecuteAsync(httpContext);
         }
     }

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using AiGate.Web.Features.Billing;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -80,6 +81,15 @@ public sealed class StripeClientTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_server_error_with_Stripe_Should_Retry_false_is_attempted_once()
+    {
+        _stripe.FailNextWithoutRetry(500);
+        var ex = await Assert.ThrowsAsync<StripeException>(() => _client.CreateCustomerAsync(Guid.NewGuid(), "noretry@example.test", CancellationToken.None));
+        Assert.Equal(500, ex.Status);
+        Assert.Single(_stripe.Requests, r => r.PathAndQuery == "/v1/customers" && r.Body.Contains("noretry%40example.test", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task A_repeated_create_for_the_same_user_gets_the_same_customer_back()
     {
         var userId = Guid.NewGuid();
@@ -101,11 +111,11 @@ public sealed class StripeClientTests : IAsyncLifetime
     [Fact]
     public async Task Stripe_errors_map_to_clear_exceptions_without_retrying()
     {
-        var missing = await Assert.ThrowsAsync<StripeException>(() => _client.GetInvoiceAsync("in_nope", CancellationToken.None));
+        var missing = await Assert.ThrowsAsync<StripeException>(() => _client.GetChargeAsync("ch_nope", CancellationToken.None));
         Assert.Equal(404, missing.Status);
         Assert.Equal("resource_missing", missing.Code);
-        Assert.Contains("No such object: 'in_nope'", missing.Message, StringComparison.Ordinal);
-        Assert.Single(_stripe.Requests, r => r.PathAndQuery == "/v1/invoices/in_nope");
+        Assert.Contains("No such object: 'ch_nope'", missing.Message, StringComparison.Ordinal);
+        Assert.Single(_stripe.Requests, r => r.PathAndQuery == "/v1/charges/ch_nope");
 
         var badKey = await Assert.ThrowsAsync<StripeException>(() => Client("sk_test_wrong").GetChargeAsync("ch_1", CancellationToken.None));
         Assert.Equal(401, badKey.Status);
@@ -152,7 +162,8 @@ public sealed class StripeClientTests : IAsyncLifetime
             ["id"] = "pi_1", ["object"] = "payment_intent", ["amount"] = 5000L, ["currency"] = "usd", ["status"] = "succeeded", ["latest_charge"] = "ch_1",
         };
 
-        var invoice = await _client.GetInvoiceAsync("in_1Q", CancellationToken.None);
+        // Invoices reach AiGate only in webhooks: read Stripe's shape as the webhook handler does.
+        var invoice = JsonSerializer.SerializeToElement(_stripe.Objects["in_1Q"]).Deserialize<StripeInvoice>(StripeJson.Options)!;
         Assert.Equal(5000, invoice.AmountPaid);
         Assert.Equal("pro", invoice.SubscriptionDetails!.Metadata!["plan_id"]);
         Assert.Equal(1_762_600_000, invoice.Lines!.Data[0].Period!.End);

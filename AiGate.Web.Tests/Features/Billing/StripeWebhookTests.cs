@@ -142,6 +142,20 @@ public sealed class StripeWebhookTests(BillingApp app) : IClassFixture<BillingAp
     }
 
     [Fact]
+    public async Task A_plan_switch_invoice_sets_the_plan_but_grants_no_allowance()
+    {
+        var (userId, customer) = await CustomerAsync();
+        var invoice = BillingApp.Invoice(customer, "sub_" + Guid.NewGuid().ToString("N")[..12], "pro", 4000, billingReason: "subscription_update");
+
+        Assert.Equal(HttpStatusCode.OK, (await app.DeliverAsync(BillingApp.Event("invoice.paid", invoice))).StatusCode);
+
+        Assert.Equal("pro", await app.Database.ScalarAsync<string>($"select plan_id from billing_accounts where user_id = '{userId}'"));
+        Assert.Equal(0, await app.BalanceAsync(userId));
+        Assert.Equal(0L, await app.Database.ScalarAsync<long>($"select count(*) from stripe_payments where user_id = '{userId}'"));
+        Assert.Equal(0L, await app.Database.ScalarAsync<long>($"select count(*) from ledger_entries where user_id = '{userId}'"));
+    }
+
+    [Fact]
     public async Task Out_of_order_invoice_paid_and_subscription_updated_end_in_the_newest_state()
     {
         var (userId, customer) = await CustomerAsync();

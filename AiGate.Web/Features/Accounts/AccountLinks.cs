@@ -17,6 +17,16 @@ public static class AccountLinks
         return baseUrl.TrimEnd('/') + "/" + relativeUrl.TrimStart('/');
     }
 
+    /// <summary>
+    /// An absolute link from a job, which has no request to take an address from: <see cref="EmailOptions.BaseUrl"/>
+    /// (required in Production), else the address <c>scripts/run.sh</c> serves locally.
+    /// </summary>
+    public static string ForJob(EmailOptions options, string path)
+    {
+        var baseUrl = string.IsNullOrWhiteSpace(options.BaseUrl) ? "http://localhost:5080" : options.BaseUrl;
+        return baseUrl.TrimEnd('/') + "/" + path.TrimStart('/');
+    }
+
     /// <summary>Identity tokens contain '+', '/' and '='; links carry them Base64Url-encoded.</summary>
     public static string EncodeToken(string token) => WebEncoders.Base64UrlEncode(Encoding.UTF8.GetBytes(token));
 

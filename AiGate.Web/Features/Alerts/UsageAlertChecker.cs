@@ -166,8 +166,7 @@ public sealed partial class UsageAlertChecker(AppDbContext db, EmailOutbox outbo
     /// Jobs have no request to take an address from: links use <c>Email:BaseUrl</c> (required in
     /// Production), else the address <c>scripts/run.sh</c> serves locally.
     /// </summary>
-    private string Link(string path) =>
-        (string.IsNullOrWhiteSpace(emailOptions.Value.BaseUrl) ? "http://localhost:5080" : emailOptions.Value.BaseUrl).TrimEnd('/') + path;
+    private string Link(string path) => Accounts.AccountLinks.ForJob(emailOptions.Value, path);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Usage alerts: {BudgetAlerts} budget e-mail(s), {LowBalanceAlerts} low-balance e-mail(s) enqueued")]
     private partial void LogSent(int budgetAlerts, int lowBalanceAlerts);

@@ -51,7 +51,6 @@ public sealed class BillingAccounts(IOptions<BillingOptions> billing)
     /// <summary>Applies the state when the event is at least as new as the newest applied so far; false when it is older.</summary>
     public async Task<bool> ApplySubscriptionStateAsync(BillingTransaction tx, Guid userId, long eventCreated, SubscriptionState s, CancellationToken ct)
     {
-        await EnsureAsync(tx, userId, ct);
         await using var command = tx.Command("""
             update billing_accounts set
                 plan_id = $3,
@@ -74,7 +73,6 @@ public sealed class BillingAccounts(IOptions<BillingOptions> billing)
 
     public async Task MarkPastDueAsync(BillingTransaction tx, Guid userId, long eventCreated, CancellationToken ct)
     {
-        await EnsureAsync(tx, userId, ct);
         await using var command = tx.Command("""
             update billing_accounts set
                 -- A new past-due episode starts the dunning sequence (its day-0 e-mail is due now); a further

@@ -17,6 +17,8 @@ public sealed class BillingAccount
     public string? SubscriptionId { get; set; }
     /// <summary>Stripe's subscription status (<c>active</c>, <c>past_due</c>, <c>canceled</c>…); null without a subscription.</summary>
     public string? SubscriptionStatus { get; set; }
+    /// <summary>A subscription that has not ended: plan changes go through the portal, never a second subscription.</summary>
+    public bool HasLiveSubscription => SubscriptionId is not null && SubscriptionStatus is not ("canceled" or "incomplete_expired");
     public DateTimeOffset? CurrentPeriodEnd { get; set; }
     public bool CancelAtPeriodEnd { get; set; }
     /// <summary>Set by <c>invoice.payment_failed</c>, cleared by <c>invoice.paid</c>: the billing page shows a warning.</summary>

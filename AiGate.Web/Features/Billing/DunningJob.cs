@@ -2,7 +2,9 @@ using AiGate.Web.Data;
 using AiGate.Web.Features.Email;
 using AiGate.Web.Infrastructure;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Options;
+using Npgsql;
 using Quartz;
 
 namespace AiGate.Web.Features.Billing;
@@ -62,7 +64,7 @@ public sealed partial class DunningJob(AppDbContext db, EmailOutbox outbox, IOpt
             var asOf = now.ToUnixTimeSeconds();
             await db.Set<BillingAccount>().Where(a => a.UserId == userId)
                 .ExecuteUpdateAsync(u => u.SetProperty(a => a.PlanId, free).SetProperty(a => a.StateAsOf, asOf), ct);
-            await db.Database.ExecuteSqlInterpolatedAsync($"select pg_notify({CacheNotifications.Channel}, {"owner:" + userId})", ct);
+            await CacheNotifications.PublishAsync((NpgsqlConnection)db.Database.GetDbConnection(), (NpgsqlTransaction)transaction.GetDbTransaction(), $"owner:{userId}", ct);
         }
         if (!string.IsNullOrEmpty(to))
         {
@@ -77,7 +79,7 @@ public sealed partial class DunningJob(AppDbContext db, EmailOutbox outbox, IOpt
     }
 
     /// <summary>The billing page, where the past-due banner's button opens the portal to update the card.</summary>
-    private string BillingUrl() => (string.IsNullOrWhiteSpace(email.Value.BaseUrl) ? "http://localhost:5080" : email.Value.BaseUrl.TrimEnd('/')) + "/billing";
+    private string BillingUrl() => Accounts.AccountLinks.ForJob(email.Value, "/billing");
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Dunning step {Step} for {UserId} (last: {Last})")]
     private partial void LogStep(Guid userId, int step, bool last);

@@ -24,7 +24,7 @@ public sealed class LocalStripe(IOptions<BillingOptions> billing, TimeProvider c
 
     public Task<StripeCustomer> CreateCustomerAsync(Guid userId, string email, CancellationToken ct)
     {
-        var customer = new StripeCustomer(NewId("cus"), email, new() { ["user_id"] = userId.ToString() });
+        var customer = new StripeCustomer(NewId("cus"), new() { ["user_id"] = userId.ToString() });
         _customers[customer.Id] = customer;
         return Task.FromResult(customer);
     }
@@ -53,15 +53,13 @@ public sealed class LocalStripe(IOptions<BillingOptions> billing, TimeProvider c
             ? Task.FromResult(new StripePortalSession(NewId("bps"), customerId, PortalPath, returnUrl))
             : throw Missing("customer", customerId);
 
-    public Task<StripeInvoice> GetInvoiceAsync(string id, CancellationToken ct) => throw Missing("invoice", id);
-
     public Task<StripeCharge> GetChargeAsync(string id, CancellationToken ct) =>
         _charges.TryGetValue(id, out var c) ? Task.FromResult(c) : throw Missing("charge", id);
 
     public Task<StripePaymentIntent> GetPaymentIntentAsync(string id, CancellationToken ct)
     {
         var charge = _charges.Values.FirstOrDefault(c => c.PaymentIntent == id) ?? throw Missing("payment_intent", id);
-        return Task.FromResult(new StripePaymentIntent(id, charge.Amount, charge.Currency, "succeeded", charge.Id));
+        return Task.FromResult(new StripePaymentIntent(id, charge.Id));
     }
 
     private readonly ConcurrentDictionary<string, StripeCharge> _charges = new();
@@ -86,7 +84,7 @@ public sealed class LocalStripe(IOptions<BillingOptions> billing, TimeProvider c
             var paid = session with { Status = "complete", PaymentStatus = "paid", PaymentIntent = NewId("pi") };
             _sessions[sessionId] = paid;
             var chargeId = NewId("ch");
-            _charges[chargeId] = new StripeCharge(chargeId, paid.AmountTotal ?? 0, 0, "usd", paid.Customer, paid.PaymentIntent, null, false,
+            _charges[chargeId] = new StripeCharge(chargeId, paid.AmountTotal ?? 0, 0, "usd", paid.Customer, paid.PaymentIntent,
                 $"{ReceiptPath}?charge={chargeId}");
             return [Event("checkout.session.completed", paid, now)];
         }

@@ -63,7 +63,6 @@ public sealed partial class StripeClient(HttpClient http, IOptions<StripeOptions
     public Task<StripePortalSession> CreatePortalSessionAsync(string customerId, string returnUrl, CancellationToken ct) =>
         PostAsync<StripePortalSession>("v1/billing_portal/sessions", [("customer", customerId), ("return_url", returnUrl)], Guid.NewGuid().ToString(), ct);
 
-    public Task<StripeInvoice> GetInvoiceAsync(string id, CancellationToken ct) => GetAsync<StripeInvoice>($"v1/invoices/{Uri.EscapeDataString(id)}", ct);
 
     public Task<StripeCharge> GetChargeAsync(string id, CancellationToken ct) => GetAsync<StripeCharge>($"v1/charges/{Uri.EscapeDataString(id)}", ct);
 
@@ -97,6 +96,7 @@ public sealed partial class StripeClient(HttpClient http, IOptions<StripeOptions
 
             StripeException failure;
             TimeSpan? retryAfter = null;
+            bool? shouldRetry = null;
             try
             {
                 using var response = await http.SendAsync(request, timeout.Token);
@@ -116,15 +116,15 @@ public sealed partial class StripeClient(HttpClient http, IOptions<StripeOptions
                 failure = ToException((int)response.StatusCode, body, requestId);
                 retryAfter = response.Headers.RetryAfter?.Delta;
                 // Stripe says explicitly whether a retry can help; that beats our status-code guess.
-                if (response.Headers.TryGetValues("Stripe-Should-Retry", out var should) && bool.TryParse(should.FirstOrDefault(), out var retry) && !retry)
-                    throw failure;
+                if (response.Headers.TryGetValues("Stripe-Should-Retry", out var should) && bool.TryParse(should.FirstOrDefault(), out var retry))
+                    shouldRetry = retry;
             }
             catch (Exception ex) when (ex is HttpRequestException || (ex is OperationCanceledException && !ct.IsCancellationRequested))
             {
                 failure = new StripeException(0, "api_connection_error", null, ex is OperationCanceledException ? "timed out" : "could not reach Stripe", null);
             }
 
-            if (!failure.Transient || attempt >= o.MaxRetries) throw failure;
+            if (!(shouldRetry ?? failure.Transient) || attempt >= o.MaxRetries) throw failure;
             var delay = retryAfter ?? TimeSpan.FromMilliseconds(250 * Math.Pow(2, attempt) + Random.Shared.Next(0, 100));
             LogRetrying(failure.Status, failure.Type, attempt + 1, delay.TotalMilliseconds);
             await Task.Delay(delay, clock, ct);

@@ -71,6 +71,11 @@ public sealed class StripeEventHandlers(CheckoutFulfilment fulfilment, BillingAc
         await accounts.ApplySubscriptionStateAsync(tx, userId.Value, created, new SubscriptionState(plan.Id, invoice.Subscription, "active", periodEnd, null), ct);
         await accounts.ClearPastDueAsync(tx, userId.Value, ct);
 
+        // Only a new subscription's first invoice and each renewal grant an allowance: a plan switch billed at once
+        // (subscription_update) or any other invoice would otherwise grant a second one for the same period.
+        if (invoice.BillingReason is not ("subscription_create" or "subscription_cycle"))
+            return $"invoice {invoice.Id}: billing reason {invoice.BillingReason ?? "none"}; plan updated, nothing granted";
+
         // The allowance is granted once per invoice, whatever order or how often the events arrive.
         await using (var insert = tx.Command("""
             insert into stripe_payments (id, user_id, kind, payment_intent_id, amount_cents, currency, credited_micros, clawed_back_micros, receipt_url, created_at)
@@ -144,7 +149,7 @@ public sealed class StripeEventHandlers(CheckoutFulfilment fulfilment, BillingAc
             .Select(id => billing.Value.Plans.FirstOrDefault(p => !string.IsNullOrEmpty(p.StripePriceId) && p.StripePriceId == id))
             .FirstOrDefault(p => p is not null);
 
-    internal static string? Meta(Dictionary<string, string>? metadata, string key) => metadata is not null && metadata.TryGetValue(key, out var v) ? v : null;
+    internal static string? Meta(Dictionary<string, string>? metadata, string key) => metadata?.GetValueOrDefault(key);
 
     private static T Read<T>(JsonElement element) => element.Deserialize<T>(StripeJson.Options) ?? throw new JsonException($"not a {typeof(T).Name}");
 }

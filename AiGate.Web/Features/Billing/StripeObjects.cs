@@ -23,18 +23,18 @@ public static class StripeJson
 }
 
 /// <summary>https://docs.stripe.com/api/events/object</summary>
-public sealed record StripeEvent(string Id, string Type, long Created, StripeEventData Data, bool Livemode = false);
+public sealed record StripeEvent(string Id, string Type, long Created, StripeEventData Data);
 
 public sealed record StripeEventData(JsonElement Object);
 
 /// <summary>https://docs.stripe.com/api/customers/object</summary>
-public sealed record StripeCustomer(string Id, string? Email, Dictionary<string, string>? Metadata);
+public sealed record StripeCustomer(string Id, Dictionary<string, string>? Metadata);
 
 /// <summary>https://docs.stripe.com/api/checkout/sessions/object</summary>
 public sealed record StripeCheckoutSession(string Id, string Mode, string? Status, string PaymentStatus, long? AmountTotal, string? Currency, string? Customer, string? ClientReferenceId, string? PaymentIntent, string? Subscription, Dictionary<string, string>? Metadata, string? Url, long Created);
 
 /// <summary>https://docs.stripe.com/api/invoices/object</summary>
-public sealed record StripeInvoice(string Id, string? Customer, string? Subscription, string? Status, long AmountPaid, long AmountDue, string Currency, string? PaymentIntent, string? Charge, string? HostedInvoiceUrl, string? BillingReason, StripeList<StripeInvoiceLine>? Lines, StripeSubscriptionDetails? SubscriptionDetails, long? NextPaymentAttempt, long AttemptCount, long Created);
+public sealed record StripeInvoice(string Id, string? Customer, string? Subscription, long AmountPaid, string Currency, string? PaymentIntent, string? HostedInvoiceUrl, string? BillingReason, StripeList<StripeInvoiceLine>? Lines, StripeSubscriptionDetails? SubscriptionDetails, long AttemptCount);
 
 public sealed record StripeSubscriptionDetails(Dictionary<string, string>? Metadata);
 
@@ -44,7 +44,7 @@ public sealed record StripePeriod(long Start, long End);
 
 public sealed record StripePrice(string Id);
 
-public sealed record StripeList<T>(List<T> Data, bool HasMore = false);
+public sealed record StripeList<T>(List<T> Data);
 
 /// <summary>https://docs.stripe.com/api/subscriptions/object</summary>
 public sealed record StripeSubscription(string Id, string Customer, string Status, bool CancelAtPeriodEnd, long? CurrentPeriodEnd, Dictionary<string, string>? Metadata, StripeList<StripeSubscriptionItem>? Items);
@@ -52,13 +52,13 @@ public sealed record StripeSubscription(string Id, string Customer, string Statu
 public sealed record StripeSubscriptionItem(string Id, StripePrice? Price);
 
 /// <summary>https://docs.stripe.com/api/charges/object</summary>
-public sealed record StripeCharge(string Id, long Amount, long AmountRefunded, string Currency, string? Customer, string? PaymentIntent, string? Invoice, bool Refunded, string? ReceiptUrl);
+public sealed record StripeCharge(string Id, long Amount, long AmountRefunded, string Currency, string? Customer, string? PaymentIntent, string? ReceiptUrl);
 
 /// <summary>https://docs.stripe.com/api/payment_intents/object (<c>latest_charge</c> is the charge with the receipt).</summary>
-public sealed record StripePaymentIntent(string Id, long Amount, string Currency, string Status, string? LatestCharge);
+public sealed record StripePaymentIntent(string Id, string? LatestCharge);
 
 /// <summary>https://docs.stripe.com/api/disputes/object</summary>
-public sealed record StripeDispute(string Id, long Amount, string Charge, string Currency, string? PaymentIntent, string? Reason, string Status);
+public sealed record StripeDispute(string Id, long Amount, string Charge, string? PaymentIntent, string? Reason);
 
 /// <summary>https://docs.stripe.com/api/customer_portal/sessions/object</summary>
 public sealed record StripePortalSession(string Id, string Customer, string Url, string? ReturnUrl);
@@ -93,7 +93,6 @@ public interface IStripeApi
     Task<StripeCheckoutSession> CreateCheckoutSessionAsync(CheckoutRequest request, CancellationToken ct);
     Task<StripeCheckoutSession> GetCheckoutSessionAsync(string id, CancellationToken ct);
     Task<StripePortalSession> CreatePortalSessionAsync(string customerId, string returnUrl, CancellationToken ct);
-    Task<StripeInvoice> GetInvoiceAsync(string id, CancellationToken ct);
     Task<StripeCharge> GetChargeAsync(string id, CancellationToken ct);
     Task<StripePaymentIntent> GetPaymentIntentAsync(string id, CancellationToken ct);
 }

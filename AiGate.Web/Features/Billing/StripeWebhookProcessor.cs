@@ -55,6 +55,9 @@ public sealed partial class StripeWebhookProcessor(
         }
 
         string outcome;
+        var unreadable = false;
+        // A savepoint, so an unreadable object undoes only what its handler did and the event row stays.
+        await transaction.SaveAsync("handler", ct);
         try
         {
             outcome = await handlers.HandleAsync(new BillingTransaction(connection, transaction), stripeEvent, ct);
@@ -63,19 +66,9 @@ public sealed partial class StripeWebhookProcessor(
         {
             // The event's object is not the shape its type promises: keep the id (so it is not retried
             // forever) and say why; nothing else changed.
-            await transaction.RollbackAsync(ct);
-            await using var again = await connection.BeginTransactionAsync(ct);
-            await using var record = new NpgsqlCommand(
-                "insert into stripe_events (id, type, created, processed_at, outcome) values ($1, $2, $3, now(), $4) on conflict (id) do nothing",
-                connection, again);
-            record.Parameters.Add(new() { Value = stripeEvent.Id });
-            record.Parameters.Add(new() { Value = stripeEvent.Type });
-            record.Parameters.Add(new() { Value = stripeEvent.Created });
-            record.Parameters.Add(new() { Value = Truncate($"unreadable object: {ex.Message}") });
-            await record.ExecuteNonQueryAsync(ct);
-            await again.CommitAsync(ct);
-            LogUnreadable(stripeEvent.Id, stripeEvent.Type);
-            return WebhookOutcome.Processed;
+            await transaction.RollbackAsync("handler", ct);
+            outcome = $"unreadable object: {ex.Message}";
+            unreadable = true;
         }
 
         await using (var update = new NpgsqlCommand("update stripe_events set outcome = $2 where id = $1", connection, transaction))
@@ -85,7 +78,8 @@ public sealed partial class StripeWebhookProcessor(
             await update.ExecuteNonQueryAsync(ct);
         }
         await transaction.CommitAsync(ct);
-        LogProcessed(stripeEvent.Id, stripeEvent.Type, outcome);
+        if (unreadable) LogUnreadable(stripeEvent.Id, stripeEvent.Type);
+        else LogProcessed(stripeEvent.Id, stripeEvent.Type, outcome);
         return WebhookOutcome.Processed;
     }
 

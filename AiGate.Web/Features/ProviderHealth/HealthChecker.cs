@@ -120,7 +120,7 @@ public sealed partial class HealthChecker(AppDbContext db, ProviderRegistry regi
         var admins = await db.Users.AsNoTracking()
             .Where(u => u.Email != null && db.UserRoles.Any(ur => ur.UserId == u.Id && db.Roles.Any(r => r.Id == ur.RoleId && r.Name == Roles.Admin)))
             .Select(u => new { u.Id, Email = u.Email! }).ToListAsync(ct);
-        var statusUrl = emailOptions.Value.BaseUrl is { Length: > 0 } baseUrl ? baseUrl.TrimEnd('/') + "/status" : null;
+        var statusUrl = AccountLinks.ForJob(emailOptions.Value, "/status");
         foreach (var alert in alerts)
         {
             var record = records.Single(r => r.Provider == alert.Provider);

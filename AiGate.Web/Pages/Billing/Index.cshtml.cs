@@ -32,7 +32,7 @@ public sealed partial class IndexModel(
     public BillingAccount? Account { get; private set; }
     public PlanOption Plan { get; private set; } = null!;
     public IReadOnlyList<HistoryRow> History { get; private set; } = [];
-    public bool HasSubscription => Account is { SubscriptionId: not null, SubscriptionStatus: not "canceled" and not "incomplete_expired" };
+    public bool HasSubscription => Account?.HasLiveSubscription == true;
 
     /// <summary>The preselected choice: <c>pack:&lt;id&gt;</c>, <c>custom</c> or <c>plan:&lt;id&gt;</c>.</summary>
     public string? Selected { get; private set; }
@@ -77,7 +77,7 @@ public sealed partial class IndexModel(
         Selected = $"plan:{plan}";
         if (purchase is null) return await PageAsync(ct);
         var current = await db.Set<BillingAccount>().AsNoTracking().FirstOrDefaultAsync(a => a.UserId == User.GetUserId(), ct);
-        if (current is { SubscriptionId: not null, SubscriptionStatus: not "canceled" and not "incomplete_expired" })
+        if (current?.HasLiveSubscription == true)
             return await PortalAsync(ct);   // already subscribed: plan changes go through the portal, never a second subscription
         return await StartAsync(purchase, ct);
     }
@@ -180,13 +180,14 @@ public sealed partial class IndexModel(
             .OrderByDescending(e => e.CreatedAt).ThenByDescending(e => e.Id).Take(HistorySize)
             .Select(e => new { e.Id, e.CreatedAt, e.Kind, e.AmountMicros, e.Reference, e.IdempotencyKey })
             .ToListAsync(ct);
-        var payments = await db.Set<StripePayment>().AsNoTracking().Where(p => p.UserId == userId)
-            .Select(p => new { p.Id, p.AmountCents, p.ReceiptUrl }).ToDictionaryAsync(p => p.Id, ct);
+        var stripeIds = entries.Select(e => StripeObjectOf(e.IdempotencyKey)).OfType<string>().Distinct().ToList();
+        var paidCents = await db.Set<StripePayment>().AsNoTracking().Where(p => p.UserId == userId && stripeIds.Contains(p.Id))
+            .Select(p => new { p.Id, p.AmountCents }).ToDictionaryAsync(p => p.Id, p => p.AmountCents, ct);
         History = entries.Select(e =>
         {
             var stripeId = StripeObjectOf(e.IdempotencyKey);
-            var payment = stripeId is not null && payments.TryGetValue(stripeId, out var p) ? p : null;
-            return new HistoryRow(e.Id, e.CreatedAt, e.Kind, e.AmountMicros, e.Reference, payment?.AmountCents, payment?.ReceiptUrl, stripeId);
+            long? paid = stripeId is not null && paidCents.TryGetValue(stripeId, out var cents) ? cents : null;
+            return new HistoryRow(e.Id, e.CreatedAt, e.Kind, e.AmountMicros, e.Reference, paid, stripeId);
         }).ToList();
     }
 
@@ -202,8 +203,7 @@ public sealed partial class IndexModel(
 
     public static string Date(DateTimeOffset at) => at.UtcDateTime.ToString("d MMM yyyy", CultureInfo.InvariantCulture);
 
-    public sealed record HistoryRow(long Id, DateTimeOffset At, string Kind, long AmountMicros, string? Reference, long? PaidCents, string? ReceiptUrl,
-        string? StripeId);
+    public sealed record HistoryRow(long Id, DateTimeOffset At, string Kind, long AmountMicros, string? Reference, long? PaidCents, string? StripeId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Stripe call from the billing page failed: {Status} {ErrorType} {Code}")]
     private partial void LogStripeFailed(int status, string? errorType, string? code);
