@@ -115,7 +115,13 @@ public sealed class ApiKeyCache
     {
         if (payload is null)
         {
-            _entries.Clear();
+            // Notices may have been missed (the listener reconnected, or lost the database): reload every key on
+            // its next use, but keep the known ones as the stale-if-error fallback should the database be down.
+            foreach (var (cacheKey, entry) in _entries)
+            {
+                if (entry.Identity is null) _entries.TryRemove(cacheKey, out _);
+                else _entries.TryUpdate(cacheKey, entry with { StaleAt = DateTimeOffset.MinValue }, entry);
+            }
             return;
         }
         if (payload.StartsWith("key:", StringComparison.Ordinal) && Guid.TryParse(payload.AsSpan(4), out var keyId))
