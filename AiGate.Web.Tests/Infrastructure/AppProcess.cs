@@ -67,10 +67,13 @@ public sealed class AppProcess : IAsyncDisposable
     }
 
     /// <summary>SIGTERM, as Fly sends on a deploy: the app shuts down gracefully. Returns at once; see <see cref="WaitForExitAsync"/>.</summary>
-    public async Task TerminateAsync()
+    public Task TerminateAsync() => SignalAsync("TERM");
+
+    /// <summary>Sends a signal by name: TERM, or STOP and CONT to freeze and thaw the process (a VM paused, a long GC).</summary>
+    public async Task SignalAsync(string signal)
     {
-        var (code, _, error) = await RepoPaths.RunAsync("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-        Assert.True(code == 0, $"kill -TERM failed: {error}");
+        var (code, _, error) = await RepoPaths.RunAsync("kill", [$"-{signal}", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        Assert.True(code == 0, $"kill -{signal} failed: {error}");
     }
 
     /// <summary>Waits up to <paramref name="timeout"/> for the process to exit; its exit code, or null if it still runs.</summary>

@@ -18,33 +18,11 @@ public sealed class ShutdownTests(CreditsApp app) : IClassFixture<CreditsApp>
     {
         var userId = await app.CreateUserAsync();
         await app.GrantAsync(userId, 5_000_000);
-        var key = await app.IssueKeyAsync(userId);
-        var environment = new Dictionary<string, string?>
-        {
-            ["ASPNETCORE_ENVIRONMENT"] = "Testing", ["ConnectionStrings__Default"] = app.Database.ConnectionString,
-            ["Jobs__SchedulerEnabled"] = "false", ["Credits__LeaseTtlSeconds"] = "10",
-            ["Providers__fake__Kind"] = "openai", ["Providers__fake__BaseUrl"] = app.Upstream.BaseUrl.ToString(), ["Providers__fake__ApiKey"] = "sk-fake",
-            ["Providers__fake__StreamIdleSeconds"] = "30",
-            ["Billing__Plans__0__RequestsPerMinute"] = "100000", ["Billing__Plans__0__TokensPerMinute"] = "1000000000",
-        };
-        foreach (var (k, v) in extra) environment[k] = v;
-        var child = AppProcess.Start(environment);
-        var http = new HttpClient { BaseAddress = await child.WaitReadyAsync(), Timeout = TimeSpan.FromSeconds(60) };
-        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
-        // A fresh instance fails closed (503) until its first lease heartbeat: wait for a first call to pass.
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (true)
-        {
-            using var first = await http.PostAsJsonAsync("/api/v1/chat/completions", Body(stream: false));
-            if (first.StatusCode == HttpStatusCode.OK) break;
-            Assert.True(first.StatusCode == HttpStatusCode.ServiceUnavailable && DateTime.UtcNow < deadline, $"{first.StatusCode}\n{child.Log}");
-            await Task.Delay(200);
-        }
+        var (child, http) = await app.StartInstanceAsync(await app.IssueKeyAsync(userId), extra);
         return (child, http, userId);
     }
 
-    private static object Body(bool stream) =>
-        new { model = CreditsApp.Model, messages = new[] { new { role = "user", content = "hi" } }, max_tokens = 400, stream };
+    private static object Body(bool stream) => CreditsApp.ChatBody(stream);
 
     private static Task<HttpResponseMessage> OpenStreamAsync(HttpClient http) =>
         http.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/api/v1/chat/completions") { Content = JsonContent.Create(Body(stream: true)) },
