@@ -63,6 +63,7 @@ public sealed class ShutdownTests(CreditsApp app) : IClassFixture<CreditsApp>
 
             var events = text.ToString().Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
             Assert.Equal("data: [DONE]", events[^1].Trim());
+            Assert.True(events.Length >= 2 && events[^2].Contains("\"error\"", StringComparison.Ordinal), $"no error event before [DONE]: {events[^2]}");
             var error = JsonNode.Parse(events[^2].Trim()["data: ".Length..])!["error"]!;
             Assert.Contains("restarting", error["message"]!.GetValue<string>(), StringComparison.Ordinal);
             Assert.Equal("server_error", error["type"]!.GetValue<string>());

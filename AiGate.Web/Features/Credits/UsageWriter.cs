@@ -101,7 +101,7 @@ public sealed partial class UsageWriter(NpgsqlDataSource dataSource, CreditLease
             catch (Exception ex) when (ex is NpgsqlException or TimeoutException && attempt < attempts)
             {
                 LogFlushFailed(ex, batch.Count, delay.TotalMilliseconds);
-                try { await Task.Delay(delay, ct); } catch (OperationCanceledException) { ct = CancellationToken.None; }
+                try { await Task.Delay(delay, ct); } catch (OperationCanceledException) { (ct, attempts) = Stopping(attempt, attempts); }
                 delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 5000));
             }
         }
@@ -130,12 +130,18 @@ public sealed partial class UsageWriter(NpgsqlDataSource dataSource, CreditLease
                 catch (Exception ex) when (ex is NpgsqlException or TimeoutException && attempt < attempts)
                 {
                     LogFlushFailed(ex, 1, delay.TotalMilliseconds);
-                    try { await Task.Delay(delay, ct); } catch (OperationCanceledException) { ct = CancellationToken.None; }
+                    try { await Task.Delay(delay, ct); } catch (OperationCanceledException) { (ct, attempts) = Stopping(attempt, attempts); }
                     delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 5000));
                 }
             }
         }
     }
+
+    /// <summary>
+    /// Shutdown came while retrying: go on without the token (the records must still be written), but only a few
+    /// more times, so a database that stays down cannot hold the process until the platform kills it.
+    /// </summary>
+    private static (CancellationToken, int) Stopping(int attempt, int attempts) => (CancellationToken.None, Math.Min(attempts, attempt + 5));
 
     /// <summary>
     /// Refusals a retry cannot fix: data exceptions (class 22: out of range, string too long, bad value) and
@@ -182,7 +188,7 @@ public sealed partial class UsageWriter(NpgsqlDataSource dataSource, CreditLease
             catch (Exception ex) when (ex is NpgsqlException or TimeoutException && attempt < attempts)
             {
                 LogFlushFailed(ex, 1, delay.TotalMilliseconds);
-                try { await Task.Delay(delay, ct); } catch (OperationCanceledException) { ct = CancellationToken.None; }
+                try { await Task.Delay(delay, ct); } catch (OperationCanceledException) { (ct, attempts) = Stopping(attempt, attempts); }
                 delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 5000));
             }
         }
