@@ -382,9 +382,6 @@ public sealed partial class CreditLeases : BackgroundService
                _clock.GetUtcNow().UtcTicks - Interlocked.Read(ref _lastHeartbeatWallTicks) < window.Ticks;
     }
 
-    /// <summary>Whether this instance may spend from its leases now (false after failed renewals: fail closed).</summary>
-    public bool CanSpend => LeasesValid();
-
     private void Drop(UserLease lease)
     {
         lock (lease)

@@ -185,6 +185,12 @@ public sealed partial class UsageWriter(NpgsqlDataSource dataSource, CreditLease
                 await command.ExecuteNonQueryAsync(ct);
                 break;
             }
+            catch (PostgresException ex) when (IsPermanent(ex))
+            {
+                // Not even the dead-letter table takes it (e.g. a NUL character jsonb refuses): the log line is all that is left.
+                LogDeadLetterRefused(ex, record.RequestId, record.UserId, record.KeyId, record.CostMicros);
+                break;
+            }
             catch (Exception ex) when (ex is NpgsqlException or TimeoutException && attempt < attempts)
             {
                 LogFlushFailed(ex, 1, delay.TotalMilliseconds);
@@ -262,6 +268,9 @@ public sealed partial class UsageWriter(NpgsqlDataSource dataSource, CreditLease
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Usage record {RequestId} of user {UserId} refused for good ({SqlState}); set aside in usage_dead_letters, not charged")]
     private partial void LogDeadLettered(Exception ex, string requestId, Guid userId, string sqlState);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "Usage record {RequestId} of user {UserId}, key {KeyId}, cost {CostMicros} micro-USD could not be set aside either; not charged, only logged")]
+    private partial void LogDeadLetterRefused(Exception ex, string requestId, Guid userId, Guid keyId, long costMicros);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Usage writer drained at shutdown; {Pending} records left unwritten")]
     private partial void LogDrained(long pending);
