@@ -66,6 +66,25 @@ public sealed class AppProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>SIGTERM, as Fly sends on a deploy: the app shuts down gracefully. Returns at once; see <see cref="WaitForExitAsync"/>.</summary>
+    public Task TerminateAsync() => SignalAsync("TERM");
+
+    /// <summary>Sends a signal by name: TERM, or STOP and CONT to freeze and thaw the process (a VM paused, a long GC).</summary>
+    public async Task SignalAsync(string signal)
+    {
+        var (code, _, error) = await RepoPaths.RunAsync("kill", [$"-{signal}", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        Assert.True(code == 0, $"kill -{signal} failed: {error}");
+    }
+
+    /// <summary>Waits up to <paramref name="timeout"/> for the process to exit; its exit code, or null if it still runs.</summary>
+    public async Task<int?> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try { await _process.WaitForExitAsync(cts.Token); }
+        catch (OperationCanceledException) { return null; }
+        return _process.ExitCode;
+    }
+
     /// <summary>SIGKILL (no shutdown, no flush) and wait for the process to be gone.</summary>
     public async Task KillAsync()
     {

@@ -1,4 +1,5 @@
 using AiGate.Web.Data;
+using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.DataProtection.KeyManagement;
 using Microsoft.AspNetCore.HttpOverrides;
@@ -42,8 +43,11 @@ public static class InfrastructureExtensions
             new ConfigureOptions<KeyManagementOptions>(o => o.XmlRepository = new DbXmlRepository(sp.GetRequiredService<IServiceScopeFactory>())));
 
         // Graceful shutdown: fly.toml gives a machine kill_timeout = 120 s after the signal; stop
-        // taking work and let requests, streams and jobs finish within 110 s of it.
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(110));
+        // taking work and let requests, streams and jobs finish within 110 s of it (OpenStreams ends the
+        // streams still open 10 s before that). The host's own setting, shutdownTimeoutSeconds, changes it
+        // (tests use a few seconds).
+        var shutdownSeconds = builder.Configuration.GetValue("shutdownTimeoutSeconds", 110);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(shutdownSeconds));
         return builder;
     }
 
@@ -61,9 +65,19 @@ public static class InfrastructureExtensions
             app.UseExceptionHandler("/Error");
         }
         // /api answers in OpenAI's JSON envelope, never with an HTML error page.
-        app.UseWhen(static c => c.Request.Path.StartsWithSegments("/api"), static api => api.UseExceptionHandler(static e => e.Run(static context =>
-            AiGate.Web.Features.Gateway.ApiErrors.WriteAsync(context, StatusCodes.Status500InternalServerError,
-                "The server had an error while processing your request. Sorry about that!", "server_error"))));
+        // A database outage is not our bug: 503 with Retry-After (fail closed), never 500 (issue #11 item 11).
+        app.UseWhen(static c => c.Request.Path.StartsWithSegments("/api"), static api => api.UseExceptionHandler(new ExceptionHandlerOptions
+        {
+            ExceptionHandler = static context =>
+                DatabaseUnavailableException.IsOutage(context.Features.Get<IExceptionHandlerFeature>()?.Error)
+                    ? AiGate.Web.Features.Gateway.ApiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable,
+                        "The service is temporarily unavailable: its database cannot be reached. Please retry shortly.",
+                        "server_error", "service_unavailable", retryAfter: TimeSpan.FromSeconds(5))
+                    : AiGate.Web.Features.Gateway.ApiErrors.WriteAsync(context, StatusCodes.Status500InternalServerError,
+                        "The server had an error while processing your request. Sorry about that!", "server_error"),
+            // The cache's own "unreachable, nothing known" is expected during an outage: one log line per request would bury the rest.
+            SuppressDiagnosticsCallback = static c => c.Exception is DatabaseUnavailableException,
+        }));
         app.UseWhen(static c => !c.Request.Path.StartsWithSegments("/api"), static pages => pages.UseStatusCodePagesWithReExecute("/Error/{0}"));
         app.UseSecurityHeaders();
         app.MapHealthEndpoints();

@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using AiGate.Web.Features.Models;
 using AiGate.Web.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
@@ -39,6 +40,39 @@ public class CreditsApp : AiGateApp
         var ledger = await Database.ScalarAsync<long>($"select coalesce(sum(amount_micros), 0)::bigint from ledger_entries where user_id = '{userId}'");
         return (balance, held, ledger);
     }
+
+    /// <summary>
+    /// A second instance of the built app on this fixture's database and fake provider (lease TTL 10 s), ready: its
+    /// first call with <paramref name="key"/> passed (a fresh instance answers 503 until its first lease heartbeat).
+    /// </summary>
+    public async Task<(AppProcess Child, HttpClient Http)> StartInstanceAsync(string key, Dictionary<string, string?>? extra = null)
+    {
+        var environment = new Dictionary<string, string?>
+        {
+            ["ASPNETCORE_ENVIRONMENT"] = "Testing", ["ConnectionStrings__Default"] = Database.ConnectionString,
+            ["Jobs__SchedulerEnabled"] = "false", ["Credits__LeaseTtlSeconds"] = "10",
+            ["Providers__fake__Kind"] = "openai", ["Providers__fake__BaseUrl"] = Upstream.BaseUrl.ToString(), ["Providers__fake__ApiKey"] = "sk-fake",
+            ["Providers__fake__StreamIdleSeconds"] = "30",
+            ["Billing__Plans__0__RequestsPerMinute"] = "100000", ["Billing__Plans__0__TokensPerMinute"] = "1000000000",
+        };
+        foreach (var (k, v) in extra ?? []) environment[k] = v;
+        var child = AppProcess.Start(environment);
+        var http = new HttpClient { BaseAddress = await child.WaitReadyAsync(), Timeout = TimeSpan.FromSeconds(60) };
+        http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            using var first = await http.PostAsJsonAsync("/api/v1/chat/completions", ChatBody());
+            if (first.StatusCode == System.Net.HttpStatusCode.OK) break;
+            Assert.True(first.StatusCode == System.Net.HttpStatusCode.ServiceUnavailable && DateTime.UtcNow < deadline, $"{first.StatusCode}\n{child.Log}");
+            await Task.Delay(200);
+        }
+        return (child, http);
+    }
+
+    /// <summary>A small chat request for <see cref="Model"/>.</summary>
+    public static object ChatBody(bool stream = false, int maxTokens = 400) =>
+        new { model = Model, messages = new[] { new { role = "user", content = "hi" } }, max_tokens = maxTokens, stream };
 
     public Task<long> UsageCostAsync(Guid userId) =>
         Database.ScalarAsync<long>($"select coalesce(sum(cost_micros), 0)::bigint from usage_events where user_id = '{userId}'");

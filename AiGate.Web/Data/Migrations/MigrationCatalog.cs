@@ -22,5 +22,6 @@ public static class MigrationCatalog
         SchemaMigration.Sql(8, "billing"),
         SchemaMigration.Sql(9, "usage_rollups_and_alerts"),
         SchemaMigration.Sql(10, "provider_health_and_audit"),
+        SchemaMigration.Sql(11, "usage_dead_letters"),
     ];
 }

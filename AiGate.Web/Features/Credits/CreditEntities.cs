@@ -127,3 +127,36 @@ public sealed class UsageEvent
         }
     }
 }
+
+/// <summary>
+/// A usage record PostgreSQL refused for a reason a retry cannot fix (a value out of range, a string too
+/// long, a constraint), set aside so the rest of its batch is written. Nothing was charged for it: its
+/// cost went back to the user's lease. Admins see it at /Admin/UsageDeadLetters and settle it by hand
+/// (for example <c>grant-credits</c> with a negative amount).
+/// </summary>
+public sealed class UsageDeadLetter
+{
+    public long Id { get; set; }
+    /// <summary>As the record had it; not unique (the same request may be refused again after a restart) and not length-limited.</summary>
+    public required string RequestId { get; set; }
+    public Guid UserId { get; set; }
+    public Guid KeyId { get; set; }
+    public long CostMicros { get; set; }
+    /// <summary>The whole record as JSON, so an admin sees exactly what was refused.</summary>
+    public required string Record { get; set; }
+    /// <summary>PostgreSQL's SQLSTATE, e.g. 22001 (string too long) or 22003 (numeric out of range).</summary>
+    public required string SqlState { get; set; }
+    public required string Error { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+
+    internal sealed class Configuration : IEntityTypeConfiguration<UsageDeadLetter>
+    {
+        public void Configure(EntityTypeBuilder<UsageDeadLetter> b)
+        {
+            b.ToTable("usage_dead_letters");
+            b.Property(e => e.Record).HasColumnType("jsonb");
+            b.Property(e => e.SqlState).HasMaxLength(5);
+            b.HasIndex(e => e.CreatedAt);
+        }
+    }
+}

@@ -12,13 +12,14 @@ public enum ReserveOutcome { Reserved, InsufficientCredits, KeyLimitReached, Una
 public sealed class Reservation
 {
     /// <summary>The stand-in when metering is off for a benchmark: nothing held, nothing charged.</summary>
-    public static readonly Reservation Unmetered = new(null!, new CreditLeases.UserLease(Guid.Empty), Guid.Empty, 0);
+    public static readonly Reservation Unmetered = new(null!, new CreditLeases.UserLease(Guid.Empty), Guid.Empty, new CreditLeases.KeySpend(), 0);
 
-    internal Reservation(CreditLeases owner, CreditLeases.UserLease lease, Guid keyId, long amountMicros)
+    internal Reservation(CreditLeases owner, CreditLeases.UserLease lease, Guid keyId, CreditLeases.KeySpend keySpend, long amountMicros)
     {
         Owner = owner;
         Lease = lease;
         KeyId = keyId;
+        KeySpend = keySpend;
         AmountMicros = amountMicros;
     }
 
@@ -27,6 +28,7 @@ public sealed class Reservation
     public Guid UserId => Lease.UserId;
     public Guid LeaseId => Lease.Id;
     public Guid KeyId { get; }
+    internal CreditLeases.KeySpend KeySpend { get; }
     public long AmountMicros { get; }
     internal int Done;
 }
@@ -42,17 +44,22 @@ public sealed class Reservation
 /// instance's sweeper returns them.
 /// What a crash can lose: the spend of requests settled but not yet flushed (at most one flush
 /// interval, 200 ms): revenue we lose, never a double charge and never a negative balance.
+/// Lease validity runs on the monotonic clock (and on the wall clock too, whichever says older, so
+/// neither a clock step nor a suspended VM extends it); a heartbeat that finds one of this instance's
+/// lease rows gone (swept while this process was frozen or cut off) drops that lease from memory
+/// before the instance spends again.
 /// </summary>
 public sealed partial class CreditLeases : BackgroundService
 {
     private static readonly TimeSpan IdleReturn = TimeSpan.FromSeconds(5);
     private readonly ConcurrentDictionary<Guid, UserLease> _leases = new();
-    private readonly ConcurrentDictionary<Guid, long> _keyPending = new();
+    private readonly ConcurrentDictionary<Guid, KeySpend> _keySpend = new();
     private readonly NpgsqlDataSource _dataSource;
     private readonly TimeProvider _clock;
     private readonly CreditsOptions _options;
     private readonly ILogger<CreditLeases> _logger;
-    private long _lastHeartbeatTicks;
+    private long _lastHeartbeatTimestamp;
+    private long _lastHeartbeatWallTicks;
 
     public CreditLeases(NpgsqlDataSource dataSource, TimeProvider clock, IOptions<CreditsOptions> options, CacheNotifications notifications,
         ILogger<CreditLeases> logger)
@@ -61,7 +68,8 @@ public sealed partial class CreditLeases : BackgroundService
         _clock = clock;
         _options = options.Value;
         _logger = logger;
-        _lastHeartbeatTicks = clock.GetUtcNow().UtcTicks;
+        _lastHeartbeatTimestamp = clock.GetTimestamp();
+        _lastHeartbeatWallTicks = clock.GetUtcNow().UtcTicks;
         notifications.Subscribe(OnNotice);
     }
 
@@ -70,23 +78,31 @@ public sealed partial class CreditLeases : BackgroundService
 
     public async ValueTask<(ReserveOutcome Outcome, Reservation? Reservation)> ReserveAsync(KeyIdentity key, long amountMicros, CancellationToken ct)
     {
-        if (key.CreditLimitMicros is { } limit && key.SpentMicros + _keyPending.GetValueOrDefault(key.KeyId) + amountMicros > limit)
+        var spend = _keySpend.GetOrAdd(key.KeyId, static _ => new KeySpend());
+        // The key's spend as last read from the database (at load, or returned by a flush of ours), never
+        // lowered, plus what this instance reserved and settled but has not written yet.
+        spend.RaiseSpent(key.SpentMicros);
+        if (key.CreditLimitMicros is { } limit && Volatile.Read(ref spend.Spent) + Volatile.Read(ref spend.Pending) + amountMicros > limit)
             return (ReserveOutcome.KeyLimitReached, null);
         if (!LeasesValid()) return (ReserveOutcome.Unavailable, null);
 
-        var lease = _leases.GetOrAdd(key.OwnerId, static id => new UserLease(id));
-        if (TryTake(lease, key.KeyId, amountMicros) is { } fast) return (ReserveOutcome.Reserved, fast);
+        var lease = CurrentLease(key.OwnerId);
+        if (TryTake(lease, key.KeyId, spend, amountMicros) is { } fast) return (ReserveOutcome.Reserved, fast);
 
         await lease.Gate.WaitAsync(ct);
         try
         {
-            if (TryTake(lease, key.KeyId, amountMicros) is { } again) return (ReserveOutcome.Reserved, again);
+            // Dropped while we waited (its row was swept): start over on a fresh lease.
+            if (lease.Dropped) lease = CurrentLease(key.OwnerId);
+            if (TryTake(lease, key.KeyId, spend, amountMicros) is { } again) return (ReserveOutcome.Reserved, again);
             long need;
             lock (lease) need = amountMicros - lease.Available;
             long granted;
             try
             {
-                granted = await AcquireAsync(lease, need, ct);
+                // Not cancellable from here to the memory update below: a request aborted after the commit
+                // would leave credit held in the database that this instance never knew it had.
+                granted = await AcquireAsync(lease, need, CancellationToken.None);
             }
             catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
             {
@@ -99,19 +115,31 @@ public sealed partial class CreditLeases : BackgroundService
                 {
                     lease.Available += granted;
                     lease.Held += granted;
+                    lease.HasRow = true;
+                    lease.AcquiredTimestamp = _clock.GetTimestamp();
                 }
             }
             else
             {
                 _ = AskOthersToReturnAsync(key.OwnerId);
             }
-            return TryTake(lease, key.KeyId, amountMicros) is { } reserved
+            return TryTake(lease, key.KeyId, spend, amountMicros) is { } reserved
                 ? (ReserveOutcome.Reserved, reserved)
                 : (ReserveOutcome.InsufficientCredits, null);
         }
         finally
         {
             lease.Gate.Release();
+        }
+    }
+
+    private UserLease CurrentLease(Guid userId)
+    {
+        while (true)
+        {
+            var lease = _leases.GetOrAdd(userId, static id => new UserLease(id));
+            if (!lease.Dropped) return lease;
+            _leases.TryRemove(new KeyValuePair<Guid, UserLease>(userId, lease));
         }
     }
 
@@ -128,37 +156,60 @@ public sealed partial class CreditLeases : BackgroundService
             lease.Available += reservation.AmountMicros - costMicros;
             lease.Unflushed += costMicros;
             lease.InFlight--;
-            lease.LastUsedTicks = _clock.GetUtcNow().UtcTicks;
+            lease.LastUsedTimestamp = _clock.GetTimestamp();
         }
-        _keyPending.AddOrUpdate(reservation.KeyId, costMicros - reservation.AmountMicros, (_, v) => v + costMicros - reservation.AmountMicros);
+        Interlocked.Add(ref reservation.KeySpend.Pending, costMicros - reservation.AmountMicros);
     }
 
     /// <summary>Nothing was spent: the whole reservation goes back.</summary>
     public void Release(Reservation reservation) => Settle(reservation, 0);
 
     /// <summary>The usage writer committed <paramref name="costMicros"/> of this lease's spend to the database.</summary>
-    internal void OnFlushed(Guid userId, Guid keyId, long costMicros)
+    internal void OnFlushed(Guid userId, Guid leaseId, Guid keyId, long costMicros)
     {
-        if (_leases.TryGetValue(userId, out var lease))
+        // Only the lease the spend came from: a lease dropped since then is no longer in the map, and its
+        // successor (a new id) must not shrink by it.
+        if (_leases.TryGetValue(userId, out var lease) && lease.Id == leaseId)
             lock (lease)
             {
                 lease.Held = Math.Max(0, lease.Held - costMicros);
                 lease.Unflushed -= costMicros;
             }
-        _keyPending.AddOrUpdate(keyId, -costMicros, (_, v) => v - costMicros);
+        if (_keySpend.TryGetValue(keyId, out var spend)) Interlocked.Add(ref spend.Pending, -costMicros);
     }
 
-    private Reservation? TryTake(UserLease lease, Guid keyId, long amount)
+    /// <summary>A flush returned the key's spend as committed, which includes other instances' flushed spend.</summary>
+    internal void OnKeySpentRead(Guid keyId, long spentMicros)
+    {
+        if (_keySpend.TryGetValue(keyId, out var spend)) spend.RaiseSpent(spentMicros);
+    }
+
+    /// <summary>
+    /// A settled record PostgreSQL refused for good (see <see cref="UsageWriter"/>): nothing was charged,
+    /// so its cost goes back to the lease it was taken from and leaves the key's pending spend.
+    /// </summary>
+    internal void OnDeadLettered(Guid userId, Guid leaseId, Guid keyId, long costMicros)
+    {
+        if (_leases.TryGetValue(userId, out var lease) && lease.Id == leaseId)
+            lock (lease)
+            {
+                lease.Available += costMicros;
+                lease.Unflushed -= costMicros;
+            }
+        if (_keySpend.TryGetValue(keyId, out var spend)) Interlocked.Add(ref spend.Pending, -costMicros);
+    }
+
+    private Reservation? TryTake(UserLease lease, Guid keyId, KeySpend spend, long amount)
     {
         lock (lease)
         {
-            if (lease.Available < amount) return null;
+            if (lease.Dropped || lease.Available < amount) return null;
             lease.Available -= amount;
             lease.InFlight++;
-            lease.LastUsedTicks = _clock.GetUtcNow().UtcTicks;
+            lease.LastUsedTimestamp = _clock.GetTimestamp();
         }
-        _keyPending.AddOrUpdate(keyId, amount, (_, v) => v + amount);
-        return new Reservation(this, lease, keyId, amount);
+        Interlocked.Add(ref spend.Pending, amount);
+        return new Reservation(this, lease, keyId, spend, amount);
     }
 
     /// <summary>
@@ -237,20 +288,21 @@ public sealed partial class CreditLeases : BackgroundService
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         await base.StopAsync(cancellationToken);
-        await ReturnIdleAsync(all: true, cancellationToken);
+        // On its own short deadline: the host's may be spent by the streams that drained first.
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        await ReturnIdleAsync(all: true, deadline.Token);
     }
 
     /// <summary>Gives unreserved credit back to the balance: idle slices, slices others asked for, or everything at shutdown.</summary>
     internal async Task ReturnIdleAsync(bool all, CancellationToken ct)
     {
-        var now = _clock.GetUtcNow().UtcTicks;
         foreach (var lease in _leases.Values)
         {
             long amount;
             lock (lease)
             {
-                var idle = now - lease.LastUsedTicks > IdleReturn.Ticks;
-                if (lease.Available <= 0 || !(all || idle || lease.ReturnRequested)) continue;
+                var idle = _clock.GetElapsedTime(lease.LastUsedTimestamp) > IdleReturn;
+                if (lease.Dropped || lease.Available <= 0 || !(all || idle || lease.ReturnRequested)) continue;
                 amount = lease.Available;
                 lease.Available = 0;
                 lease.Held -= amount;
@@ -258,14 +310,17 @@ public sealed partial class CreditLeases : BackgroundService
             }
             try
             {
-                await using var batch = _dataSource.CreateBatch();
-                batch.BatchCommands.Add(new NpgsqlBatchCommand(
-                    "update credit_accounts set held_micros = greatest(held_micros - $2, 0), updated_at = now() where user_id = $1")
-                    { Parameters = { new() { Value = lease.UserId }, new() { Value = amount } } });
-                batch.BatchCommands.Add(new NpgsqlBatchCommand(
-                    "update credit_leases set held_micros = greatest(held_micros - $2, 0) where id = $1")
-                    { Parameters = { new() { Value = lease.Id }, new() { Value = amount } } });
-                await batch.ExecuteNonQueryAsync(ct);
+                // Only while the lease row exists: a swept lease's credit already went back, and returning it
+                // again would release credit another instance holds.
+                await using var command = _dataSource.CreateCommand("""
+                    with l as (update credit_leases set held_micros = greatest(held_micros - $3, 0) where id = $2 returning id)
+                    update credit_accounts set held_micros = greatest(held_micros - $3, 0), updated_at = now()
+                    where user_id = $1 and exists (select 1 from l)
+                    """);
+                command.Parameters.Add(new() { Value = lease.UserId });
+                command.Parameters.Add(new() { Value = lease.Id });
+                command.Parameters.Add(new() { Value = amount });
+                if (await command.ExecuteNonQueryAsync(ct) == 0 && lease.HasRow) Drop(lease);
             }
             catch (Exception ex) when (ex is NpgsqlException or TimeoutException or OperationCanceledException)
             {
@@ -284,17 +339,29 @@ public sealed partial class CreditLeases : BackgroundService
     {
         try
         {
+            var started = _clock.GetTimestamp();
+            var startedWall = _clock.GetUtcNow().UtcTicks;
             await using var batch = _dataSource.CreateBatch();
             batch.BatchCommands.Add(new NpgsqlBatchCommand(
-                "update credit_leases set expires_at = now() + make_interval(secs => $2) where instance_id = $1")
+                "update credit_leases set expires_at = now() + make_interval(secs => $2) where instance_id = $1 returning id")
                 { Parameters = { new() { Value = InstanceId }, new() { Value = (double)_options.LeaseTtlSeconds } } });
             batch.BatchCommands.Add(new NpgsqlBatchCommand("""
                 with dead as (delete from credit_leases where expires_at < now() returning user_id, held_micros)
                 update credit_accounts a set held_micros = greatest(a.held_micros - d.total, 0), updated_at = now()
                 from (select user_id, sum(held_micros) as total from dead group by user_id) d where a.user_id = d.user_id
                 """));
-            await batch.ExecuteNonQueryAsync(ct);
-            Interlocked.Exchange(ref _lastHeartbeatTicks, _clock.GetUtcNow().UtcTicks);
+            var alive = new HashSet<Guid>();
+            await using (var reader = await batch.ExecuteReaderAsync(ct))
+            {
+                while (await reader.ReadAsync(ct)) alive.Add(reader.GetGuid(0));
+            }
+            // Resync before spending again: a lease whose row is gone was swept (this process was frozen or cut
+            // off for longer than the TTL) and its credit is back in the balance. A lease acquired after this
+            // heartbeat started may simply be newer than the statement, so it is left alone.
+            foreach (var lease in _leases.Values)
+                if (lease.HasRow && !alive.Contains(lease.Id) && lease.AcquiredTimestamp < started) Drop(lease);
+            Interlocked.Exchange(ref _lastHeartbeatTimestamp, started);
+            Interlocked.Exchange(ref _lastHeartbeatWallTicks, startedWall);
         }
         catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
         {
@@ -306,8 +373,27 @@ public sealed partial class CreditLeases : BackgroundService
     /// A lease whose renewal failed for most of its lifetime may already have been swept by another
     /// instance: stop spending from any lease until the database answers again.
     /// </summary>
-    private bool LeasesValid() =>
-        _clock.GetUtcNow().UtcTicks - Interlocked.Read(ref _lastHeartbeatTicks) < TimeSpan.FromSeconds(_options.LeaseTtlSeconds * 0.75).Ticks;
+    private bool LeasesValid()
+    {
+        // Monotonic first (a wall-clock step back must not extend validity); the wall clock too, because a
+        // suspended VM may not advance the monotonic clock while the database's clock runs on.
+        var window = TimeSpan.FromSeconds(_options.LeaseTtlSeconds * 0.75);
+        return _clock.GetElapsedTime(Interlocked.Read(ref _lastHeartbeatTimestamp)) < window &&
+               _clock.GetUtcNow().UtcTicks - Interlocked.Read(ref _lastHeartbeatWallTicks) < window.Ticks;
+    }
+
+    private void Drop(UserLease lease)
+    {
+        lock (lease)
+        {
+            if (lease.Dropped) return;
+            lease.Dropped = true;
+            lease.Available = Math.Min(lease.Available, 0);
+            lease.Held = 0;
+        }
+        _leases.TryRemove(new KeyValuePair<Guid, UserLease>(lease.UserId, lease));
+        LogLeaseDropped(lease.UserId, lease.Id);
+    }
 
     internal sealed class UserLease(Guid userId)
     {
@@ -320,8 +406,36 @@ public sealed partial class CreditLeases : BackgroundService
         public long Held;
         public long Unflushed;
         public int InFlight;
-        public long LastUsedTicks;
+        public long LastUsedTimestamp;
+        /// <summary>A credit_leases row was written for it (so a heartbeat that does not find one means it was swept).</summary>
+        public bool HasRow;
+        public long AcquiredTimestamp;
+        /// <summary>Its row was swept: nothing more is reserved from it; settlements of its reservations still run.</summary>
+        public volatile bool Dropped;
         public volatile bool ReturnRequested;
+    }
+
+    /// <summary>
+    /// A key's spend as this instance knows it, for the key's credit limit: <see cref="Spent"/> is the highest
+    /// spend the database reported (key loads and this instance's own flushes, which return the committed total,
+    /// other instances' flushes included), so it only rises; <see cref="Pending"/> is what this instance
+    /// reserved or settled and has not written yet.
+    /// </summary>
+    internal sealed class KeySpend
+    {
+        public long Spent;
+        public long Pending;
+
+        public void RaiseSpent(long value)
+        {
+            var current = Volatile.Read(ref Spent);
+            while (value > current)
+            {
+                var seen = Interlocked.CompareExchange(ref Spent, value, current);
+                if (seen == current) return;
+                current = seen;
+            }
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not lease credit for user {UserId}")]
@@ -329,6 +443,9 @@ public sealed partial class CreditLeases : BackgroundService
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not return leased credit of user {UserId}; retrying")]
     private partial void LogReturnFailed(Exception ex, Guid userId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Credit lease {LeaseId} of user {UserId} was swept while this instance could not renew it; dropped")]
+    private partial void LogLeaseDropped(Guid userId, Guid leaseId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not renew credit leases")]
     private partial void LogHeartbeatFailed(Exception ex);

@@ -16,8 +16,9 @@ public sealed record UsageRecord(
 /// every <see cref="CreditsOptions.FlushIntervalMs"/> (or 1,000 records) one SQL statement inserts
 /// the usage rows and their ledger entries, debits the balances, shrinks the leases and adds to the
 /// keys' spend, all in one transaction. The request id is unique in both tables, so a batch retried
-/// after an unclear commit lands once. A failing database is retried until it answers; graceful
-/// shutdown drains the channel first.
+/// after an unclear commit lands once. A failing database is retried until it answers; a record
+/// PostgreSQL refuses for good (<see cref="IsPermanent"/>) is set aside in <c>usage_dead_letters</c> and
+/// the rest of its batch is written. Graceful shutdown drains the channel in <see cref="StopAsync"/>.
 /// </summary>
 public sealed partial class UsageWriter(NpgsqlDataSource dataSource, CreditLeases leases, IOptions<CreditsOptions> options, ILogger<UsageWriter> logger)
     : BackgroundService
@@ -52,9 +53,21 @@ public sealed partial class UsageWriter(NpgsqlDataSource dataSource, CreditLease
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested) { }
+        // A batch taken but not yet written when the stop came is still in the list.
+        if (batch.Count > 0) await FlushWithRetryAsync(batch, CancellationToken.None, attempts: 5);
+    }
 
-        // Shutdown: whatever is queued is written before the process ends.
+    /// <summary>
+    /// Graceful shutdown writes everything queued before the process ends (RELIABILITY: diff 0 on a clean
+    /// stop). The host's shutdown token may already have run out when this service's turn comes (the server
+    /// drained streams first), and <see cref="BackgroundService.StopAsync"/> stops waiting when it does, so
+    /// the drain is awaited here on its own terms: every record, each batch tried up to 5 times.
+    /// </summary>
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(CancellationToken.None);   // the loop ends and writes the batch it held
         _channel.Writer.TryComplete();
+        var batch = new List<UsageRecord>(MaxBatch);
         while (_channel.Reader.TryRead(out var record))
         {
             batch.Add(record);
@@ -65,6 +78,7 @@ public sealed partial class UsageWriter(NpgsqlDataSource dataSource, CreditLease
             }
         }
         if (batch.Count > 0) await FlushWithRetryAsync(batch, CancellationToken.None, attempts: 5);
+        LogDrained(Pending);
     }
 
     private async Task FlushWithRetryAsync(List<UsageRecord> batch, CancellationToken ct, int attempts = int.MaxValue)
@@ -74,21 +88,122 @@ public sealed partial class UsageWriter(NpgsqlDataSource dataSource, CreditLease
         {
             try
             {
-                await FlushAsync(batch, ct);
-                foreach (var record in batch) leases.OnFlushed(record.UserId, record.KeyId, record.CostMicros);
-                Interlocked.Add(ref _pending, -batch.Count);
+                Committed(batch, await FlushAsync(batch, ct));
+                return;
+            }
+            catch (PostgresException ex) when (IsPermanent(ex))
+            {
+                // One bad record must not block the rest: write them one by one and set the refused ones aside.
+                LogBatchRefused(ex.SqlState, batch.Count);
+                await FlushOneByOneAsync(batch, ct, attempts);
                 return;
             }
             catch (Exception ex) when (ex is NpgsqlException or TimeoutException && attempt < attempts)
             {
                 LogFlushFailed(ex, batch.Count, delay.TotalMilliseconds);
-                try { await Task.Delay(delay, ct); } catch (OperationCanceledException) { ct = CancellationToken.None; }
+                try { await Task.Delay(delay, ct); } catch (OperationCanceledException) { (ct, attempts) = Stopping(attempt, attempts); }
                 delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 5000));
             }
         }
     }
 
-    private async Task FlushAsync(List<UsageRecord> batch, CancellationToken ct)
+    private async Task FlushOneByOneAsync(List<UsageRecord> batch, CancellationToken ct, int attempts)
+    {
+        var one = new List<UsageRecord>(1);
+        foreach (var record in batch)
+        {
+            one.Clear();
+            one.Add(record);
+            var delay = TimeSpan.FromMilliseconds(100);
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    Committed(one, await FlushAsync(one, ct));
+                    break;
+                }
+                catch (PostgresException ex) when (IsPermanent(ex))
+                {
+                    await DeadLetterWithRetryAsync(record, ex, ct, attempts);
+                    break;
+                }
+                catch (Exception ex) when (ex is NpgsqlException or TimeoutException && attempt < attempts)
+                {
+                    LogFlushFailed(ex, 1, delay.TotalMilliseconds);
+                    try { await Task.Delay(delay, ct); } catch (OperationCanceledException) { (ct, attempts) = Stopping(attempt, attempts); }
+                    delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 5000));
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Shutdown came while retrying: go on without the token (the records must still be written), but only a few
+    /// more times, so a database that stays down cannot hold the process until the platform kills it.
+    /// </summary>
+    private static (CancellationToken, int) Stopping(int attempt, int attempts) => (CancellationToken.None, Math.Min(attempts, attempt + 5));
+
+    /// <summary>
+    /// Refusals a retry cannot fix: data exceptions (class 22: out of range, string too long, bad value) and
+    /// integrity constraint violations (class 23). Everything else (connection, serialization, shutdown) is
+    /// retried as before.
+    /// </summary>
+    internal static bool IsPermanent(PostgresException ex) =>
+        ex.SqlState.StartsWith("22", StringComparison.Ordinal) || ex.SqlState.StartsWith("23", StringComparison.Ordinal);
+
+    private void Committed(List<UsageRecord> batch, List<(Guid KeyId, long SpentMicros)> keys)
+    {
+        foreach (var record in batch) leases.OnFlushed(record.UserId, record.LeaseId, record.KeyId, record.CostMicros);
+        foreach (var (keyId, spent) in keys) leases.OnKeySpentRead(keyId, spent);
+        Interlocked.Add(ref _pending, -batch.Count);
+    }
+
+    /// <summary>
+    /// Sets a refused record aside. Nothing is charged for it: its usage row, ledger entry and balance debit
+    /// are what PostgreSQL refused, so its cost goes back to the lease (the user keeps the credit) and an
+    /// admin decides from /Admin/UsageDeadLetters whether to charge it by hand.
+    /// </summary>
+    private async Task DeadLetterWithRetryAsync(UsageRecord record, PostgresException refusal, CancellationToken ct, int attempts)
+    {
+        LogDeadLettered(refusal, record.RequestId, record.UserId, refusal.SqlState);
+        var delay = TimeSpan.FromMilliseconds(100);
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await using var command = dataSource.CreateCommand("""
+                    insert into usage_dead_letters (request_id, user_id, key_id, cost_micros, record, sql_state, error, created_at)
+                    values ($1, $2, $3, $4, $5::jsonb, $6, $7, now())
+                    """);
+                command.Parameters.Add(new() { Value = record.RequestId });
+                command.Parameters.Add(new() { Value = record.UserId });
+                command.Parameters.Add(new() { Value = record.KeyId });
+                command.Parameters.Add(new() { Value = record.CostMicros });
+                command.Parameters.Add(new() { Value = System.Text.Json.JsonSerializer.Serialize(record) });
+                command.Parameters.Add(new() { Value = refusal.SqlState });
+                command.Parameters.Add(new() { Value = refusal.MessageText });
+                await command.ExecuteNonQueryAsync(ct);
+                break;
+            }
+            catch (PostgresException ex) when (IsPermanent(ex))
+            {
+                // Not even the dead-letter table takes it (e.g. a NUL character jsonb refuses): the log line is all that is left.
+                LogDeadLetterRefused(ex, record.RequestId, record.UserId, record.KeyId, record.CostMicros);
+                break;
+            }
+            catch (Exception ex) when (ex is NpgsqlException or TimeoutException && attempt < attempts)
+            {
+                LogFlushFailed(ex, 1, delay.TotalMilliseconds);
+                try { await Task.Delay(delay, ct); } catch (OperationCanceledException) { (ct, attempts) = Stopping(attempt, attempts); }
+                delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 5000));
+            }
+        }
+        leases.OnDeadLettered(record.UserId, record.LeaseId, record.KeyId, record.CostMicros);
+        Interlocked.Decrement(ref _pending);
+    }
+
+    /// <summary>Writes the batch; returns each touched key's spend as committed (for the per-key credit limit).</summary>
+    private async Task<List<(Guid KeyId, long SpentMicros)>> FlushAsync(List<UsageRecord> batch, CancellationToken ct)
     {
         await using var command = dataSource.CreateCommand("""
             with input as (
@@ -108,17 +223,22 @@ public sealed partial class UsageWriter(NpgsqlDataSource dataSource, CreditLease
                 insert into ledger_entries (user_id, kind, amount_micros, reference, idempotency_key, created_at)
                 select user_id, 'usage', -cost_micros, request_id, 'usage:' || request_id, created_at from fresh where cost_micros > 0
                 on conflict (idempotency_key) do nothing),
-            accounts as (
-                update credit_accounts a set balance_micros = a.balance_micros - s.total,
-                                             held_micros = greatest(a.held_micros - s.total, 0), updated_at = now()
-                from (select user_id, sum(cost_micros) as total from fresh group by user_id) s where a.user_id = s.user_id),
             lease_rows as (
                 update credit_leases l set held_micros = greatest(l.held_micros - s.total, 0)
-                from (select lease_id, sum(cost_micros) as total from fresh group by lease_id) s where l.id = s.lease_id),
+                from (select lease_id, sum(cost_micros) as total from fresh group by lease_id) s where l.id = s.lease_id
+                returning l.user_id, s.total),
+            -- Held credit shrinks only for spend of leases that still exist: a swept lease's hold went back already.
+            accounts as (
+                update credit_accounts a set balance_micros = a.balance_micros - s.total,
+                                             held_micros = greatest(a.held_micros - coalesce(h.total, 0), 0), updated_at = now()
+                from (select user_id, sum(cost_micros) as total from fresh group by user_id) s
+                     left join (select user_id, sum(total) as total from lease_rows group by user_id) h using (user_id)
+                where a.user_id = s.user_id),
             keys as (
                 update api_keys k set spent_micros = k.spent_micros + s.total
-                from (select key_id, sum(cost_micros) as total from fresh group by key_id) s where k.id = s.key_id)
-            select count(*) from fresh
+                from (select key_id, sum(cost_micros) as total from fresh group by key_id) s where k.id = s.key_id
+                returning k.id, k.spent_micros)
+            select id, spent_micros from keys
             """);
         var p = command.Parameters;
         p.Add(new() { Value = batch.Select(r => r.RequestId).ToArray() });
@@ -137,8 +257,23 @@ public sealed partial class UsageWriter(NpgsqlDataSource dataSource, CreditLease
         p.Add(new() { Value = batch.Select(r => r.LatencyMs).ToArray() });
         p.Add(new() { Value = batch.Select(r => r.TimeToFirstByteMs).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Integer });
         p.Add(new() { Value = batch.Select(r => r.At).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
-        await command.ExecuteScalarAsync(ct);
+        var keys = new List<(Guid, long)>();
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct)) keys.Add((reader.GetGuid(0), reader.GetInt64(1)));
+        return keys;
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "PostgreSQL refused a batch of {Count} usage records ({SqlState}); writing them one by one")]
+    private partial void LogBatchRefused(string sqlState, int count);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Usage record {RequestId} of user {UserId} refused for good ({SqlState}); set aside in usage_dead_letters, not charged")]
+    private partial void LogDeadLettered(Exception ex, string requestId, Guid userId, string sqlState);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "Usage record {RequestId} of user {UserId}, key {KeyId}, cost {CostMicros} micro-USD could not be set aside either; not charged, only logged")]
+    private partial void LogDeadLetterRefused(Exception ex, string requestId, Guid userId, Guid keyId, long costMicros);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Usage writer drained at shutdown; {Pending} records left unwritten")]
+    private partial void LogDrained(long pending);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not write {Count} usage records; retrying in {DelayMs} ms")]
     private partial void LogFlushFailed(Exception ex, int count, double delayMs);

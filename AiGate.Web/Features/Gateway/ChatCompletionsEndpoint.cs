@@ -17,7 +17,7 @@ namespace AiGate.Web.Features.Gateway;
 /// </summary>
 public sealed partial class ChatCompletionsEndpoint(
     ApiKeyAuthenticator authenticator, ModelCatalog catalog, UpstreamRouter router, Metering metering, RateLimits rateLimits, IOptions<GatewayOptions> options,
-    ILogger<ChatCompletionsEndpoint> logger)
+    OpenStreams streams, ILogger<ChatCompletionsEndpoint> logger)
 {
     private static readonly string[] Roles = ["system", "developer", "user", "assistant", "tool", "function"];
     private readonly GatewayOptions _options = options.Value;
@@ -34,6 +34,12 @@ public sealed partial class ChatCompletionsEndpoint(
         if (await RequestBody.ReadObjectAsync(context, _options.MaxRequestBytes) is not var (body, bytes)) return;
         var call = await ValidateAsync(context, key, body, bytes);
         if (call is null) return;
+        using var slot = streams.TryOpen(call.Stream);
+        if (!slot.Granted)
+        {
+            await streams.RefuseAsync(context);
+            return;
+        }
 
         // Tokens as OpenAI counts them at admission: the prompt's estimate plus the output limit.
         var admittedTokens = bytes / 4 + 1 + call.MaxOutputTokens;
@@ -223,7 +229,7 @@ public sealed partial class ChatCompletionsEndpoint(
         var translator = provider.Adapter.CreateStreamTranslator(call);
         var writer = new SseWriter(response.BodyWriter);
         var parser = new SseParser();
-        using var idle = CancellationTokenSource.CreateLinkedTokenSource(route.Lifetime!.Token);
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(route.Lifetime!.Token, streams.MustEnd);
         var hardStop = Stopwatch.GetTimestamp() + (long)(_options.MaxStreamSeconds * (double)Stopwatch.Frequency);
         string? failure = null;
         try
@@ -258,6 +264,10 @@ public sealed partial class ChatCompletionsEndpoint(
         {
             LogClientAborted(call.Model.Id, provider.Name);
             return StreamUsage(call, translator);   // disposing the route's response cancels the upstream request
+        }
+        catch (OperationCanceledException) when (streams.MustEnd.IsCancellationRequested)
+        {
+            failure = "The server is restarting, so this stream was ended early; what was sent is billed. Please retry.";
         }
         catch (OperationCanceledException)
         {

@@ -21,11 +21,18 @@ public sealed record KeyIdentity(
 /// A malformed key is refused before any lookup (checksum). Found and not-found answers are both
 /// cached for a short TTL; revocation, rotation and account changes evict entries on every instance
 /// through <see cref="CacheNotifications"/> (payloads <c>key:{id}</c> and <c>owner:{id}</c>).
+/// Database down (RELIABILITY "Database outage"): a key found before keeps being accepted for
+/// <see cref="KeysOptions.StaleIfErrorSeconds"/> after it was last loaded (billable calls need a valid
+/// lease on top, so they stop when the instance's leases do); anything else throws
+/// <see cref="DatabaseUnavailableException"/>, a 503. Nothing is cached from a failed lookup, so
+/// the first lookup after the database returns reads it again.
 /// </summary>
 public sealed class ApiKeyCache
 {
     private const int MaxEntries = 100_000;
     private static readonly TimeSpan NegativeTtl = TimeSpan.FromSeconds(5);
+    /// <summary>While the database is down, a stale entry is served this long before the next lookup is tried.</summary>
+    private static readonly TimeSpan RetryAfterError = TimeSpan.FromSeconds(1);
 
     private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Guid, DateTimeOffset> _lastUsed = new();
@@ -33,6 +40,7 @@ public sealed class ApiKeyCache
     private readonly ApiKeyHasher _hasher;
     private readonly TimeProvider _clock;
     private readonly TimeSpan _ttl;
+    private readonly TimeSpan _staleIfError;
 
     public ApiKeyCache(IServiceScopeFactory scopes, ApiKeyHasher hasher, TimeProvider clock, IOptions<KeysOptions> options, CacheNotifications notifications)
     {
@@ -40,6 +48,7 @@ public sealed class ApiKeyCache
         _hasher = hasher;
         _clock = clock;
         _ttl = TimeSpan.FromSeconds(options.Value.CacheSeconds);
+        _staleIfError = TimeSpan.FromSeconds(options.Value.StaleIfErrorSeconds);
         notifications.Subscribe(OnNotice);
     }
 
@@ -52,9 +61,18 @@ public sealed class ApiKeyCache
 
         if (!_entries.TryGetValue(cacheKey, out var entry) || entry.StaleAt <= now)
         {
-            var identity = await LoadAsync(hash, ct);
-            if (_entries.Count >= MaxEntries) _entries.Clear();   // a flood of distinct valid-looking keys: start over
-            entry = new Entry(identity, now + (identity is null ? NegativeTtl : _ttl));
+            try
+            {
+                var identity = await LoadAsync(hash, ct);
+                if (_entries.Count >= MaxEntries) _entries.Clear();   // a flood of distinct valid-looking keys: start over
+                entry = new Entry(identity, now + (identity is null ? NegativeTtl : _ttl), now);
+            }
+            catch (Exception ex) when (DatabaseUnavailableException.IsOutage(ex) && !ct.IsCancellationRequested)
+            {
+                // Stale-if-error, bounded: only a key that was valid when last read, and only for a while.
+                if (entry is not { Identity: not null } known || now - known.LoadedAt >= _staleIfError) throw new DatabaseUnavailableException(ex);
+                entry = known with { StaleAt = now + RetryAfterError };
+            }
             _entries[cacheKey] = entry;
         }
 
@@ -97,7 +115,13 @@ public sealed class ApiKeyCache
     {
         if (payload is null)
         {
-            _entries.Clear();
+            // Notices may have been missed (the listener reconnected, or lost the database): reload every key on
+            // its next use, but keep the known ones as the stale-if-error fallback should the database be down.
+            foreach (var (cacheKey, entry) in _entries)
+            {
+                if (entry.Identity is null) _entries.TryRemove(cacheKey, out _);
+                else _entries.TryUpdate(cacheKey, entry with { StaleAt = DateTimeOffset.MinValue }, entry);
+            }
             return;
         }
         if (payload.StartsWith("key:", StringComparison.Ordinal) && Guid.TryParse(payload.AsSpan(4), out var keyId))
@@ -112,5 +136,5 @@ public sealed class ApiKeyCache
             if (entry.Identity is { } identity && match(identity)) _entries.TryRemove(cacheKey, out _);
     }
 
-    private sealed record Entry(KeyIdentity? Identity, DateTimeOffset StaleAt);
+    private sealed record Entry(KeyIdentity? Identity, DateTimeOffset StaleAt, DateTimeOffset LoadedAt);
 }

@@ -15,4 +15,11 @@ public sealed class KeysOptions
 
     /// <summary>How long a looked-up key stays cached when no revocation notice arrives (the fallback for a lost LISTEN connection).</summary>
     public int CacheSeconds { get; set; } = 15;
+
+    /// <summary>
+    /// While the database is unreachable, a key that was valid when last loaded keeps working this long after
+    /// that load (bounded stale-if-error); billable calls stop earlier if the instance's credit leases lapse.
+    /// Keys never seen (or seen longer ago) get 503 with Retry-After.
+    /// </summary>
+    public int StaleIfErrorSeconds { get; set; } = 60;
 }
