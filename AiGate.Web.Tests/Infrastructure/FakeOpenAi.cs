@@ -23,6 +23,8 @@ public sealed class FakeOpenAi : IAsyncDisposable
     public int PromptTokens { get; set; } = 11;
     public int CompletionTokens { get; set; } = 7;
     public int CachedTokens { get; set; }
+    /// <summary>How long a non-streamed answer takes to generate: OpenAI sends its headers only when it is done.</summary>
+    public TimeSpan JsonDelay { get; set; }
     /// <summary>Requests whose client went away before the answer finished.</summary>
     public int Aborted => _aborted;
     private int _aborted;
@@ -47,6 +49,7 @@ public sealed class FakeOpenAi : IAsyncDisposable
     {
         Mode = Behaviour.Ok;
         ModelsMode = Behaviour.Ok;
+        JsonDelay = TimeSpan.Zero;
         _server.Requests.Clear();
         _aborted = 0;
     }
@@ -103,6 +106,11 @@ public sealed class FakeOpenAi : IAsyncDisposable
         };
         if (body["stream"]?.GetValue<bool>() != true)
         {
+            if (JsonDelay > TimeSpan.Zero)
+            {
+                try { await Task.Delay(JsonDelay, ct); }
+                catch (OperationCanceledException) { Interlocked.Increment(ref _aborted); return; }
+            }
             context.Response.ContentType = "application/json";
             await context.Response.WriteAsync(new JsonObject
             {

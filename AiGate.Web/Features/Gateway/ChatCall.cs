@@ -22,8 +22,22 @@ public sealed class ChatCall
     /// </summary>
     public required int MaxOutputTokens { get; init; }
     public required bool ClientSetMaxTokens { get; init; }
+    /// <summary>
+    /// The output the reservation covers: the larger of the client's two limits (<c>max_tokens</c>,
+    /// <c>max_completion_tokens</c>; an OpenAI-compatible server may honour either) times <c>n</c>.
+    /// </summary>
+    public required long OutputBound { get; init; }
+    /// <summary><c>n</c>: how many choices the client asked for (1 when absent).</summary>
+    public required int Choices { get; init; }
+    /// <summary>
+    /// Input tokens reserved for the image, audio and file parts of the messages: a fixed worst case per
+    /// part (<see cref="GatewayOptions.ImagePartWorstCaseTokens"/>), not their bytes.
+    /// </summary>
+    public required long MediaTokensBound { get; init; }
     /// <summary>The request body's size; a tokens estimate when a provider reports no usage.</summary>
     public required int RequestBytes { get; init; }
+    /// <summary>The body's bytes less its media parts' data: what a text token estimate is taken from.</summary>
+    public required long TextBytes { get; init; }
 
     public ModelPricing Pricing => Model.Pricing!.Value;
 }

@@ -17,7 +17,7 @@ namespace AiGate.Web.Features.Gateway;
 /// </summary>
 public sealed partial class ChatCompletionsEndpoint(
     ApiKeyAuthenticator authenticator, ModelCatalog catalog, UpstreamRouter router, Metering metering, RateLimits rateLimits, IOptions<GatewayOptions> options,
-    OpenStreams streams, ILogger<ChatCompletionsEndpoint> logger)
+    OpenStreams streams, AccountConcurrency concurrency, ILogger<ChatCompletionsEndpoint> logger)
 {
     private static readonly string[] Roles = ["system", "developer", "user", "assistant", "tool", "function"];
     private readonly GatewayOptions _options = options.Value;
@@ -31,6 +31,15 @@ public sealed partial class ChatCompletionsEndpoint(
             await ApiErrors.InvalidApiKeyAsync(context);
             return;
         }
+        // Admission before the body is read (issue 11 #5): a client over its request rate or with too many
+        // calls in flight costs no read and no parse of a body of up to MaxRequestBytes.
+        if (!await rateLimits.AdmitRequestAsync(context, key)) return;
+        using var inFlight = concurrency.TryEnter(key.OwnerId);
+        if (!inFlight.Entered)
+        {
+            await concurrency.RefuseAsync(context);
+            return;
+        }
         if (await RequestBody.ReadObjectAsync(context, _options.MaxRequestBytes) is not var (body, bytes)) return;
         var call = await ValidateAsync(context, key, body, bytes);
         if (call is null) return;
@@ -42,18 +51,24 @@ public sealed partial class ChatCompletionsEndpoint(
         }
 
         // Tokens as OpenAI counts them at admission: the prompt's estimate plus the output limit.
-        var admittedTokens = bytes / 4 + 1 + call.MaxOutputTokens;
-        if (!await rateLimits.AdmitAsync(context, key, admittedTokens)) return;
-        var worstCase = Metering.WorstCaseMicros(call.Pricing, bytes, call.MaxOutputTokens);
+        var promptBound = PromptBound(call);
+        var admittedTokens = promptBound + call.OutputBound;
+        if (!await rateLimits.AdmitTokensAsync(context, key, admittedTokens)) return;
+        var worstCase = Metering.WorstCaseMicros(call.Pricing, promptBound, call.OutputBound);
         if (await metering.ReserveOrRefuseAsync(context, key, worstCase) is not { } reservation) return;
         var outcome = new MeteredOutcome("", null, StatusCodes.Status502BadGateway, call.Stream, null);
         try
         {
-            using var route = await router.SendAsync(call.Model, (provider, upstreamModel) =>
-                provider.Adapter.CreateChatRequest(provider, call, upstreamModel), context.RequestAborted);
+            using var route = await router.SendAsync(call.Model, call.Stream, (provider, upstreamModel) =>
+                call.Choices > 1 && !provider.Adapter.SupportsChoices ? null : provider.Adapter.CreateChatRequest(provider, call, upstreamModel),
+                context.RequestAborted);
             if (await GatewayResponses.WriteRouteFailureAsync(context, route))
             {
-                outcome = outcome with { Provider = route.Provider?.Name ?? "", Status = context.Response.StatusCode };
+                // The upstream had the whole request when the client left: it may be generating and
+                // billing us, so the client pays at least its prompt (issue 11 #4). Our own timeouts and
+                // upstream failures are not billed.
+                var promptOnly = route is { Outcome: RouteOutcome.ClientAborted, RequestSent: true } ? PromptOnly(call) : (TokenUsage?)null;
+                outcome = outcome with { Provider = route.Provider?.Name ?? "", Status = context.Response.StatusCode, Usage = promptOnly };
                 return;
             }
 
@@ -100,7 +115,7 @@ public sealed partial class ChatCompletionsEndpoint(
         if (!RequestBody.OptionalBool(body, "stream", out var stream, out error)
             || !RequestBody.OptionalInt(body, "max_tokens", 1, int.MaxValue, out var maxTokens, out error)
             || !RequestBody.OptionalInt(body, "max_completion_tokens", 1, int.MaxValue, out var maxCompletionTokens, out error)
-            || !RequestBody.OptionalInt(body, "n", 1, 128, out _, out error)
+            || !RequestBody.OptionalInt(body, "n", 1, 128, out var n, out error)
             || !RequestBody.OptionalNumber(body, "temperature", 0, 2, out error)
             || !RequestBody.OptionalNumber(body, "top_p", 0, 1, out error))
         {
@@ -147,14 +162,25 @@ public sealed partial class ChatCompletionsEndpoint(
                 $"No provider is configured to serve `{model.Id}` right now.", "server_error", "model_unavailable", "model");
             return null;
         }
-        var requested = maxCompletionTokens ?? maxTokens;
-        if (requested > model.MaxOutputTokens)
+        // Both limits are checked (an OpenAI-compatible server may honour either); the one forwarded to
+        // translated providers is OpenAI's rule, max_completion_tokens first, and the reservation covers the larger.
+        foreach (var (name, limit) in new[] { ("max_completion_tokens", maxCompletionTokens), ("max_tokens", maxTokens) })
         {
-            await ApiErrors.InvalidRequestAsync(context,
-                $"Invalid '{(maxCompletionTokens is null ? "max_tokens" : "max_completion_tokens")}': `{model.Id}` writes at most {model.MaxOutputTokens} tokens.",
-                maxCompletionTokens is null ? "max_tokens" : "max_completion_tokens");
+            if (limit > model.MaxOutputTokens)
+            {
+                await ApiErrors.InvalidRequestAsync(context, $"Invalid '{name}': `{model.Id}` writes at most {model.MaxOutputTokens} tokens.", name);
+                return null;
+            }
+        }
+        var choices = (int)(n ?? 1);
+        if (choices > 1 && !HasRouteWithChoices(model))
+        {
+            await ApiErrors.InvalidRequestAsync(context, $"Invalid 'n': `{model.Id}` answers with one choice per request; send n = 1 or leave it out.", "n");
             return null;
         }
+        var requested = maxCompletionTokens ?? maxTokens;
+        var maxOutput = (int)(requested ?? Math.Min(model.MaxOutputTokens, metering.DefaultMaxOutputTokens));
+        var (mediaTokens, mediaBytes) = MediaParts(messages);
 
         return new ChatCall
         {
@@ -164,11 +190,67 @@ public sealed partial class ChatCompletionsEndpoint(
             ClientWantsUsage = wantsUsage,
             CompletionId = "chatcmpl-" + Guid.CreateVersion7().ToString("N"),
             Created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
-            MaxOutputTokens = (int)(requested ?? Math.Min(model.MaxOutputTokens, metering.DefaultMaxOutputTokens)),
+            MaxOutputTokens = maxOutput,
             ClientSetMaxTokens = requested is not null,
+            OutputBound = Math.Max(maxOutput, Math.Max(maxTokens ?? 0, maxCompletionTokens ?? 0)) * (long)choices,
+            Choices = choices,
+            MediaTokensBound = mediaTokens,
             RequestBytes = bytes,
+            TextBytes = Math.Max(0, bytes - mediaBytes),
         };
     }
+
+    private bool HasRouteWithChoices(ResolvedModel model)
+    {
+        foreach (var route in model.Routes)
+            if (router.Adapter(route.Provider)?.SupportsChoices == true) return true;
+        return false;
+    }
+
+    /// <summary>
+    /// The fixed worst case of the messages' image, audio and file parts, and the bytes they take in the
+    /// body (their base64 data or URL, which says nothing about what the provider will count).
+    /// </summary>
+    private (long Tokens, long Bytes) MediaParts(JsonArray messages)
+    {
+        long tokens = 0, bytes = 0;
+        foreach (var message in messages)
+        {
+            if (message?["content"] is not JsonArray parts) continue;
+            foreach (var part in parts)
+            {
+                if (part is not JsonObject p || p["type"] is not JsonValue type || !type.TryGetValue<string>(out var kind)) continue;
+                switch (kind)
+                {
+                    case "image_url":
+                        tokens += _options.ImagePartWorstCaseTokens;
+                        bytes += StringLength(p["image_url"] is JsonObject image ? image["url"] : p["image_url"]);
+                        break;
+                    case "input_audio":
+                        tokens += _options.AudioOrFilePartWorstCaseTokens;
+                        bytes += StringLength(p["input_audio"]?["data"]);
+                        break;
+                    case "file":
+                        tokens += _options.AudioOrFilePartWorstCaseTokens;
+                        bytes += StringLength(p["file"]?["file_data"]);
+                        break;
+                }
+            }
+        }
+        return (tokens, bytes);
+    }
+
+    private static long StringLength(JsonNode? node) =>
+        node is JsonValue value && value.TryGetValue<string>(out var text) ? text.Length : 0;
+
+    /// <summary>
+    /// An upper bound of the prompt's input tokens: every request byte outside media parts counted as a
+    /// third of a token (tokens average about four bytes of text), plus the fixed worst case per media part.
+    /// </summary>
+    private static long PromptBound(ChatCall call) => call.TextBytes / 3 + 1 + call.MediaTokensBound;
+
+    /// <summary>What a call the client left after the upstream took it costs at least: its prompt, estimated.</summary>
+    private static TokenUsage PromptOnly(ChatCall call) => new(call.TextBytes / 4 + 1, 0, 0, Estimated: true);
 
     private static string? ParamOf(string error)
     {
@@ -181,7 +263,9 @@ public sealed partial class ChatCompletionsEndpoint(
     private async Task<TokenUsage?> RelayJsonAsync(HttpContext context, ChatCall call, RouteResult route, long started)
     {
         var provider = route.Provider!;
-        var bytes = await GatewayResponses.ReadBoundedAsync(route.Response!, _options.MaxUpstreamResponseBytes, route.Lifetime!.Token);
+        // The body is read to its end even when the client has gone: the provider has generated (and bills)
+        // the answer, so its usage is what this call costs. The call's total deadline still bounds it.
+        var bytes = await GatewayResponses.ReadBeforeDeadlineAsync(route, _options.MaxUpstreamResponseBytes);
         if (bytes is null)
         {
             await ApiErrors.WriteAsync(context, StatusCodes.Status502BadGateway, "The upstream provider's answer was too large or broke off.", "server_error", "upstream_error");
@@ -208,7 +292,14 @@ public sealed partial class ChatCompletionsEndpoint(
         GatewayResponses.SetServerTiming(response, started, route.UpstreamTime);
         await using (var writer = new Utf8JsonWriter(response.BodyWriter))
             result.Response.WriteTo(writer);
-        await response.BodyWriter.FlushAsync(context.RequestAborted);
+        try
+        {
+            await response.BodyWriter.FlushAsync(context.RequestAborted);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            LogClientAborted(call.Model.Id, provider.Name);   // the answer was generated: it is billed all the same
+        }
         return usage;
     }
 
@@ -296,7 +387,7 @@ public sealed partial class ChatCompletionsEndpoint(
     /// drops them), and output far beyond the limit we sent is replaced by our own count.
     /// </summary>
     private static TokenUsage? Plausible(TokenUsage? usage, ChatCall call) =>
-        usage is { } u && u.CompletionTokens <= (long)call.MaxOutputTokens * 10 + 16 ? u : null;
+        usage is { } u && u.CompletionTokens <= call.OutputBound * 10 + 16 ? u : null;
 
     /// <summary>When a provider reports no usable usage: the request's bytes / 4 for the input, the forwarded bytes / 4 for the output. Flagged as estimated.</summary>
     private static TokenUsage Estimate(ChatCall call, long completionBytes) =>

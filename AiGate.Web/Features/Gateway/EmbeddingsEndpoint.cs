@@ -14,7 +14,7 @@ namespace AiGate.Web.Features.Gateway;
 /// official SDKs ask for by default) passes through to the provider, which encodes the vectors.
 /// </summary>
 public sealed class EmbeddingsEndpoint(ApiKeyAuthenticator authenticator, ModelCatalog catalog, UpstreamRouter router, Metering metering, RateLimits rateLimits,
-    IOptions<GatewayOptions> options)
+    AccountConcurrency concurrency, IOptions<GatewayOptions> options)
 {
     public async Task HandleAsync(HttpContext context)
     {
@@ -24,7 +24,15 @@ public sealed class EmbeddingsEndpoint(ApiKeyAuthenticator authenticator, ModelC
             await ApiErrors.InvalidApiKeyAsync(context);
             return;
         }
-        if (await RequestBody.ReadObjectAsync(context, options.Value.MaxRequestBytes) is not var (body, bytes)) return;
+        // Admission before the body is read, as for chat (issue 11 #5).
+        if (!await rateLimits.AdmitRequestAsync(context, key)) return;
+        using var inFlight = concurrency.TryEnter(key.OwnerId);
+        if (!inFlight.Entered)
+        {
+            await concurrency.RefuseAsync(context);
+            return;
+        }
+        if (await RequestBody.ReadObjectAsync(context, options.Value.MaxEmbeddingsRequestBytes) is not var (body, bytes)) return;
         var modelName = RequestBody.RequiredString(body, "model", out var error);
         if (modelName is null)
         {
@@ -67,12 +75,12 @@ public sealed class EmbeddingsEndpoint(ApiKeyAuthenticator authenticator, ModelC
             return;
         }
 
-        if (!await rateLimits.AdmitAsync(context, key, bytes / 4 + 1)) return;
+        if (!await rateLimits.AdmitTokensAsync(context, key, bytes / 4 + 1)) return;
         if (await metering.ReserveOrRefuseAsync(context, key, Metering.WorstCaseMicros(pricing, bytes, 0)) is not { } reservation) return;
         var outcome = new MeteredOutcome("", null, StatusCodes.Status502BadGateway, false, null);
         try
         {
-            using var route = await router.SendAsync(model, (provider, upstreamModel) =>
+            using var route = await router.SendAsync(model, stream: false, (provider, upstreamModel) =>
                 provider.Adapter.CreateEmbeddingsRequest(provider, body, upstreamModel), context.RequestAborted);
             if (await GatewayResponses.WriteRouteFailureAsync(context, route))
             {
@@ -81,7 +89,7 @@ public sealed class EmbeddingsEndpoint(ApiKeyAuthenticator authenticator, ModelC
             }
 
             var provider = route.Provider!;
-            var upstreamBytes = await GatewayResponses.ReadBoundedAsync(route.Response!, options.Value.MaxUpstreamResponseBytes, route.Lifetime!.Token);
+            var upstreamBytes = await GatewayResponses.ReadBeforeDeadlineAsync(route, options.Value.MaxUpstreamResponseBytes);
             ChatCompletionResult? result = null;
             try
             {
@@ -108,7 +116,11 @@ public sealed class EmbeddingsEndpoint(ApiKeyAuthenticator authenticator, ModelC
             await using (var writer = new Utf8JsonWriter(response.BodyWriter))
                 result.Response.WriteTo(writer);
             outcome = new MeteredOutcome(provider.Name, usage, StatusCodes.Status200OK, false, (int)route.UpstreamTime.TotalMilliseconds);
-            await response.BodyWriter.FlushAsync(context.RequestAborted);
+            try
+            {
+                await response.BodyWriter.FlushAsync(context.RequestAborted);
+            }
+            catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested) { }   // computed, so billed
         }
         finally
         {

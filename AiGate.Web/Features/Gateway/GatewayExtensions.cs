@@ -12,6 +12,7 @@ public static class GatewayExtensions
         builder.Services.AddOptions<ModelsOptions>().BindConfiguration(ModelsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton<RateLimits>();
         builder.Services.AddSingleton<OpenStreams>();
+        builder.Services.AddSingleton<AccountConcurrency>();
         builder.Services.AddSingleton<ModelCatalog>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ModelCatalog>());
         builder.Services.AddSingleton<ProviderRegistry>();

@@ -6,9 +6,36 @@ public sealed class GatewayOptions
 {
     public const string Section = "Gateway";
 
-    /// <summary>Largest request body accepted (413 above it).</summary>
+    /// <summary>Largest chat request body accepted (413 above it; images and audio travel inline as base64).</summary>
     [Range(1024, 100 * 1024 * 1024)]
     public long MaxRequestBytes { get; set; } = 20 * 1024 * 1024;
+
+    /// <summary>Largest embeddings request body accepted (text only: OpenAI caps a request at 300,000 tokens, about 1.2 MB).</summary>
+    [Range(1024, 100 * 1024 * 1024)]
+    public long MaxEmbeddingsRequestBytes { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>
+    /// Requests one account may have in flight on one instance; more get 429 before their body is read.
+    /// Bounds what one account's open calls hold of the instance (memory, upstream connections).
+    /// </summary>
+    [Range(1, 100_000)]
+    public int MaxConcurrentRequestsPerAccount { get; set; } = 64;
+
+    /// <summary>
+    /// Input tokens reserved for each image part of a chat request, whatever its bytes: a URL is a few
+    /// bytes, and a provider counts an image by its pixels (OpenAI up to ~2,500 tokens at high detail,
+    /// Anthropic ~1,600, Gemini 258 per 768 px tile, 16 tiles at most). A part that costs more is still
+    /// billed in full; the excess is settled as debt.
+    /// </summary>
+    [Range(0, 1_000_000)]
+    public int ImagePartWorstCaseTokens { get; set; } = 4_500;
+
+    /// <summary>
+    /// Input tokens reserved for each audio or file (PDF) part: about ten minutes of audio at Gemini's 32
+    /// tokens a second, or some thirty pages. Longer media is billed in full and the excess settled as debt.
+    /// </summary>
+    [Range(0, 10_000_000)]
+    public int AudioOrFilePartWorstCaseTokens { get; set; } = 20_000;
 
     /// <summary>Largest non-streamed upstream body relayed (RELIABILITY R6); bigger is a 502.</summary>
     [Range(1024, 100 * 1024 * 1024)]

@@ -37,6 +37,25 @@ public static class GatewayResponses
         }
     }
 
+    /// <summary>
+    /// A non-streamed answer's whole body, read whether or not the client is still there, until the
+    /// call's total deadline (<see cref="RouteResult.DeadlineTimestamp"/>); null when it is too large,
+    /// broke off or ran past the deadline.
+    /// </summary>
+    public static async Task<byte[]?> ReadBeforeDeadlineAsync(RouteResult route, int maxBytes)
+    {
+        var remaining = System.Diagnostics.Stopwatch.GetElapsedTime(System.Diagnostics.Stopwatch.GetTimestamp(), route.DeadlineTimestamp);
+        using var deadline = new CancellationTokenSource(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero);
+        try
+        {
+            return await ReadBoundedAsync(route.Response!, maxBytes, deadline.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>The whole body, or null when it is larger than <paramref name="maxBytes"/> or broke off.</summary>
     public static async Task<byte[]?> ReadBoundedAsync(HttpResponseMessage response, int maxBytes, CancellationToken ct)
     {

@@ -28,7 +28,12 @@ public sealed class RateLimits(IOptions<BillingOptions> billing, InstanceRegistr
     private readonly FrozenDictionary<string, PlanOption> _plans = billing.Value.Plans.ToFrozenDictionary(p => p.Id, StringComparer.Ordinal);
     private readonly PlanOption _freePlan = billing.Value.FreePlan;
 
-    public RateDecision Check(KeyIdentity key, long tokens)
+    /// <summary>
+    /// Takes <paramref name="requests"/> from the request buckets and <paramref name="tokens"/> from the token
+    /// buckets, all or nothing. The gateway asks twice: one request before it reads the body (so a refused
+    /// client costs no parsing, issue 11 #5), then the tokens once the body tells how many.
+    /// </summary>
+    public RateDecision Check(KeyIdentity key, long requests, long tokens)
     {
         var share = Math.Max(1, instances.LiveInstances);
         var plan = key.PlanId is not null && _plans.TryGetValue(key.PlanId, out var found) ? found : _freePlan;
@@ -40,9 +45,8 @@ public sealed class RateLimits(IOptions<BillingOptions> billing, InstanceRegistr
         var keyTokens = key.TokensPerMinute is { } tpm ? Get(key.KeyId, 'T', Share(tpm, share)) : null;
 
         // The tightest bucket of each kind is what the client sees in the headers.
-        var requests = keyRequests is not null && keyRequests.Capacity < accountRequests.Capacity ? keyRequests : accountRequests;
+        var requestBucket = keyRequests is not null && keyRequests.Capacity < accountRequests.Capacity ? keyRequests : accountRequests;
         var tokenBucket = keyTokens is not null && keyTokens.Capacity < accountTokens.Capacity ? keyTokens : accountTokens;
-        var cost = Math.Max(1, tokens);
 
         lock (accountRequests)
         lock (accountTokens)
@@ -51,20 +55,20 @@ public sealed class RateLimits(IOptions<BillingOptions> billing, InstanceRegistr
             foreach (var bucket in all) bucket?.Refill(now, clock);
             string? exceeded = null;
             var wait = TimeSpan.Zero;
-            foreach (var (bucket, need, kind) in new[] { (keyRequests, 1L, "requests"), (accountRequests, 1L, "requests"), (keyTokens, cost, "tokens"), (accountTokens, cost, "tokens") })
+            foreach (var (bucket, need, kind) in new[] { (keyRequests, requests, "requests"), (accountRequests, requests, "requests"), (keyTokens, tokens, "tokens"), (accountTokens, tokens, "tokens") })
             {
-                if (bucket is null || bucket.Available >= Math.Min(need, bucket.Capacity)) continue;
+                if (bucket is null || need <= 0 || bucket.Available >= Math.Min(need, bucket.Capacity)) continue;
                 exceeded ??= kind;
                 var missing = Math.Min(need, bucket.Capacity) - bucket.Available;
                 wait = TimeSpan.FromSeconds(Math.Max(wait.TotalSeconds, missing / bucket.PerSecond));
             }
             if (exceeded is null)
             {
-                foreach (var (bucket, need) in new[] { (keyRequests, 1L), (accountRequests, 1L), (keyTokens, cost), (accountTokens, cost) })
-                    if (bucket is not null) bucket.Available -= Math.Min(need, bucket.Capacity);
+                foreach (var (bucket, need) in new[] { (keyRequests, requests), (accountRequests, requests), (keyTokens, tokens), (accountTokens, tokens) })
+                    if (bucket is not null && need > 0) bucket.Available -= Math.Min(need, bucket.Capacity);
             }
             return new RateDecision(exceeded is null, exceeded, wait,
-                requests.Capacity, (long)Math.Max(0, requests.Available), requests.UntilFull,
+                requestBucket.Capacity, (long)Math.Max(0, requestBucket.Available), requestBucket.UntilFull,
                 tokenBucket.Capacity, (long)Math.Max(0, tokenBucket.Available), tokenBucket.UntilFull);
         }
     }
@@ -83,10 +87,14 @@ public sealed class RateLimits(IOptions<BillingOptions> billing, InstanceRegistr
         }
     }
 
-    /// <summary>Admits the request or writes the 429; the headers go on either answer.</summary>
-    public async Task<bool> AdmitAsync(HttpContext context, KeyIdentity key, long tokens)
+    /// <summary>Admits one request before its body is read, or writes the 429; the headers go on either answer.</summary>
+    public Task<bool> AdmitRequestAsync(HttpContext context, KeyIdentity key) => AdmitAsync(context, Check(key, 1, 0));
+
+    /// <summary>Admits the tokens of a request already counted by <see cref="AdmitRequestAsync"/>, or writes the 429.</summary>
+    public Task<bool> AdmitTokensAsync(HttpContext context, KeyIdentity key, long tokens) => AdmitAsync(context, Check(key, 0, Math.Max(1, tokens)));
+
+    private static async Task<bool> AdmitAsync(HttpContext context, RateDecision decision)
     {
-        var decision = Check(key, tokens);
         WriteHeaders(context.Response, decision);
         if (decision.Allowed) return true;
         var limit = decision.Exceeded == "tokens" ? decision.TokenLimit : decision.RequestLimit;

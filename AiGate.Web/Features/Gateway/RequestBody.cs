@@ -11,7 +11,8 @@ namespace AiGate.Web.Features.Gateway;
 /// </summary>
 public static class RequestBody
 {
-    private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = 64 };
+    // Duplicate keys are refused (400) rather than left to JsonObject, which throws on first access.
+    private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = 64, AllowDuplicateProperties = false };
 
     /// <summary>The body as a JSON object and its size in bytes (the size feeds the worst-case cost estimate).</summary>
     public static async Task<(JsonObject Json, int Bytes)?> ReadObjectAsync(HttpContext context, long maxBytes)
@@ -56,6 +57,12 @@ public static class RequestBody
             await ApiErrors.InvalidRequestAsync(context, "The request body is empty; send a JSON object.");
             return null;
         }
+        if (!System.Text.Unicode.Utf8.IsValid(buffer.WrittenSpan) || HasUnreadableString(buffer.WrittenSpan))
+        {
+            await ApiErrors.InvalidRequestAsync(context,
+                "The JSON body contains a string that is not valid Unicode (a lone UTF-16 surrogate escape or invalid UTF-8).");
+            return null;
+        }
         try
         {
             if (JsonNode.Parse(buffer.WrittenSpan, documentOptions: DocumentOptions) is JsonObject body) return (body, buffer.WrittenCount);
@@ -71,8 +78,36 @@ public static class RequestBody
         }
     }
 
+    /// <summary>
+    /// True when a string or property name cannot become a .NET string and back: a lone surrogate escape
+    /// (<c>"\ud800"</c>) is valid JSON, but reading it as a string, or writing it upstream or into an error
+    /// message, throws. Only escaped strings can hide one (raw bytes are checked as UTF-8 first, in one
+    /// vectorised pass), so unescaped text costs no decoding. Malformed JSON is left to the parser, which says
+    /// where it broke.
+    /// </summary>
+    private static bool HasUnreadableString(ReadOnlySpan<byte> json)
+    {
+        var reader = new Utf8JsonReader(json, new JsonReaderOptions { MaxDepth = DocumentOptions.MaxDepth });
+        try
+        {
+            while (reader.Read())
+            {
+                if (reader.TokenType is JsonTokenType.String or JsonTokenType.PropertyName && reader.ValueIsEscaped) _ = reader.GetString();
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            return true;
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+        return false;
+    }
+
     private static Task TooLargeAsync(HttpContext context, long maxBytes) => ApiErrors.WriteAsync(context,
-        StatusCodes.Status413PayloadTooLarge, $"The request body is larger than the limit of {maxBytes / (1024 * 1024)} MB.",
+        StatusCodes.Status413PayloadTooLarge, $"The request body is larger than this endpoint's limit of {(maxBytes >= 1024 * 1024 ? $"{maxBytes / (1024 * 1024)} MB" : $"{maxBytes / 1024} KB")}.",
         "invalid_request_error", "request_too_large");
 
     /// <summary>A required non-empty string field; its value, or null when it is missing or of the wrong type.</summary>

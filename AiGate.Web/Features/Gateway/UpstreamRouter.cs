@@ -32,6 +32,13 @@ public sealed class RouteResult : IDisposable
     public int UpstreamStatus { get; init; }
     /// <summary>Time from the first attempt to the answer's headers.</summary>
     public TimeSpan UpstreamTime { get; init; }
+    /// <summary>
+    /// The last attempt's request reached the upstream whole, so it may be generating (and billing us):
+    /// such an attempt is never retried, and a client that leaves after it pays at least for its prompt.
+    /// </summary>
+    public bool RequestSent { get; init; }
+    /// <summary>For a non-streamed answer: when reading its body must give up (the call's total deadline).</summary>
+    public long DeadlineTimestamp { get; init; }
     /// <summary>Keeps the attempt's token source (client abort) alive while the body is relayed.</summary>
     internal CancellationTokenSource? Lifetime { get; init; }
 
@@ -48,16 +55,24 @@ public sealed class RouteResult : IDisposable
 /// rather than failing without asking); within a health rank, priority order (weighted shuffle within a
 /// priority). Health comes from the in-memory <see cref="HealthSnapshot"/> (no database round trip), and
 /// every attempt's outcome is counted there for the passive checks. A provider whose breaker is open is
-/// skipped, connection errors, timeouts, 429 and 5xx move on to the next route, and a model with a
-/// single route is retried up to twice with jittered backoff (honouring a short Retry-After).
-/// Nothing is retried once an answer is being relayed: the caller owns the response from then on.
+/// skipped; what is retried (on the next route, or the same one up to twice with jittered backoff,
+/// honouring a short Retry-After) is only what cannot have started a generation: a connection that
+/// failed before the request was sent whole, and 429 or 5xx answers. Once a request reached the
+/// upstream, a timeout or a broken connection ends the call (issue 11 #4: a retried long generation was
+/// paid three times). Streams wait <see cref="Provider.Timeout"/> for their first byte; non-streamed
+/// calls get <see cref="Provider.NonStreamTimeout"/> for headers and body together, since a provider sends
+/// their headers only when the generation is done. The caller owns the response once it is answered.
 /// </summary>
 public sealed partial class UpstreamRouter(ProviderRegistry providers, HealthSnapshot health, ILogger<UpstreamRouter> logger)
 {
     private const int MinAttempts = 3;
+
+    /// <summary>The adapter of a configured provider, or null when no provider has that name.</summary>
+    public ProviderAdapter? Adapter(string provider) => providers.ByName.TryGetValue(provider, out var p) ? p.Adapter : null;
     private static readonly TimeSpan MaxRetryAfter = TimeSpan.FromSeconds(5);
 
-    public async Task<RouteResult> SendAsync(ResolvedModel model, Func<Provider, string, HttpRequestMessage?> build, CancellationToken clientAborted)
+    public async Task<RouteResult> SendAsync(ResolvedModel model, bool stream, Func<Provider, string, HttpRequestMessage?> build,
+        CancellationToken clientAborted)
     {
         var plan = Plan(model.Routes, health);
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -74,11 +89,14 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, HealthSna
                 await BackoffAsync(attempts, retryAfter, clientAborted);
             using var request = build(provider, route.UpstreamModel);
             if (request is null) continue;
+            var content = SentSignalContent.Wrap(request);
             attempts++;
             retryAfter = null;
 
             var lifetime = CancellationTokenSource.CreateLinkedTokenSource(clientAborted);
-            lifetime.CancelAfter(provider.Timeout);
+            var deadline = stream ? provider.Timeout : provider.NonStreamTimeout;
+            lifetime.CancelAfter(deadline);
+            var attemptStarted = System.Diagnostics.Stopwatch.GetTimestamp();
             bool? succeeded = null;   // for the passive checks; stays null when no call went out (breaker open, client gone)
             try
             {
@@ -102,8 +120,9 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, HealthSna
                     lifetime.CancelAfter(Timeout.InfiniteTimeSpan);   // from here the relay's own deadlines apply
                     return new RouteResult
                     {
-                        Outcome = RouteOutcome.Answered, Provider = provider, Response = response, Attempts = attempts,
+                        Outcome = RouteOutcome.Answered, Provider = provider, Response = response, Attempts = attempts, RequestSent = true,
                         UpstreamTime = System.Diagnostics.Stopwatch.GetElapsedTime(started), Lifetime = lifetime,
+                        DeadlineTimestamp = attemptStarted + (long)(deadline.TotalSeconds * System.Diagnostics.Stopwatch.Frequency),
                     };
                 }
                 var status = response.StatusCode;
@@ -127,17 +146,27 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, HealthSna
                 sawTimeout = true;
                 succeeded = false;
                 LogUpstreamTimedOut(provider.Name, model.Id);
+                if (content.Sent)
+                {
+                    lifetime.Dispose();
+                    return new RouteResult { Outcome = RouteOutcome.TimedOut, Provider = provider, Attempts = attempts, RequestSent = true };
+                }
             }
             catch (HttpRequestException ex)
             {
                 sawOnlyOpenBreakers = false;
                 succeeded = false;
                 LogUpstreamUnreachable(provider.Name, model.Id, ex.HttpRequestError);
+                if (content.Sent)
+                {
+                    lifetime.Dispose();
+                    return new RouteResult { Outcome = RouteOutcome.Failed, Provider = provider, Attempts = attempts, RequestSent = true };
+                }
             }
             catch (OperationCanceledException) when (clientAborted.IsCancellationRequested)
             {
                 lifetime.Dispose();
-                return new RouteResult { Outcome = RouteOutcome.ClientAborted, Attempts = attempts };
+                return new RouteResult { Outcome = RouteOutcome.ClientAborted, Provider = provider, Attempts = attempts, RequestSent = content.Sent };
             }
             finally
             {
@@ -204,6 +233,47 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, HealthSna
         catch (Exception ex) when (ex is HttpRequestException or IOException or OperationCanceledException)
         {
             return [];
+        }
+    }
+
+    /// <summary>
+    /// The request's body, with a flag raised once it was written whole to the connection: from then on
+    /// the upstream has the request and may be generating, so the attempt is not retried.
+    /// </summary>
+    private sealed class SentSignalContent(HttpContent inner) : HttpContent
+    {
+        public bool Sent { get; private set; }
+
+        public static SentSignalContent Wrap(HttpRequestMessage request)
+        {
+            var wrapped = new SentSignalContent(request.Content ?? new ByteArrayContent([]));
+            foreach (var header in wrapped._inner.Headers) wrapped.Headers.TryAddWithoutValidation(header.Key, header.Value);
+            request.Content = wrapped;
+            return wrapped;
+        }
+
+        private readonly HttpContent _inner = inner;
+
+        protected override async Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context, CancellationToken cancellationToken)
+        {
+            await _inner.CopyToAsync(stream, cancellationToken);
+            await stream.FlushAsync(cancellationToken);
+            Sent = true;
+        }
+
+        protected override Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context) =>
+            SerializeToStreamAsync(stream, context, CancellationToken.None);
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = _inner.Headers.ContentLength ?? -1;
+            return length >= 0;
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) _inner.Dispose();
+            base.Dispose(disposing);
         }
     }
 

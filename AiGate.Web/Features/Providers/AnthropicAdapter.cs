@@ -18,6 +18,9 @@ public sealed class AnthropicAdapter : ProviderAdapter
     public static readonly AnthropicAdapter Instance = new();
     private const string ApiVersion = "2023-06-01";
 
+    /// <summary>Anthropic's Messages API writes one message per request: routes here skip calls with n &gt; 1.</summary>
+    public override bool SupportsChoices => false;
+
     public override HttpRequestMessage CreateChatRequest(Provider provider, ChatCall call, string upstreamModel) =>
         Post(provider.Url("v1/messages"), BuildRequest(call, upstreamModel), call.Stream, headers =>
         {

@@ -21,12 +21,13 @@ public sealed class OpenAiAdapter : ProviderAdapter
     {
         var body = call.Body;
         body["model"] = upstreamModel;
-        if (!call.ClientSetMaxTokens)
-        {
-            // OpenAI's own API wants max_completion_tokens (its reasoning models reject max_tokens);
-            // OpenAI-compatible servers widely know only max_tokens.
-            body[provider.BaseUrl.Host == "api.openai.com" ? "max_completion_tokens" : "max_tokens"] = call.MaxOutputTokens;
-        }
+        // OpenAI's own API wants max_completion_tokens (its reasoning models reject max_tokens, and it
+        // supersedes max_tokens); OpenAI-compatible servers widely know only max_tokens. Whatever is sent,
+        // the reservation covers the larger of the two the client gave.
+        var openAi = provider.BaseUrl.Host == "api.openai.com";
+        if (openAi && body["max_completion_tokens"] is not null) body.Remove("max_tokens");
+        if (!call.ClientSetMaxTokens) body[openAi ? "max_completion_tokens" : "max_tokens"] = call.MaxOutputTokens;
+        else if (!openAi && body["max_tokens"] is null) body["max_tokens"] = call.MaxOutputTokens;   // bounded where only max_tokens is known
         if (call.Stream)
         {
             var options = body["stream_options"] as JsonObject ?? [];

@@ -9,7 +9,10 @@ public sealed class Provider
     public required ProviderKind Kind { get; init; }
     public required Uri BaseUrl { get; init; }
     public required string? ApiKey { get; init; }
+    /// <summary>Time to first byte of a streamed call, per attempt.</summary>
     public required TimeSpan Timeout { get; init; }
+    /// <summary>The whole of a non-streamed call (its headers come when the generation is done).</summary>
+    public TimeSpan NonStreamTimeout { get; init; } = TimeSpan.FromMinutes(10);
     public required TimeSpan StreamIdleTimeout { get; init; }
     public required ProviderAdapter Adapter { get; init; }
     public required HttpMessageInvoker Http { get; init; }

@@ -13,6 +13,9 @@ public abstract class ProviderAdapter
 {
     public abstract HttpRequestMessage CreateChatRequest(Provider provider, ChatCall call, string upstreamModel);
 
+    /// <summary>Whether the provider answers <c>n</c> &gt; 1 with that many choices (OpenAI's <c>n</c>, Gemini's <c>candidateCount</c>).</summary>
+    public virtual bool SupportsChoices => true;
+
     /// <summary>A successful non-streamed body → an OpenAI <c>chat.completion</c> object and its usage.</summary>
     /// <exception cref="UpstreamProtocolException">The body is not what the provider documents.</exception>
     public abstract ChatCompletionResult ReadChatCompletion(ReadOnlySpan<byte> body, ChatCall call);

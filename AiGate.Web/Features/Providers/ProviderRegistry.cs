@@ -64,6 +64,7 @@ public sealed class ProviderRegistry : IDisposable
                 BaseUrl = uri,
                 ApiKey = options.ApiKey,
                 Timeout = TimeSpan.FromSeconds(options.TimeoutSeconds),
+                NonStreamTimeout = TimeSpan.FromSeconds(options.NonStreamTimeoutSeconds),
                 StreamIdleTimeout = TimeSpan.FromSeconds(options.StreamIdleSeconds),
                 Adapter = kind switch
                 {

@@ -17,9 +17,17 @@ public sealed class ProviderOptions
 
     public string? ApiKey { get; set; }
 
-    /// <summary>Longest wait for the upstream's response headers (time to first byte), per attempt.</summary>
+    /// <summary>Longest wait for a streamed response's headers (time to first byte), per attempt.</summary>
     [Range(1, 600)]
     public int TimeoutSeconds { get; set; } = 60;
+
+    /// <summary>
+    /// Longest a non-streamed call may take, headers and body together: a provider sends a non-streamed
+    /// answer's headers only when the whole generation is done, so this is a generation deadline, not
+    /// a time to first byte.
+    /// </summary>
+    [Range(1, 3600)]
+    public int NonStreamTimeoutSeconds { get; set; } = 600;
 
     /// <summary>Longest silence between two chunks of a streamed response.</summary>
     [Range(1, 600)]
