@@ -38,7 +38,7 @@ public sealed partial class ChatCompletionsEndpoint(
         // Tokens as OpenAI counts them at admission: the prompt's estimate plus the output limit.
         var admittedTokens = bytes / 4 + 1 + call.MaxOutputTokens;
         if (!await rateLimits.AdmitAsync(context, key, admittedTokens)) return;
-        var worstCase = Metering.WorstCaseMicros(call.Pricing, bytes, call.MaxOutputTokens);
+        var worstCase = Metering.WorstCaseMicros(call.Pricing, call.Tokenizer.PromptUpperBound(call.PromptTokens), call.MaxOutputTokens);
         if (await metering.ReserveOrRefuseAsync(context, key, worstCase) is not { } reservation) return;
         var outcome = new MeteredOutcome("", null, StatusCodes.Status502BadGateway, call.Stream, null);
         try
@@ -150,10 +150,13 @@ public sealed partial class ChatCompletionsEndpoint(
             return null;
         }
 
+        var tokenizer = TokenCounter.For(model);
         return new ChatCall
         {
             Body = body,
             Model = model,
+            Tokenizer = tokenizer,
+            PromptTokens = tokenizer.CountPrompt(body),
             Stream = stream,
             ClientWantsUsage = wantsUsage,
             CompletionId = "chatcmpl-" + Guid.CreateVersion7().ToString("N"),
@@ -192,7 +195,7 @@ public sealed partial class ChatCompletionsEndpoint(
             await ApiErrors.WriteAsync(context, StatusCodes.Status502BadGateway, "The upstream provider answered in an unexpected format.", "server_error", "upstream_error");
             return null;
         }
-        var usage = Plausible(result.Usage, call) ?? Estimate(call, bytes.Length);
+        var usage = Plausible(result.Usage, call) ?? Estimate(call, result.Response);
         var cost = call.Pricing.CostMicros(usage);
         result.Response["usage"] = UsageJson.Create(usage, cost);
 
@@ -207,8 +210,10 @@ public sealed partial class ChatCompletionsEndpoint(
     }
 
     /// <summary>
-    /// Relays a stream; returns the usage to bill: the provider's own count when it sent one, else
-    /// our count of what was forwarded (flagged estimated); null when nothing was produced.
+    /// Relays a stream; returns the usage to bill. Every way out (clean end, client gone, idle timeout,
+    /// hard stop, malformed event, upstream error or disconnect) sets how the stream ended and goes
+    /// through the one decision, <see cref="ChatStreamTranslator.BillableUsage"/>: the provider's usage
+    /// or our count of what went out, whichever is right for that ending; null when nothing was produced.
     /// </summary>
     private async Task<TokenUsage?> RelayStreamAsync(HttpContext context, ChatCall call, RouteResult route, long started)
     {
@@ -220,7 +225,7 @@ public sealed partial class ChatCompletionsEndpoint(
         GatewayResponses.SetServerTiming(response, started, route.UpstreamTime);
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
 
-        var translator = provider.Adapter.CreateStreamTranslator(call);
+        using var translator = provider.Adapter.CreateStreamTranslator(call);
         var writer = new SseWriter(response.BodyWriter);
         var parser = new SseParser();
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(route.Lifetime!.Token);
@@ -257,7 +262,7 @@ public sealed partial class ChatCompletionsEndpoint(
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
             LogClientAborted(call.Model.Id, provider.Name);
-            return StreamUsage(call, translator);   // disposing the route's response cancels the upstream request
+            return translator.BillableUsage(endedCleanly: false);   // disposing the route's response cancels the upstream request
         }
         catch (OperationCanceledException)
         {
@@ -275,11 +280,8 @@ public sealed partial class ChatCompletionsEndpoint(
             await response.BodyWriter.FlushAsync(context.RequestAborted);
         }
         catch (OperationCanceledException) { }
-        return StreamUsage(call, translator);
+        return translator.BillableUsage(endedCleanly: failure is null && !translator.Failed);
     }
-
-    private static TokenUsage? StreamUsage(ChatCall call, ChatStreamTranslator translator) =>
-        Plausible(translator.Usage, call) ?? (translator.CompletionBytes > 0 ? Estimate(call, translator.CompletionBytes) : null);
 
     /// <summary>
     /// Provider usage is untrusted input (RELIABILITY L8): negative counts never get here (UsageJson
@@ -288,9 +290,24 @@ public sealed partial class ChatCompletionsEndpoint(
     private static TokenUsage? Plausible(TokenUsage? usage, ChatCall call) =>
         usage is { } u && u.CompletionTokens <= (long)call.MaxOutputTokens * 10 + 16 ? u : null;
 
-    /// <summary>When a provider reports no usable usage: the request's bytes / 4 for the input, the forwarded bytes / 4 for the output. Flagged as estimated.</summary>
-    private static TokenUsage Estimate(ChatCall call, long completionBytes) =>
-        new(call.RequestBytes / 4 + 1, completionBytes / 4 + 1, 0, Estimated: true);
+    /// <summary>When a provider reports no usable usage: our count of the prompt and of the answer's text and tool arguments. Flagged as estimated.</summary>
+    private static TokenUsage Estimate(ChatCall call, JsonObject completion)
+    {
+        long output = 0;
+        if (completion["choices"] is JsonArray choices)
+            foreach (var choice in choices)
+            {
+                if (choice?["message"] is not JsonObject message) continue;
+                output += CountString(call, message["content"]) + CountString(call, message["refusal"]);
+                if (message["tool_calls"] is JsonArray calls)
+                    foreach (var toolCall in calls)
+                        output += CountString(call, toolCall?["function"]?["name"]) + CountString(call, toolCall?["function"]?["arguments"]);
+            }
+        return new TokenUsage(call.PromptTokens, output, 0, Estimated: true);
+    }
+
+    private static long CountString(ChatCall call, JsonNode? node) =>
+        node is JsonValue value && value.TryGetValue<string>(out var text) ? call.Tokenizer.Count(text) : 0;
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Provider {Provider} sent an unreadable answer: {Reason}")]
     private partial void LogProtocolError(string provider, string reason);
