@@ -13,7 +13,18 @@ namespace AiGate.Web.Tests.Infrastructure;
 /// </summary>
 public sealed class FakeOpenAi : IAsyncDisposable
 {
-    public enum Behaviour { Ok, Fail500, Fail429, Fail400, Hang, DropAfterTwoChunks, SlowStream, NoUsage }
+    public enum Behaviour
+    {
+        Ok, Fail500, Fail429, Fail400, Hang, DropAfterTwoChunks, SlowStream, NoUsage,
+        /// <summary>Streams half the reply's words, then sends nothing more (until the client leaves, 30 s at most).</summary>
+        StallHalfway,
+        /// <summary>Streams half the reply's words, then breaks the connection.</summary>
+        DropHalfway,
+        /// <summary>Streams half the reply's words, then an event whose JSON is cut off, then closes.</summary>
+        MalformedHalfway,
+        /// <summary>Streams the whole reply but reports 1 completion token in the usage chunk.</summary>
+        LowUsage,
+    }
 
     private FakeUpstream _server = null!;
     public Behaviour Mode { get; set; } = Behaviour.Ok;
@@ -95,9 +106,10 @@ public sealed class FakeOpenAi : IAsyncDisposable
         if (await FailedAsync(context, Mode)) return;
 
         var model = body["model"]!.GetValue<string>();
+        var completionTokens = Mode == Behaviour.LowUsage ? 1 : CompletionTokens;
         var usage = new JsonObject
         {
-            ["prompt_tokens"] = PromptTokens, ["completion_tokens"] = CompletionTokens, ["total_tokens"] = PromptTokens + CompletionTokens,
+            ["prompt_tokens"] = PromptTokens, ["completion_tokens"] = completionTokens, ["total_tokens"] = PromptTokens + completionTokens,
             ["prompt_tokens_details"] = new JsonObject { ["cached_tokens"] = CachedTokens, ["audio_tokens"] = 0 },
             ["completion_tokens_details"] = new JsonObject { ["reasoning_tokens"] = 0, ["audio_tokens"] = 0, ["accepted_prediction_tokens"] = 0, ["rejected_prediction_tokens"] = 0 },
         };
@@ -136,6 +148,7 @@ public sealed class FakeOpenAi : IAsyncDisposable
                     return;
                 }
                 if (Mode == Behaviour.SlowStream) await Task.Delay(200, ct);
+                if (i == words.Length / 2 && await BreakHalfwayAsync(context, model)) return;
                 await Send(context, Chunk(model, new JsonObject { ["content"] = (i == 0 ? "" : " ") + words[i] }, null, includeUsage));
             }
             await Send(context, Chunk(model, [], "stop", includeUsage));
@@ -155,6 +168,28 @@ public sealed class FakeOpenAi : IAsyncDisposable
         catch (IOException)
         {
             Interlocked.Increment(ref _aborted);
+        }
+    }
+
+    /// <summary>Plays the halfway faults; true when the stream is over.</summary>
+    private async Task<bool> BreakHalfwayAsync(HttpContext context, string model)
+    {
+        switch (Mode)
+        {
+            case Behaviour.StallHalfway:
+                await Task.Delay(TimeSpan.FromSeconds(30), context.RequestAborted);
+                return true;
+            case Behaviour.DropHalfway:
+                await Task.Delay(300, context.RequestAborted);   // let the chunks so far reach the gateway before the reset
+                context.Abort();
+                return true;
+            case Behaviour.MalformedHalfway:
+                await context.Response.WriteAsync("data: {\"id\":\"chatcmpl-fake\",\"object\":\"chat.completion.chunk\",\"created\":1741570283,\"model\":\"" + model +
+                    "\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" and the\n\n", context.RequestAborted);
+                await context.Response.Body.FlushAsync(context.RequestAborted);
+                return true;
+            default:
+                return false;
         }
     }
 
