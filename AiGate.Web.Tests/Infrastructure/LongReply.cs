@@ -39,7 +39,8 @@ public static class LongReply
     {
         var random = new Random(20261204);
         var text = new StringBuilder();
-        for (var i = 0; i < 36; i++) text.Append(i == 0 ? "" : " ").Append(Sentences[random.Next(Sentences.Length)]);
+        // Prose and dense lines take turns, as in an answer that explains a table or a snippet line by line.
+        for (var i = 0; i < 36; i++) text.Append(i == 0 ? "" : " ").Append(Sentences[i % 2 == 0 ? random.Next(6) : 6 + random.Next(Sentences.Length - 6)]);
         var words = text.ToString().Split(' ');
         var pieces = new List<string>();
         for (var i = 0; i < words.Length; i += 3)
