@@ -26,6 +26,9 @@ public sealed class FakeOpenAi : IAsyncDisposable
         LowUsage,
     }
 
+    /// <summary>OpenAI writes text as UTF-8 with only the escapes JSON requires (not System.Text.Json's default \u0022, \u003C…).</summary>
+    private static readonly System.Text.Json.JsonSerializerOptions Wire = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     private FakeUpstream _server = null!;
     public Behaviour Mode { get; set; } = Behaviour.Ok;
     /// <summary>The fault of <c>GET /v1/models</c> (the same faults as chat; the stream modes do not apply).</summary>
@@ -202,7 +205,7 @@ public sealed class FakeOpenAi : IAsyncDisposable
             ["choices"] = new JsonArray(new JsonObject { ["index"] = 0, ["delta"] = delta, ["logprobs"] = null, ["finish_reason"] = finish }),
         };
         if (includeUsage) chunk["usage"] = null;   // as OpenAI does on every chunk but the last when include_usage is set
-        return chunk.ToJsonString();
+        return chunk.ToJsonString(Wire);
     }
 
     private static async Task Send(HttpContext context, string json)
