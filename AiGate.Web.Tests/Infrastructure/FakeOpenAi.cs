@@ -22,7 +22,7 @@ public sealed class FakeOpenAi : IAsyncDisposable
         DropHalfway,
         /// <summary>Streams half the reply's words, then an event whose JSON is cut off, then closes.</summary>
         MalformedHalfway,
-        /// <summary>Streams the whole reply but reports 1 completion token in the usage chunk.</summary>
+        /// <summary>Streams the whole reply but reports 1 completion token in the usage chunk (or the JSON answer's usage).</summary>
         LowUsage,
     }
 
@@ -119,7 +119,7 @@ public sealed class FakeOpenAi : IAsyncDisposable
         if (body["stream"]?.GetValue<bool>() != true)
         {
             context.Response.ContentType = "application/json";
-            await context.Response.WriteAsync(new JsonObject
+            var answer = new JsonObject
             {
                 ["id"] = "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG", ["object"] = "chat.completion", ["created"] = 1741570283, ["model"] = model + "-2024-07-18",
                 ["choices"] = new JsonArray(new JsonObject
@@ -129,7 +129,9 @@ public sealed class FakeOpenAi : IAsyncDisposable
                     ["logprobs"] = null, ["finish_reason"] = "stop",
                 }),
                 ["usage"] = usage, ["service_tier"] = "default", ["system_fingerprint"] = "fp_06737a9306",
-            }.ToJsonString(), ct);
+            };
+            if (Mode == Behaviour.NoUsage) answer.Remove("usage");   // as servers that report no usage at all answer
+            await context.Response.WriteAsync(answer.ToJsonString(Wire), ct);
             return;
         }
 

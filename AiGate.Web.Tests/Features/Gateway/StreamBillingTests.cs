@@ -205,6 +205,25 @@ public sealed class StreamBillingTests(StreamBillingApp app) : IClassFixture<Str
         Assert.True(estimated);
     }
 
+    [Fact]
+    public async Task A_json_answer_without_usage_is_billed_our_count_of_its_prompt_and_text()
+    {
+        var (client, userId) = await StartAsync("openai", FakeOpenAi.Behaviour.NoUsage);
+        const string prompt = "Explain what a gateway bills when a provider reports no usage, with numbers.";
+
+        var response = await client.PostAsJsonAsync("/api/v1/chat/completions", new Dictionary<string, object?>
+        {
+            ["model"] = StreamBillingApp.Gpt, ["max_tokens"] = 2000, ["messages"] = new[] { new { role = "user", content = prompt } },
+        });
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        await app.WaitForUsageAsync();
+        var row = JsonNode.Parse((await app.Database.ScalarAsync<string>($"select row_to_json(u)::text from usage_events u where user_id = '{userId}'"))!)!;
+        Assert.Equal(O200k.CountTokens(prompt) + 4 + 3, row["prompt_tokens"]!.GetValue<long>());   // the text, its message's framing, the reply's priming
+        Assert.Equal(O200k.CountTokens(LongReply.Text), row["completion_tokens"]!.GetValue<long>());   // the answer's text, not its JSON envelope
+        Assert.True(row["estimated"]!.GetValue<bool>());
+    }
+
     [Theory, MemberData(nameof(Kinds))]
     public async Task An_absurdly_low_usage_report_is_replaced_by_our_count_of_the_text(string kind)
     {
