@@ -136,12 +136,10 @@ public sealed class OpenAiAdapter : ProviderAdapter
                 while (reader.Read())
                 {
                     if (reader.TokenType != JsonTokenType.PropertyName) continue;
-                    var usage = reader.CurrentDepth == 1 && reader.ValueTextEquals("usage"u8);
-                    var text = !usage && (reader.ValueTextEquals("content"u8) || reader.ValueTextEquals("arguments"u8)
-                        || reader.ValueTextEquals("refusal"u8) || reader.ValueTextEquals("reasoning_content"u8) || reader.ValueTextEquals("reasoning"u8));
-                    if (!usage && !text) continue;
+                    var name = Name(ref reader);
+                    if (name == Property.Other) continue;
                     if (!reader.Read()) break;
-                    if (usage) hasUsage |= reader.TokenType == JsonTokenType.StartObject;
+                    if (name == Property.Usage) hasUsage |= reader.TokenType == JsonTokenType.StartObject;
                     else if (reader.TokenType == JsonTokenType.String)
                         CountJsonString(data.Slice((int)reader.TokenStartIndex, reader.ValueSpan.Length + 2));
                 }
@@ -151,6 +149,26 @@ public sealed class OpenAiAdapter : ProviderAdapter
                 throw new UpstreamProtocolException("The upstream sent a chunk that is not JSON.");
             }
             return hasUsage;
+        }
+
+        private enum Property { Other, Usage, Text }
+
+        /// <summary>The property names that matter, compared on the raw bytes (names are never escaped in practice; an escaped one falls back to the decoding compare).</summary>
+        private static Property Name(ref Utf8JsonReader reader)
+        {
+            if (reader.ValueIsEscaped)
+                return reader.CurrentDepth == 1 && reader.ValueTextEquals("usage"u8) ? Property.Usage
+                    : reader.ValueTextEquals("content"u8) || reader.ValueTextEquals("arguments"u8) || reader.ValueTextEquals("refusal"u8)
+                      || reader.ValueTextEquals("reasoning_content"u8) || reader.ValueTextEquals("reasoning"u8) ? Property.Text : Property.Other;
+            var name = reader.ValueSpan;
+            return name.Length switch
+            {
+                5 when reader.CurrentDepth == 1 && name.SequenceEqual("usage"u8) => Property.Usage,
+                7 when name.SequenceEqual("content"u8) || name.SequenceEqual("refusal"u8) => Property.Text,
+                9 when name.SequenceEqual("arguments"u8) || name.SequenceEqual("reasoning"u8) => Property.Text,
+                17 when name.SequenceEqual("reasoning_content"u8) => Property.Text,
+                _ => Property.Other,
+            };
         }
     }
 }
