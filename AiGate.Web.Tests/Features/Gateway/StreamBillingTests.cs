@@ -224,6 +224,23 @@ public sealed class StreamBillingTests(StreamBillingApp app) : IClassFixture<Str
         Assert.True(row["estimated"]!.GetValue<bool>());
     }
 
+    [Fact]
+    public async Task A_json_answer_with_an_absurdly_low_usage_report_is_billed_our_count_of_its_text()
+    {
+        var (client, userId) = await StartAsync("openai", FakeOpenAi.Behaviour.LowUsage);
+
+        var response = await client.PostAsJsonAsync("/api/v1/chat/completions", new Dictionary<string, object?>
+        {
+            ["model"] = StreamBillingApp.Gpt, ["max_tokens"] = 2000, ["messages"] = new[] { new { role = "user", content = "Write something long." } },
+        });
+
+        var usage = (await response.Content.ReadFromJsonAsync<JsonObject>())!["usage"]!;
+        Assert.Equal(O200k.CountTokens(LongReply.Text), usage["completion_tokens"]!.GetValue<long>());   // the answer shows what is billed
+        var (completion, estimated, _) = await BilledAsync(userId);
+        Assert.Equal(O200k.CountTokens(LongReply.Text), completion);
+        Assert.True(estimated);
+    }
+
     [Theory, MemberData(nameof(Kinds))]
     public async Task An_absurdly_low_usage_report_is_replaced_by_our_count_of_the_text(string kind)
     {

@@ -195,7 +195,7 @@ public sealed partial class ChatCompletionsEndpoint(
             await ApiErrors.WriteAsync(context, StatusCodes.Status502BadGateway, "The upstream provider answered in an unexpected format.", "server_error", "upstream_error");
             return null;
         }
-        var usage = Plausible(result.Usage, call) ?? Estimate(call, result.Response);
+        var usage = Plausible(result.Usage, call) is { } reported ? Checked(call, reported, result.Response) : Estimate(call, result.Response);
         var cost = call.Pricing.CostMicros(usage);
         result.Response["usage"] = UsageJson.Create(usage, cost);
 
@@ -291,23 +291,40 @@ public sealed partial class ChatCompletionsEndpoint(
         usage is { } u && u.CompletionTokens <= (long)call.MaxOutputTokens * 10 + 16 ? u : null;
 
     /// <summary>When a provider reports no usable usage: our count of the prompt and of the answer's text and tool arguments. Flagged as estimated.</summary>
-    private static TokenUsage Estimate(ChatCall call, JsonObject completion)
+    private static TokenUsage Estimate(ChatCall call, JsonObject completion) =>
+        new(call.PromptTokens, AnswerText(call, completion, count: true), 0, Estimated: true);
+
+    /// <summary>
+    /// The same rule as a stream that ended cleanly (<see cref="ChatStreamTranslator.BillableUsage"/>): a
+    /// report of at least a token per 6 bytes of answer is believed without counting; one under half our
+    /// count of the answer is absurd and replaced by that count, flagged estimated.
+    /// </summary>
+    private static TokenUsage Checked(ChatCall call, TokenUsage reported, JsonObject completion)
     {
-        long output = 0;
-        if (completion["choices"] is JsonArray choices)
-            foreach (var choice in choices)
-            {
-                if (choice?["message"] is not JsonObject message) continue;
-                output += CountString(call, message["content"]) + CountString(call, message["refusal"]);
-                if (message["tool_calls"] is JsonArray calls)
-                    foreach (var toolCall in calls)
-                        output += CountString(call, toolCall?["function"]?["name"]) + CountString(call, toolCall?["function"]?["arguments"]);
-            }
-        return new TokenUsage(call.PromptTokens, output, 0, Estimated: true);
+        if (reported.CompletionTokens * 6 >= AnswerText(call, completion, count: false)) return reported;
+        var counted = AnswerText(call, completion, count: true);
+        return reported.CompletionTokens * 2 >= counted ? reported : reported with { CompletionTokens = counted, Estimated = true };
     }
 
-    private static long CountString(ChatCall call, JsonNode? node) =>
-        node is JsonValue value && value.TryGetValue<string>(out var text) ? call.Tokenizer.Count(text) : 0;
+    /// <summary>The tokens (or, without <paramref name="count"/>, the UTF-8 bytes) of the answer's text, refusals and tool calls.</summary>
+    private static long AnswerText(ChatCall call, JsonObject completion, bool count)
+    {
+        long total = 0;
+        if (completion["choices"] is not JsonArray choices) return 0;
+        foreach (var choice in choices)
+        {
+            if (choice?["message"] is not JsonObject message) continue;
+            total += Measure(message["content"]) + Measure(message["refusal"]);
+            if (message["tool_calls"] is JsonArray calls)
+                foreach (var toolCall in calls)
+                    total += Measure(toolCall?["function"]?["name"]) + Measure(toolCall?["function"]?["arguments"]);
+        }
+        return total;
+
+        long Measure(JsonNode? node) => node is JsonValue value && value.TryGetValue<string>(out var text)
+            ? count ? call.Tokenizer.Count(text) : System.Text.Encoding.UTF8.GetByteCount(text)
+            : 0;
+    }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Provider {Provider} sent an unreadable answer: {Reason}")]
     private partial void LogProtocolError(string provider, string reason);
