@@ -13,7 +13,21 @@ namespace AiGate.Web.Tests.Infrastructure;
 /// </summary>
 public sealed class FakeOpenAi : IAsyncDisposable
 {
-    public enum Behaviour { Ok, Fail500, Fail429, Fail400, Hang, DropAfterTwoChunks, SlowStream, NoUsage }
+    public enum Behaviour
+    {
+        Ok, Fail500, Fail429, Fail400, Hang, DropAfterTwoChunks, SlowStream, NoUsage,
+        /// <summary>Streams half the reply's words, then sends nothing more (until the client leaves, 30 s at most).</summary>
+        StallHalfway,
+        /// <summary>Streams half the reply's words, then breaks the connection.</summary>
+        DropHalfway,
+        /// <summary>Streams half the reply's words, then an event whose JSON is cut off, then closes.</summary>
+        MalformedHalfway,
+        /// <summary>Streams the whole reply but reports 1 completion token in the usage chunk (or the JSON answer's usage).</summary>
+        LowUsage,
+    }
+
+    /// <summary>OpenAI writes text as UTF-8 with only the escapes JSON requires (not System.Text.Json's default \u0022, \u003C…).</summary>
+    private static readonly System.Text.Json.JsonSerializerOptions Wire = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     private FakeUpstream _server = null!;
     public Behaviour Mode { get; set; } = Behaviour.Ok;
@@ -98,9 +112,10 @@ public sealed class FakeOpenAi : IAsyncDisposable
         if (await FailedAsync(context, Mode)) return;
 
         var model = body["model"]!.GetValue<string>();
+        var completionTokens = Mode == Behaviour.LowUsage ? 1 : CompletionTokens;
         var usage = new JsonObject
         {
-            ["prompt_tokens"] = PromptTokens, ["completion_tokens"] = CompletionTokens, ["total_tokens"] = PromptTokens + CompletionTokens,
+            ["prompt_tokens"] = PromptTokens, ["completion_tokens"] = completionTokens, ["total_tokens"] = PromptTokens + completionTokens,
             ["prompt_tokens_details"] = new JsonObject { ["cached_tokens"] = CachedTokens, ["audio_tokens"] = 0 },
             ["completion_tokens_details"] = new JsonObject { ["reasoning_tokens"] = 0, ["audio_tokens"] = 0, ["accepted_prediction_tokens"] = 0, ["rejected_prediction_tokens"] = 0 },
         };
@@ -112,7 +127,7 @@ public sealed class FakeOpenAi : IAsyncDisposable
                 catch (OperationCanceledException) { Interlocked.Increment(ref _aborted); return; }
             }
             context.Response.ContentType = "application/json";
-            await context.Response.WriteAsync(new JsonObject
+            var answer = new JsonObject
             {
                 ["id"] = "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG", ["object"] = "chat.completion", ["created"] = 1741570283, ["model"] = model + "-2024-07-18",
                 ["choices"] = new JsonArray(new JsonObject
@@ -122,7 +137,9 @@ public sealed class FakeOpenAi : IAsyncDisposable
                     ["logprobs"] = null, ["finish_reason"] = "stop",
                 }),
                 ["usage"] = usage, ["service_tier"] = "default", ["system_fingerprint"] = "fp_06737a9306",
-            }.ToJsonString(), ct);
+            };
+            if (Mode == Behaviour.NoUsage) answer.Remove("usage");   // as servers that report no usage at all answer
+            await context.Response.WriteAsync(answer.ToJsonString(Wire), ct);
             return;
         }
 
@@ -144,6 +161,7 @@ public sealed class FakeOpenAi : IAsyncDisposable
                     return;
                 }
                 if (Mode == Behaviour.SlowStream) await Task.Delay(200, ct);
+                if (i == words.Length / 2 && await BreakHalfwayAsync(context, model)) return;
                 await Send(context, Chunk(model, new JsonObject { ["content"] = (i == 0 ? "" : " ") + words[i] }, null, includeUsage));
             }
             await Send(context, Chunk(model, [], "stop", includeUsage));
@@ -166,6 +184,28 @@ public sealed class FakeOpenAi : IAsyncDisposable
         }
     }
 
+    /// <summary>Plays the halfway faults; true when the stream is over.</summary>
+    private async Task<bool> BreakHalfwayAsync(HttpContext context, string model)
+    {
+        switch (Mode)
+        {
+            case Behaviour.StallHalfway:
+                await Task.Delay(TimeSpan.FromSeconds(30), context.RequestAborted);
+                return true;
+            case Behaviour.DropHalfway:
+                await Task.Delay(300, context.RequestAborted);   // let the chunks so far reach the gateway before the reset
+                context.Abort();
+                return true;
+            case Behaviour.MalformedHalfway:
+                await context.Response.WriteAsync("data: {\"id\":\"chatcmpl-fake\",\"object\":\"chat.completion.chunk\",\"created\":1741570283,\"model\":\"" + model +
+                    "\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" and the\n\n", context.RequestAborted);
+                await context.Response.Body.FlushAsync(context.RequestAborted);
+                return true;
+            default:
+                return false;
+        }
+    }
+
     private static string Chunk(string model, JsonObject delta, string? finish, bool includeUsage)
     {
         var chunk = new JsonObject
@@ -175,7 +215,7 @@ public sealed class FakeOpenAi : IAsyncDisposable
             ["choices"] = new JsonArray(new JsonObject { ["index"] = 0, ["delta"] = delta, ["logprobs"] = null, ["finish_reason"] = finish }),
         };
         if (includeUsage) chunk["usage"] = null;   // as OpenAI does on every chunk but the last when include_usage is set
-        return chunk.ToJsonString();
+        return chunk.ToJsonString(Wire);
     }
 
     private static async Task Send(HttpContext context, string json)

@@ -178,8 +178,11 @@ public sealed class AnthropicAdapterTests
         Assert.Equal("[DONE]", events[3]);
         Assert.Equal(4, events.Count);
         Assert.True(translator.Finished);
-        // 30 input tokens are exact; output is the forwarded text (39 bytes → 10 tokens), more than the 1 reported at the start.
-        Assert.Equal(new TokenUsage(30, 10, 0, Estimated: true), translator.Usage);
+        Assert.True(translator.Failed);
+        // 30 input tokens are exact; output is our count of the forwarded text (cl100k for Claude), more than the 1 reported at the start.
+        var forwarded = Microsoft.ML.Tokenizers.TiktokenTokenizer.CreateForEncoding("cl100k_base").CountTokens("Partial answer that goes on for a while");
+        Assert.Equal(new TokenUsage(30, forwarded, 0, Estimated: true), translator.BillableUsage(endedCleanly: false));
+        Assert.Equal(new TokenUsage(30, 1, 0), translator.Usage);   // what Anthropic said, kept apart from the decision
     }
 
     [Fact]

@@ -134,6 +134,11 @@ public static class FakeAnthropic
 
             if (text.Contains("BAD REQUEST", StringComparison.Ordinal)) { await Json(context, 400, BadRequestError); return; }
             if (text.Contains("OVERLOADED", StringComparison.Ordinal)) { await Json(context, 529, OverloadedError); return; }
+            if (stream && text.Contains("LONG", StringComparison.Ordinal))
+            {
+                await LongStreamAsync(context, text);
+                return;
+            }
             if (stream)
             {
                 await Sse(context, text.Contains("MIDSTREAM ERROR", StringComparison.Ordinal) ? ErrorStream
@@ -195,6 +200,73 @@ public static class FakeAnthropic
         context.Response.StatusCode = status;
         context.Response.ContentType = "application/json";
         await context.Response.WriteAsync(json);
+    }
+
+    /// <summary>
+    /// A long answer (<see cref="LongReply"/>) after a thinking block, as Anthropic streams extended
+    /// thinking: thinking_delta events, a signature_delta, then the text block. With STALL, DROP or
+    /// MALFORMED in the prompt it stops half-way through the text (silence, a reset connection, an event
+    /// whose JSON is cut off); with LOWUSAGE it ends normally but reports 1 output token.
+    /// </summary>
+    private static async Task LongStreamAsync(HttpContext context, string prompt)
+    {
+        var ct = context.RequestAborted;
+        context.Response.ContentType = "text/event-stream; charset=utf-8";
+        context.Response.Headers.CacheControl = "no-cache";
+        async Task Event(string name, JsonObject data)
+        {
+            await context.Response.WriteAsync($"event: {name}\ndata: {data.ToJsonString()}\n\n", ct);
+            await context.Response.Body.FlushAsync(ct);
+        }
+        JsonObject Delta(int index, JsonObject delta) => new() { ["type"] = "content_block_delta", ["index"] = index, ["delta"] = delta };
+
+        try
+        {
+            await Event("message_start", new JsonObject
+            {
+                ["type"] = "message_start",
+                ["message"] = new JsonObject
+                {
+                    ["id"] = "msg_01LongLongLong", ["type"] = "message", ["role"] = "assistant", ["content"] = new JsonArray(),
+                    ["model"] = "claude-sonnet-4-5-20250929", ["stop_reason"] = null, ["stop_sequence"] = null,
+                    ["usage"] = new JsonObject { ["input_tokens"] = 25, ["cache_creation_input_tokens"] = 0, ["cache_read_input_tokens"] = 0, ["output_tokens"] = 1 },
+                },
+            });
+            await Event("content_block_start", new JsonObject { ["type"] = "content_block_start", ["index"] = 0, ["content_block"] = new JsonObject { ["type"] = "thinking", ["thinking"] = "" } });
+            foreach (var part in LongReply.Thinking.Split(". "))
+                await Event("content_block_delta", Delta(0, new JsonObject { ["type"] = "thinking_delta", ["thinking"] = part + ". " }));
+            await Event("content_block_delta", Delta(0, new JsonObject { ["type"] = "signature_delta", ["signature"] = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds" }));
+            await Event("content_block_stop", new JsonObject { ["type"] = "content_block_stop", ["index"] = 0 });
+            await Event("content_block_start", new JsonObject { ["type"] = "content_block_start", ["index"] = 1, ["content_block"] = new JsonObject { ["type"] = "text", ["text"] = "" } });
+            await Event("ping", new JsonObject { ["type"] = "ping" });
+            for (var i = 0; i < LongReply.Pieces.Count; i++)
+            {
+                if (i == LongReply.Pieces.Count / 2)
+                {
+                    if (prompt.Contains("STALL", StringComparison.Ordinal)) { await Task.Delay(TimeSpan.FromSeconds(30), ct); return; }
+                    if (prompt.Contains("DROP", StringComparison.Ordinal)) { await Task.Delay(300, ct); context.Abort(); return; }
+                    if (prompt.Contains("MALFORMED", StringComparison.Ordinal))
+                    {
+                        await context.Response.WriteAsync("event: content_block_delta\ndata: {\"type\": \"content_block_delta\", \"index\": 1, \"delta\": {\"type\": \"text_del\n\n", ct);
+                        await context.Response.Body.FlushAsync(ct);
+                        return;
+                    }
+                }
+                await Event("content_block_delta", Delta(1, new JsonObject { ["type"] = "text_delta", ["text"] = LongReply.Pieces[i] }));
+            }
+            await Event("content_block_stop", new JsonObject { ["type"] = "content_block_stop", ["index"] = 1 });
+            var outputTokens = prompt.Contains("LOWUSAGE", StringComparison.Ordinal) ? 1 : 700;
+            await Event("message_delta", new JsonObject
+            {
+                ["type"] = "message_delta", ["delta"] = new JsonObject { ["stop_reason"] = "end_turn", ["stop_sequence"] = null },
+                ["usage"] = new JsonObject { ["output_tokens"] = outputTokens },
+            });
+            await Event("message_stop", new JsonObject { ["type"] = "message_stop" });
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException)
+        {
+            // the gateway went away
+        }
     }
 
     /// <summary>Writes the recorded stream one event at a time, flushing between events as the real API does.</summary>

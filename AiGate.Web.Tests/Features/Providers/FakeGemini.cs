@@ -101,6 +101,11 @@ public static class FakeGemini
 
             if (text.Contains("BAD REQUEST", StringComparison.Ordinal)) { await Json(context, 400, BadRequestError); return; }
             if (text.Contains("OVERLOADED", StringComparison.Ordinal)) { await Json(context, 503, UnavailableError); return; }
+            if (stream && text.Contains("LONG", StringComparison.Ordinal))
+            {
+                await LongStreamAsync(context, text);
+                return;
+            }
             if (stream)
             {
                 await Sse(context, text.Contains("MIDSTREAM ERROR", StringComparison.Ordinal) ? ErrorStream
@@ -151,6 +156,67 @@ public static class FakeGemini
         context.Response.StatusCode = status;
         context.Response.ContentType = "application/json; charset=UTF-8";
         await context.Response.WriteAsync(json);
+    }
+
+    /// <summary>The thinking tokens the long stream reports (Gemini counts them apart from candidatesTokenCount and sends no thought text).</summary>
+    public const int LongThoughts = 120;
+
+    /// <summary>
+    /// A long answer (<see cref="LongReply"/>), a few words per event. As Gemini 2.5 does, every event's
+    /// usageMetadata carries the prompt and thoughts counts but the candidates count only in the last
+    /// event, with finishReason. With STALL, DROP or MALFORMED in the prompt it stops half-way (silence,
+    /// a reset connection, an event whose JSON is cut off); with LOWUSAGE it reports 1 candidate token.
+    /// </summary>
+    private static async Task LongStreamAsync(HttpContext context, string prompt)
+    {
+        var ct = context.RequestAborted;
+        context.Response.ContentType = "text/event-stream";
+        JsonObject Usage(int? candidates)
+        {
+            var usage = new JsonObject { ["promptTokenCount"] = 40 };
+            if (candidates is { } c) usage["candidatesTokenCount"] = c;
+            usage["totalTokenCount"] = 40 + LongThoughts + (candidates ?? 0);
+            usage["promptTokensDetails"] = new JsonArray(new JsonObject { ["modality"] = "TEXT", ["tokenCount"] = 40 });
+            usage["thoughtsTokenCount"] = LongThoughts;
+            return usage;
+        }
+        async Task Event(string text, string? finishReason, int? candidates)
+        {
+            var candidate = new JsonObject { ["content"] = new JsonObject { ["parts"] = new JsonArray(new JsonObject { ["text"] = text }), ["role"] = "model" } };
+            if (finishReason is not null) candidate["finishReason"] = finishReason;
+            candidate["index"] = 0;
+            var response = new JsonObject
+            {
+                ["candidates"] = new JsonArray(candidate), ["usageMetadata"] = Usage(candidates), ["modelVersion"] = "gemini-2.5-flash", ["responseId"] = "long-1",
+            };
+            await context.Response.WriteAsync("data: " + response.ToJsonString() + "\r\n\r\n", ct);
+            await context.Response.Body.FlushAsync(ct);
+        }
+
+        try
+        {
+            var pieces = LongReply.Pieces;
+            for (var i = 0; i < pieces.Count - 1; i++)
+            {
+                if (i == pieces.Count / 2)
+                {
+                    if (prompt.Contains("STALL", StringComparison.Ordinal)) { await Task.Delay(TimeSpan.FromSeconds(30), ct); return; }
+                    if (prompt.Contains("DROP", StringComparison.Ordinal)) { await Task.Delay(300, ct); context.Abort(); return; }
+                    if (prompt.Contains("MALFORMED", StringComparison.Ordinal))
+                    {
+                        await context.Response.WriteAsync("data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \" and the\r\n\r\n", ct);
+                        await context.Response.Body.FlushAsync(ct);
+                        return;
+                    }
+                }
+                await Event(pieces[i], null, null);
+            }
+            await Event(pieces[^1], "STOP", prompt.Contains("LOWUSAGE", StringComparison.Ordinal) ? 1 : 600);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException)
+        {
+            // the gateway went away
+        }
     }
 
     private static async Task Sse(HttpContext context, string events)

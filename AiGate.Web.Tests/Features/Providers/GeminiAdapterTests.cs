@@ -180,7 +180,11 @@ public sealed class GeminiAdapterTests
         Assert.Equal("[DONE]", events[3]);
         Assert.Equal(4, events.Count);
         Assert.True(translator.Finished);
-        Assert.Equal(new TokenUsage(40, 2, 0, Estimated: true), translator.Usage);   // "Partial" = 7 bytes → 2 tokens, more than the 1 reported
+        Assert.True(translator.Failed);
+        Assert.Equal(new TokenUsage(40, 1, 0), translator.Usage);
+        var forwarded = Microsoft.ML.Tokenizers.TiktokenTokenizer.CreateForEncoding("cl100k_base").CountTokens("Partial");
+        Assert.Equal(forwarded, translator.CountedOutputTokens());
+        Assert.Equal(Math.Max(1, forwarded), translator.BillableUsage(endedCleanly: false)!.Value.CompletionTokens);
     }
 
     [Fact]

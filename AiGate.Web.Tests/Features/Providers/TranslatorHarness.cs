@@ -26,7 +26,6 @@ internal static class TranslatorHarness
             MaxOutputTokens = (int)((json["max_completion_tokens"] ?? json["max_tokens"])?.GetValue<long>() ?? maxOutputTokens),
             ClientSetMaxTokens = (json["max_completion_tokens"] ?? json["max_tokens"]) is not null,
             RequestBytes = body.Length,
-            TextBytes = body.Length,
             OutputBound = (int)((json["max_completion_tokens"] ?? json["max_tokens"])?.GetValue<long>() ?? maxOutputTokens),
             Choices = 1,
             MediaTokensBound = 0,

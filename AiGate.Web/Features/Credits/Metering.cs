@@ -21,11 +21,12 @@ public sealed class Metering(CreditLeases leases, UsageWriter writer, Ledger led
     public int DefaultMaxOutputTokens => options.Value.DefaultMaxOutputTokens;
 
     /// <summary>
-    /// The most a call can cost: every request byte counted as a third of a token (tokens average
-    /// about four bytes of text, so this over-reserves), plus every output token it may write.
+    /// The most a call can cost: an upper bound of its prompt tokens (the chat endpoint counts them
+    /// with the model's tokenizer, <see cref="ModelTokenizer.PromptUpperBound"/>), plus every output
+    /// token it may write.
     /// </summary>
-    public static long WorstCaseMicros(ModelPricing pricing, long requestBytes, long maxOutputTokens) =>
-        pricing.CostMicros(new TokenUsage(requestBytes / 3 + 1, maxOutputTokens));
+    public static long WorstCaseMicros(ModelPricing pricing, long promptTokens, long maxOutputTokens) =>
+        pricing.CostMicros(new TokenUsage(promptTokens, maxOutputTokens));
 
     /// <summary>Reserves, or writes the refusal (402 or 503) and returns null.</summary>
     public async Task<Reservation?> ReserveOrRefuseAsync(HttpContext context, KeyIdentity key, long worstCaseMicros)

@@ -36,8 +36,17 @@ public sealed class ChatCall
     public required long MediaTokensBound { get; init; }
     /// <summary>The request body's size; a tokens estimate when a provider reports no usage.</summary>
     public required int RequestBytes { get; init; }
-    /// <summary>The body's bytes less its media parts' data: what a text token estimate is taken from.</summary>
-    public required long TextBytes { get; init; }
+
+    /// <summary>How this model's tokens are counted (<see cref="TokenCounter"/>).</summary>
+    public ModelTokenizer Tokenizer
+    {
+        get => _tokenizer ??= TokenCounter.For(Model);
+        init => _tokenizer = value;
+    }
+    private ModelTokenizer? _tokenizer;
+
+    /// <summary>The prompt's tokens as we count them (<see cref="ModelTokenizer.CountPrompt"/>): billed when the provider reports none.</summary>
+    public long PromptTokens { get; init; }
 
     public ModelPricing Pricing => Model.Pricing!.Value;
 }

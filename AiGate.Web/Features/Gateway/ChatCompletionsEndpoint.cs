@@ -180,12 +180,15 @@ public sealed partial class ChatCompletionsEndpoint(
         }
         var requested = maxCompletionTokens ?? maxTokens;
         var maxOutput = (int)(requested ?? Math.Min(model.MaxOutputTokens, metering.DefaultMaxOutputTokens));
-        var (mediaTokens, mediaBytes) = MediaParts(messages);
+        var mediaTokens = MediaTokens(messages);
 
+        var tokenizer = TokenCounter.For(model);
         return new ChatCall
         {
             Body = body,
             Model = model,
+            Tokenizer = tokenizer,
+            PromptTokens = tokenizer.CountPrompt(body),
             Stream = stream,
             ClientWantsUsage = wantsUsage,
             CompletionId = "chatcmpl-" + Guid.CreateVersion7().ToString("N"),
@@ -196,7 +199,6 @@ public sealed partial class ChatCompletionsEndpoint(
             Choices = choices,
             MediaTokensBound = mediaTokens,
             RequestBytes = bytes,
-            TextBytes = Math.Max(0, bytes - mediaBytes),
         };
     }
 
@@ -208,49 +210,37 @@ public sealed partial class ChatCompletionsEndpoint(
     }
 
     /// <summary>
-    /// The fixed worst case of the messages' image, audio and file parts, and the bytes they take in the
-    /// body (their base64 data or URL, which says nothing about what the provider will count).
+    /// The fixed worst case of the messages' image, audio and file parts: their bytes (a URL, or base64
+    /// data) say nothing about what the provider will count, and the prompt's token count leaves them out.
     /// </summary>
-    private (long Tokens, long Bytes) MediaParts(JsonArray messages)
+    private long MediaTokens(JsonArray messages)
     {
-        long tokens = 0, bytes = 0;
+        long tokens = 0;
         foreach (var message in messages)
         {
             if (message?["content"] is not JsonArray parts) continue;
             foreach (var part in parts)
             {
                 if (part is not JsonObject p || p["type"] is not JsonValue type || !type.TryGetValue<string>(out var kind)) continue;
-                switch (kind)
+                tokens += kind switch
                 {
-                    case "image_url":
-                        tokens += _options.ImagePartWorstCaseTokens;
-                        bytes += StringLength(p["image_url"] is JsonObject image ? image["url"] : p["image_url"]);
-                        break;
-                    case "input_audio":
-                        tokens += _options.AudioOrFilePartWorstCaseTokens;
-                        bytes += StringLength(p["input_audio"]?["data"]);
-                        break;
-                    case "file":
-                        tokens += _options.AudioOrFilePartWorstCaseTokens;
-                        bytes += StringLength(p["file"]?["file_data"]);
-                        break;
-                }
+                    "image_url" => _options.ImagePartWorstCaseTokens,
+                    "input_audio" or "file" => _options.AudioOrFilePartWorstCaseTokens,
+                    _ => 0,
+                };
             }
         }
-        return (tokens, bytes);
+        return tokens;
     }
 
-    private static long StringLength(JsonNode? node) =>
-        node is JsonValue value && value.TryGetValue<string>(out var text) ? text.Length : 0;
-
     /// <summary>
-    /// An upper bound of the prompt's input tokens: every request byte outside media parts counted as a
-    /// third of a token (tokens average about four bytes of text), plus the fixed worst case per media part.
+    /// An upper bound of the prompt's input tokens: our count of its text with the tokenizer's margin
+    /// (<see cref="ModelTokenizer.PromptUpperBound"/>), plus the fixed worst case per media part.
     /// </summary>
-    private static long PromptBound(ChatCall call) => call.TextBytes / 3 + 1 + call.MediaTokensBound;
+    private static long PromptBound(ChatCall call) => call.Tokenizer.PromptUpperBound(call.PromptTokens) + call.MediaTokensBound;
 
-    /// <summary>What a call the client left after the upstream took it costs at least: its prompt, estimated.</summary>
-    private static TokenUsage PromptOnly(ChatCall call) => new(call.TextBytes / 4 + 1, 0, 0, Estimated: true);
+    /// <summary>What a call the client left after the upstream took it costs at least: its prompt as we count it, estimated.</summary>
+    private static TokenUsage PromptOnly(ChatCall call) => new(call.PromptTokens, 0, 0, Estimated: true);
 
     private static string? ParamOf(string error)
     {
@@ -282,7 +272,7 @@ public sealed partial class ChatCompletionsEndpoint(
             await ApiErrors.WriteAsync(context, StatusCodes.Status502BadGateway, "The upstream provider answered in an unexpected format.", "server_error", "upstream_error");
             return null;
         }
-        var usage = Plausible(result.Usage, call) ?? Estimate(call, bytes.Length);
+        var usage = Plausible(result.Usage, call) is { } reported ? Checked(call, reported, result.Response) : Estimate(call, result.Response);
         var cost = call.Pricing.CostMicros(usage);
         result.Response["usage"] = UsageJson.Create(usage, cost);
 
@@ -304,8 +294,10 @@ public sealed partial class ChatCompletionsEndpoint(
     }
 
     /// <summary>
-    /// Relays a stream; returns the usage to bill: the provider's own count when it sent one, else
-    /// our count of what was forwarded (flagged estimated); null when nothing was produced.
+    /// Relays a stream; returns the usage to bill. Every way out (clean end, client gone, idle timeout,
+    /// hard stop, malformed event, upstream error or disconnect) sets how the stream ended and goes
+    /// through the one decision, <see cref="ChatStreamTranslator.BillableUsage"/>: the provider's usage
+    /// or our count of what went out, whichever is right for that ending; null when nothing was produced.
     /// </summary>
     private async Task<TokenUsage?> RelayStreamAsync(HttpContext context, ChatCall call, RouteResult route, long started)
     {
@@ -317,7 +309,7 @@ public sealed partial class ChatCompletionsEndpoint(
         GatewayResponses.SetServerTiming(response, started, route.UpstreamTime);
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
 
-        var translator = provider.Adapter.CreateStreamTranslator(call);
+        using var translator = provider.Adapter.CreateStreamTranslator(call);
         var writer = new SseWriter(response.BodyWriter);
         var parser = new SseParser();
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(route.Lifetime!.Token, streams.MustEnd);
@@ -354,7 +346,7 @@ public sealed partial class ChatCompletionsEndpoint(
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
             LogClientAborted(call.Model.Id, provider.Name);
-            return StreamUsage(call, translator);   // disposing the route's response cancels the upstream request
+            return translator.BillableUsage(endedCleanly: false);   // disposing the route's response cancels the upstream request
         }
         catch (OperationCanceledException) when (streams.MustEnd.IsCancellationRequested)
         {
@@ -376,11 +368,8 @@ public sealed partial class ChatCompletionsEndpoint(
             await response.BodyWriter.FlushAsync(context.RequestAborted);
         }
         catch (OperationCanceledException) { }
-        return StreamUsage(call, translator);
+        return translator.BillableUsage(endedCleanly: failure is null && !translator.Failed);
     }
-
-    private static TokenUsage? StreamUsage(ChatCall call, ChatStreamTranslator translator) =>
-        Plausible(translator.Usage, call) ?? (translator.CompletionBytes > 0 ? Estimate(call, translator.CompletionBytes) : null);
 
     /// <summary>
     /// Provider usage is untrusted input (RELIABILITY L8): negative counts never get here (UsageJson
@@ -389,9 +378,41 @@ public sealed partial class ChatCompletionsEndpoint(
     private static TokenUsage? Plausible(TokenUsage? usage, ChatCall call) =>
         usage is { } u && u.CompletionTokens <= call.OutputBound * 10 + 16 ? u : null;
 
-    /// <summary>When a provider reports no usable usage: the request's bytes / 4 for the input, the forwarded bytes / 4 for the output. Flagged as estimated.</summary>
-    private static TokenUsage Estimate(ChatCall call, long completionBytes) =>
-        new(call.RequestBytes / 4 + 1, completionBytes / 4 + 1, 0, Estimated: true);
+    /// <summary>When a provider reports no usable usage: our count of the prompt and of the answer's text and tool arguments. Flagged as estimated.</summary>
+    private static TokenUsage Estimate(ChatCall call, JsonObject completion) =>
+        new(call.PromptTokens, AnswerText(call, completion, count: true), 0, Estimated: true);
+
+    /// <summary>
+    /// The same rule as a stream that ended cleanly (<see cref="ChatStreamTranslator.BillableUsage"/>): a
+    /// report of at least a token per 6 bytes of answer is believed without counting; one under half our
+    /// count of the answer is absurd and replaced by that count, flagged estimated.
+    /// </summary>
+    private static TokenUsage Checked(ChatCall call, TokenUsage reported, JsonObject completion)
+    {
+        if (reported.CompletionTokens * 6 >= AnswerText(call, completion, count: false)) return reported;
+        var counted = AnswerText(call, completion, count: true);
+        return reported.CompletionTokens * 2 >= counted ? reported : reported with { CompletionTokens = counted, Estimated = true };
+    }
+
+    /// <summary>The tokens (or, without <paramref name="count"/>, the UTF-8 bytes) of the answer's text, refusals and tool calls.</summary>
+    private static long AnswerText(ChatCall call, JsonObject completion, bool count)
+    {
+        long total = 0;
+        if (completion["choices"] is not JsonArray choices) return 0;
+        foreach (var choice in choices)
+        {
+            if (choice?["message"] is not JsonObject message) continue;
+            total += Measure(message["content"]) + Measure(message["refusal"]);
+            if (message["tool_calls"] is JsonArray calls)
+                foreach (var toolCall in calls)
+                    total += Measure(toolCall?["function"]?["name"]) + Measure(toolCall?["function"]?["arguments"]);
+        }
+        return total;
+
+        long Measure(JsonNode? node) => node is JsonValue value && value.TryGetValue<string>(out var text)
+            ? count ? call.Tokenizer.Count(text) : System.Text.Encoding.UTF8.GetByteCount(text)
+            : 0;
+    }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Provider {Provider} sent an unreadable answer: {Reason}")]
     private partial void LogProtocolError(string provider, string reason);

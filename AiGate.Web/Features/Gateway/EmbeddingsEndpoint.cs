@@ -76,7 +76,8 @@ public sealed class EmbeddingsEndpoint(ApiKeyAuthenticator authenticator, ModelC
         }
 
         if (!await rateLimits.AdmitTokensAsync(context, key, bytes / 4 + 1)) return;
-        if (await metering.ReserveOrRefuseAsync(context, key, Metering.WorstCaseMicros(pricing, bytes, 0)) is not { } reservation) return;
+        // Every request byte as a third of a token: inputs may be token-id arrays, which no tokenizer count bounds.
+        if (await metering.ReserveOrRefuseAsync(context, key, Metering.WorstCaseMicros(pricing, bytes / 3 + 1, 0)) is not { } reservation) return;
         var outcome = new MeteredOutcome("", null, StatusCodes.Status502BadGateway, false, null);
         try
         {

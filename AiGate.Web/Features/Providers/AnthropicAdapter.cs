@@ -265,7 +265,7 @@ public sealed class AnthropicAdapter : ProviderAdapter
             else if (Is(eventName, type, "message_stop"u8))
             {
                 WriteFinishChunk(output, Call, 0, FinishReason(_stopReason));
-                WriteEnd(output, Call, Usage);
+                WriteEnd(output, Call, BillableUsage(endedCleanly: true));   // the usage chunk shows what is billed
                 Finished = true;
             }
             else if (Is(eventName, type, "error"u8))
@@ -273,16 +273,10 @@ public sealed class AnthropicAdapter : ProviderAdapter
                 var error = Property(root, "error"u8);
                 var message = Property(error, "message"u8) is { ValueKind: JsonValueKind.String } m ? m.GetString()! : "The upstream provider failed mid-stream.";
                 var code = Property(error, "type"u8) is { ValueKind: JsonValueKind.String } t ? t.GetString() : null;
-                KeepPartialUsage();
                 output.WriteErrorAndDone(message, "server_error", code);
-                Finished = true;   // the error and [DONE] are written: the relay must not add another
+                Finished = Failed = true;   // the error and [DONE] are written: the relay must not add another
             }
             // ping, content_block_stop and event types added later carry nothing to translate.
-        }
-
-        public override void Complete(SseWriter output)
-        {
-            if (!Finished) KeepPartialUsage();   // cut off before message_stop: the relay reports it; bill what we know
         }
 
         private static bool Is(ReadOnlySpan<byte> eventName, JsonElement type, ReadOnlySpan<byte> expected) =>
@@ -299,13 +293,14 @@ public sealed class AnthropicAdapter : ProviderAdapter
                 kind = TextBlock;
                 if (Property(block, "text"u8) is { ValueKind: JsonValueKind.String } text && StringBytes(text) > 0)
                 {
-                    CompletionBytes += StringBytes(text);
+                    CountText(text);
                     WriteContentChunk(output, Call, 0, text);
                 }
             }
             else if (type.ValueEquals("tool_use"u8))
             {
                 kind = _toolCalls++;
+                CountText(Property(block, "name"u8));
                 output.WriteJson((Call, kind, id: Property(block, "id"u8), name: Property(block, "name"u8)), static (w, s) =>
                 {
                     BeginChoiceChunk(w, s.Call, 0);
@@ -325,7 +320,8 @@ public sealed class AnthropicAdapter : ProviderAdapter
                     EndChoiceChunk(w, null);
                 });
             }
-            // thinking, redacted_thinking, server tool blocks: not part of OpenAI's chat format, not forwarded.
+            // thinking, redacted_thinking, server tool blocks: not part of OpenAI's chat format, not forwarded
+            // (thinking text is still counted, OnDelta: Anthropic bills it as output).
             while (_toolIndexByBlock.Count <= index) _toolIndexByBlock.Add(IgnoredBlock);
             _toolIndexByBlock[index] = kind;
         }
@@ -338,13 +334,17 @@ public sealed class AnthropicAdapter : ProviderAdapter
             var type = Property(delta, "type"u8);
             if (kind == TextBlock && type.ValueEquals("text_delta"u8) && Property(delta, "text"u8) is { ValueKind: JsonValueKind.String } text)
             {
-                CompletionBytes += StringBytes(text);
+                CountText(text);
                 WriteContentChunk(output, Call, 0, text);
+            }
+            else if (type.ValueEquals("thinking_delta"u8))
+            {
+                CountText(Property(delta, "thinking"u8));   // not forwarded, but produced and billed as output
             }
             else if (kind >= 0 && type.ValueEquals("input_json_delta"u8)
                 && Property(delta, "partial_json"u8) is { ValueKind: JsonValueKind.String } json && StringBytes(json) > 0)
             {
-                CompletionBytes += StringBytes(json);
+                CountText(json);
                 output.WriteJson((Call, kind, json), static (w, s) =>
                 {
                     BeginChoiceChunk(w, s.Call, 0);
@@ -370,18 +370,6 @@ public sealed class AnthropicAdapter : ProviderAdapter
             _cacheRead = Long(usage, "cache_read_input_tokens"u8) ?? _cacheRead;
             _cacheWrite = Long(usage, "cache_creation_input_tokens"u8) ?? _cacheWrite;
             if (_input is { } input && _output is { } output) Usage = new TokenUsage(input + _cacheRead + _cacheWrite, output, _cacheRead);
-        }
-
-        /// <summary>
-        /// The stream broke off: the input count from message_start is exact, but the output count there
-        /// is only the first token, so the text forwarded so far (bytes / 4) stands in when it is larger.
-        /// </summary>
-        private void KeepPartialUsage()
-        {
-            if (_input is not { } input) return;
-            var reported = _output ?? 0;
-            var forwarded = (CompletionBytes + 3) / 4;
-            Usage = new TokenUsage(input + _cacheRead + _cacheWrite, Math.Max(reported, forwarded), _cacheRead, Estimated: forwarded > reported);
         }
     }
 }

@@ -316,12 +316,17 @@ public sealed class GeminiAdapter : ProviderAdapter
             {
                 var message = Property(error, "message"u8) is { ValueKind: JsonValueKind.String } m ? m.GetString()! : "The upstream provider failed mid-stream.";
                 var code = Property(error, "status"u8) is { ValueKind: JsonValueKind.String } s ? s.GetString() : null;
-                KeepPartialUsage();
                 output.WriteErrorAndDone(message, "server_error", code);
-                Finished = true;
+                Finished = Failed = true;
                 return;
             }
-            if (ReadUsage(Property(root, "usageMetadata"u8)) is { } usage) Usage = usage;
+            var usageMetadata = Property(root, "usageMetadata"u8);
+            if (ReadUsage(usageMetadata) is { } usage)
+            {
+                Usage = usage;
+                // Thoughts are billed as output but their text is not sent (no includeThoughts): our count adds them.
+                UnseenReasoningTokens = Long(usageMetadata, "thoughtsTokenCount"u8) ?? UnseenReasoningTokens;
+            }
 
             var any = false;
             if (Property(root, "candidates"u8) is { ValueKind: JsonValueKind.Array } candidates)
@@ -358,15 +363,15 @@ public sealed class GeminiAdapter : ProviderAdapter
                 if (IsThought(part)) continue;
                 if (Property(part, "text"u8) is { ValueKind: JsonValueKind.String } text)
                 {
-                    var bytes = StringBytes(text);
-                    if (bytes == 0) continue;
-                    CompletionBytes += bytes;
+                    if (StringBytes(text) == 0) continue;
+                    CountText(text);
                     WriteContentChunk(output, Call, index, text);
                 }
                 else if (Property(part, "functionCall"u8) is { ValueKind: JsonValueKind.Object } functionCall)
                 {
                     var arguments = Property(functionCall, "args"u8) is { ValueKind: JsonValueKind.Object } args ? args.GetRawText() : "{}";
-                    CompletionBytes += arguments.Length;
+                    CountText(Property(functionCall, "name"u8));
+                    CountText(arguments);
                     output.WriteJson((Call, index, tool: state.ToolCalls++, name: Property(functionCall, "name"u8), arguments), static (w, s) =>
                     {
                         BeginChoiceChunk(w, s.Call, s.index);
@@ -403,21 +408,9 @@ public sealed class GeminiAdapter : ProviderAdapter
         public override void Complete(SseWriter output)
         {
             if (Finished) return;
-            if (!_ended)
-            {
-                KeepPartialUsage();   // closed before any finishReason: cut off; the relay reports it
-                return;
-            }
-            WriteEnd(output, Call, Usage);
+            if (!_ended) return;   // closed before any finishReason: cut off; the relay reports it and bills what went out
+            WriteEnd(output, Call, BillableUsage(endedCleanly: true));   // the usage chunk shows what is billed
             Finished = true;
-        }
-
-        /// <summary>Gemini's usage chunks are cumulative; when the stream breaks, the forwarded text (bytes / 4) stands in if larger.</summary>
-        private void KeepPartialUsage()
-        {
-            if (Usage is not { } usage) return;
-            var forwarded = (CompletionBytes + 3) / 4;
-            if (forwarded > usage.CompletionTokens) Usage = usage with { CompletionTokens = forwarded, Estimated = true };
         }
     }
 }

@@ -96,8 +96,8 @@ public sealed class OpenAiAdapter : ProviderAdapter
                 output.WriteDone();
                 return;
             }
-            CompletionBytes += JsonScan.StringValueBytes(data, "\"content\""u8) + JsonScan.StringValueBytes(data, "\"arguments\""u8);
-            if (!JsonScan.HasObjectValue(data, "\"usage\""u8))
+            if (data.IsEmpty) return;   // an empty keep-alive event: nothing for the client
+            if (!Scan(data))
             {
                 output.WriteData(data);   // the common case: untouched bytes
                 return;
@@ -111,51 +111,65 @@ public sealed class OpenAiAdapter : ProviderAdapter
                 if (chunk["choices"] is JsonArray { Count: 0 }) return;   // the usage-only chunk we asked for
                 chunk.Remove("usage");
             }
-            else if (usage is { } counted && chunk["usage"] is JsonObject usageNode)
+            else if (usage is not null && BillableUsage(endedCleanly: true) is { } billed && chunk["usage"] is JsonObject usageNode)
             {
-                usageNode["cost"] = ModelPricing.MicrosToUsd(Call.Pricing.CostMicros(counted));
+                // The usage chunk shows what is billed: an absurdly low output count is replaced by ours.
+                usageNode["completion_tokens"] = billed.CompletionTokens;
+                usageNode["total_tokens"] = billed.TotalTokens;
+                usageNode["cost"] = ModelPricing.MicrosToUsd(Call.Pricing.CostMicros(billed));
             }
             output.WriteJson(chunk);
         }
-    }
-}
 
-/// <summary>Cheap looks into a JSON chunk without parsing it (hot path: one call per streamed chunk).</summary>
-internal static class JsonScan
-{
-    /// <summary>True when <paramref name="property"/> (quoted) is followed by <c>:</c> and an object.</summary>
-    public static bool HasObjectValue(ReadOnlySpan<byte> json, ReadOnlySpan<byte> property)
-    {
-        var at = json.IndexOf(property);
-        while (at >= 0)
+        /// <summary>
+        /// One pass of the JSON reader over the chunk (no allocation): it checks the chunk is JSON (a
+        /// malformed one ends the stream cleanly, RELIABILITY Z4), counts the text the model produced
+        /// (<c>content</c>, <c>refusal</c>, tool-call <c>arguments</c>, and the <c>reasoning_content</c> /
+        /// <c>reasoning</c> that OpenAI-compatible reasoning models stream), and says whether a
+        /// <c>usage</c> object is there (that chunk alone is parsed into nodes).
+        /// </summary>
+        private bool Scan(ReadOnlySpan<byte> data)
         {
-            var rest = json[(at + property.Length)..].TrimStart(" \t\r\n"u8);
-            if (rest.Length > 0 && rest[0] == (byte)':')
+            var hasUsage = false;
+            var reader = new Utf8JsonReader(data);
+            try
             {
-                rest = rest[1..].TrimStart(" \t\r\n"u8);
-                if (rest.Length > 0 && rest[0] == (byte)'{') return true;
+                while (reader.Read())
+                {
+                    if (reader.TokenType != JsonTokenType.PropertyName) continue;
+                    var name = Name(ref reader);
+                    if (name == Property.Other) continue;
+                    if (!reader.Read()) break;
+                    if (name == Property.Usage) hasUsage |= reader.TokenType == JsonTokenType.StartObject;
+                    else if (reader.TokenType == JsonTokenType.String)
+                        CountJsonString(data.Slice((int)reader.TokenStartIndex, reader.ValueSpan.Length + 2));
+                }
             }
-            var next = json[(at + 1)..].IndexOf(property);
-            at = next < 0 ? -1 : at + 1 + next;
+            catch (JsonException)
+            {
+                throw new UpstreamProtocolException("The upstream sent a chunk that is not JSON.");
+            }
+            return hasUsage;
         }
-        return false;
-    }
 
-    /// <summary>Bytes of the first string value of <paramref name="property"/> (escaped form), 0 when absent or not a string.</summary>
-    public static int StringValueBytes(ReadOnlySpan<byte> json, ReadOnlySpan<byte> property)
-    {
-        var at = json.IndexOf(property);
-        if (at < 0) return 0;
-        var rest = json[(at + property.Length)..].TrimStart(" \t\r\n"u8);
-        if (rest.Length == 0 || rest[0] != (byte)':') return 0;
-        rest = rest[1..].TrimStart(" \t\r\n"u8);
-        if (rest.Length == 0 || rest[0] != (byte)'"') return 0;
-        rest = rest[1..];
-        for (var i = 0; i < rest.Length; i++)
+        private enum Property { Other, Usage, Text }
+
+        /// <summary>The property names that matter, compared on the raw bytes (names are never escaped in practice; an escaped one falls back to the decoding compare).</summary>
+        private static Property Name(ref Utf8JsonReader reader)
         {
-            if (rest[i] == (byte)'\\') { i++; continue; }
-            if (rest[i] == (byte)'"') return i;
+            if (reader.ValueIsEscaped)
+                return reader.CurrentDepth == 1 && reader.ValueTextEquals("usage"u8) ? Property.Usage
+                    : reader.ValueTextEquals("content"u8) || reader.ValueTextEquals("arguments"u8) || reader.ValueTextEquals("refusal"u8)
+                      || reader.ValueTextEquals("reasoning_content"u8) || reader.ValueTextEquals("reasoning"u8) ? Property.Text : Property.Other;
+            var name = reader.ValueSpan;
+            return name.Length switch
+            {
+                5 when reader.CurrentDepth == 1 && name.SequenceEqual("usage"u8) => Property.Usage,
+                7 when name.SequenceEqual("content"u8) || name.SequenceEqual("refusal"u8) => Property.Text,
+                9 when name.SequenceEqual("arguments"u8) || name.SequenceEqual("reasoning"u8) => Property.Text,
+                17 when name.SequenceEqual("reasoning_content"u8) => Property.Text,
+                _ => Property.Other,
+            };
         }
-        return rest.Length;
     }
 }
