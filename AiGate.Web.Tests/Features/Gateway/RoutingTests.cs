@@ -28,6 +28,7 @@ public sealed class RoutingApp : AiGateApp
     {
         ["Providers:primary:Kind"] = "openai", ["Providers:primary:BaseUrl"] = Primary.BaseUrl.ToString(),
         ["Providers:primary:ApiKey"] = "sk-primary-provider-key", ["Providers:primary:TimeoutSeconds"] = "1",
+        ["Providers:primary:NonStreamTimeoutSeconds"] = "2",
         ["Providers:primary:StreamIdleSeconds"] = "2",
         ["Providers:backup:Kind"] = "openai", ["Providers:backup:BaseUrl"] = Backup.BaseUrl.ToString(),
         ["Providers:backup:ApiKey"] = "sk-backup-provider-key",
@@ -86,7 +87,6 @@ public sealed class RoutingTests(RoutingApp app) : IClassFixture<RoutingApp>
     [Theory]
     [InlineData(FakeOpenAi.Behaviour.Fail500)]
     [InlineData(FakeOpenAi.Behaviour.Fail429)]
-    [InlineData(FakeOpenAi.Behaviour.Hang)]
     public async Task Failing_primary_fails_over_to_the_backup_before_any_byte_reaches_the_client(FakeOpenAi.Behaviour fault)
     {
         app.ResetFakes();
@@ -100,6 +100,20 @@ public sealed class RoutingTests(RoutingApp app) : IClassFixture<RoutingApp>
         Assert.Equal(1, app.Primary.ChatRequests);
         Assert.Equal(1, app.Backup.ChatRequests);
         Assert.Equal("up-model-b", JsonNode.Parse(app.Backup.Requests.Single().Body)!["model"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task A_primary_that_took_the_request_and_went_silent_is_not_retried_elsewhere()
+    {
+        app.ResetFakes();
+        app.Primary.Mode = FakeOpenAi.Behaviour.Hang;   // it has the request and may be generating (and billing us) for it
+        var (client, _, _) = await app.CreateApiClientAsync();
+
+        var response = await client.PostAsJsonAsync("/api/v1/chat/completions", Chat());
+
+        Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
+        Assert.Equal(1, app.Primary.ChatRequests);
+        Assert.Equal(0, app.Backup.ChatRequests);
     }
 
     [Fact]

@@ -19,7 +19,7 @@ public sealed class GatewayOptions
     /// Bounds what one account's open calls hold of the instance (memory, upstream connections).
     /// </summary>
     [Range(1, 100_000)]
-    public int MaxConcurrentRequestsPerAccount { get; set; } = 64;
+    public int MaxConcurrentRequestsPerAccount { get; set; } = 256;
 
     /// <summary>
     /// Input tokens reserved for each image part of a chat request, whatever its bytes: a URL is a few
