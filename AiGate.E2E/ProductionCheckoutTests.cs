@@ -7,12 +7,13 @@ namespace AiGate.E2E;
 /// Buying credit the way it happens in production: the app in Production behind a TLS edge, Stripe on another
 /// origin. Chromium applies the content security policy's <c>form-action</c> to the redirect that follows the
 /// billing form's POST, so "Continue to checkout" must be allowed to lead to Stripe's (here: the fake's) origin.
-/// Screenshots: production-checkout-01 … 03.
+/// Subscribe (Checkout in subscription mode) and Manage (the Billing Portal) are form POSTs with the same kind of redirect.
+/// Screenshots: production-checkout-01 … 04.
 /// </summary>
 public sealed class ProductionCheckoutTests(ProductionStack stack, Browser browser) : IClassFixture<ProductionStack>, IClassFixture<Browser>
 {
     [Fact]
-    public async Task Continue_to_checkout_leads_to_Stripe_on_its_own_origin_and_the_paid_pack_is_credited()
+    public async Task Checkout_subscribe_and_manage_lead_to_Stripe_on_its_own_origin_and_the_paid_pack_is_credited()
     {
         var email = $"e2e-prod-checkout-{Guid.NewGuid():N}@example.com";
         const string password = "a long enough passphrase";
@@ -30,14 +31,7 @@ public sealed class ProductionCheckoutTests(ProductionStack stack, Browser brows
         await page.GetByTestId("buy").ClickAsync();
 
         var checkout = stack.Stripe.BaseUrl.GetLeftPart(UriPartial.Authority) + "/c/pay/";
-        try
-        {
-            await page.WaitForURLAsync(url => url.StartsWith(checkout, StringComparison.Ordinal), new() { Timeout = 15_000 });
-        }
-        catch (TimeoutException)
-        {
-            Assert.Fail($"The browser stayed on {page.Url} instead of reaching {checkout}…; console: {string.Join(" | ", errors)}");
-        }
+        await ArriveAsync(page, errors, checkout);
         await Steps.Expect(page, "Fake Stripe Checkout");
         Assert.Equal("$25.00", (await page.GetByTestId("fake-checkout-amount").InnerTextAsync()).Trim());
         await Browser.ScreenshotAsync(page, "production-checkout-02-stripe");
@@ -52,6 +46,37 @@ public sealed class ProductionCheckoutTests(ProductionStack stack, Browser brows
         await page.GotoAsync("/billing");
         Assert.Equal("$25.00", (await page.GetByTestId("billing-balance").InnerTextAsync()).Trim());
         Assert.Contains("credit pack pack-25", await page.GetByTestId("history-row").First.InnerTextAsync(), StringComparison.Ordinal);
+
+        // Subscribe: the same form-action rule, to Checkout in subscription mode.
+        await page.GetByTestId("plan-starter").GetByRole(AriaRole.Button, new() { Name = "Subscribe" }).ClickAsync();
+        await ArriveAsync(page, errors, checkout);
+        Assert.Equal("$10.00", (await page.GetByTestId("fake-checkout-amount").InnerTextAsync()).Trim());
+        await page.GetByTestId("fake-checkout-pay").ClickAsync();
+        await page.WaitForURLAsync(stack.BaseUrl.GetLeftPart(UriPartial.Authority) + "/billing/success?session_id=*");
+        Assert.Contains("Your plan is active", await page.GetByTestId("success-message").InnerTextAsync(), StringComparison.Ordinal);
+
+        // Manage: to the Billing Portal, Stripe's other origin, and back.
+        await page.GotoAsync("/billing");
+        Assert.Equal("Starter", (await page.GetByTestId("current-plan").InnerTextAsync()).Trim());
+        await page.GetByTestId("manage-plan").ClickAsync();
+        await ArriveAsync(page, errors, stack.Stripe.BaseUrl.GetLeftPart(UriPartial.Authority) + "/p/session/");
+        await Steps.Expect(page, "Fake Stripe Billing Portal");
+        await Browser.ScreenshotAsync(page, "production-checkout-04-portal");
+        await page.GetByTestId("fake-portal-return").ClickAsync();
+        await page.WaitForURLAsync("**/billing");
         Assert.True(errors.Count == 0, string.Join("\n", errors));   // no CSP violations or script errors
+    }
+
+    /// <summary>Waits until the browser is on a page under <paramref name="prefix"/> (another origin); says what blocked it if not.</summary>
+    private static async Task ArriveAsync(IPage page, List<string> errors, string prefix)
+    {
+        try
+        {
+            await page.WaitForURLAsync(url => url.StartsWith(prefix, StringComparison.Ordinal), new() { Timeout = 15_000 });
+        }
+        catch (TimeoutException)
+        {
+            Assert.Fail($"The browser stayed on {page.Url} instead of reaching {prefix}…; console: {string.Join(" | ", errors)}");
+        }
     }
 }

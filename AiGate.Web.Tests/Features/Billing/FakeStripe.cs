@@ -19,7 +19,8 @@ namespace AiGate.Web.Tests.Features.Billing;
 /// Started with <c>servePages: true</c> it also plays Stripe's hosted pages on its own origin (another origin than the
 /// app's, as checkout.stripe.com is): a Checkout Session's <c>url</c> is its checkout page, whose Pay button completes
 /// the session, delivers a signed <c>checkout.session.completed</c> to <see cref="WebhookUrl"/> (Stripe's signature
-/// scheme) and sends the browser back to the session's <c>success_url</c>.
+/// scheme) and sends the browser back to the session's <c>success_url</c>; a Billing Portal session's <c>url</c> is its
+/// portal page, with a link back to the session's <c>return_url</c>.
 /// </summary>
 public sealed class FakeStripe : IAsyncDisposable
 {
@@ -61,6 +62,7 @@ public sealed class FakeStripe : IAsyncDisposable
             {
                 app.MapGet("/c/pay/{id}", (string id) => fake!.CheckoutPage(id));
                 app.MapPost("/c/pay/{id}", (string id) => fake!.PayAsync(id));
+                app.MapGet("/p/session/{id}", (string id) => fake!.PortalPage(id));
             }
             app.MapPost("/v1/customers", (HttpRequest r) => fake!.PostAsync(r, "customer", "cus", [], f => new()
             {
@@ -99,12 +101,23 @@ public sealed class FakeStripe : IAsyncDisposable
             """, "text/html; charset=utf-8");
     }
 
+    private IResult PortalPage(string id)
+    {
+        if (!Objects.TryGetValue(id, out var portal) || portal["object"] as string != "billing_portal.session") return Results.NotFound();
+        return Results.Content($"""
+            <!doctype html><html lang="en"><head><meta charset="utf-8"><title>Fake Stripe Billing Portal</title><link rel="icon" href="data:,"></head>
+            <body><h1>Fake Stripe Billing Portal</h1><p data-testid="fake-portal-customer">{portal["customer"]}</p>
+            <a href="{portal["return_url"]}" data-testid="fake-portal-return">Return</a></body></html>
+            """, "text/html; charset=utf-8");
+    }
+
     private async Task<IResult> PayAsync(string id)
     {
         if (!Objects.TryGetValue(id, out var session) || session["object"] as string != "checkout.session") return Results.NotFound();
         session["status"] = "complete";
         session["payment_status"] = "paid";
         if (session["mode"] as string == "payment") session["payment_intent"] = $"pi_fake_{id}";
+        else session["subscription"] = $"sub_fake_{id}";
         var payload = JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, object?>
         {
             ["id"] = $"evt_{Guid.NewGuid():N}", ["object"] = "event", ["api_version"] = "2024-06-20", ["created"] = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
