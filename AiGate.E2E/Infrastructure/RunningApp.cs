@@ -85,12 +85,15 @@ public class RunningApp : IAsyncLifetime
     /// </summary>
     public Task<ProcessResult> RunVerbAsync(params string[] args) => ChildProcess.RunAsync(StartInfo(args), TimeSpan.FromSeconds(60));
 
+    /// <summary>The app's dll and its content root: the build, whose static web assets Development serves from the sources.</summary>
+    protected virtual (string Dll, string ContentRoot) Build => (Paths.WebDll, Path.Combine(Paths.Root, "AiGate.Web"));
+
     /// <summary>The app's build with this app's environment and database: the server and its verbs never drift apart.</summary>
     private ProcessStartInfo StartInfo(params string[] args)
     {
-        // Content root: pages, and in Development the static web assets manifest.
-        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = Path.Combine(Paths.Root, "AiGate.Web") };
-        psi.ArgumentList.Add(Paths.WebDll);
+        var (dll, contentRoot) = Build;
+        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = contentRoot };
+        psi.ArgumentList.Add(dll);
         foreach (var arg in args) psi.ArgumentList.Add(arg);
         psi.Environment["ASPNETCORE_ENVIRONMENT"] = "Development";
         psi.Environment["ConnectionStrings__Default"] = ConnectionString;
@@ -105,7 +108,7 @@ public class RunningApp : IAsyncLifetime
         return result.ExitCode == 0 ? result.Output : throw new InvalidOperationException($"{args[0]}: {result}");
     }
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         if (_process is { HasExited: false })
         {
