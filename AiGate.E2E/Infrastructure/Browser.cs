@@ -29,11 +29,13 @@ public sealed class Browser : IAsyncLifetime
     }
 
     /// <summary>A fresh context (cookies, storage) per test; console errors are collected for assertions.</summary>
-    public async Task<(IPage Page, List<string> ConsoleErrors)> NewPageAsync(Uri baseUrl, int width = 1280, int height = 800)
+    /// <param name="ignoreHttpsErrors">For a test's TLS edge, whose certificate is self-signed.</param>
+    public async Task<(IPage Page, List<string> ConsoleErrors)> NewPageAsync(Uri baseUrl, int width = 1280, int height = 800, bool ignoreHttpsErrors = false)
     {
         var context = await _browser!.NewContextAsync(new BrowserNewContextOptions
         {
             BaseURL = baseUrl.ToString(),
+            IgnoreHTTPSErrors = ignoreHttpsErrors,
             ViewportSize = new ViewportSize { Width = width, Height = height },
         });
         var page = await context.NewPageAsync();

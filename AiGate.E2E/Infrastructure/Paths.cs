@@ -9,12 +9,14 @@ public static class Paths
     /// <summary>Screenshots land here (git-ignored), named after the test that took them.</summary>
     public static string Screenshots { get; } = Directory.CreateDirectory(Path.Combine(Root, "TestResults", "screenshots")).FullName;
 
+    /// <summary>The build configuration of the tests, which is the app's too (Debug, Release).</summary>
+    public static string Configuration { get; } = new DirectoryInfo(Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory)).Parent?.Name ?? "Debug";
+
     public static string WebDll
     {
         get
         {
-            var configuration = new DirectoryInfo(Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory)).Parent?.Name ?? "Debug";
-            var dll = Path.Combine(Root, "AiGate.Web", "bin", configuration, "net10.0", "AiGate.Web.dll");
+            var dll = Path.Combine(Root, "AiGate.Web", "bin", Configuration, "net10.0", "AiGate.Web.dll");
             return File.Exists(dll) ? dll : throw new FileNotFoundException("Build AiGate.Web first.", dll);
         }
     }

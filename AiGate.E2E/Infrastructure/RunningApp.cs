@@ -31,6 +31,7 @@ public class RunningApp : IAsyncLifetime
         _database = $"e2e_{Guid.NewGuid():N}";
         await AdminAsync($"create database \"{_database}\"");
         ConnectionString = new NpgsqlConnectionStringBuilder(Paths.ServerConnectionString) { Database = _database }.ConnectionString;
+        await BeforeStartAsync();
         // Port 0: the app picks a free port and says which, so no other app can take it first.
         var psi = StartInfo("--urls", "http://127.0.0.1:0");
         psi.RedirectStandardOutput = true;
@@ -44,7 +45,8 @@ public class RunningApp : IAsyncLifetime
             lock (_log) _log.AppendLine(e.Data);
             const string marker = "Now listening on: ";
             var at = e.Data.IndexOf(marker, StringComparison.Ordinal);
-            if (at >= 0) listening.TrySetResult(new Uri(e.Data[(at + marker.Length)..].Trim()));
+            // Production logs JSON lines, where the address ends at the closing quote.
+            if (at >= 0) listening.TrySetResult(new Uri(e.Data[(at + marker.Length)..].Split('"')[0].Trim()));
         };
         _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
         _process.BeginOutputReadLine();
@@ -74,18 +76,24 @@ public class RunningApp : IAsyncLifetime
         throw new TimeoutException($"The app did not become ready within 60 s:\n{Log}");
     }
 
+    /// <summary>Runs once the database exists and before the app starts (a Production deploy's release step, say).</summary>
+    protected virtual Task BeforeStartAsync() => Task.CompletedTask;
+
     /// <summary>
     /// Runs a command-line verb of the same build (<c>grant-credits --email E --usd 5 --reason r</c>) with this
     /// app's environment and database, as an operator would.
     /// </summary>
     public Task<ProcessResult> RunVerbAsync(params string[] args) => ChildProcess.RunAsync(StartInfo(args), TimeSpan.FromSeconds(60));
 
+    /// <summary>The app's dll and its content root: the build, whose static web assets Development serves from the sources.</summary>
+    protected virtual (string Dll, string ContentRoot) Build => (Paths.WebDll, Path.Combine(Paths.Root, "AiGate.Web"));
+
     /// <summary>The app's build with this app's environment and database: the server and its verbs never drift apart.</summary>
     private ProcessStartInfo StartInfo(params string[] args)
     {
-        // Content root: pages, and in Development the static web assets manifest.
-        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = Path.Combine(Paths.Root, "AiGate.Web") };
-        psi.ArgumentList.Add(Paths.WebDll);
+        var (dll, contentRoot) = Build;
+        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = contentRoot };
+        psi.ArgumentList.Add(dll);
         foreach (var arg in args) psi.ArgumentList.Add(arg);
         psi.Environment["ASPNETCORE_ENVIRONMENT"] = "Development";
         psi.Environment["ConnectionStrings__Default"] = ConnectionString;
@@ -100,7 +108,7 @@ public class RunningApp : IAsyncLifetime
         return result.ExitCode == 0 ? result.Output : throw new InvalidOperationException($"{args[0]}: {result}");
     }
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         if (_process is { HasExited: false })
         {

@@ -1,3 +1,6 @@
+using AiGate.Web.Features.Billing;
+using Microsoft.Extensions.Options;
+
 namespace AiGate.Web.Infrastructure;
 
 /// <summary>
@@ -6,23 +9,35 @@ namespace AiGate.Web.Infrastructure;
 /// </summary>
 public static class SecurityHeaders
 {
-    private const string ContentSecurityPolicy =
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; " +
-        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
-
-    public static IApplicationBuilder UseSecurityHeaders(this IApplicationBuilder app) => app.Use(static (context, next) =>
+    public static IApplicationBuilder UseSecurityHeaders(this IApplicationBuilder app)
     {
-        // Our own request id, unique across instances and restarts (Kestrel's is per process): it
-        // keys usage rows and ledger entries, appears in logs and error pages, and users quote it.
-        context.TraceIdentifier = "req_" + Guid.CreateVersion7().ToString("N");
-        var headers = context.Response.Headers;
-        headers.XContentTypeOptions = "nosniff";
-        headers.XFrameOptions = "DENY";
-        headers["Referrer-Policy"] = "strict-origin-when-cross-origin";
-        headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), payment=()";
-        headers["Cross-Origin-Opener-Policy"] = "same-origin";
-        headers.ContentSecurityPolicy = ContentSecurityPolicy;
-        headers["X-Request-Id"] = context.TraceIdentifier;
-        return next(context);
-    });
+        var policy = ContentSecurityPolicy(app.ApplicationServices.GetRequiredService<IOptions<StripeOptions>>().Value);
+        return app.Use((context, next) =>
+        {
+            // Our own request id, unique across instances and restarts (Kestrel's is per process): it
+            // keys usage rows and ledger entries, appears in logs and error pages, and users quote it.
+            context.TraceIdentifier = "req_" + Guid.CreateVersion7().ToString("N");
+            var headers = context.Response.Headers;
+            headers.XContentTypeOptions = "nosniff";
+            headers.XFrameOptions = "DENY";
+            headers["Referrer-Policy"] = "strict-origin-when-cross-origin";
+            headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), payment=()";
+            headers["Cross-Origin-Opener-Policy"] = "same-origin";
+            headers.ContentSecurityPolicy = policy;
+            headers["X-Request-Id"] = context.TraceIdentifier;
+            return next(context);
+        });
+    }
+
+    /// <summary>
+    /// The policy, built once at start. <c>form-action</c> also governs where the redirect after a form POST
+    /// may go (Chromium enforces it), so it lists 'self' plus exactly the origins the billing forms redirect
+    /// to: Stripe Checkout and the Billing Portal (<see cref="StripeOptions.RedirectOrigins"/>).
+    /// </summary>
+    internal static string ContentSecurityPolicy(StripeOptions stripe)
+    {
+        var formAction = string.Join(' ', ["'self'", .. stripe.RedirectOrigins]);
+        return "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; " +
+            $"connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; form-action {formAction}; frame-ancestors 'none'";
+    }
 }

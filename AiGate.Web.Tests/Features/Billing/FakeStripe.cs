@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json;
 using AiGate.Web.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -15,6 +16,11 @@ namespace AiGate.Web.Tests.Features.Billing;
 /// replays the first answer (with <c>Idempotent-Replayed: true</c>), and the same key with different parameters gets
 /// 400 <c>idempotency_error</c>. <see cref="NextStatuses"/> forces 429 or 5xx; <see cref="FailNextWithoutRetry"/> forces
 /// one answered with <c>Stripe-Should-Retry: false</c>.
+/// Started with <c>servePages: true</c> it also plays Stripe's hosted pages on its own origin (another origin than the
+/// app's, as checkout.stripe.com is): a Checkout Session's <c>url</c> is its checkout page, whose Pay button completes
+/// the session, delivers a signed <c>checkout.session.completed</c> to <see cref="WebhookUrl"/> (Stripe's signature
+/// scheme) and sends the browser back to the session's <c>success_url</c>; a Billing Portal session's <c>url</c> is its
+/// portal page, with a link back to the session's <c>return_url</c>.
 /// </summary>
 public sealed class FakeStripe : IAsyncDisposable
 {
@@ -33,13 +39,31 @@ public sealed class FakeStripe : IAsyncDisposable
     public Uri BaseUrl => _server.BaseUrl;
     public IEnumerable<FakeUpstream.RecordedRequest> Requests => _server.Requests;
 
-    private FakeStripe(FakeUpstream server) => _server = server;
+    /// <summary>Where the checkout page delivers its events (the app's <c>/webhooks/stripe</c>), signed with <see cref="WebhookSecret"/>.</summary>
+    public Uri? WebhookUrl { get; set; }
+    public string WebhookSecret { get; set; } = "";
+    /// <summary>The client that delivers webhooks (a test's TLS edge may need its own certificate trusted).</summary>
+    public HttpClient WebhookClient { get; set; } = new();
 
-    public static async Task<FakeStripe> StartAsync()
+    private readonly bool _servesPages;
+
+    private FakeStripe(FakeUpstream server, bool servesPages)
+    {
+        _server = server;
+        _servesPages = servesPages;
+    }
+
+    public static async Task<FakeStripe> StartAsync(bool servePages = false)
     {
         FakeStripe? fake = null;
         var server = await FakeUpstream.StartAsync(app =>
         {
+            if (servePages)
+            {
+                app.MapGet("/c/pay/{id}", (string id) => fake!.CheckoutPage(id));
+                app.MapPost("/c/pay/{id}", (string id) => fake!.PayAsync(id));
+                app.MapGet("/p/session/{id}", (string id) => fake!.PortalPage(id));
+            }
             app.MapPost("/v1/customers", (HttpRequest r) => fake!.PostAsync(r, "customer", "cus", [], f => new()
             {
                 ["email"] = f["email"].ToString(), ["metadata"] = Metadata(f, "metadata"),
@@ -63,7 +87,59 @@ public sealed class FakeStripe : IAsyncDisposable
             app.MapGet("/v1/charges/{id}", (HttpRequest r, string id) => fake!.Get(r, id));
             app.MapGet("/v1/payment_intents/{id}", (HttpRequest r, string id) => fake!.Get(r, id));
         });
-        return fake = new FakeStripe(server);
+        return fake = new FakeStripe(server, servePages);
+    }
+
+    private IResult CheckoutPage(string id)
+    {
+        if (!Objects.TryGetValue(id, out var session) || session["object"] as string != "checkout.session") return Results.NotFound();
+        var amount = session["amount_total"] is long cents ? $"${cents / 100m:0.00}" : "?";
+        return Results.Content($"""
+            <!doctype html><html lang="en"><head><meta charset="utf-8"><title>Fake Stripe Checkout</title><link rel="icon" href="data:,"></head>
+            <body><h1>Fake Stripe Checkout</h1><p data-testid="fake-checkout-amount">{amount}</p>
+            <form method="post" action="/c/pay/{id}"><button type="submit" data-testid="fake-checkout-pay">Pay</button></form></body></html>
+            """, "text/html; charset=utf-8");
+    }
+
+    private IResult PortalPage(string id)
+    {
+        if (!Objects.TryGetValue(id, out var portal) || portal["object"] as string != "billing_portal.session") return Results.NotFound();
+        return Results.Content($"""
+            <!doctype html><html lang="en"><head><meta charset="utf-8"><title>Fake Stripe Billing Portal</title><link rel="icon" href="data:,"></head>
+            <body><h1>Fake Stripe Billing Portal</h1><p data-testid="fake-portal-customer">{portal["customer"]}</p>
+            <a href="{portal["return_url"]}" data-testid="fake-portal-return">Return</a></body></html>
+            """, "text/html; charset=utf-8");
+    }
+
+    private async Task<IResult> PayAsync(string id)
+    {
+        if (!Objects.TryGetValue(id, out var session) || session["object"] as string != "checkout.session") return Results.NotFound();
+        session["status"] = "complete";
+        session["payment_status"] = "paid";
+        if (session["mode"] as string == "payment") session["payment_intent"] = $"pi_fake_{id}";
+        else session["subscription"] = $"sub_fake_{id}";
+        var payload = JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, object?>
+        {
+            ["id"] = $"evt_{Guid.NewGuid():N}", ["object"] = "event", ["api_version"] = "2024-06-20", ["created"] = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
+            ["livemode"] = false, ["type"] = "checkout.session.completed", ["data"] = new Dictionary<string, object?> { ["object"] = session },
+        });
+        using var request = new HttpRequestMessage(HttpMethod.Post, WebhookUrl ?? throw new InvalidOperationException("WebhookUrl is not set"))
+        {
+            Content = new ByteArrayContent(payload) { Headers = { ContentType = new("application/json") { CharSet = "utf-8" } } },
+        };
+        request.Headers.Add("Stripe-Signature", Sign(payload, WebhookSecret, DateTimeOffset.UtcNow));
+        using var response = await WebhookClient.SendAsync(request);
+        if (!response.IsSuccessStatusCode)
+            return Results.Content($"webhook answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}", "text/plain", statusCode: 502);
+        return Results.Redirect(((string)session["success_url"]!).Replace("{CHECKOUT_SESSION_ID}", id, StringComparison.Ordinal));
+    }
+
+    /// <summary>Stripe's webhook signature: <c>t=…,v1=</c> hex HMAC-SHA256 of <c>"{t}.{payload}"</c> keyed by the endpoint secret.</summary>
+    public static string Sign(byte[] payload, string secret, DateTimeOffset at)
+    {
+        var timestamp = at.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var signed = Encoding.UTF8.GetBytes(timestamp + ".").Concat(payload).ToArray();
+        return $"t={timestamp},v1={Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), signed))}";
     }
 
     private async Task<IResult> PostAsync(HttpRequest request, string type, string prefix, string[] required,
@@ -91,8 +167,9 @@ public sealed class FakeStripe : IAsyncDisposable
         fields["object"] = type;
         fields["created"] = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         fields["livemode"] = false;
-        if (type == "checkout.session") fields["url"] = $"https://checkout.stripe.com/c/pay/{id}";
-        if (type == "billing_portal.session") fields["url"] = $"https://billing.stripe.com/p/session/{id}";
+        var pages = _servesPages ? BaseUrl.GetLeftPart(UriPartial.Authority) : null;
+        if (type == "checkout.session") fields["url"] = $"{pages ?? "https://checkout.stripe.com"}/c/pay/{id}";
+        if (type == "billing_portal.session") fields["url"] = $"{pages ?? "https://billing.stripe.com"}/p/session/{id}";
         Objects[id] = fields;
         if (key.Length > 0) _replays[$"{request.Path}|{key}"] = (200, fields, formHash);
         return Results.Json(fields);

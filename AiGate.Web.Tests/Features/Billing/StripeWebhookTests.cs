@@ -142,6 +142,32 @@ public sealed class StripeWebhookTests(BillingApp app) : IClassFixture<BillingAp
     }
 
     [Fact]
+    public async Task Invoice_paid_grants_the_allowance_in_proportion_to_what_was_paid_and_nothing_for_a_free_trial()
+    {
+        // Starter: $10 a month for a $10 allowance. A 50 % coupon pays $5: half the allowance.
+        var (userId, customer) = await CustomerAsync();
+        var sub = "sub_" + Guid.NewGuid().ToString("N")[..12];
+        var halfPrice = BillingApp.Invoice(customer, sub, "starter", 500, billingReason: "subscription_create");
+        Assert.Equal(HttpStatusCode.OK, (await app.DeliverAsync(BillingApp.Event("invoice.paid", halfPrice))).StatusCode);
+        Assert.Equal(5_000_000, await app.BalanceAsync(userId));
+
+        // A trial's $0 invoice activates the plan and grants nothing.
+        var (trialUser, trialCustomer) = await CustomerAsync();
+        var trial = BillingApp.Invoice(trialCustomer, "sub_" + Guid.NewGuid().ToString("N")[..12], "starter", 0, billingReason: "subscription_create");
+        Assert.Equal(HttpStatusCode.OK, (await app.DeliverAsync(BillingApp.Event("invoice.paid", trial))).StatusCode);
+        Assert.Equal(0, await app.BalanceAsync(trialUser));
+        Assert.Equal("starter", await app.Database.ScalarAsync<string>($"select plan_id from billing_accounts where user_id = '{trialUser}'"));
+        Assert.Contains("nothing granted", await app.Database.ScalarAsync<string>(
+            $"select outcome from stripe_events where outcome like '%{((dynamic)trial).id}%'") ?? "", StringComparison.Ordinal);
+
+        // Paying more than the plan's price (tax, say) never grants more than the allowance.
+        var (taxUser, taxCustomer) = await CustomerAsync();
+        await app.DeliverAsync(BillingApp.Event("invoice.paid", BillingApp.Invoice(taxCustomer, "sub_" + Guid.NewGuid().ToString("N")[..12], "starter", 1200)));
+        Assert.Equal(10_000_000, await app.BalanceAsync(taxUser));
+        await AssertLedgerEqualsBalanceAsync(userId);
+    }
+
+    [Fact]
     public async Task A_plan_switch_invoice_sets_the_plan_but_grants_no_allowance()
     {
         var (userId, customer) = await CustomerAsync();
@@ -223,6 +249,38 @@ public sealed class StripeWebhookTests(BillingApp app) : IClassFixture<BillingAp
         await app.DeliverAsync(BillingApp.Event("charge.refunded", BillingApp.Charge(pi, 2000, 2000)));
         Assert.Equal(-15_000_000, await app.BalanceAsync(userId));
         await AssertLedgerEqualsBalanceAsync(userId);
+    }
+
+    [Fact]
+    public async Task A_refund_or_dispute_for_a_deleted_account_is_recorded_against_its_payment_and_answered_200()
+    {
+        var (userId, customer) = await CustomerAsync();
+        var refunded = $"pi_{Guid.NewGuid():N}";
+        var disputed = $"pi_{Guid.NewGuid():N}";
+        await app.DeliverAsync(BillingApp.Event("checkout.session.completed", BillingApp.PaidSession(userId, customer, 2000, paymentIntent: refunded)));
+        await app.DeliverAsync(BillingApp.Event("checkout.session.completed", BillingApp.PaidSession(userId, customer, 1000, paymentIntent: disputed)));
+        // What /Account/Manage/Delete does: the users row goes; its credit account and billing account cascade.
+        await app.Database.ExecuteAsync($"delete from users where id = '{userId}'");
+        var ledgerBefore = await app.Database.ScalarAsync<long>($"select count(*) from ledger_entries where user_id = '{userId}'");
+
+        var refund = await app.DeliverAsync(BillingApp.Event("charge.refunded", BillingApp.Charge(refunded, 2000, 2000)));
+        var dispute = await app.DeliverAsync(BillingApp.Event("charge.dispute.created", new
+        {
+            id = "dp_" + Guid.NewGuid().ToString("N")[..10], @object = "dispute", amount = 1000, charge = "ch_1", currency = "usd", payment_intent = disputed,
+            reason = "fraudulent", status = "needs_response",
+        }));
+
+        // 200: Stripe stops retrying. The payments keep the record; no balance or billing account is resurrected.
+        Assert.Equal(HttpStatusCode.OK, refund.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, dispute.StatusCode);
+        Assert.Equal(20_000_000, await app.Database.ScalarAsync<long>($"select clawed_back_micros from stripe_payments where payment_intent_id = '{refunded}'"));
+        Assert.Equal(10_000_000, await app.Database.ScalarAsync<long>($"select clawed_back_micros from stripe_payments where payment_intent_id = '{disputed}'"));
+        Assert.Equal(0L, await app.Database.ScalarAsync<long>($"select count(*) from credit_accounts where user_id = '{userId}'"));
+        Assert.Equal(0L, await app.Database.ScalarAsync<long>($"select count(*) from billing_accounts where user_id = '{userId}'"));
+        Assert.Equal(ledgerBefore, await app.Database.ScalarAsync<long>($"select count(*) from ledger_entries where user_id = '{userId}'"));
+        var outcomes = await app.Database.ScalarAsync<string>(
+            $"select string_agg(outcome, ' / ') from stripe_events where type in ('charge.refunded', 'charge.dispute.created') and (outcome like '%{refunded}%' or outcome like '%{disputed}%')");
+        Assert.Contains("account deleted", outcomes ?? "", StringComparison.Ordinal);
     }
 
     [Fact]

@@ -194,6 +194,46 @@ public sealed class BalanceAndUsageApiTests(CreditsApp app) : IClassFixture<Cred
     }
 
     [Fact]
+    public async Task A_key_restricted_by_models_or_a_credit_limit_sees_only_its_own_usage()
+    {
+        var userId = await app.CreateUserAsync();
+        var full = await app.IssueKeyAsync(userId);
+        var byModel = await app.IssueKeyAsync(userId, new KeyLimits(AllowedModels: [CreditsApp.Model]));
+        var byLimit = await app.IssueKeyAsync(userId, new KeyLimits(CreditLimitMicros: 5_000_000));
+        var (fullId, byModelId) = (await KeyIdAsync(full), await KeyIdAsync(byModel));
+        var now = DateTimeOffset.UtcNow;
+        await InsertUsageAsync(userId, fullId, "test/secret-project", now.AddDays(-3), 100, 100, 0, 900_000);
+        await InsertUsageAsync(userId, fullId, "test/secret-project", now.AddMinutes(-1), 10, 10, 0, 90_000);
+        await InsertUsageAsync(userId, byModelId, CreditsApp.Model, now.AddDays(-3), 1, 2, 0, 3);
+        await InsertUsageAsync(userId, byModelId, CreditsApp.Model, now.AddMinutes(-1), 4, 5, 0, 6);
+
+        // The default 30 days (rollups and raw rows) and today alone (raw rows only), grouped by key.
+        foreach (var range in new[] { "", $"start={Today}&end={Today}&" })
+        {
+            using var owner = ClientWith(full);
+            using var modelKey = ClientWith(byModel);
+            using var limitKey = ClientWith(byLimit);
+            var all = await GetJsonAsync(owner, $"/api/v1/usage?{range}group_by=key");
+            var own = await GetJsonAsync(modelKey, $"/api/v1/usage?{range}group_by=key");
+            var none = await GetJsonAsync(limitKey, $"/api/v1/usage?{range}group_by=model");
+
+            Assert.Equal(2, all["data"]!.AsArray().Count);
+            var only = Assert.Single(own["data"]!.AsArray());
+            Assert.Equal(byModelId.ToString(), only!["key_id"]!.GetValue<string>());
+            Assert.Equal(range == "" ? "0.000009" : "0.000006", own["total"]!["cost_usd"]!.GetValue<string>());
+            Assert.DoesNotContain("secret-project", own.ToJsonString(), StringComparison.Ordinal);
+            Assert.Empty(none["data"]!.AsArray());
+            Assert.Equal("0.000000", none["total"]!["cost_usd"]!.GetValue<string>());
+            Assert.Equal("account", all["scope"]?.GetValue<string>());
+            Assert.Equal("key", own["scope"]?.GetValue<string>());
+            Assert.Equal("key", none["scope"]?.GetValue<string>());
+        }
+        // By day too: every day is there, with only the key's own cost.
+        using var daily = ClientWith(byModel);
+        Assert.Equal("0.000009", (await GetJsonAsync(daily, "/api/v1/usage"))["total"]!["cost_usd"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task Usage_defaults_to_the_last_30_days_by_day()
     {
         var (client, _, _) = await app.CreateApiClientAsync();

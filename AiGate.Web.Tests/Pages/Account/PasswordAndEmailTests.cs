@@ -23,6 +23,31 @@ public sealed class PasswordAndEmailTests(AccountsApp app) : IClassFixture<Accou
     }
 
     [Fact]
+    public async Task An_address_someone_else_signed_up_with_is_taken_back_by_resetting_the_password_which_confirms_it()
+    {
+        const string email = "pre-registered@example.com";
+        using var attacker = app.NewSession();
+        var registered = await attacker.SubmitAsync("/Account/Register",
+            new() { ["Input.Email"] = email, ["Input.Password"] = "attackers-password", ["Input.ConfirmPassword"] = "attackers-password" });
+        Assert.Equal(HttpStatusCode.Redirect, registered.StatusCode);
+        var before = await app.FindUserAsync(email);
+        Assert.False(before!.EmailConfirmed);
+
+        // The owner asks for a reset: it is mailed although the account is unconfirmed.
+        using var owner = app.NewSession();
+        await owner.SubmitAsync("/Account/ForgotPassword", new() { ["Input.Email"] = email });
+        var link = await app.LinkInMailAsync(email, "reset-password");
+        var reset = await owner.SubmitAsync(link, new() { ["Input.Password"] = "owners-password", ["Input.ConfirmPassword"] = "owners-password" });
+        Assert.Equal("/Account/ResetPasswordConfirmation", reset.Headers.Location?.OriginalString);
+
+        var after = await app.FindUserAsync(email);
+        Assert.True(after!.EmailConfirmed, "the reset link proved the mailbox");
+        Assert.NotEqual(before.SecurityStamp, after.SecurityStamp);
+        Assert.Equal("/dashboard", (await owner.LogInAsync(email, "owners-password")).Headers.Location?.OriginalString);
+        Assert.Contains("Wrong e-mail or password", await (await attacker.LogInAsync(email, "attackers-password")).Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Forgot_password_answers_the_same_for_an_unknown_address()
     {
         await app.CreateUserAsync("known@example.com", "password123");

@@ -34,18 +34,28 @@ public sealed class RegistrationTests(AccountsApp app) : IClassFixture<AccountsA
     }
 
     [Fact]
-    public async Task Unconfirmed_account_cannot_log_in_and_is_told_only_with_the_right_password()
+    public async Task Unconfirmed_account_answers_alike_for_right_and_wrong_passwords_and_wrong_ones_lock_it()
     {
         await app.CreateUserAsync("unconfirmed@example.com", "password123", confirmed: false);
         using var session = app.NewSession();
 
-        var right = await session.LogInAsync("unconfirmed@example.com", "password123");
-        var wrong = await session.LogInAsync("unconfirmed@example.com", "not-the-password");
+        var right = await (await session.LogInAsync("unconfirmed@example.com", "password123")).Content.ReadAsStringAsync();
+        var wrong = await (await session.LogInAsync("unconfirmed@example.com", "not-the-password")).Content.ReadAsStringAsync();
+        var unknown = await (await session.LogInAsync("nobody-at-all@example.com", "password123")).Content.ReadAsStringAsync();
 
-        Assert.Equal(HttpStatusCode.OK, right.StatusCode);
-        Assert.Contains("Confirm your e-mail address first", await right.Content.ReadAsStringAsync(), StringComparison.Ordinal);
-        Assert.Contains("Wrong e-mail or password", await wrong.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        // The right password is no oracle: the same failure, and the same hint to confirm, after every failure.
+        foreach (var page in new[] { right, wrong, unknown })
+        {
+            Assert.Contains("Wrong e-mail or password", page, StringComparison.Ordinal);
+            Assert.Contains("data-testid=\"login-confirm-hint\"", page, StringComparison.Ordinal);
+            Assert.DoesNotContain("Confirm your e-mail address first", page, StringComparison.Ordinal);
+        }
         Assert.Equal(HttpStatusCode.Redirect, (await session.GetAsync("/Account/Manage")).StatusCode);   // still signed out
+
+        // Wrong passwords count towards lockout as for any account: four more make five, then even the right one is refused.
+        for (var i = 0; i < 3; i++) await session.LogInAsync("unconfirmed@example.com", "not-the-password");
+        Assert.Equal("/Account/Lockout", (await session.LogInAsync("unconfirmed@example.com", "not-the-password")).Headers.Location?.OriginalString);
+        Assert.Equal("/Account/Lockout", (await session.LogInAsync("unconfirmed@example.com", "password123")).Headers.Location?.OriginalString);
     }
 
     [Fact]

@@ -101,6 +101,24 @@ public sealed class BillingAccounts(IOptions<BillingOptions> billing)
         await CacheNotifications.PublishAsync(tx.Connection, tx.Transaction, $"owner:{userId}", ct);
     }
 
+    /// <summary>
+    /// False when the user no longer exists (the account was deleted; its payments are kept, without a foreign key).
+    /// Otherwise the row is locked against deletion until the transaction ends, so the balance and billing rows written
+    /// next still have their user.
+    /// </summary>
+    public async Task<bool> LockUserAsync(BillingTransaction tx, Guid userId, CancellationToken ct)
+    {
+        await using var command = tx.Command("select 1 from users where id = $1 for key share", userId);
+        return await command.ExecuteScalarAsync(ct) is not null;
+    }
+
+    /// <summary>Records on a deleted account's payment how much of its credit Stripe returned (a refund, a dispute); no ledger entry.</summary>
+    public static async Task RecordOnDeletedAccountAsync(BillingTransaction tx, PaymentRow payment, long targetMicros, CancellationToken ct)
+    {
+        await using var update = tx.Command("update stripe_payments set clawed_back_micros = greatest(clawed_back_micros, $2) where id = $1", payment.Id, targetMicros);
+        await update.ExecuteNonQueryAsync(ct);
+    }
+
     public async Task<PaymentRow?> FindPaymentForUpdateAsync(BillingTransaction tx, string paymentIntentId, CancellationToken ct)
     {
         await using var command = tx.Command(

@@ -76,21 +76,34 @@ public sealed class StripeEventHandlers(CheckoutFulfilment fulfilment, BillingAc
         if (invoice.BillingReason is not ("subscription_create" or "subscription_cycle"))
             return $"invoice {invoice.Id}: billing reason {invoice.BillingReason ?? "none"}; plan updated, nothing granted";
 
-        // The allowance is granted once per invoice, whatever order or how often the events arrive.
+        var paidForPlan = Math.Min(invoice.AmountPaid, invoice.TotalExcludingTax ?? invoice.AmountPaid);
+        var grant = Allowance(plan, paidForPlan);
+        // The allowance is granted once per invoice, whatever order or how often the events arrive; a $0 invoice
+        // gets its row too, so a later event for it cannot grant.
         await using (var insert = tx.Command("""
             insert into stripe_payments (id, user_id, kind, payment_intent_id, amount_cents, currency, credited_micros, clawed_back_micros, receipt_url, created_at)
             values ($1, $2, 'plan', $3, $4, $5, $6, 0, $7, now()) on conflict do nothing returning 1
-            """, invoice.Id, userId.Value, invoice.PaymentIntent, invoice.AmountPaid, invoice.Currency, plan.MonthlyAllowanceMicros, invoice.HostedInvoiceUrl))
+            """, invoice.Id, userId.Value, invoice.PaymentIntent, invoice.AmountPaid, invoice.Currency, grant, invoice.HostedInvoiceUrl))
         {
             insert.Parameters[2].NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Varchar;
             insert.Parameters[6].NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Varchar;
             if (await insert.ExecuteScalarAsync(ct) is null) return $"invoice {invoice.Id}: allowance already granted";
         }
-        if (plan.MonthlyAllowanceMicros > 0)
-            await Ledger.PostAsync(tx.Connection, tx.Transaction, userId.Value, LedgerKinds.Grant, plan.MonthlyAllowanceMicros,
-                $"{plan.Name} plan allowance, invoice {invoice.Id}", $"stripe:invoice:{invoice.Id}", ct);
-        return $"granted {Money.Usd(plan.MonthlyAllowanceMicros)} USD ({plan.Id}) for invoice {invoice.Id}";
+        if (grant == 0) return $"invoice {invoice.Id}: {invoice.AmountPaid} cents paid ({plan.Id}, a trial or a full discount); nothing granted";
+        await Ledger.PostAsync(tx.Connection, tx.Transaction, userId.Value, LedgerKinds.Grant, grant,
+            $"{plan.Name} plan allowance, invoice {invoice.Id}", $"stripe:invoice:{invoice.Id}", ct);
+        return $"granted {Money.Usd(grant)} USD of {Money.Usd(plan.MonthlyAllowanceMicros)} ({plan.Id}, {paidForPlan} of {plan.MonthlyPriceCents} cents paid) for invoice {invoice.Id}";
     }
+
+    /// <summary>
+    /// The allowance an invoice pays for (docs/billing.md): the plan's allowance in proportion to what was paid for it
+    /// against the plan's price, never more than the allowance. A coupon's half price buys half, a trial's or a full
+    /// discount's $0 buys nothing, tax (left out of <paramref name="paidCents"/>) buys nothing.
+    /// </summary>
+    internal static long Allowance(PlanOption plan, long paidCents) =>
+        plan.MonthlyPriceCents <= 0 || paidCents <= 0 ? 0
+        : paidCents >= plan.MonthlyPriceCents ? plan.MonthlyAllowanceMicros
+        : Share(plan.MonthlyAllowanceMicros, paidCents, plan.MonthlyPriceCents);
 
     private async Task<string> InvoiceFailedAsync(BillingTransaction tx, StripeInvoice invoice, long created, CancellationToken ct)
     {
@@ -120,6 +133,8 @@ public sealed class StripeEventHandlers(CheckoutFulfilment fulfilment, BillingAc
         if (payment is null) return $"charge {charge.Id}: no AiGate payment for {charge.PaymentIntent}";
         // amount_refunded is cumulative: take back the refunded share of the credit, less what was taken already.
         var target = Share(payment.CreditedMicros, Math.Min(charge.AmountRefunded, charge.Amount), charge.Amount);
+        if (!await accounts.LockUserAsync(tx, payment.UserId, ct))
+            return await DeletedAccountAsync(tx, payment, target, $"charge {charge.Id} ({charge.PaymentIntent}) refunded {charge.AmountRefunded} of {charge.Amount} cents", ct);
         var (taken, debt) = await accounts.ClawBackAsync(tx, payment, target, $"refund of {charge.Id}", $"stripe:refund:{eventId}", ct);
         return $"charge {charge.Id} refunded {charge.AmountRefunded} of {charge.Amount} cents: took back {Money.Usd(taken)} USD, {Money.Usd(debt)} USD left as debt";
     }
@@ -128,10 +143,23 @@ public sealed class StripeEventHandlers(CheckoutFulfilment fulfilment, BillingAc
     {
         var payment = dispute.PaymentIntent is null ? null : await accounts.FindPaymentForUpdateAsync(tx, dispute.PaymentIntent, ct);
         if (payment is null) return $"dispute {dispute.Id}: no AiGate payment for charge {dispute.Charge}";
-        await accounts.FlagDisputedAsync(tx, payment.UserId, ct);
         var target = Share(payment.CreditedMicros, Math.Min(dispute.Amount, payment.AmountCents), payment.AmountCents);
+        if (!await accounts.LockUserAsync(tx, payment.UserId, ct))
+            return await DeletedAccountAsync(tx, payment, target, $"dispute {dispute.Id} ({dispute.Reason}) on {dispute.Charge} ({dispute.PaymentIntent})", ct);
+        await accounts.FlagDisputedAsync(tx, payment.UserId, ct);
         var (taken, debt) = await accounts.ClawBackAsync(tx, payment, target, $"dispute {dispute.Id} on {dispute.Charge}", $"stripe:dispute:{eventId}", ct);
         return $"dispute {dispute.Id} ({dispute.Reason}): keys frozen, took back {Money.Usd(taken)} USD, {Money.Usd(debt)} USD left as debt";
+    }
+
+    /// <summary>
+    /// A refund or dispute for an account deleted since the payment: its balance was forfeited with it and there is no
+    /// account left to owe anything, so nothing is taken back. The payment row, kept for accounting, is the account's
+    /// tombstone: it records how much of the credit Stripe has returned, and the event answers 200 (no retries for days).
+    /// </summary>
+    private static async Task<string> DeletedAccountAsync(BillingTransaction tx, PaymentRow payment, long targetMicros, string what, CancellationToken ct)
+    {
+        await BillingAccounts.RecordOnDeletedAccountAsync(tx, payment, targetMicros, ct);
+        return $"{what}: account deleted; recorded against payment {payment.Id} ({Money.Usd(targetMicros)} USD of its credit returned), nothing taken back";
     }
 
     /// <summary>credited × part ÷ whole, in 128-bit arithmetic (no overflow), rounded down.</summary>

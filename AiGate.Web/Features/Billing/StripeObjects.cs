@@ -34,7 +34,9 @@ public sealed record StripeCustomer(string Id, Dictionary<string, string>? Metad
 public sealed record StripeCheckoutSession(string Id, string Mode, string? Status, string PaymentStatus, long? AmountTotal, string? Currency, string? Customer, string? ClientReferenceId, string? PaymentIntent, string? Subscription, Dictionary<string, string>? Metadata, string? Url, long Created);
 
 /// <summary>https://docs.stripe.com/api/invoices/object</summary>
-public sealed record StripeInvoice(string Id, string? Customer, string? Subscription, long AmountPaid, string Currency, string? PaymentIntent, string? HostedInvoiceUrl, string? BillingReason, StripeList<StripeInvoiceLine>? Lines, StripeSubscriptionDetails? SubscriptionDetails, long AttemptCount);
+/// <remarks><c>total_excluding_tax</c> (null when Stripe computed no total) is optional here: older fixtures and the local TEST invoices leave it out.</remarks>
+public sealed record StripeInvoice(string Id, string? Customer, string? Subscription, long AmountPaid, string Currency, string? PaymentIntent, string? HostedInvoiceUrl, string? BillingReason, StripeList<StripeInvoiceLine>? Lines, StripeSubscriptionDetails? SubscriptionDetails, long AttemptCount,
+    long? TotalExcludingTax = null);
 
 public sealed record StripeSubscriptionDetails(Dictionary<string, string>? Metadata);
 

@@ -36,4 +36,18 @@ public sealed class StripeOptions
     public int WebhookToleranceSeconds { get; set; } = 300;
 
     public bool IsLocal => string.IsNullOrWhiteSpace(SecretKey);
+
+    /// <summary>Stripe's API host: when <see cref="ApiBase"/> points elsewhere, it is a fake (tests, staging).</summary>
+    public const string StripeApiHost = "api.stripe.com";
+
+    /// <summary>
+    /// The origins the billing page redirects the browser to after its form POSTs, which the content security
+    /// policy's <c>form-action</c> must allow: none for the local TEST checkout (same origin); with Stripe, the
+    /// origins of a Checkout Session's <c>url</c> (<c>checkout.stripe.com</c>) and a Billing Portal session's
+    /// <c>url</c> (<c>billing.stripe.com</c>); with a fake Stripe, the fake's own origin, where it serves those pages.
+    /// </summary>
+    public IReadOnlyList<string> RedirectOrigins =>
+        IsLocal ? []
+        : string.Equals(ApiBase.Host, StripeApiHost, StringComparison.OrdinalIgnoreCase) ? ["https://checkout.stripe.com", "https://billing.stripe.com"]
+        : [ApiBase.GetLeftPart(UriPartial.Authority)];
 }

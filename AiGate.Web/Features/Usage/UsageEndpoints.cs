@@ -12,7 +12,9 @@ namespace AiGate.Web.Features.Usage;
 /// Our own /api/v1 endpoints for programs that watch their spend: <c>GET /api/v1/balance</c> (the
 /// account's balance and the calling key's spend) and <c>GET /api/v1/usage</c> (the account's usage
 /// over whole UTC days, grouped by day, model or key). Bearer key auth, OpenAI's error envelope;
-/// USD amounts are exact decimal strings of the integer micro-USD we store.
+/// USD amounts are exact decimal strings of the integer micro-USD we store. A restricted key (allowed
+/// models or a credit limit: made to be handed to someone or something less trusted) sees only its own
+/// usage, never the account's other keys, their names or their models (docs/api.md).
 /// </summary>
 public sealed class UsageEndpoints(ApiKeyAuthenticator authenticator, NpgsqlDataSource dataSource, UsageQueries queries,
     IOptions<CreditsOptions> options, TimeProvider clock)
@@ -86,8 +88,10 @@ public sealed class UsageEndpoints(ApiKeyAuthenticator authenticator, NpgsqlData
             return;
         }
 
-        // The owner's usage, all their keys: the key only says whose account this is.
-        var summary = await queries.SummarizeDaysAsync(key.OwnerId, range.Start, range.End, range.Grouping, context.RequestAborted);
+        // An unrestricted key sees the owner's usage, all their keys; a restricted one only its own.
+        var restricted = IsRestricted(key);
+        var summary = await queries.SummarizeDaysAsync(key.OwnerId, range.Start, range.End, range.Grouping, context.RequestAborted,
+            restricted ? key.KeyId : null);
         var groups = range.Grouping == UsageGrouping.Day ? UsageQueries.FillDays(summary.Groups, range.Start, range.End) : summary.Groups;
 
         context.Response.ContentType = "application/json";
@@ -98,6 +102,7 @@ public sealed class UsageEndpoints(ApiKeyAuthenticator authenticator, NpgsqlData
             writer.WriteString("start", range.Start.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
             writer.WriteString("end", range.End.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
             writer.WriteString("group_by", GroupingName(range.Grouping));
+            writer.WriteString("scope", restricted ? "key" : "account");
             writer.WriteStartArray("data");
             foreach (var group in groups)
             {
@@ -127,6 +132,9 @@ public sealed class UsageEndpoints(ApiKeyAuthenticator authenticator, NpgsqlData
         }
         await context.Response.BodyWriter.FlushAsync(context.RequestAborted);
     }
+
+    /// <summary>A key limited to some models or to a credit limit: its usage view is its own.</summary>
+    internal static bool IsRestricted(KeyIdentity key) => key.AllowedModels.Count > 0 || key.CreditLimitMicros is not null;
 
     private static void WriteTotals(Utf8JsonWriter writer, UsageTotals totals)
     {

@@ -47,9 +47,10 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
     /// <summary>
     /// Usage of <paramref name="userId"/> from <paramref name="from"/> (inclusive) to <paramref name="to"/>
     /// (exclusive), grouped. Groups come ordered (day ascending; model and key by cost, highest first).
-    /// Days without calls are not returned (see <see cref="FillDays"/>).
+    /// Days without calls are not returned (see <see cref="FillDays"/>). With <paramref name="keyId"/>, only that key's calls.
     /// </summary>
-    public async Task<UsageSummary> SummarizeAsync(Guid userId, DateTimeOffset from, DateTimeOffset to, UsageGrouping grouping, CancellationToken ct)
+    public async Task<UsageSummary> SummarizeAsync(Guid userId, DateTimeOffset from, DateTimeOffset to, UsageGrouping grouping, CancellationToken ct,
+        Guid? keyId = null)
     {
         from = from.ToUniversalTime();
         to = to.ToUniversalTime();
@@ -65,12 +66,15 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
         var join = grouping == UsageGrouping.Key ? "left join api_keys k on k.id = p.key_id and k.owner_id = $1" : "";
         var useRollups = to - from > TimeSpan.FromDays(1);
         var source = useRollups ? RollupSource(oneUser: true) : $"select {RawRow} from usage_events e where e.user_id = $1 and e.created_at >= $2 and e.created_at < $3";
+        // The key is the parameter after the source's own ($4 after the raw source's three, $10 after the rollups' nine).
+        var keyFilter = keyId is null ? "" : $"where p.key_id = ${(useRollups ? 10 : 4)}";
 
         await using var command = dataSource.CreateCommand($"""
             select {select},
                    coalesce(sum(p.requests), 0)::bigint, coalesce(sum(p.prompt_tokens), 0)::bigint, coalesce(sum(p.completion_tokens), 0)::bigint,
                    coalesce(sum(p.cached_tokens), 0)::bigint, coalesce(sum(p.cost_micros), 0)::bigint, coalesce(sum(p.errors), 0)::bigint
             from ({source}) p {join}
+            {keyFilter}
             group by {groupBy}
             order by {orderBy}
             """);
@@ -78,6 +82,7 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
         command.Parameters.Add(new() { Value = from });
         command.Parameters.Add(new() { Value = to });
         if (useRollups) AddRollupParameters(command, from, to);
+        if (keyId is not null) command.Parameters.Add(new() { Value = keyId.Value });
 
         var groups = new List<UsageGroup>();
         var total = default(UsageTotals);
@@ -173,8 +178,9 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
     }
 
     /// <summary>Whole UTC days <paramref name="first"/> to <paramref name="last"/> inclusive, grouped.</summary>
-    public Task<UsageSummary> SummarizeDaysAsync(Guid userId, DateOnly first, DateOnly last, UsageGrouping grouping, CancellationToken ct) =>
-        SummarizeAsync(userId, StartOfDay(first), StartOfDay(last.AddDays(1)), grouping, ct);
+    public Task<UsageSummary> SummarizeDaysAsync(Guid userId, DateOnly first, DateOnly last, UsageGrouping grouping, CancellationToken ct,
+        Guid? keyId = null) =>
+        SummarizeAsync(userId, StartOfDay(first), StartOfDay(last.AddDays(1)), grouping, ct, keyId);
 
     /// <summary>Day groups with a zero group for every day of the range that had no calls (charts and clients want every bucket).</summary>
     public static IReadOnlyList<UsageGroup> FillDays(IReadOnlyList<UsageGroup> days, DateOnly first, DateOnly last)

@@ -7,7 +7,11 @@ using Microsoft.AspNetCore.Mvc.RazorPages;
 
 namespace AiGate.Web.Pages.Account;
 
-/// <summary>The link from the reset mail. A reset also ends a lockout (the mail proved ownership) and, through the new security stamp, every session.</summary>
+/// <summary>
+/// The link from the reset mail. A reset also ends a lockout and confirms an unconfirmed address (the mail proved
+/// ownership), and through the new security stamp ends every session and outstanding link: an account someone else
+/// signed up with this address is the owner's from here on, with only the owner's password.
+/// </summary>
 public sealed class ResetPasswordModel(UserManager<AppUser> users) : PageModel
 {
     [BindProperty] public InputModel Input { get; set; } = new();
@@ -36,6 +40,8 @@ public sealed class ResetPasswordModel(UserManager<AppUser> users) : PageModel
                 ModelState.AddModelError("", error.Code == "InvalidToken" ? "This reset link is invalid, was used already, or has expired. Ask for a new one." : error.Description);
             return Page();
         }
+        if (!await users.IsEmailConfirmedAsync(user))
+            await users.ConfirmEmailAsync(user, await users.GenerateEmailConfirmationTokenAsync(user));
         await users.SetLockoutEndDateAsync(user, null);
         await users.ResetAccessFailedCountAsync(user);
         return RedirectToPage("ResetPasswordConfirmation");
