@@ -72,11 +72,12 @@ public static partial class JobsDashboard
         }
         if (context.Response.StatusCode is < 200 or >= 300 || action is null) return;
 
-        var ids = form?["jobs[]"].ToString() is { Length: > 0 } many ? many : form?["jobs"].ToString();
+        // The jobs acted on: the ticked ids of a list page, else the id in the path (a job's own page).
+        var ids = form?["jobs[]"].ToString() is { Length: > 0 } many ? many : context.Request.Path.Value!;
         var services = context.RequestServices;
         var audit = services.GetRequiredService<AuditLog>();
         audit.Add(context.User.GetUserId(), context.User.Identity?.Name ?? "unknown", action,
-            string.IsNullOrEmpty(ids) ? context.Request.Path.Value! : ids, services.GetRequiredService<InstanceRegistry>().InstanceId,
+            ids.Length <= 300 ? ids : ids[..297] + "...", services.GetRequiredService<InstanceRegistry>().InstanceId,
             $"from the dashboard: {context.Request.Path.Value}");
         await services.GetRequiredService<AppDbContext>().SaveChangesAsync(CancellationToken.None);
     }
