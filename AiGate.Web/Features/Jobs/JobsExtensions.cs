@@ -29,17 +29,21 @@ public static class JobsExtensions
 
         // Hangfire's defaults are process-wide statics (JobStorage.Current, GlobalJobFilters); registering our own
         // storage, activator and filter provider first keeps each app (and each in-process test app) to its own.
-        builder.Services.AddSingleton<JobStorage>(_ => new PostgreSqlStorage(new NpgsqlConnectionFactory(connectionString, new PostgreSqlStorageOptions()),
-            new PostgreSqlStorageOptions
+        builder.Services.AddSingleton<JobStorage>(_ =>
+        {
+            var storageOptions = new PostgreSqlStorageOptions
             {
                 SchemaName = SchemaName,
                 PrepareSchemaIfNecessary = false,
                 QueuePollInterval = TimeSpan.FromSeconds(options.QueuePollSeconds),
                 // Workers wait on LISTEN/NOTIFY for new jobs, so "trigger now" and the outbox nudge start at once.
                 EnableLongPolling = true,
-                InvisibilityTimeout = TimeSpan.FromMinutes(30),
+                // A running job's claim is renewed while it runs; if its instance dies, another takes it after 5 minutes.
+                InvisibilityTimeout = TimeSpan.FromMinutes(5),
                 UseSlidingInvisibilityTimeout = true,
-            }));
+            };
+            return new PostgreSqlStorage(new NpgsqlConnectionFactory(connectionString, storageOptions), storageOptions);
+        });
         builder.Services.AddSingleton<JobActivator>(sp => new AspNetCoreJobActivator(sp.GetRequiredService<IServiceScopeFactory>()));
         builder.Services.AddSingleton<JobRunRecorder>();
         builder.Services.AddSingleton<JobPauses>();
