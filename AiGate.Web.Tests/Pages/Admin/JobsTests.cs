@@ -94,6 +94,7 @@ public sealed partial class JobsTests(JobsApp app) : IClassFixture<JobsApp>
         Assert.Contains("href=\"/admin/hangfire\"", pageHtml, StringComparison.Ordinal);
         Assert.Contains("data-job=\"job-runs-prune\"", pageHtml, StringComparison.Ordinal);
         Assert.Contains("<code>17 3 * * *</code>", pageHtml, StringComparison.Ordinal);
+        Assert.Matches(@"data-job=""job-runs-prune""[\s\S]*?<td>\d{4}-\d\d-\d\d 03:17:00</td>", pageHtml);   // next fire, in UTC
         Assert.Contains("data-job=\"email-outbox\"", pageHtml, StringComparison.Ordinal);
         Assert.Contains("Credit lease sweeper", pageHtml, StringComparison.Ordinal);
         // The rest of the app keeps the strict policy.

@@ -33,8 +33,7 @@ public static partial class JobsDashboard
             Authorization = [new AdminOnly()],
             AppPath = "/admin/jobs",
             DashboardTitle = "AiGate jobs",
-            DisplayStorageConnectionString = false,
-            // Our pages are UTC throughout; so is the dashboard.
+            DisplayStorageConnectionString = false,   // never show the database credentials
             DefaultRecordsPerPage = 20,
         }).RequireAuthorization(AccountPolicies.Admin);
         return app;

@@ -34,7 +34,7 @@ public sealed class JobsModel(JobStorage storage, JobPauses pauses, AppDbContext
         var paused = pauses.Paused();
         using (var connection = storage.GetConnection())
             Jobs = [.. connection.GetRecurringJobs().OrderBy(j => j.Id, StringComparer.Ordinal)
-                .Select(j => new JobRow(j.Id, j.Cron, j.NextExecution, j.LastExecution, j.LastJobState, j.Error, paused.Contains(j.Id)))];
+                .Select(j => new JobRow(j.Id, j.Cron, Utc(j.NextExecution), Utc(j.LastExecution), j.LastJobState, j.Error, paused.Contains(j.Id)))];
 
         var runs = db.JobRuns.AsNoTracking();
         if (JobFilter is not null) runs = runs.Where(r => r.JobName == JobFilter);
@@ -65,7 +65,10 @@ public sealed class JobsModel(JobStorage storage, JobPauses pauses, AppDbContext
         return RedirectToPage(new { job = id });
     }
 
-    public sealed record JobRow(string Id, string Cron, DateTime? Next, DateTime? Last, string? LastState, string? Error, bool Paused);
+    /// <summary>Hangfire's times are UTC but carry no offset; say so, or they would be read as the server's local time.</summary>
+    private static DateTimeOffset? Utc(DateTime? t) => t is { } value ? new DateTimeOffset(DateTime.SpecifyKind(value, DateTimeKind.Utc)) : null;
+
+    public sealed record JobRow(string Id, string Cron, DateTimeOffset? Next, DateTimeOffset? Last, string? LastState, string? Error, bool Paused);
     public sealed record RunRow(long Id, string Job, string HangfireJobId, string Trigger, string InstanceId, DateTimeOffset StartedAt,
         DateTimeOffset? ScheduledAt, long DurationMs, JobOutcome Outcome, string? Error);
     public sealed record AuditRow(DateTimeOffset At, string Actor, string Action, string Target, string InstanceId, string? Detail);
