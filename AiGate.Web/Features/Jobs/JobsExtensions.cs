@@ -50,15 +50,18 @@ public static class JobsExtensions
         builder.Services.AddSingleton<IJobFilterProvider>(sp =>
         {
             var ours = new JobFilterCollection();
-            ours.Add(sp.GetRequiredService<JobRunRecorder>());
+            // Last of all the filters as a job starts (after [DisableConcurrentExecution] took its lock), so a run's
+            // recorded start and duration are the job's own, not its wait for the previous run to finish.
+            ours.Add(sp.GetRequiredService<JobRunRecorder>(), int.MaxValue);
             ours.Add(sp.GetRequiredService<JobPauses>());
             // Hangfire's global filters (automatic retry, statistics, continuations) as they come, plus ours and the jobs' attributes.
             return new JobFilterProviderCollection(GlobalJobFilters.Filters, ours, new JobFilterAttributeFilterProvider());
         });
-        builder.Services.AddHangfire(static c => c
+        builder.Services.AddHangfire(static (sp, c) => c
             .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
             .UseSimpleAssemblyNameTypeSerializer()
-            .UseRecommendedSerializerSettings());
+            .UseRecommendedSerializerSettings()
+            .UseLogProvider(new HangfireLogging(sp.GetRequiredService<ILoggerFactory>())));
 
         if (options.SchedulerEnabled)
         {
