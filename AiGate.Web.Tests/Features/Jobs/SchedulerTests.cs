@@ -2,6 +2,7 @@ using AiGate.Web.Features.Jobs;
 using AiGate.Web.Infrastructure;
 using AiGate.Web.Tests.Infrastructure;
 using Hangfire;
+using Hangfire.Common;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace AiGate.Web.Tests.Features.Jobs;
@@ -75,6 +76,18 @@ public sealed class SchedulerTests(SchedulerApp app) : IClassFixture<SchedulerAp
             await Task.Delay(100);
         Assert.Equal("Succeeded", await app.Database.ScalarAsync<string>($"select statename from hangfire.job where id = {jobId}"));
         Assert.True(await app.Database.ScalarAsync<long>("select count(*) from hangfire.server") >= 1);
+    }
+
+    [Fact]
+    public void A_failed_run_is_retried_three_times_unless_the_job_says_otherwise()
+    {
+        var filters = app.Services.GetRequiredService<IJobFilterProvider>();
+        AutomaticRetryAttribute[] RetriesOf(Job job) => [.. filters.GetFilters(job).Select(f => f.Instance).OfType<AutomaticRetryAttribute>()];
+
+        var sweep = RetriesOf(Job.FromExpression<JobRunsPruneJob>(j => j.RunAsync(CancellationToken.None)));
+        Assert.Equal(3, Assert.Single(sweep).Attempts);   // ours replaced Hangfire's default of 10, not added to it
+        var own = RetriesOf(Job.FromExpression<Pages.Admin.AlwaysFailsJob>(j => j.RunAsync(CancellationToken.None)));
+        Assert.Equal(1, Assert.Single(own).Attempts);
     }
 
     [Fact]

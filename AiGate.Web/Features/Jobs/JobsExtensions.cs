@@ -54,8 +54,14 @@ public static class JobsExtensions
             // recorded start and duration are the job's own, not its wait for the previous run to finish.
             ours.Add(sp.GetRequiredService<JobRunRecorder>(), int.MaxValue);
             ours.Add(sp.GetRequiredService<JobPauses>());
-            // Hangfire's global filters (automatic retry, statistics, continuations) as they come, plus ours and the jobs' attributes.
-            return new JobFilterProviderCollection(GlobalJobFilters.Filters, ours, new JobFilterAttributeFilterProvider());
+            // Hangfire's global filters (statistics, continuations…) as they come, but fewer retries than its 10: every
+            // recurring job fires again soon anyway, and a retry waiting on a sweep's lock holds a worker. A job's own
+            // [AutomaticRetry] still wins over this one.
+            var global = new JobFilterCollection();
+            foreach (var filter in GlobalJobFilters.Filters)
+                if (filter.Instance is not AutomaticRetryAttribute) global.Add(filter.Instance, filter.Order);
+            global.Add(new AutomaticRetryAttribute { Attempts = options.RetryAttempts });
+            return new JobFilterProviderCollection(global, ours, new JobFilterAttributeFilterProvider());
         });
         builder.Services.AddHangfire(static (sp, c) => c
             .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)

@@ -17,6 +17,10 @@ public sealed class JobsOptions
     [Range(1, 64)]
     public int WorkerCount { get; set; } = 4;
 
+    /// <summary>How many times a failed run is retried (Hangfire waits 15 s to 2 min before each of the first three) before it shows as failed.</summary>
+    [Range(0, 20)]
+    public int RetryAttempts { get; set; } = 3;
+
     /// <summary>How often the recurring and delayed job schedulers look for due jobs. Bounds how late a fire can start.</summary>
     [Range(1, 60)]
     public int SchedulePollingSeconds { get; set; } = 1;
