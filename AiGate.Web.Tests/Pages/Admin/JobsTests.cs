@@ -96,6 +96,7 @@ public sealed partial class JobsTests(JobsApp app) : IClassFixture<JobsApp>
         Assert.Contains("<code>17 3 * * *</code>", pageHtml, StringComparison.Ordinal);
         Assert.Matches(@"data-job=""job-runs-prune""[\s\S]*?<td>\d{4}-\d\d-\d\d 03:17:00</td>", pageHtml);   // next fire, in UTC
         Assert.Contains("data-job=\"email-outbox\"", pageHtml, StringComparison.Ordinal);
+        Assert.Contains("Deletes job run history older than Jobs:RunHistoryDays.", pageHtml, StringComparison.Ordinal);
         Assert.Contains("Credit lease sweeper", pageHtml, StringComparison.Ordinal);
         // The rest of the app keeps the strict policy.
         Assert.Contains("script-src 'self';", page.Headers.GetValues("Content-Security-Policy").Single(), StringComparison.Ordinal);

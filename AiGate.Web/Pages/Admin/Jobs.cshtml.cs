@@ -17,7 +17,8 @@ namespace AiGate.Web.Pages.Admin;
 /// <c>job_runs</c> (the dashboard keeps a succeeded job a day), and the audit log of who did what to which job,
 /// from this page or from the dashboard. Triggering, requeueing and deleting are the dashboard's.
 /// </summary>
-public sealed class JobsModel(JobStorage storage, JobPauses pauses, AppDbContext db, AuditLog audit, InstanceRegistry instance) : PageModel
+public sealed class JobsModel(JobStorage storage, JobPauses pauses, IEnumerable<RecurringJobSpec> specs, AppDbContext db, AuditLog audit,
+    InstanceRegistry instance) : PageModel
 {
     private const int HistorySize = 50;
 
@@ -32,9 +33,11 @@ public sealed class JobsModel(JobStorage storage, JobPauses pauses, AppDbContext
     {
         JobFilter = string.IsNullOrWhiteSpace(job) ? null : job.Trim();
         var paused = pauses.Paused();
+        var described = specs.ToDictionary(s => s.Id, s => s.Description);
         using (var connection = storage.GetConnection())
             Jobs = [.. connection.GetRecurringJobs().OrderBy(j => j.Id, StringComparer.Ordinal)
-                .Select(j => new JobRow(j.Id, j.Cron, Utc(j.NextExecution), Utc(j.LastExecution), j.LastJobState, j.Error, paused.Contains(j.Id)))];
+                .Select(j => new JobRow(j.Id, described.GetValueOrDefault(j.Id), j.Cron, Utc(j.NextExecution), Utc(j.LastExecution), j.LastJobState,
+                    j.Error, paused.Contains(j.Id)))];
 
         var runs = db.JobRuns.AsNoTracking();
         if (JobFilter is not null) runs = runs.Where(r => r.JobName == JobFilter);
@@ -68,7 +71,7 @@ public sealed class JobsModel(JobStorage storage, JobPauses pauses, AppDbContext
     /// <summary>Hangfire's times are UTC but carry no offset; say so, or they would be read as the server's local time.</summary>
     private static DateTimeOffset? Utc(DateTime? t) => t is { } value ? new DateTimeOffset(DateTime.SpecifyKind(value, DateTimeKind.Utc)) : null;
 
-    public sealed record JobRow(string Id, string Cron, DateTimeOffset? Next, DateTimeOffset? Last, string? LastState, string? Error, bool Paused);
+    public sealed record JobRow(string Id, string? Description, string Cron, DateTimeOffset? Next, DateTimeOffset? Last, string? LastState, string? Error, bool Paused);
     public sealed record RunRow(long Id, string Job, string HangfireJobId, string Trigger, string InstanceId, DateTimeOffset StartedAt,
         DateTimeOffset? ScheduledAt, long DurationMs, JobOutcome Outcome, string? Error);
     public sealed record AuditRow(DateTimeOffset At, string Actor, string Action, string Target, string InstanceId, string? Detail);
