@@ -26,6 +26,12 @@ public sealed class AdminJobsTests(RunningApp app, Browser browser) : IClassFixt
 
         await page.GotoAsync("/admin/jobs");
         await Expect(page, "Jobs");
+        // The recurring jobs are registered in the background as the app starts.
+        for (var attempt = 0; attempt < 60 && await page.GetByTestId("job-row").CountAsync() < 8; attempt++)
+        {
+            await Task.Delay(500);
+            await page.ReloadAsync();
+        }
         Assert.Contains("*/30 * * * * *", await page.Locator($"tr[data-job='{Job}']").InnerTextAsync(), StringComparison.Ordinal);
         Assert.Equal(1, await page.Locator("tr[data-job='job-runs-prune']").CountAsync());
         Assert.Equal(1, await page.Locator("tr[data-job='email-outbox']").CountAsync());
