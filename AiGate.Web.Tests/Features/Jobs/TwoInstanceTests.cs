@@ -47,8 +47,9 @@ public sealed class TwoInstanceTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(fires, runs);   // no scheduled fire ran twice
         Assert.Equal(runs, await _database.ScalarAsync<long>($"select count(distinct fire_instance_id) from job_runs where {job}"));
         Assert.Equal(0, await _database.ScalarAsync<long>("select count(*) from job_runs where scheduled_at is null"));
-        // Each run probed the one configured provider once.
-        Assert.Equal(runs, await _database.ScalarAsync<long>("select count(*) from provider_probes where provider = 'echo'"));
+        // Each run probed the one configured provider once. The instances are killed, not stopped: a run in flight on
+        // each may have written its probe but not its job_runs row, so at most one extra probe per instance.
+        Assert.InRange(await _database.ScalarAsync<long>("select count(*) from provider_probes where provider = 'echo'"), runs, runs + 2);
         // No two runs overlapped ([DisableConcurrentExecution] holds across instances).
         Assert.Equal(0, await _database.ScalarAsync<long>($"""
             select count(*) from job_runs a join job_runs b on a.id < b.id
