@@ -50,6 +50,7 @@ try
     app.MapGateway();   // the rest of /api/v1, its 404 catch-all last
     app.MapEmail();
     app.MapBilling();   // POST /webhooks/stripe
+    app.MapJobsDashboard();   // /admin/hangfire
     app.MapRazorPages();
 }
 catch (StartupConfigurationException ex)

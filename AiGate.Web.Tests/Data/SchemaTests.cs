@@ -57,13 +57,67 @@ public sealed class SchemaTests
     }
 
     [Fact]
-    public async Task Quartz_tables_are_created_by_a_migration()
+    public async Task Quartz_tables_and_Hangfire_schema_are_created_by_migrations()
     {
         await using var database = await TestDatabase.CreateMigratedAsync();
         var quartzTables = await database.ScalarAsync<long>(
             "select count(*) from information_schema.tables where table_schema = 'public' and table_name like 'qrtz\\_%'");
         Assert.True(quartzTables >= 11, $"expected Quartz's tables, found {quartzTables}");
         Assert.Equal("quartz_tables", await database.ScalarAsync<string>("select name from schema_migrations where version = 2"));
+
+        Assert.Equal("hangfire_schema", await database.ScalarAsync<string>("select name from schema_migrations where version = 12"));
+        foreach (var table in (string[])["job", "state", "jobqueue", "hash", "set", "lock", "server", "counter", "list", "jobparameter"])
+            Assert.True(await database.ScalarAsync<bool>($"select to_regclass('hangfire.{table}') is not null"), $"hangfire.{table} is missing");
+        // The installer recorded the newest version of its scripts, so Hangfire (whose own installer is off) finds its schema current.
+        Assert.True(await database.ScalarAsync<int>("select max(version) from hangfire.schema") >= 23);
+    }
+
+    [Fact]
+    public async Task A_database_at_migration_10_with_Quartz_data_upgrades_and_keeps_the_Quartz_tables()
+    {
+        // Today's deployments: migrated to 0010 by the Quartz build, whose migration 0002 ran code and so has no checksum.
+        await using var database = await TestDatabase.CreateEmptyAsync();
+        await using (var connection = new NpgsqlConnection(database.ConnectionString))
+        {
+            await connection.OpenAsync();
+            await using (var create = new NpgsqlCommand(
+                "create table schema_migrations (version integer primary key, name text not null, checksum text, applied_at timestamptz not null default now())", connection))
+                await create.ExecuteNonQueryAsync();
+            foreach (var migration in MigrationCatalog.All.Where(m => m.Version <= 10))
+            {
+                await using var transaction = await connection.BeginTransactionAsync();
+                await migration.ApplyAsync(connection, transaction, CancellationToken.None);
+                await using var record = new NpgsqlCommand("insert into schema_migrations (version, name, checksum) values ($1, $2, $3)", connection, transaction);
+                record.Parameters.Add(new() { Value = migration.Version });
+                record.Parameters.Add(new() { Value = migration.Name });
+                record.Parameters.Add(new() { Value = migration.Version == 2 ? DBNull.Value : migration.Checksum! });
+                await record.ExecuteNonQueryAsync();
+                await transaction.CommitAsync();
+            }
+        }
+        Assert.False(await database.ScalarAsync<bool>("select to_regclass('hangfire.job') is not null"));
+        await database.ExecuteAsync("""
+            insert into qrtz_job_details (sched_name, job_name, job_group, description, job_class_name, is_durable, is_nonconcurrent, is_update_data, requests_recovery, job_data)
+            values ('AiGate', 'job-runs-prune', 'housekeeping', null, 'AiGate.Web.Features.Jobs.JobRunsPruneJob, AiGate.Web', true, true, false, true, null);
+            insert into qrtz_scheduler_state (sched_name, instance_name, last_checkin_time, checkin_interval) values ('AiGate', 'old-instance', 0, 10000);
+            insert into job_runs (job_name, job_group, trigger_name, fire_instance_id, instance_id, started_at, duration_ms, outcome)
+            values ('job-runs-prune', 'housekeeping', 'job-runs-prune-daily', 'f1', 'old-instance', now() - interval '1 day', 5, 'Succeeded');
+            """);
+
+        await using (var source = database.CreateDataSource())
+        {
+            var migrator = new SchemaMigrator(source, NullLogger<SchemaMigrator>.Instance);
+            var applied = await migrator.ApplyAsync(CancellationToken.None);
+            Assert.Equal(MigrationCatalog.All.Where(m => m.Version > 10).Select(m => m.Version), applied.Select(m => m.Version));
+            Assert.Empty(await migrator.GetPendingAsync(CancellationToken.None));
+        }
+
+        Assert.True(await database.ScalarAsync<bool>("select to_regclass('hangfire.job') is not null"));
+        // Additive: the Quartz tables and their rows stay (a later release drops them), and the run history is kept.
+        Assert.Equal(1, await database.ScalarAsync<long>("select count(*) from qrtz_job_details where job_name = 'job-runs-prune'"));
+        Assert.Equal(1, await database.ScalarAsync<long>("select count(*) from qrtz_scheduler_state"));
+        Assert.Equal(1, await database.ScalarAsync<long>("select count(*) from job_runs where fire_instance_id = 'f1'"));
+        Assert.Null(await database.ScalarAsync<string>("select checksum from schema_migrations where version = 2"));
     }
 
     [Theory]
@@ -78,7 +132,8 @@ public sealed class SchemaTests
 
     /// <summary>
     /// One line per table, column (type, nullability, default, identity), index and constraint, from
-    /// PostgreSQL's catalog. Bookkeeping tables that are not part of the EF model are left out.
+    /// PostgreSQL's catalog, schema <c>public</c> only (Hangfire's tables live in schema <c>hangfire</c>, installed by
+    /// its own installer). Bookkeeping tables that are not part of the EF model are left out, and so are Quartz's.
     /// </summary>
     private static async Task<List<string>> DescribeAsync(TestDatabase database)
     {

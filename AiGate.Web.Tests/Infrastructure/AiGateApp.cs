@@ -9,7 +9,7 @@ using Microsoft.Extensions.DependencyInjection;
 namespace AiGate.Web.Tests.Infrastructure;
 
 /// <summary>
-/// The real app, in-process, on its own migrated database. The Quartz scheduler is off unless a
+/// The real app, in-process, on its own migrated database. The Hangfire server is off unless a
 /// test asks for it (<see cref="Settings"/>); tests talk to the app over HTTP through intent methods.
 /// Use it as a class fixture (one app and database per test class).
 /// </summary>

@@ -13,7 +13,7 @@ public static class MigrationCatalog
     public static IReadOnlyList<SchemaMigration> All { get; } =
     [
         SchemaMigration.Sql(1, "identity"),
-        SchemaMigration.Code(2, "quartz_tables", QuartzSchema.CreateTablesAsync),
+        SchemaMigration.Sql(2, "quartz_tables"),
         SchemaMigration.Sql(3, "job_runs_and_data_protection"),
         SchemaMigration.Sql(4, "accounts_and_email"),
         SchemaMigration.Sql(5, "gateway"),
@@ -23,5 +23,6 @@ public static class MigrationCatalog
         SchemaMigration.Sql(9, "usage_rollups_and_alerts"),
         SchemaMigration.Sql(10, "provider_health_and_audit"),
         SchemaMigration.Sql(11, "usage_dead_letters"),
+        SchemaMigration.Code(12, "hangfire_schema", HangfireSchema.InstallAsync),
     ];
 }

@@ -7,8 +7,8 @@ namespace AiGate.Web.Data.Migrations;
 
 /// <summary>
 /// One step of the schema's history. Most steps are a versioned SQL file embedded in this
-/// assembly (<c>Data/Migrations/0001_name.sql</c>); a few run code, such as creating Quartz's tables
-/// from the script that ships inside Quartz itself.
+/// assembly (<c>Data/Migrations/0001_name.sql</c>); a few run code, such as installing Hangfire's schema
+/// with the installer that ships inside Hangfire.PostgreSql itself.
 /// </summary>
 public sealed record SchemaMigration(
     int Version,

@@ -1,4 +1,4 @@
-using Quartz;
+using AiGate.Web.Features.Jobs;
 
 namespace AiGate.Web.Features.Alerts;
 
@@ -14,12 +14,8 @@ public static class AlertsExtensions
         builder.Services.AddScoped<AlertPreferencesReader>();
 
         var interval = builder.Configuration.GetValue($"{AlertsOptions.Section}:{nameof(AlertsOptions.CheckIntervalSeconds)}", 60);
-        builder.AddQuartz(q =>
-        {
-            q.AddJob<UsageAlertsJob>(j => j.WithIdentity(UsageAlertsJob.Key).StoreDurably().RequestRecovery());
-            q.AddTrigger(t => t.ForJob(UsageAlertsJob.Key).WithIdentity("usage-alerts-interval", "usage")
-                .WithSimpleSchedule(s => s.WithInterval(TimeSpan.FromSeconds(Math.Max(5, interval))).RepeatForever()));
-        });
+        builder.AddRecurringJob<UsageAlertsJob>(UsageAlertsJob.Id, "usage", RecurringJobs.Every(TimeSpan.FromSeconds(Math.Max(5, interval))),
+            "Budget and low-balance alerts and hard stops.");
         return builder;
     }
 }

@@ -1,13 +1,14 @@
-using Quartz;
+using AiGate.Web.Features.Jobs;
+using Hangfire;
 
 namespace AiGate.Web.Features.Alerts;
 
 /// <summary>Budget and low-balance alerts and hard stops (<see cref="UsageAlertChecker"/>). Safe to re-run: the guard rows make every e-mail once.</summary>
-[DisallowConcurrentExecution]
-public sealed class UsageAlertsJob(UsageAlertChecker checker, TimeProvider clock) : IJob
+[DisableConcurrentExecution(timeoutInSeconds: 60)]
+public sealed class UsageAlertsJob(UsageAlertChecker checker, TimeProvider clock) : IAppJob
 {
-    public static readonly JobKey Key = new("usage-alerts", "usage");
+    public const string Id = "usage-alerts";
 
-    public async ValueTask Execute(IJobExecutionContext context, CancellationToken cancellationToken = default) =>
+    public async Task RunAsync(CancellationToken cancellationToken) =>
         await checker.RunAsync(clock.GetUtcNow(), cancellationToken);
 }

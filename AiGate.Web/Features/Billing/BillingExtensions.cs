@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 using AiGate.Web.Infrastructure;
-using Quartz;
+using AiGate.Web.Features.Jobs;
 using Microsoft.Extensions.Options;
 
 namespace AiGate.Web.Features.Billing;
@@ -58,12 +58,8 @@ public static class BillingExtensions
         builder.Services.AddScoped<BillingCheckout>();
 
         var pollSeconds = builder.Configuration.GetValue($"{BillingOptions.Section}:{nameof(BillingOptions.DunningPollSeconds)}", 900);
-        builder.AddQuartz(q =>
-        {
-            q.AddJob<DunningJob>(j => j.WithIdentity(DunningJob.Key).StoreDurably().RequestRecovery());
-            q.AddTrigger(t => t.ForJob(DunningJob.Key).WithIdentity("dunning-poll", "billing")
-                .WithSimpleSchedule(s => s.WithInterval(TimeSpan.FromSeconds(Math.Max(10, pollSeconds))).RepeatForever()));
-        });
+        builder.AddRecurringJob<DunningJob>(DunningJob.Id, "billing", RecurringJobs.Every(TimeSpan.FromSeconds(Math.Max(10, pollSeconds))),
+            "Chases failed plan payments: e-mails on day 0, 3 and 7, then the free plan.");
         return builder;
     }
 

@@ -5,7 +5,8 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Options;
 using Npgsql;
-using Quartz;
+using AiGate.Web.Features.Jobs;
+using Hangfire;
 
 namespace AiGate.Web.Features.Billing;
 
@@ -16,16 +17,16 @@ namespace AiGate.Web.Features.Billing;
 /// account to the free plan (the balance is kept) and says so. Each step is claimed with a conditional update
 /// in the same transaction as its outbox row, so two instances (or a recovered job) never send a step twice.
 /// </summary>
-[DisallowConcurrentExecution]
+[DisableConcurrentExecution(timeoutInSeconds: 60)]
 public sealed partial class DunningJob(AppDbContext db, EmailOutbox outbox, IOptions<BillingOptions> billing, IOptions<EmailOptions> email,
-    TimeProvider clock, ILogger<DunningJob> logger) : IJob
+    TimeProvider clock, ILogger<DunningJob> logger) : IAppJob
 {
-    public static readonly JobKey Key = new("dunning", "billing");
+    public const string Id = "dunning";
 
     /// <summary>Days after the failure on which the e-mails go; the last one ends the plan.</summary>
     public static readonly int[] Days = [0, 3, 7];
 
-    public async ValueTask Execute(IJobExecutionContext context, CancellationToken cancellationToken = default) =>
+    public async Task RunAsync(CancellationToken cancellationToken) =>
         await RunDueAsync(clock.GetUtcNow(), cancellationToken);
 
     /// <summary>Sends every step due at <paramref name="now"/>; returns how many.</summary>

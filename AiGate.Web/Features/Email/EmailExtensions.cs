@@ -2,7 +2,7 @@ using System.Text.RegularExpressions;
 using AiGate.Web.Data;
 using AiGate.Web.Infrastructure;
 using Microsoft.EntityFrameworkCore;
-using Quartz;
+using AiGate.Web.Features.Jobs;
 
 namespace AiGate.Web.Features.Email;
 
@@ -43,14 +43,8 @@ public static partial class EmailExtensions
         builder.Services.ConfigureDbContext<AppDbContext>((sp, o) => o.AddInterceptors(sp.GetRequiredService<EmailOutboxNudge>()));
 
         var pollSeconds = builder.Configuration.GetValue($"{EmailOptions.Section}:{nameof(EmailOptions.PollSeconds)}", 15);
-        // A second AddQuartz adds to the scheduler that AddJobs configured (jobs and triggers are collected
-        // into QuartzOptions; the store and clustering stay as AddJobs set them — SchedulerTests checks).
-        builder.AddQuartz(q =>
-        {
-            q.AddJob<EmailOutboxJob>(j => j.WithIdentity(EmailOutboxJob.Key).StoreDurably().RequestRecovery());
-            q.AddTrigger(t => t.ForJob(EmailOutboxJob.Key).WithIdentity("email-outbox-poll", "email")
-                .WithSimpleSchedule(s => s.WithInterval(TimeSpan.FromSeconds(Math.Max(1, pollSeconds))).RepeatForever()));
-        });
+        builder.AddRecurringJob<EmailOutboxJob>(EmailOutboxJob.Id, "email", RecurringJobs.Every(TimeSpan.FromSeconds(Math.Max(1, pollSeconds))),
+            "Sends due outbox e-mails (also triggered as soon as one is enqueued).");
         return builder;
     }
 

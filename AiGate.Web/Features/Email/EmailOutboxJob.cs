@@ -1,17 +1,18 @@
-using Quartz;
+using AiGate.Web.Features.Jobs;
+using Hangfire;
 
 namespace AiGate.Web.Features.Email;
 
 /// <summary>Sends due outbox e-mails. Runs every few seconds and right after a mail is enqueued (<see cref="EmailOutboxNudge"/>).</summary>
-[DisallowConcurrentExecution]
-public sealed partial class EmailOutboxJob(EmailOutboxSender sender, ILogger<EmailOutboxJob> logger) : IJob
+[DisableConcurrentExecution(timeoutInSeconds: 60)]
+public sealed partial class EmailOutboxJob(EmailOutboxSender sender, ILogger<EmailOutboxJob> logger) : IAppJob
 {
-    public static readonly JobKey Key = new("email-outbox", "email");
+    public const string Id = "email-outbox";
 
-    public async ValueTask Execute(IJobExecutionContext context, CancellationToken cancellationToken = default)
+    public async Task RunAsync(CancellationToken cancellationToken)
     {
         var handled = await sender.SendDueAsync(cancellationToken);
-        if (handled > 0) LogHandled(Key.ToString(), handled);
+        if (handled > 0) LogHandled(Id, handled);
     }
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "{JobKey} handled {Count} e-mail(s)")]

@@ -4,17 +4,17 @@ using AiGate.Web.Features.Jobs;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.EntityFrameworkCore.Storage;
-using Quartz;
+using Hangfire;
 
 namespace AiGate.Web.Features.Email;
 
 /// <summary>
-/// Triggers the outbox job as soon as an enqueued e-mail is committed, so mail leaves within a
+/// Enqueues a run of the outbox job as soon as an enqueued e-mail is committed, so mail leaves within a
 /// second rather than at the next poll. An EF interceptor: it notices outbox rows being saved and
 /// fires after the save (no transaction) or after the surrounding transaction commits. A failed
 /// trigger is only logged: the job's schedule picks the row up anyway.
 /// </summary>
-public sealed partial class EmailOutboxNudge(ISchedulerFactory schedulers, IConfiguration configuration, ILogger<EmailOutboxNudge> logger)
+public sealed partial class EmailOutboxNudge(IServiceProvider services, IConfiguration configuration, ILogger<EmailOutboxNudge> logger)
     : DbTransactionInterceptor, ISaveChangesInterceptor
 {
     private readonly bool _enabled = configuration.GetValue($"{JobsOptions.Section}:{nameof(JobsOptions.SchedulerEnabled)}", true);
@@ -29,21 +29,22 @@ public sealed partial class EmailOutboxNudge(ISchedulerFactory schedulers, IConf
         return ValueTask.FromResult(result);
     }
 
-    public async ValueTask<int> SavedChangesAsync(SaveChangesCompletedEventData eventData, int result, CancellationToken cancellationToken = default)
+    public ValueTask<int> SavedChangesAsync(SaveChangesCompletedEventData eventData, int result, CancellationToken cancellationToken = default)
     {
         if (eventData.Context is { } context && _saving.Remove(context))
         {
             if (context.Database.CurrentTransaction?.GetDbTransaction() is { } transaction)
                 _pending.AddOrUpdate(transaction, true);
             else
-                await TriggerAsync();
+                Trigger();
         }
-        return result;
+        return ValueTask.FromResult(result);
     }
 
-    public override async Task TransactionCommittedAsync(DbTransaction transaction, TransactionEndEventData eventData, CancellationToken cancellationToken = default)
+    public override Task TransactionCommittedAsync(DbTransaction transaction, TransactionEndEventData eventData, CancellationToken cancellationToken = default)
     {
-        if (_pending.Remove(transaction)) await TriggerAsync();
+        if (_pending.Remove(transaction)) Trigger();
+        return Task.CompletedTask;
     }
 
     public override Task TransactionRolledBackAsync(DbTransaction transaction, TransactionEndEventData eventData, CancellationToken cancellationToken = default)
@@ -52,19 +53,21 @@ public sealed partial class EmailOutboxNudge(ISchedulerFactory schedulers, IConf
         return Task.CompletedTask;
     }
 
-    private async Task TriggerAsync()
+    private void Trigger()
     {
         try
         {
-            var scheduler = await schedulers.GetScheduler(CancellationToken.None);
-            await scheduler.TriggerJob(EmailOutboxJob.Key, CancellationToken.None);
+            // Resolved here, not in the constructor: the interceptor is built with the first DbContext, before
+            // anything else needs Hangfire. The job's own lock and claims make an extra run harmless.
+            var client = services.GetRequiredService<IBackgroundJobClient>();
+            client.Enqueue<EmailOutboxJob>(j => j.RunAsync(CancellationToken.None));
         }
-        catch (SchedulerException ex)
+        catch (Exception ex) when (ex is not OperationCanceledException)
         {
             LogTriggerFailed(ex);
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not trigger the e-mail outbox job; the schedule will send the mail")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not enqueue the e-mail outbox job; the schedule will send the mail")]
     private partial void LogTriggerFailed(Exception ex);
 }

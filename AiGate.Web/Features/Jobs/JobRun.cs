@@ -3,7 +3,7 @@ using Microsoft.EntityFrameworkCore.Metadata.Builders;
 
 namespace AiGate.Web.Features.Jobs;
 
-/// <summary>One execution of a Quartz job, written by <see cref="JobRunRecorder"/>: the jobs dashboard's history.</summary>
+/// <summary>One execution (attempt) of a Hangfire job, written by <see cref="JobRunRecorder"/>: the run history on /admin/jobs.</summary>
 public sealed class JobRun
 {
     public long Id { get; set; }

@@ -1,66 +1,68 @@
 using AiGate.Web.Data;
-using Quartz;
+using AiGate.Web.Infrastructure;
+using Hangfire.Common;
+using Hangfire.Server;
 
 namespace AiGate.Web.Features.Jobs;
 
 /// <summary>
-/// A Quartz job listener that writes one <see cref="JobRun"/> per execution, on whichever
-/// instance ran it. Logging history fails open: a failed insert is logged, never fails the job.
+/// A Hangfire server filter that writes one <see cref="JobRun"/> per execution (each attempt of a retried job
+/// is a row), on whichever instance ran it: the run history admins read on <c>/admin/jobs</c>, kept
+/// <see cref="JobsOptions.RunHistoryDays"/> days (Hangfire's own keeps succeeded jobs a day). Logging history
+/// fails open: a failed insert is logged, never fails the job.
 /// </summary>
-public sealed partial class JobRunRecorder(IServiceScopeFactory scopes, TimeProvider clock, ILogger<JobRunRecorder> logger) : IJobListener
+public sealed partial class JobRunRecorder(IServiceScopeFactory scopes, IEnumerable<RecurringJobSpec> specs, InstanceRegistry instance,
+    TimeProvider clock, ILogger<JobRunRecorder> logger) : IServerFilter
 {
-    public string Name => "job-run-recorder";
+    private const string StartedKey = "aigate:started";
+    private readonly Dictionary<Type, RecurringJobSpec> _byType = specs.GroupBy(s => s.JobType).ToDictionary(g => g.Key, g => g.First());
 
-    public ValueTask JobToBeExecuted(IJobExecutionContext context, CancellationToken cancellationToken = default) => ValueTask.CompletedTask;
+    public void OnPerforming(PerformingContext context) => context.Items[StartedKey] = clock.GetTimestamp();
 
-    public ValueTask JobExecutionVetoed(IJobExecutionContext context, CancellationToken cancellationToken = default) =>
-        RecordAsync(context, JobOutcome.Vetoed, null, cancellationToken);
-
-    public ValueTask JobWasExecuted(IJobExecutionContext context, JobExecutionException? jobException, CancellationToken cancellationToken = default) =>
-        RecordAsync(context, jobException is null ? JobOutcome.Succeeded : JobOutcome.Failed, jobException, cancellationToken);
-
-    public ValueTask JobProgressChanged(IJobExecutionContext context, Quartz.Extensibility.FireInstanceProgress progress, CancellationToken cancellationToken = default) =>
-        ValueTask.CompletedTask;
-
-    private async ValueTask RecordAsync(IJobExecutionContext context, JobOutcome outcome, Exception? error, CancellationToken ct)
+    public void OnPerformed(PerformedContext context)
     {
-        var key = context.JobDetail.Key;
+        var failed = context.Exception is not null && !context.ExceptionHandled;
+        var jobId = context.BackgroundJob.Id;
         try
         {
+            var elapsed = context.Items.TryGetValue(StartedKey, out var started) ? clock.GetElapsedTime((long)started) : TimeSpan.Zero;
+            var recurringId = context.GetJobParameter<string>("RecurringJobId", allowStale: true);
+            // A recurring fire carries the time it was due ("Time", Unix seconds): one row per due time proves each fire ran once.
+            var due = context.GetJobParameter<long?>("Time", allowStale: true);
+            var spec = _byType.GetValueOrDefault(context.BackgroundJob.Job.Type);
             using var scope = scopes.CreateScope();
             var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-            var duration = context.JobRunTime > TimeSpan.Zero ? context.JobRunTime : clock.GetUtcNow() - context.FireTimeUtc;
             db.JobRuns.Add(new JobRun
             {
-                JobName = key.Name,
-                JobGroup = key.Group,
-                TriggerName = context.Trigger.Key.Name,
-                FireInstanceId = context.FireInstanceId,
-                InstanceId = context.Scheduler.SchedulerInstanceId,
-                StartedAt = context.FireTimeUtc,
-                ScheduledAt = context.ScheduledFireTimeUtc,
-                DurationMs = (long)duration.TotalMilliseconds,
-                Outcome = outcome,
-                Error = Describe(error),
+                JobName = recurringId ?? spec?.Id ?? Name(context.BackgroundJob.Job),
+                JobGroup = spec?.Group ?? "adhoc",
+                TriggerName = recurringId is null ? "enqueued" : "recurring",
+                FireInstanceId = jobId,
+                InstanceId = instance.InstanceId,
+                StartedAt = clock.GetUtcNow() - elapsed,
+                ScheduledAt = due is { } seconds ? DateTimeOffset.FromUnixTimeSeconds(seconds) : null,
+                DurationMs = (long)elapsed.TotalMilliseconds,
+                Outcome = failed ? JobOutcome.Failed : JobOutcome.Succeeded,
+                Error = failed ? Describe(context.Exception!) : null,
             });
-            // The job's own token may already be cancelled at shutdown; the record still matters.
-            await db.SaveChangesAsync(CancellationToken.None);
+            // Synchronous: Hangfire's filters are; this runs on a worker thread, never on a request.
+            db.SaveChanges();
         }
-        catch (Exception ex) when (ex is not OperationCanceledException)
+        catch (Exception ex)
         {
-            LogRecordFailed(ex, key.ToString());
+            LogRecordFailed(ex, jobId);
         }
-        _ = ct;
     }
 
-    private static string? Describe(Exception? error)
+    private static string Name(Job job) => $"{job.Type.Name}.{job.Method.Name}";
+
+    private static string Describe(Exception error)
     {
-        var root = error?.GetBaseException();   // Quartz wraps what the job threw
-        if (root is null) return null;
+        var root = error.GetBaseException();   // Hangfire wraps what the job threw
         var text = $"{root.GetType().Name}: {root.Message}";
         return text.Length <= 4000 ? text : text[..4000];
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not record the run of job {JobKey}")]
-    private partial void LogRecordFailed(Exception ex, string jobKey);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not record the run of job {JobId}")]
+    private partial void LogRecordFailed(Exception ex, string jobId);
 }

@@ -1,18 +1,18 @@
 using AiGate.Web.Data;
+using Hangfire;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
-using Quartz;
 
 namespace AiGate.Web.Features.Jobs;
 
 /// <summary>Housekeeping: deletes job run history older than <see cref="JobsOptions.RunHistoryDays"/>. Idempotent.</summary>
-[DisallowConcurrentExecution]
+[DisableConcurrentExecution(timeoutInSeconds: 60)]
 public sealed partial class JobRunsPruneJob(AppDbContext db, TimeProvider clock, IOptions<JobsOptions> options,
-    ILogger<JobRunsPruneJob> logger) : IJob
+    ILogger<JobRunsPruneJob> logger) : IAppJob
 {
-    public static readonly JobKey Key = new("job-runs-prune", "housekeeping");
+    public const string Id = "job-runs-prune";
 
-    public async ValueTask Execute(IJobExecutionContext context, CancellationToken cancellationToken = default)
+    public async Task RunAsync(CancellationToken cancellationToken)
     {
         var cutoff = clock.GetUtcNow().AddDays(-options.Value.RunHistoryDays);
         var deleted = await db.JobRuns.Where(r => r.StartedAt < cutoff).ExecuteDeleteAsync(cancellationToken);

@@ -1,4 +1,4 @@
-using Quartz;
+using AiGate.Web.Features.Jobs;
 
 namespace AiGate.Web.Features.ProviderHealth;
 
@@ -17,17 +17,10 @@ public static class ProviderHealthExtensions
         builder.Services.AddScoped<HealthChecker>();
 
         var interval = builder.Configuration.GetValue($"{ProviderHealthOptions.Section}:{nameof(ProviderHealthOptions.ProbeIntervalSeconds)}", 30);
-        builder.AddQuartz(q =>
-        {
-            q.AddJob<ProviderHealthJob>(j => j.WithIdentity(ProviderHealthJob.Key).StoreDurably()
-                .WithDescription("Probes every provider (list models) and updates provider and route health; alerts admins on down/recovered."));
-            q.AddTrigger(t => t.ForJob(ProviderHealthJob.Key).WithIdentity("provider-health-check-interval", "providers")
-                .WithSimpleSchedule(s => s.WithInterval(TimeSpan.FromSeconds(Math.Max(1, interval))).RepeatForever()));
-            q.AddJob<ProviderHealthPruneJob>(j => j.WithIdentity(ProviderHealthPruneJob.Key).StoreDurably()
-                .WithDescription("Deletes probes older than ProviderHealth:ProbeHistoryDays and traffic buckets older than a day."));
-            q.AddTrigger(t => t.ForJob(ProviderHealthPruneJob.Key).WithIdentity("provider-health-prune-daily", "providers")
-                .WithCronSchedule("0 47 3 * * ?", c => c.InTimeZone(TimeZoneInfo.Utc)));
-        });
+        builder.AddRecurringJob<ProviderHealthJob>(ProviderHealthJob.Id, "providers", RecurringJobs.Every(TimeSpan.FromSeconds(Math.Max(1, interval))),
+            "Probes every provider (list models) and updates provider and route health; alerts admins on down/recovered.");
+        builder.AddRecurringJob<ProviderHealthPruneJob>(ProviderHealthPruneJob.Id, "providers", "47 3 * * *",
+            "Deletes probes older than ProviderHealth:ProbeHistoryDays and traffic buckets older than a day.");
         return builder;
     }
 }

@@ -1,4 +1,6 @@
-using Quartz;
+using AiGate.Web.Features.Jobs;
+using AiGate.Web.Infrastructure;
+using Hangfire;
 
 namespace AiGate.Web.Features.ProviderHealth;
 
@@ -6,24 +8,24 @@ namespace AiGate.Web.Features.ProviderHealth;
 /// Probes every provider and updates health (<see cref="HealthChecker"/>). Clustered: each fire runs on
 /// one instance; never two at once anywhere in the cluster.
 /// </summary>
-[DisallowConcurrentExecution]
-public sealed class ProviderHealthJob(HealthChecker checker) : IJob
+[DisableConcurrentExecution(timeoutInSeconds: 60)]
+public sealed class ProviderHealthJob(HealthChecker checker, InstanceRegistry instance) : IAppJob
 {
-    public static readonly JobKey Key = new("provider-health-check", "providers");
+    public const string Id = "provider-health-check";
 
-    public async ValueTask Execute(IJobExecutionContext context, CancellationToken cancellationToken = default) =>
-        await checker.CheckAsync(context.Scheduler.SchedulerInstanceId, cancellationToken);
+    public async Task RunAsync(CancellationToken cancellationToken) =>
+        await checker.CheckAsync(instance.InstanceId, cancellationToken);
 }
 
 /// <summary>
 /// Daily: deletes old probes and traffic buckets (<see cref="HealthChecker.PruneAsync"/>). The checks read
 /// only the passive window and the status page only the last 7 days, so once a day is often enough.
 /// </summary>
-[DisallowConcurrentExecution]
-public sealed class ProviderHealthPruneJob(HealthChecker checker) : IJob
+[DisableConcurrentExecution(timeoutInSeconds: 60)]
+public sealed class ProviderHealthPruneJob(HealthChecker checker) : IAppJob
 {
-    public static readonly JobKey Key = new("provider-health-prune", "providers");
+    public const string Id = "provider-health-prune";
 
-    public async ValueTask Execute(IJobExecutionContext context, CancellationToken cancellationToken = default) =>
+    public async Task RunAsync(CancellationToken cancellationToken) =>
         await checker.PruneAsync(cancellationToken);
 }

@@ -1,4 +1,4 @@
-using Quartz;
+using AiGate.Web.Features.Jobs;
 
 namespace AiGate.Web.Features.Usage;
 
@@ -12,15 +12,10 @@ public static class UsageExtensions
         builder.Services.AddSingleton<UsageRollup>();
 
         var interval = builder.Configuration.GetValue($"{UsageOptions.Section}:{nameof(UsageOptions.RollupIntervalSeconds)}", 300);
-        builder.AddQuartz(q =>
-        {
-            q.AddJob<UsageRollupJob>(j => j.WithIdentity(UsageRollupJob.Key).StoreDurably().RequestRecovery());
-            q.AddTrigger(t => t.ForJob(UsageRollupJob.Key).WithIdentity("usage-rollup-interval", "usage")
-                .WithSimpleSchedule(s => s.WithInterval(TimeSpan.FromSeconds(Math.Max(5, interval))).RepeatForever()));
-            q.AddJob<UsagePruneJob>(j => j.WithIdentity(UsagePruneJob.Key).StoreDurably().RequestRecovery());
-            q.AddTrigger(t => t.ForJob(UsagePruneJob.Key).WithIdentity("usage-prune-daily", "usage")
-                .WithCronSchedule("0 37 3 * * ?", c => c.InTimeZone(TimeZoneInfo.Utc)));
-        });
+        builder.AddRecurringJob<UsageRollupJob>(UsageRollupJob.Id, "usage", RecurringJobs.Every(TimeSpan.FromSeconds(Math.Max(5, interval))),
+            "Folds new usage events into the rollups.");
+        builder.AddRecurringJob<UsagePruneJob>(UsagePruneJob.Id, "usage", "37 3 * * *",
+            "Deletes raw usage events past Usage:RawRetentionDays that are already rolled up.");
         return builder;
     }
 

@@ -1,25 +1,26 @@
 using Microsoft.Extensions.Options;
-using Quartz;
+using AiGate.Web.Features.Jobs;
+using Hangfire;
 
 namespace AiGate.Web.Features.Usage;
 
 /// <summary>Folds new usage events into the rollups (<see cref="UsageRollup.RunAsync"/>). Idempotent; a re-run finds nothing new.</summary>
-[DisallowConcurrentExecution]
-public sealed class UsageRollupJob(UsageRollup rollup) : IJob
+[DisableConcurrentExecution(timeoutInSeconds: 60)]
+public sealed class UsageRollupJob(UsageRollup rollup) : IAppJob
 {
-    public static readonly JobKey Key = new("usage-rollup", "usage");
+    public const string Id = "usage-rollup";
 
-    public async ValueTask Execute(IJobExecutionContext context, CancellationToken cancellationToken = default) =>
+    public async Task RunAsync(CancellationToken cancellationToken) =>
         await rollup.RunAsync(cancellationToken);
 }
 
 /// <summary>Daily: deletes raw usage events past <see cref="UsageOptions.RawRetentionDays"/> that are already rolled up.</summary>
-[DisallowConcurrentExecution]
-public sealed class UsagePruneJob(UsageRollup rollup, IOptions<UsageOptions> options) : IJob
+[DisableConcurrentExecution(timeoutInSeconds: 60)]
+public sealed class UsagePruneJob(UsageRollup rollup, IOptions<UsageOptions> options) : IAppJob
 {
-    public static readonly JobKey Key = new("usage-prune", "usage");
+    public const string Id = "usage-prune";
 
-    public async ValueTask Execute(IJobExecutionContext context, CancellationToken cancellationToken = default)
+    public async Task RunAsync(CancellationToken cancellationToken)
     {
         // Roll up first, so whatever is old enough to prune is already in the rollups and can go.
         await rollup.RunAsync(cancellationToken);
