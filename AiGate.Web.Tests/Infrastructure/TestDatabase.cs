@@ -66,6 +66,19 @@ public sealed class TestDatabase : IAsyncDisposable
               ('{id}', 'primary', 'up-model-a', 0, 1, true), ('{id}', 'backup', 'up-model-b', 1, 1, true);
             """);
 
+    /// <summary>
+    /// A chat model at 1 micro-USD a token (input, output and cached, margin ×1, so costs are token counts),
+    /// served by one route: <paramref name="provider"/>'s <paramref name="upstreamModel"/>.
+    /// </summary>
+    public Task InsertMeteredModelAsync(string id, string name, string provider, string upstreamModel, string ownedBy = "test",
+        int contextLength = 8192, int maxOutputTokens = 1024) =>
+        ExecuteAsync($"""
+            insert into models (id, name, kind, owned_by, context_length, max_output_tokens, input_micros_per_mtok, output_micros_per_mtok,
+                                cached_input_micros_per_mtok, margin_basis_points, aliases, modalities, enabled, created_at)
+            values ('{id}', '{name}', 'chat', '{ownedBy}', {contextLength}, {maxOutputTokens}, 1000000, 1000000, 1000000, 10000, array[]::text[], array['text'], true, now());
+            insert into model_routes (model_id, provider, upstream_model, priority, weight, enabled) values ('{id}', '{provider}', '{upstreamModel}', 0, 1, true);
+            """);
+
     public async Task ExecuteAsync(string sql)
     {
         await using var connection = new NpgsqlConnection(ConnectionString);

@@ -26,14 +26,17 @@ public sealed class AdmissionTests(AdmissionApp app) : IClassFixture<AdmissionAp
 {
     private static readonly TimeSpan Quick = TimeSpan.FromSeconds(5);
 
-    /// <summary>A body that sends its first bytes and then nothing until the test ends it: a server that reads it first never answers.</summary>
+    /// <summary>
+    /// A body that sends its first bytes and then nothing for 15 s or until the test ends it: a server that reads
+    /// the body before deciding answers only after that (with a 400 for the truncated JSON).
+    /// </summary>
     private sealed class EndlessBody(CancellationToken end) : HttpContent
     {
         protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context)
         {
             await stream.WriteAsync("{\"model\":\"echo/echo-1\",\"messages\":["u8.ToArray());
             await stream.FlushAsync();
-            try { await Task.Delay(Timeout.Infinite, end); } catch (OperationCanceledException) { }
+            try { await Task.Delay(TimeSpan.FromSeconds(15), end); } catch (OperationCanceledException) { }
         }
 
         protected override bool TryComputeLength(out long length)
@@ -58,11 +61,13 @@ public sealed class AdmissionTests(AdmissionApp app) : IClassFixture<AdmissionAp
         Assert.Equal(HttpStatusCode.OK, (await client.PostAsJsonAsync("/api/v1/chat/completions", Chat())).StatusCode);
 
         using var end = new CancellationTokenSource();
-        using var quick = new CancellationTokenSource(Quick);
-        using var response = await client.SendAsync(Post("/api/v1/chat/completions", new EndlessBody(end.Token)), quick.Token);
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        using var response = await client.SendAsync(Post("/api/v1/chat/completions", new EndlessBody(end.Token)), HttpCompletionOption.ResponseHeadersRead);
+        var answeredIn = started.Elapsed;
         await end.CancelAsync();
 
         Assert.Equal(HttpStatusCode.TooManyRequests, response.StatusCode);
+        Assert.True(answeredIn < Quick, $"answered after {answeredIn}: the body was read first");
         Assert.Equal("rate_limit_exceeded", (await response.Content.ReadFromJsonAsync<JsonObject>())!["error"]!["code"]!.GetValue<string>());
         Assert.True(response.Headers.Contains("Retry-After"));
     }
@@ -77,8 +82,9 @@ public sealed class AdmissionTests(AdmissionApp app) : IClassFixture<AdmissionAp
             .ToList();
         await Task.Delay(300);   // both hold a place while the app waits for their bodies
 
-        using var quick = new CancellationTokenSource(Quick);
-        using var refused = await client.SendAsync(Post("/api/v1/chat/completions", new EndlessBody(end.Token)), quick.Token);
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        using var refused = await client.SendAsync(Post("/api/v1/chat/completions", new EndlessBody(end.Token)), HttpCompletionOption.ResponseHeadersRead);
+        Assert.True(started.Elapsed < Quick, $"answered after {started.Elapsed}: the body was read first");
         Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
         var error = (await refused.Content.ReadFromJsonAsync<JsonObject>())!["error"]!;
         Assert.Equal("concurrency_limit_exceeded", error["code"]!.GetValue<string>());

@@ -197,8 +197,9 @@ public sealed class ApiFuzzTests(AiGateApp app, ITestOutputHelper output) : ICla
         string[] odd = ["%ED%A0%80", "%FF%FE", "..%2F..%2F", new string('a', 5_000), "%00", "echo%2Fecho-1", "echo/echo-1", "-1", "2026-02-30", "2026-13-01", "0001-01-01", "9999-12-31", "", "%F0%9F%98%80"];
         string[] groups = ["day", "model", "key", "member", "", "%D8%00"];
         var value = odd[random.Next(odd.Length)];
-        var path = random.Next(5) switch
+        var path = random.Next(6) switch
         {
+            5 => $"/api/v1/usage?end={value}",   // the start defaults to days before the end
             0 => "/api/v1/models",
             // %00 in a path is refused by the in-process test server's own client before the app sees it (Kestrel answers 400).
             1 => "/api/v1/models/" + (value == "%00" ? "%01" : value),

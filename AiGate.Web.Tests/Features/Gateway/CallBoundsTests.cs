@@ -19,12 +19,7 @@ public sealed class BoundedCallsApp : CreditsApp
     public override async Task InitializeAsync()
     {
         await base.InitializeAsync();
-        await Database.ExecuteAsync($"""
-            insert into models (id, name, kind, owned_by, context_length, max_output_tokens, input_micros_per_mtok, output_micros_per_mtok,
-                                cached_input_micros_per_mtok, margin_basis_points, aliases, modalities, enabled, created_at)
-            values ('{ClaudeModel}', 'Claude-like', 'chat', 'test', 8192, 1024, 1000000, 1000000, 1000000, 10000, array[]::text[], array['text'], true, now());
-            insert into model_routes (model_id, provider, upstream_model, priority, weight, enabled) values ('{ClaudeModel}', 'claude', 'claude-x', 0, 1, true);
-            """);
+        await Database.InsertMeteredModelAsync(ClaudeModel, "Claude-like", "claude", "claude-x");
         await Services.GetRequiredService<ModelCatalog>().ReloadAsync(CancellationToken.None);
     }
 

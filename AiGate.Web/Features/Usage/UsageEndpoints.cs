@@ -188,7 +188,10 @@ public sealed class UsageEndpoints(ApiKeyAuthenticator authenticator, NpgsqlData
         day = null;
         error = null;
         if (!query.TryGetValue(name, out var values)) return true;
-        if (values.Count == 1 && DateOnly.TryParseExact(values[0], "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var parsed))
+        // Years 2000–9000 only: the range arithmetic (a default start days before end, the day after end)
+        // must not run off DateOnly's ends, which was a 500 for end=0001-01-01.
+        if (values.Count == 1 && DateOnly.TryParseExact(values[0], "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var parsed)
+            && parsed.Year is >= 2000 and <= 9000)
         {
             day = parsed;
             return true;
