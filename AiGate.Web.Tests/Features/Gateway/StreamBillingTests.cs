@@ -9,7 +9,7 @@ using Microsoft.ML.Tokenizers;
 namespace AiGate.Web.Tests.Features.Gateway;
 
 /// <summary>The app with one provider of each kind (OpenAI, Anthropic, Gemini fakes) and a short stream idle timeout.</summary>
-public sealed class StreamBillingApp : AiGateApp
+public class StreamBillingApp : AiGateApp
 {
     public const string Gpt = "test/gpt-4o-mini";
     public const string Claude = "anthropic/claude-sonnet-4-5";
@@ -80,7 +80,7 @@ public sealed class StreamBillingTests(StreamBillingApp app) : IClassFixture<Str
     /// tokenizer; for Claude and Gemini, cl100k (the documented approximation) plus what they think
     /// without sending it to the client (Anthropic's thinking deltas, Gemini's thoughtsTokenCount).
     /// </summary>
-    private static long Expected(string kind, string forwarded) => kind switch
+    internal static long Expected(string kind, string forwarded) => kind switch
     {
         "openai" => O200k.CountTokens(forwarded),
         "anthropic" => Cl100k.CountTokens(string.Concat(LongReply.Thinking.Split(". ").Select(p => p + ". ")) + forwarded),
