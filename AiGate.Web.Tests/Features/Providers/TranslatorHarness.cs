@@ -25,7 +25,6 @@ internal static class TranslatorHarness
             Created = 1_700_000_000,
             MaxOutputTokens = (int)((json["max_completion_tokens"] ?? json["max_tokens"])?.GetValue<long>() ?? maxOutputTokens),
             ClientSetMaxTokens = (json["max_completion_tokens"] ?? json["max_tokens"]) is not null,
-            RequestBytes = body.Length,
             OutputBound = (int)((json["max_completion_tokens"] ?? json["max_tokens"])?.GetValue<long>() ?? maxOutputTokens),
             Choices = 1,
             MediaTokensBound = 0,

@@ -34,8 +34,6 @@ public sealed class ChatCall
     /// part (<see cref="GatewayOptions.ImagePartWorstCaseTokens"/>), not their bytes.
     /// </summary>
     public required long MediaTokensBound { get; init; }
-    /// <summary>The request body's size; a tokens estimate when a provider reports no usage.</summary>
-    public required int RequestBytes { get; init; }
 
     /// <summary>How this model's tokens are counted (<see cref="TokenCounter"/>).</summary>
     public ModelTokenizer Tokenizer

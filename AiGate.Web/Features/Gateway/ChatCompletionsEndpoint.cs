@@ -40,8 +40,8 @@ public sealed partial class ChatCompletionsEndpoint(
             await concurrency.RefuseAsync(context);
             return;
         }
-        if (await RequestBody.ReadObjectAsync(context, _options.MaxRequestBytes) is not var (body, bytes)) return;
-        var call = await ValidateAsync(context, key, body, bytes);
+        if (await RequestBody.ReadObjectAsync(context, _options.MaxRequestBytes) is not var (body, _)) return;
+        var call = await ValidateAsync(context, key, body);
         if (call is null) return;
         using var slot = streams.TryOpen(call.Stream);
         if (!slot.Granted)
@@ -88,7 +88,7 @@ public sealed partial class ChatCompletionsEndpoint(
         }
     }
 
-    private async Task<ChatCall?> ValidateAsync(HttpContext context, KeyIdentity key, JsonObject body, int bytes)
+    private async Task<ChatCall?> ValidateAsync(HttpContext context, KeyIdentity key, JsonObject body)
     {
         var modelName = RequestBody.RequiredString(body, "model", out var error);
         if (modelName is null)
@@ -198,7 +198,6 @@ public sealed partial class ChatCompletionsEndpoint(
             OutputBound = Math.Max(maxOutput, Math.Max(maxTokens ?? 0, maxCompletionTokens ?? 0)) * (long)choices,
             Choices = choices,
             MediaTokensBound = mediaTokens,
-            RequestBytes = bytes,
         };
     }
 
