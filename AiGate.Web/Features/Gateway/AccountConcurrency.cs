@@ -24,8 +24,6 @@ public sealed class AccountConcurrency(IOptions<GatewayOptions> options)
         return default;
     }
 
-    public int InFlight(Guid accountId) => _inFlight.TryGetValue(accountId, out var count) ? Volatile.Read(ref count.Value) : 0;
-
     /// <summary>429 in OpenAI's envelope: SDKs retry it after Retry-After, by when a call has likely ended.</summary>
     public Task RefuseAsync(HttpContext context) => ApiErrors.WriteAsync(context, StatusCodes.Status429TooManyRequests,
         $"Too many requests in flight for this account: at most {_max} at once. Please retry when one has finished.",

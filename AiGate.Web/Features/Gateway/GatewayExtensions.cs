@@ -32,6 +32,7 @@ public static class GatewayExtensions
     {
         var services = app.ServiceProvider;
         _ = services.GetRequiredService<ProviderRegistry>();   // bad provider configuration fails at start, not on the first call
+        _ = Task.Run(TokenCounter.Warm);   // the tokenizers' data loads at start (≈ 0.3 s), not on the first call's hot path
         var chat = services.GetRequiredService<ChatCompletionsEndpoint>();
         var embeddings = services.GetRequiredService<EmbeddingsEndpoint>();
         var models = services.GetRequiredService<ModelsEndpoints>();

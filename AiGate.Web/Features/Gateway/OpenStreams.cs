@@ -31,8 +31,6 @@ public sealed class OpenStreams : IDisposable
     /// <summary>Fires when the streams still open must end (shutdown window nearly over).</summary>
     public CancellationToken MustEnd => _mustEnd.Token;
 
-    public int Open => Volatile.Read(ref _open);
-
     /// <summary>A slot for one stream (dispose it when the stream ends); <see cref="Slot.Granted"/> is false when none is free.</summary>
     public Slot TryOpen(bool stream)
     {
