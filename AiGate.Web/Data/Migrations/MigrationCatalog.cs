@@ -24,5 +24,6 @@ public static class MigrationCatalog
         SchemaMigration.Sql(10, "provider_health_and_audit"),
         SchemaMigration.Sql(11, "usage_dead_letters"),
         SchemaMigration.Code(12, "hangfire_schema", HangfireSchema.InstallAsync),
+        SchemaMigration.Sql(13, "audit_changes"),
     ];
 }

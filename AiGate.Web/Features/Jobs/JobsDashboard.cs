@@ -75,9 +75,7 @@ public static partial class JobsDashboard
         var ids = form?["jobs[]"].ToString() is { Length: > 0 } many ? many : context.Request.Path.Value!;
         var services = context.RequestServices;
         var audit = services.GetRequiredService<AuditLog>();
-        audit.Add(context.User.GetUserId(), context.User.Identity?.Name ?? "unknown", action,
-            ids.Length <= 300 ? ids : ids[..297] + "...", services.GetRequiredService<InstanceRegistry>().InstanceId,
-            $"from the dashboard: {context.Request.Path.Value}");
+        audit.Add(new AuditChange(action, ids, Detail: $"from the dashboard: {context.Request.Path.Value}"));
         await services.GetRequiredService<AppDbContext>().SaveChangesAsync(CancellationToken.None);
     }
 

@@ -17,8 +17,8 @@ namespace AiGate.Web.Pages.Admin;
 /// <c>job_runs</c> (the dashboard keeps a succeeded job a day), and the audit log of who did what to which job,
 /// from this page or from the dashboard. Triggering, requeueing and deleting are the dashboard's.
 /// </summary>
-public sealed class JobsModel(JobStorage storage, JobPauses pauses, IEnumerable<RecurringJobSpec> specs, AppDbContext db, AuditLog audit,
-    InstanceRegistry instance) : PageModel
+public sealed class JobsModel(JobStorage storage, JobPauses pauses, IEnumerable<RecurringJobSpec> specs, AppDbContext db, AuditLog audit)
+    : PageModel
 {
     private const int HistorySize = 50;
 
@@ -62,7 +62,7 @@ public sealed class JobsModel(JobStorage storage, JobPauses pauses, IEnumerable<
         using (var connection = storage.GetConnection())
             if (connection.GetAllEntriesFromHash($"recurring-job:{id}") is null) return NotFound();
         act(id);
-        audit.Add(User.GetUserId(), User.Identity?.Name ?? "unknown", action, id, instance.InstanceId);
+        audit.Add(new AuditChange(action, id));
         await db.SaveChangesAsync(ct);
         Notice = $"{id} {outcome}.";
         return RedirectToPage(new { job = id });
