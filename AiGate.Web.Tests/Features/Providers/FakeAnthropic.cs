@@ -145,6 +145,11 @@ public static class FakeAnthropic
                     : text.Contains("TOOLS", StringComparison.Ordinal) && !answeredTool ? ToolStream : TextStream);
                 return;
             }
+            if (text.Contains("LONG", StringComparison.Ordinal))
+            {
+                await LongMessageAsync(context, text);
+                return;
+            }
             await Json(context, 200, text.Contains("MAX", StringComparison.Ordinal) ? MaxTokensMessage
                 : text.Contains("TOOLS", StringComparison.Ordinal) && !answeredTool ? ToolUseMessage : TextMessage);
         });
@@ -185,6 +190,13 @@ public static class FakeAnthropic
                     if (type == "text" && string.IsNullOrWhiteSpace(block!["text"]?.GetValue<string>())) return "messages: text content blocks must be non-empty";
                     if (type == "tool_result" && role != "user") return "tool_result blocks belong in user messages";
                     if (type == "tool_use" && (block!["input"] is not JsonObject || block["id"] is null)) return "tool_use.input must be an object";
+                    if (type == "image" && block!["source"] is not JsonObject { } source) return $"messages.{i}.content: image.source: Field required";
+                    if (type == "image" && block!["source"]!["type"]?.GetValue<string>() switch
+                        {
+                            "base64" => block["source"]!["media_type"] is null || block["source"]!["data"] is null,
+                            "url" => block["source"]!["url"] is null,
+                            _ => true,
+                        }) return $"messages.{i}.content: image.source: needs type base64 with media_type and data, or type url with url";
                 }
             }
             else if (content?.GetValue<string>() is not { Length: > 0 }) return $"messages.{i}.content: must be non-empty";
@@ -193,6 +205,31 @@ public static class FakeAnthropic
             foreach (var tool in tools)
                 if (tool?["input_schema"]?["type"]?.GetValue<string>() != "object" || tool["name"] is null) return "tools.0.input_schema: must be an object schema";
         return null;
+    }
+
+    /// <summary>
+    /// A long answer (<see cref="LongReply"/>) in one message, not streamed. With GENERATE SLOWLY in the prompt it takes
+    /// 2 s to answer (a model generating; the wait ends when the gateway hangs up); with LOWUSAGE it reports 1 output token.
+    /// </summary>
+    private static async Task LongMessageAsync(HttpContext context, string prompt)
+    {
+        if (prompt.Contains("GENERATE SLOWLY", StringComparison.Ordinal))
+        {
+            try { await Task.Delay(TimeSpan.FromSeconds(2), context.RequestAborted); }
+            catch (OperationCanceledException) { return; }
+        }
+        var message = new JsonObject
+        {
+            ["id"] = "msg_01LongNotStreamed", ["type"] = "message", ["role"] = "assistant", ["model"] = "claude-sonnet-4-5-20250929",
+            ["content"] = new JsonArray(new JsonObject { ["type"] = "text", ["text"] = LongReply.Text }),
+            ["stop_reason"] = "end_turn", ["stop_sequence"] = null,
+            ["usage"] = new JsonObject
+            {
+                ["input_tokens"] = 25, ["cache_creation_input_tokens"] = 0, ["cache_read_input_tokens"] = 0,
+                ["output_tokens"] = prompt.Contains("LOWUSAGE", StringComparison.Ordinal) ? 1 : 700,
+            },
+        };
+        await Json(context, 200, message.ToJsonString());
     }
 
     private static async Task Json(HttpContext context, int status, string json)

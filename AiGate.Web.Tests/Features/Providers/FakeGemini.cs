@@ -112,6 +112,11 @@ public static class FakeGemini
                     : text.Contains("TOOLS", StringComparison.Ordinal) && !answeredTool ? FunctionCallStream : TextStream);
                 return;
             }
+            if (text.Contains("LONG", StringComparison.Ordinal))
+            {
+                await LongResponseAsync(context, text);
+                return;
+            }
             await Json(context, 200, text.Contains("SAFETY", StringComparison.Ordinal) ? SafetyResponse
                 : text.Contains("TOOLS", StringComparison.Ordinal) && !answeredTool ? FunctionCallResponse : TextResponse);
         });
@@ -144,11 +149,37 @@ public static class FakeGemini
                 var fields = ((JsonObject)part!).Select(p => p.Key).Where(PartFields.Contains).ToList();
                 if (fields.Count != 1) return $"contents[{i}].parts: each part needs exactly one data field";
                 if (part!["functionCall"] is { } call && (call["args"] is not JsonObject || role != "model")) return "functionCall.args must be an object in a model turn";
+                if (part["inlineData"] is { } inline && (inline["mimeType"] is null || inline["data"] is null)) return "inlineData needs mimeType and data";
                 if (part["functionResponse"] is { } response && (response["response"] is not JsonObject || response["name"] is null)) return "functionResponse needs a name and a response object";
             }
         }
         if (body["systemInstruction"] is { } system && system["parts"] is not JsonArray) return "systemInstruction.parts is required";
         return null;
+    }
+
+    /// <summary>
+    /// A long answer (<see cref="LongReply"/>) in one response, not streamed. With GENERATE SLOWLY in the prompt it takes
+    /// 2 s to answer (the wait ends when the gateway hangs up); with LOWUSAGE it reports 1 candidate token.
+    /// </summary>
+    private static async Task LongResponseAsync(HttpContext context, string prompt)
+    {
+        if (prompt.Contains("GENERATE SLOWLY", StringComparison.Ordinal))
+        {
+            try { await Task.Delay(TimeSpan.FromSeconds(2), context.RequestAborted); }
+            catch (OperationCanceledException) { return; }
+        }
+        var candidates = prompt.Contains("LOWUSAGE", StringComparison.Ordinal) ? 1 : 600;
+        var response = new JsonObject
+        {
+            ["candidates"] = new JsonArray(new JsonObject
+            {
+                ["content"] = new JsonObject { ["parts"] = new JsonArray(new JsonObject { ["text"] = LongReply.Text }), ["role"] = "model" },
+                ["finishReason"] = "STOP", ["index"] = 0,
+            }),
+            ["usageMetadata"] = new JsonObject { ["promptTokenCount"] = 40, ["candidatesTokenCount"] = candidates, ["totalTokenCount"] = 40 + candidates },
+            ["modelVersion"] = "gemini-2.5-flash", ["responseId"] = "long-json-1",
+        };
+        await Json(context, 200, response.ToJsonString());
     }
 
     private static async Task Json(HttpContext context, int status, string json)
