@@ -40,8 +40,9 @@ public sealed class ProviderStopApp : StreamBillingApp
 /// An instance that stops in the middle of a stream, for every provider kind (issue 11, RELIABILITY F7 and
 /// "Usage durability"), through the built app as a child process and each provider's own wire format. On
 /// SIGTERM the open stream ends with an error event and [DONE], is billed at least what it forwarded, every
-/// upstream call has its usage row and the lease goes back before exit 0. On SIGKILL nothing can be written:
-/// the lease expires, another instance sweeps it, and the ledger stays whole with a non-negative balance.
+/// upstream call has its usage row and the lease goes back before exit 0. On SIGKILL nothing more can be written:
+/// the lease expires, another instance sweeps it and charges the open stream from its last checkpoint, and the
+/// ledger stays whole with a non-negative balance.
 /// </summary>
 public sealed class ProviderStopTests(ProviderStopApp app) : IClassFixture<ProviderStopApp>
 {
@@ -171,13 +172,13 @@ public sealed class ProviderStopTests(ProviderStopApp app) : IClassFixture<Provi
     }
 
     /// <summary>
-    /// What SIGKILL loses, by RELIABILITY's decision: the usage the writer had not flushed yet (at most its flush
-    /// interval, 200 ms, of finished calls) and the stream in flight, whose usage is only recorded when it ends.
-    /// Lost usage is never charged, so the loss only under-bills: the balance drops by exactly the usage recorded
-    /// and the reserved credit comes back whole once the dead instance's lease expires and is swept.
+    /// What SIGKILL loses (RELIABILITY F7): the usage the writer had not flushed yet (at most its flush interval, 200 ms,
+    /// of finished calls) and the output of the stream in flight since its last checkpoint (every 2 s). Once the dead
+    /// instance's lease expires, this test's app sweeps it: the reserved credit comes back, and the stream is charged
+    /// from its checkpoint, estimated, at least all but 5 s of the text it had sent and never more than all of it.
     /// </summary>
     [Theory, MemberData(nameof(Kinds))]
-    public async Task Kill_9_mid_stream_leaves_no_credit_held_after_the_sweep_and_only_under_bills(string kind)
+    public async Task Kill_9_mid_stream_bills_the_stream_from_its_last_checkpoint_and_leaves_no_credit_held(string kind)
     {
         ResetFakes();
         var (child, http, userId) = await StartChildAsync(kind);
@@ -186,16 +187,28 @@ public sealed class ProviderStopTests(ProviderStopApp app) : IClassFixture<Provi
         using (var plain = await http.SendAsync(ChatRequest(kind, stream: false))) Assert.Equal(HttpStatusCode.OK, plain.StatusCode);
         await Task.Delay(1000);   // five flush intervals: the finished calls' usage is written
 
-        var (response, reader, _) = await OpenFlowingStreamAsync(http, kind);
+        var (response, reader, text) = await OpenFlowingStreamAsync(http, kind);
         using var _r = response;
         using var _s = reader;
+        // Read for 7 s (three checkpoints), noting how much text had arrived when.
+        var seen = new List<(DateTime At, int Length)>();
+        var until = DateTime.UtcNow.AddSeconds(7);
+        while (DateTime.UtcNow < until && await reader.ReadLineAsync() is { } line)
+        {
+            if (line.StartsWith("data: {", StringComparison.Ordinal) && Content(line) is { } content) text.Append(content);
+            seen.Add((DateTime.UtcNow, text.Length));
+        }
         Assert.True(await app.Database.ScalarAsync<long>($"select held_micros from credit_accounts where user_id = '{userId}'") > 0);
+        Assert.Equal(1, await app.Database.ScalarAsync<long>($"select count(*) from stream_checkpoints where user_id = '{userId}'"));
+        var killedAt = DateTime.UtcNow;
         await child.KillAsync();   // SIGKILL: no shutdown, no flush, no lease return
+        Assert.True(text.Length < LongReply.Text.Length, "the stream was still running when the instance died");
 
-        // This test's app sweeps the lease once its renewal has stopped for the TTL (10 s).
-        var deadline = DateTime.UtcNow.AddSeconds(25);
+        // This test's app sweeps the lease and the checkpoint once the renewal has stopped for the TTL (10 s).
+        var deadline = DateTime.UtcNow.AddSeconds(30);
         long held;
-        while ((held = await app.Database.ScalarAsync<long>($"select held_micros from credit_accounts where user_id = '{userId}'")) > 0 && DateTime.UtcNow < deadline)
+        while (((held = await app.Database.ScalarAsync<long>($"select held_micros from credit_accounts where user_id = '{userId}'")) > 0 ||
+                await app.Database.ScalarAsync<long>($"select count(*) from stream_checkpoints where user_id = '{userId}'") > 0) && DateTime.UtcNow < deadline)
         {
             var (balanceMeanwhile, _, _) = await MoneyAsync(userId);
             Assert.True(balanceMeanwhile >= 0, $"balance went negative: {balanceMeanwhile}");
@@ -204,10 +217,19 @@ public sealed class ProviderStopTests(ProviderStopApp app) : IClassFixture<Provi
 
         Assert.True(held == 0, $"held {held}; leases: " + await app.Database.ScalarAsync<string>($"select now()::text || coalesce(json_agg(l)::text, '[]') from credit_leases l"));
         Assert.Equal(0, await app.Database.ScalarAsync<long>($"select count(*) from credit_leases where user_id = '{userId}'"));
-        // The two finished calls (warm-up and plain) are recorded; the stream in flight is lost, never more.
-        var rows = await app.Database.ScalarAsync<long>($"select count(*) from usage_events where user_id = '{userId}'");
+        Assert.Equal(0, await app.Database.ScalarAsync<long>($"select count(*) from stream_checkpoints where user_id = '{userId}'"));
+        // Every upstream call has its usage row: the warm-up and the plain call as written, the stream from its checkpoint.
         Assert.Equal(3, UpstreamCalls(kind));
-        Assert.InRange(rows, UpstreamCalls(kind) - 1, UpstreamCalls(kind));
+        Assert.Equal(3, await app.Database.ScalarAsync<long>($"select count(*) from usage_events where user_id = '{userId}'"));
+        var stream = JsonNode.Parse((await app.Database.ScalarAsync<string>(
+            $"select row_to_json(u)::text from usage_events u where user_id = '{userId}' and streamed"))!)!;
+        Assert.True(stream["estimated"]!.GetValue<bool>());
+        var billed = stream["completion_tokens"]!.GetValue<long>();
+        var sentFiveSecondsBefore = seen.LastOrDefault(s => s.At <= killedAt.AddSeconds(-5)).Length;
+        var atLeast = StreamBillingTests.Expected(kind, text.ToString()[..sentFiveSecondsBefore]);
+        var atMost = StreamBillingTests.Expected(kind, text.ToString());
+        Assert.True(billed >= atLeast * 0.9 && billed <= atMost * 1.1,
+            $"billed {billed} output tokens; the text sent 5 s before the kill is {atLeast}, all the text sent {atMost}");
         var (balance, _, ledger) = await MoneyAsync(userId);
         Assert.Equal(Grant - await UsageCostAsync(userId), balance);
         Assert.Equal(balance, ledger);

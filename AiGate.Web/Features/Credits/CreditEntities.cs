@@ -160,3 +160,37 @@ public sealed class UsageDeadLetter
         }
     }
 }
+
+/// <summary>
+/// What an open stream has produced so far (see <see cref="StreamCheckpoints"/>): rewritten every few seconds while
+/// it runs, deleted with the write of its usage row. A row whose lease has expired belongs to an instance that died
+/// mid-stream; the sweep charges it as that stream's usage (estimated) and deletes it, in one statement.
+/// </summary>
+public sealed class StreamCheckpoint
+{
+    public required string RequestId { get; set; }
+    public Guid UserId { get; set; }
+    public Guid KeyId { get; set; }
+    public Guid LeaseId { get; set; }
+    public required string ModelId { get; set; }
+    public required string Provider { get; set; }
+    public long PromptTokens { get; set; }
+    public long CompletionTokens { get; set; }
+    public long CachedTokens { get; set; }
+    public long CostMicros { get; set; }
+    public DateTimeOffset StartedAt { get; set; }
+    public DateTimeOffset UpdatedAt { get; set; }
+
+    internal sealed class Configuration : IEntityTypeConfiguration<StreamCheckpoint>
+    {
+        public void Configure(EntityTypeBuilder<StreamCheckpoint> b)
+        {
+            b.ToTable("stream_checkpoints");
+            b.HasKey(c => c.RequestId);
+            b.Property(c => c.RequestId).HasMaxLength(64);
+            b.Property(c => c.ModelId).HasMaxLength(128);
+            b.Property(c => c.Provider).HasMaxLength(64);
+            b.HasIndex(c => c.LeaseId);
+        }
+    }
+}

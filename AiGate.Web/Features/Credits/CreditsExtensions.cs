@@ -18,6 +18,8 @@ public static class CreditsExtensions
         builder.Services.AddHostedService(sp => sp.GetRequiredService<CreditLeases>());
         builder.Services.AddSingleton<UsageWriter>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<UsageWriter>());
+        builder.Services.AddSingleton<StreamCheckpoints>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<StreamCheckpoints>());
         builder.Services.AddSingleton<Metering>();
         builder.Services.AddCliVerb(GrantCreditsVerb);
         return builder;

@@ -18,6 +18,13 @@ public sealed class CreditsOptions
     [Range(10, 5000)]
     public int FlushIntervalMs { get; set; } = 200;
 
+    /// <summary>
+    /// How often an open stream's usage so far is checkpointed to the database (seconds). A stream on an instance
+    /// that dies is billed from its last checkpoint, so at most about twice this much output goes unbilled.
+    /// </summary>
+    [Range(1, 60)]
+    public int CheckpointSeconds { get; set; } = 2;
+
     /// <summary>A lease not renewed for this long belongs to a dead instance and is returned by the sweeper.</summary>
     [Range(10, 3600)]
     public int LeaseTtlSeconds { get; set; } = 60;

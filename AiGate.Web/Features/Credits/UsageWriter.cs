@@ -202,44 +202,87 @@ public sealed partial class UsageWriter(NpgsqlDataSource dataSource, CreditLease
         Interlocked.Decrement(ref _pending);
     }
 
+    /// <summary>The batch's records, and the deletion of the checkpoints their streams left (the stream ended here).</summary>
+    private const string BatchInput = """
+        with input as (
+            select * from unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::int8[], $8::int8[],
+                                 $9::int8[], $10::int8[], $11::bool[], $12::bool[], $13::int4[], $14::int4[], $15::int4[], $16::timestamptz[])
+                as t(request_id, user_id, key_id, lease_id, model_id, provider, prompt_tokens, completion_tokens, cached_tokens,
+                     cost_micros, estimated, streamed, status, latency_ms, ttfb_ms, created_at)),
+        checkpoints as (delete from stream_checkpoints c using input i where c.request_id = i.request_id),
+        """;
+
+    /// <summary>
+    /// The checkpoints of streams whose instance died (their lease expired or was swept), taken as those streams'
+    /// usage: estimated, at the HTTP status the client got (200), timed from start to last checkpoint.
+    /// </summary>
+    private const string OrphanedCheckpointsInput = """
+        with input as (
+            delete from stream_checkpoints c
+            where not exists (select 1 from credit_leases l where l.id = c.lease_id and l.expires_at >= now())
+            returning request_id, user_id, key_id, lease_id, model_id, provider, prompt_tokens, completion_tokens, cached_tokens,
+                      cost_micros, true as estimated, true as streamed, 200 as status,
+                      least(extract(epoch from updated_at - started_at) * 1000, 2147483647)::int4 as latency_ms, null::int4 as ttfb_ms,
+                      updated_at as created_at),
+        """;
+
+    /// <summary>
+    /// Charges <c>input</c>: usage rows and ledger entries (both unique per request, so a record written twice lands
+    /// once), balances debited, leases shrunk, keys' spend raised, in one statement. Returns each touched key's spend.
+    /// </summary>
+    private const string Charge = """
+        usage as (
+            insert into usage_events (request_id, user_id, key_id, model_id, provider, prompt_tokens, completion_tokens, cached_tokens,
+                                      cost_micros, estimated, streamed, status, latency_ms, time_to_first_byte_ms, created_at)
+            select request_id, user_id, key_id, model_id, provider, prompt_tokens, completion_tokens, cached_tokens,
+                   cost_micros, estimated, streamed, status, latency_ms, ttfb_ms, created_at from input
+            on conflict (request_id) do nothing
+            returning request_id),
+        fresh as (select input.* from input join usage using (request_id)),
+        ledger as (
+            insert into ledger_entries (user_id, kind, amount_micros, reference, idempotency_key, created_at)
+            select user_id, 'usage', -cost_micros, request_id, 'usage:' || request_id, created_at from fresh where cost_micros > 0
+            on conflict (idempotency_key) do nothing),
+        lease_rows as (
+            update credit_leases l set held_micros = greatest(l.held_micros - s.total, 0)
+            from (select lease_id, sum(cost_micros) as total from fresh group by lease_id) s where l.id = s.lease_id
+            returning l.user_id, s.total),
+        -- Held credit shrinks only for spend of leases that still exist: a swept lease's hold went back already.
+        accounts as (
+            update credit_accounts a set balance_micros = a.balance_micros - s.total,
+                                         held_micros = greatest(a.held_micros - coalesce(h.total, 0), 0), updated_at = now()
+            from (select user_id, sum(cost_micros) as total from fresh group by user_id) s
+                 left join (select user_id, sum(total) as total from lease_rows group by user_id) h using (user_id)
+            where a.user_id = s.user_id),
+        keys as (
+            update api_keys k set spent_micros = k.spent_micros + s.total
+            from (select key_id, sum(cost_micros) as total from fresh group by key_id) s where k.id = s.key_id
+            returning k.id, k.spent_micros)
+        select id, spent_micros from keys
+        """;
+
+    /// <summary>
+    /// Charges the checkpoints of streams cut off by a dead instance (see <see cref="StreamCheckpoints"/>) and deletes
+    /// them, in one statement; returns how many API keys it charged. Any instance may run it: concurrent sweeps delete each
+    /// row once, and a stream whose usage was written after all (a frozen instance that came back) is not charged again.
+    /// </summary>
+    public async Task<int> ChargeOrphanedCheckpointsAsync(CancellationToken ct)
+    {
+        await using var command = dataSource.CreateCommand(OrphanedCheckpointsInput + Charge);
+        var charged = 0;
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            leases.OnKeySpentRead(reader.GetGuid(0), reader.GetInt64(1));
+            charged++;
+        }
+        return charged;
+    }
+
     /// <summary>Writes the batch; returns each touched key's spend as committed (for the per-key credit limit).</summary>
     private async Task<List<(Guid KeyId, long SpentMicros)>> FlushAsync(List<UsageRecord> batch, CancellationToken ct)
     {
-        await using var command = dataSource.CreateCommand("""
-            with input as (
-                select * from unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::int8[], $8::int8[],
-                                     $9::int8[], $10::int8[], $11::bool[], $12::bool[], $13::int4[], $14::int4[], $15::int4[], $16::timestamptz[])
-                    as t(request_id, user_id, key_id, lease_id, model_id, provider, prompt_tokens, completion_tokens, cached_tokens,
-                         cost_micros, estimated, streamed, status, latency_ms, ttfb_ms, created_at)),
-            usage as (
-                insert into usage_events (request_id, user_id, key_id, model_id, provider, prompt_tokens, completion_tokens, cached_tokens,
-                                          cost_micros, estimated, streamed, status, latency_ms, time_to_first_byte_ms, created_at)
-                select request_id, user_id, key_id, model_id, provider, prompt_tokens, completion_tokens, cached_tokens,
-                       cost_micros, estimated, streamed, status, latency_ms, ttfb_ms, created_at from input
-                on conflict (request_id) do nothing
-                returning request_id),
-            fresh as (select input.* from input join usage using (request_id)),
-            ledger as (
-                insert into ledger_entries (user_id, kind, amount_micros, reference, idempotency_key, created_at)
-                select user_id, 'usage', -cost_micros, request_id, 'usage:' || request_id, created_at from fresh where cost_micros > 0
-                on conflict (idempotency_key) do nothing),
-            lease_rows as (
-                update credit_leases l set held_micros = greatest(l.held_micros - s.total, 0)
-                from (select lease_id, sum(cost_micros) as total from fresh group by lease_id) s where l.id = s.lease_id
-                returning l.user_id, s.total),
-            -- Held credit shrinks only for spend of leases that still exist: a swept lease's hold went back already.
-            accounts as (
-                update credit_accounts a set balance_micros = a.balance_micros - s.total,
-                                             held_micros = greatest(a.held_micros - coalesce(h.total, 0), 0), updated_at = now()
-                from (select user_id, sum(cost_micros) as total from fresh group by user_id) s
-                     left join (select user_id, sum(total) as total from lease_rows group by user_id) h using (user_id)
-                where a.user_id = s.user_id),
-            keys as (
-                update api_keys k set spent_micros = k.spent_micros + s.total
-                from (select key_id, sum(cost_micros) as total from fresh group by key_id) s where k.id = s.key_id
-                returning k.id, k.spent_micros)
-            select id, spent_micros from keys
-            """);
+        await using var command = dataSource.CreateCommand(BatchInput + Charge);
         var p = command.Parameters;
         p.Add(new() { Value = batch.Select(r => r.RequestId).ToArray() });
         p.Add(new() { Value = batch.Select(r => r.UserId).ToArray() });

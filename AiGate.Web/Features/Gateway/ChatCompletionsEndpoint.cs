@@ -17,7 +17,7 @@ namespace AiGate.Web.Features.Gateway;
 /// </summary>
 public sealed partial class ChatCompletionsEndpoint(
     ApiKeyAuthenticator authenticator, ModelCatalog catalog, UpstreamRouter router, Metering metering, RateLimits rateLimits, IOptions<GatewayOptions> options,
-    OpenStreams streams, AccountConcurrency concurrency, ILogger<ChatCompletionsEndpoint> logger)
+    OpenStreams streams, AccountConcurrency concurrency, StreamCheckpoints checkpoints, ILogger<ChatCompletionsEndpoint> logger)
 {
     private static readonly string[] Roles = ["system", "developer", "user", "assistant", "tool", "function"];
     private readonly GatewayOptions _options = options.Value;
@@ -57,6 +57,7 @@ public sealed partial class ChatCompletionsEndpoint(
         var worstCase = Metering.WorstCaseMicros(call.Pricing, promptBound, call.OutputBound);
         if (await metering.ReserveOrRefuseAsync(context, key, worstCase) is not { } reservation) return;
         var outcome = new MeteredOutcome("", null, StatusCodes.Status502BadGateway, call.Stream, null);
+        var checkpoint = call.Stream ? checkpoints.Open(context.TraceIdentifier, reservation, key, call.Model) : null;
         try
         {
             using var route = await router.SendAsync(call.Model, call.Stream, (provider, upstreamModel) =>
@@ -75,14 +76,16 @@ public sealed partial class ChatCompletionsEndpoint(
             var provider = route.Provider!;
             context.Response.Headers["X-AiGate-Provider"] = provider.Name;
             var ttfb = (int)route.UpstreamTime.TotalMilliseconds;
+            if (checkpoint is not null) checkpoint.Provider = provider.Name;
             var usage = call.Stream
-                ? await RelayStreamAsync(context, call, route, started)
+                ? await RelayStreamAsync(context, call, route, started, checkpoint)
                 : await RelayJsonAsync(context, call, route, started);
             outcome = new MeteredOutcome(provider.Name, usage, context.Response.StatusCode, call.Stream, ttfb);
         }
         finally
         {
             // Settles on every path, exceptions included: a reservation is never left held (RELIABILITY L6).
+            checkpoints.Close(checkpoint);
             await metering.CompleteAsync(context, reservation, key, call.Model, outcome, started);
             rateLimits.Refund(key, admittedTokens - (outcome.Usage?.TotalTokens ?? 0));
         }
@@ -298,7 +301,7 @@ public sealed partial class ChatCompletionsEndpoint(
     /// through the one decision, <see cref="ChatStreamTranslator.BillableUsage"/>: the provider's usage
     /// or our count of what went out, whichever is right for that ending; null when nothing was produced.
     /// </summary>
-    private async Task<TokenUsage?> RelayStreamAsync(HttpContext context, ChatCall call, RouteResult route, long started)
+    private async Task<TokenUsage?> RelayStreamAsync(HttpContext context, ChatCall call, RouteResult route, long started, OpenStream? checkpoint)
     {
         var provider = route.Provider!;
         var response = context.Response;
@@ -332,6 +335,8 @@ public sealed partial class ChatCompletionsEndpoint(
                 }
                 reader.AdvanceTo(buffer.Start, buffer.End);
                 await response.BodyWriter.FlushAsync(context.RequestAborted);
+                // Every few seconds, what this stream would cost if it ended now, for a dead instance's sweep (F7).
+                if (checkpoint is { Due: true }) checkpoint.Record(translator.BillableUsage(endedCleanly: false));
                 if (Stopwatch.GetTimestamp() > hardStop)
                 {
                     failure = "The response exceeded the longest streaming time allowed.";
