@@ -39,6 +39,8 @@ public sealed class FakeOpenAi : IAsyncDisposable
     public int CachedTokens { get; set; }
     /// <summary>How long a non-streamed answer takes to generate: OpenAI sends its headers only when it is done.</summary>
     public TimeSpan JsonDelay { get; set; }
+    /// <summary>A pause before each streamed word (a model generating at a steady pace), outside the SlowStream mode.</summary>
+    public TimeSpan WordDelay { get; set; }
     /// <summary>Requests whose client went away before the answer finished.</summary>
     public int Aborted => _aborted;
     private int _aborted;
@@ -64,6 +66,7 @@ public sealed class FakeOpenAi : IAsyncDisposable
         Mode = Behaviour.Ok;
         ModelsMode = Behaviour.Ok;
         JsonDelay = TimeSpan.Zero;
+        WordDelay = TimeSpan.Zero;
         _server.Requests.Clear();
         _aborted = 0;
     }
@@ -161,6 +164,7 @@ public sealed class FakeOpenAi : IAsyncDisposable
                     return;
                 }
                 if (Mode == Behaviour.SlowStream) await Task.Delay(200, ct);
+                else if (WordDelay > TimeSpan.Zero) await Task.Delay(WordDelay, ct);
                 if (i == words.Length / 2 && await BreakHalfwayAsync(context, model)) return;
                 await Send(context, Chunk(model, new JsonObject { ["content"] = (i == 0 ? "" : " ") + words[i] }, null, includeUsage));
             }

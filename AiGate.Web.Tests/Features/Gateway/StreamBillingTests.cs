@@ -155,6 +155,37 @@ public sealed class StreamBillingTests(StreamBillingApp app) : IClassFixture<Str
         Assert.True(cost > 0);
     }
 
+    /// <summary>
+    /// RELIABILITY F5: the client leaves half-way, the gateway keeps reading (sending nothing) and the stream ends
+    /// within the drain's 30 s, so the call is billed by the provider's own report of the whole generation, which is
+    /// what the provider charges for it. Without the drain this bills our count of the half that went out.
+    /// </summary>
+    [Theory, MemberData(nameof(Kinds))]
+    public async Task A_client_that_leaves_is_billed_the_providers_own_report_when_the_stream_ends_within_the_drain(string kind)
+    {
+        var (client, userId) = await StartAsync(kind, FakeOpenAi.Behaviour.Ok);
+        app.OpenAi.WordDelay = TimeSpan.FromMilliseconds(10);
+        app.OpenAi.CompletionTokens = 900;
+        try
+        {
+            using (var response = await client.SendAsync(StreamRequest(kind, "BRISK"), HttpCompletionOption.ResponseHeadersRead))
+            {
+                var (received, _, done) = await ReadAsync(await response.Content.ReadAsStreamAsync(), stopAt: HalfOf(kind));
+                Assert.False(done);
+                Assert.True(received.Length < LongReply.Text.Length);
+            }   // the client leaves while the provider is still generating
+
+            var (completion, estimated, _) = await BilledAsync(userId);
+            Assert.Equal(kind switch { "openai" => 900, "anthropic" => 700, _ => 600 + FakeGemini.LongThoughts }, completion);
+            Assert.False(estimated);
+            if (kind == "openai") Assert.Equal(0, app.OpenAi.Aborted);   // read to its end, not cut off
+        }
+        finally
+        {
+            app.OpenAi.CompletionTokens = 7;
+        }
+    }
+
     /// <summary>Every provider kind × every way an upstream breaks a stream half way (its scenario name for the Anthropic and Gemini fakes).</summary>
     public static TheoryData<string, FakeOpenAi.Behaviour, string> Breaks
     {

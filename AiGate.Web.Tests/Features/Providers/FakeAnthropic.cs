@@ -244,7 +244,8 @@ public static class FakeAnthropic
     /// thinking: thinking_delta events, a signature_delta, then the text block. With STALL, DROP or
     /// MALFORMED in the prompt it stops half-way through the text (silence, a reset connection, an event
     /// whose JSON is cut off); with LOWUSAGE it ends normally but reports 1 output token; with SLOW each text
-    /// delta comes 200 ms after the previous one (a model generating a long answer, ~40 s in all).
+    /// delta comes 200 ms after the previous one (a model generating a long answer, ~40 s in all),
+    /// with BRISK 20 ms (~4 s in all).
     /// </summary>
     private static async Task LongStreamAsync(HttpContext context, string prompt)
     {
@@ -277,10 +278,10 @@ public static class FakeAnthropic
             await Event("content_block_stop", new JsonObject { ["type"] = "content_block_stop", ["index"] = 0 });
             await Event("content_block_start", new JsonObject { ["type"] = "content_block_start", ["index"] = 1, ["content_block"] = new JsonObject { ["type"] = "text", ["text"] = "" } });
             await Event("ping", new JsonObject { ["type"] = "ping" });
-            var slow = prompt.Contains("SLOW", StringComparison.Ordinal);
+            var pause = prompt.Contains("SLOW", StringComparison.Ordinal) ? 200 : prompt.Contains("BRISK", StringComparison.Ordinal) ? 20 : 0;
             for (var i = 0; i < LongReply.Pieces.Count; i++)
             {
-                if (slow) await Task.Delay(200, ct);
+                if (pause > 0) await Task.Delay(pause, ct);
                 if (i == LongReply.Pieces.Count / 2)
                 {
                     if (prompt.Contains("STALL", StringComparison.Ordinal)) { await Task.Delay(TimeSpan.FromSeconds(30), ct); return; }

@@ -197,7 +197,8 @@ public static class FakeGemini
     /// usageMetadata carries the prompt and thoughts counts but the candidates count only in the last
     /// event, with finishReason. With STALL, DROP or MALFORMED in the prompt it stops half-way (silence,
     /// a reset connection, an event whose JSON is cut off); with LOWUSAGE it reports 1 candidate token; with
-    /// SLOW each event comes 200 ms after the previous one (a model generating a long answer, ~40 s in all).
+    /// SLOW each event comes 200 ms after the previous one (a model generating a long answer, ~40 s in all),
+    /// with BRISK 20 ms (~4 s in all).
     /// </summary>
     private static async Task LongStreamAsync(HttpContext context, string prompt)
     {
@@ -228,10 +229,10 @@ public static class FakeGemini
         try
         {
             var pieces = LongReply.Pieces;
-            var slow = prompt.Contains("SLOW", StringComparison.Ordinal);
+            var pause = prompt.Contains("SLOW", StringComparison.Ordinal) ? 200 : prompt.Contains("BRISK", StringComparison.Ordinal) ? 20 : 0;
             for (var i = 0; i < pieces.Count - 1; i++)
             {
-                if (slow && i > 0) await Task.Delay(200, ct);
+                if (pause > 0 && i > 0) await Task.Delay(pause, ct);
                 if (i == pieces.Count / 2)
                 {
                     if (prompt.Contains("STALL", StringComparison.Ordinal)) { await Task.Delay(TimeSpan.FromSeconds(30), ct); return; }
@@ -245,7 +246,7 @@ public static class FakeGemini
                 }
                 await Event(pieces[i], null, null);
             }
-            if (slow) await Task.Delay(200, ct);
+            if (pause > 0) await Task.Delay(pause, ct);
             await Event(pieces[^1], "STOP", prompt.Contains("LOWUSAGE", StringComparison.Ordinal) ? 1 : 600);
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException)

@@ -314,7 +314,9 @@ public sealed partial class ChatCompletionsEndpoint(
         using var translator = provider.Adapter.CreateStreamTranslator(call);
         var writer = new SseWriter(response.BodyWriter);
         var parser = new SseParser();
-        using var idle = CancellationTokenSource.CreateLinkedTokenSource(route.Lifetime!.Token, streams.MustEnd);
+        // Not linked to the client: cancelling an upstream read aborts the upstream connection, and a client that
+        // leaves starts a drain (below) rather than cutting the provider off. A departure shows at the next flush.
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(streams.MustEnd);
         var hardStop = Stopwatch.GetTimestamp() + (long)(_options.MaxStreamSeconds * (double)Stopwatch.Frequency);
         string? failure = null;
         try
@@ -334,7 +336,15 @@ public sealed partial class ChatCompletionsEndpoint(
                     break;
                 }
                 reader.AdvanceTo(buffer.Start, buffer.End);
-                await response.BodyWriter.FlushAsync(context.RequestAborted);
+                try
+                {
+                    await response.BodyWriter.FlushAsync(context.RequestAborted);
+                }
+                catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+                {
+                    LogClientAborted(call.Model.Id, provider.Name);
+                    return await DrainAsync(reader, parser, translator, idle, provider.StreamIdleTimeout, checkpoint);
+                }
                 // Every few seconds, what this stream would cost if it ended now, for a dead instance's sweep (F7).
                 if (checkpoint is { Due: true }) checkpoint.Record(translator.BillableUsage(endedCleanly: false));
                 if (Stopwatch.GetTimestamp() > hardStop)
@@ -373,6 +383,52 @@ public sealed partial class ChatCompletionsEndpoint(
         }
         catch (OperationCanceledException) { }
         return translator.BillableUsage(endedCleanly: failure is null && !translator.Failed);
+    }
+
+    /// <summary>
+    /// The client left mid-stream (RELIABILITY F5): keep reading the upstream, sending nothing, for up to
+    /// <see cref="GatewayOptions.StreamDrainSeconds"/>, so a stream that ends in that time is billed by the provider's own
+    /// usage report (what it charges us for the whole generation) instead of our count of what had gone out. Drains are
+    /// capped per instance (<see cref="GatewayOptions.MaxStreamDrains"/>) and end at shutdown; a drain cut short, or no
+    /// drain place, bills our count so far, as any broken stream.
+    /// </summary>
+    private async Task<TokenUsage?> DrainAsync(PipeReader reader, SseParser parser, ChatStreamTranslator translator, CancellationTokenSource idle,
+        TimeSpan idleTimeout, OpenStream? checkpoint)
+    {
+        if (!streams.TryStartDrain()) return translator.BillableUsage(endedCleanly: false);   // disposing the route's response cancels the upstream request
+        var discard = PipeWriter.Create(Stream.Null);
+        var writer = new SseWriter(discard);
+        var until = Stopwatch.GetTimestamp() + (long)(_options.StreamDrainSeconds * (double)Stopwatch.Frequency);
+        try
+        {
+            while (Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), until) is var left && left > TimeSpan.Zero)
+            {
+                idle.CancelAfter(left < idleTimeout ? left : idleTimeout);
+                var read = await reader.ReadAsync(idle.Token);
+                var buffer = read.Buffer;
+                parser.Parse(ref buffer, translator, writer);
+                if (read.IsCompleted)
+                {
+                    parser.Finish(buffer, translator, writer);
+                    reader.AdvanceTo(read.Buffer.End);
+                    translator.Complete(writer);
+                    return translator.BillableUsage(endedCleanly: translator.Finished && !translator.Failed);
+                }
+                reader.AdvanceTo(buffer.Start, buffer.End);
+                await discard.FlushAsync(CancellationToken.None);   // lets the written bytes go
+                if (checkpoint is { Due: true }) checkpoint.Record(translator.BillableUsage(endedCleanly: false));
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or HttpRequestException or UpstreamProtocolException)
+        {
+            // Shutdown, silence, the drain's time up, or a broken upstream: billed from our count below.
+        }
+        finally
+        {
+            streams.EndDrain();
+            await discard.CompleteAsync();
+        }
+        return translator.BillableUsage(endedCleanly: false);
     }
 
     /// <summary>

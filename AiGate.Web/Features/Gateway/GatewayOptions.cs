@@ -41,6 +41,17 @@ public sealed class GatewayOptions
     [Range(1024, 100 * 1024 * 1024)]
     public int MaxUpstreamResponseBytes { get; set; } = 10 * 1024 * 1024;
 
+    /// <summary>
+    /// After a client leaves mid-stream, how long the relay keeps reading the upstream (without sending) to reach the
+    /// provider's own usage report (RELIABILITY F5); 0 turns draining off, and the stream is billed from our count.
+    /// </summary>
+    [Range(0, 120)]
+    public int StreamDrainSeconds { get; set; } = 30;
+
+    /// <summary>Drains one instance runs at once; a client that leaves while all are busy is billed from our count at once.</summary>
+    [Range(0, 10_000)]
+    public int MaxStreamDrains { get; set; } = 100;
+
     /// <summary>Hard cap on one streamed response (RELIABILITY F1).</summary>
     [Range(1, 3600)]
     public int MaxStreamSeconds { get; set; } = 600;

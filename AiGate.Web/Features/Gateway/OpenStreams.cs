@@ -14,12 +14,15 @@ public sealed class OpenStreams : IDisposable
 {
     private readonly CancellationTokenSource _mustEnd = new();
     private readonly int _max;
+    private readonly int _maxDrains;
     private int _open;
+    private int _draining;
     private volatile bool _stopping;
 
     public OpenStreams(IOptions<GatewayOptions> options, IOptions<HostOptions> host, IHostApplicationLifetime lifetime)
     {
         _max = options.Value.MaxConcurrentStreams;
+        _maxDrains = options.Value.StreamDrainSeconds > 0 ? options.Value.MaxStreamDrains : 0;
         var grace = host.Value.ShutdownTimeout - TimeSpan.FromSeconds(options.Value.ShutdownMarginSeconds);
         lifetime.ApplicationStopping.Register(() =>
         {
@@ -43,6 +46,20 @@ public sealed class OpenStreams : IDisposable
         }
         return new Slot(this);
     }
+
+    /// <summary>
+    /// A place for one post-disconnect drain (RELIABILITY F5); false when they are off, all taken, or the instance is
+    /// stopping. Pair a true with <see cref="EndDrain"/>.
+    /// </summary>
+    public bool TryStartDrain()
+    {
+        if (_stopping) return false;
+        if (Interlocked.Increment(ref _draining) <= _maxDrains) return true;
+        Interlocked.Decrement(ref _draining);
+        return false;
+    }
+
+    public void EndDrain() => Interlocked.Decrement(ref _draining);
 
     /// <summary>The refusal: 503 in OpenAI's envelope with Retry-After (an overloaded or stopping instance, not the caller's fault).</summary>
     public Task RefuseAsync(HttpContext context) => ApiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable,
