@@ -326,16 +326,7 @@ public sealed partial class ChatCompletionsEndpoint(
             while (true)
             {
                 idle.CancelAfter(provider.StreamIdleTimeout);
-                var read = await reader.ReadAsync(idle.Token);
-                var buffer = read.Buffer;
-                parser.Parse(ref buffer, translator, writer);
-                if (read.IsCompleted)
-                {
-                    parser.Finish(buffer, translator, writer);
-                    reader.AdvanceTo(read.Buffer.End);
-                    break;
-                }
-                reader.AdvanceTo(buffer.Start, buffer.End);
+                if (await PumpAsync(reader, parser, translator, writer, idle.Token)) break;
                 try
                 {
                     await response.BodyWriter.FlushAsync(context.RequestAborted);
@@ -385,6 +376,22 @@ public sealed partial class ChatCompletionsEndpoint(
         return translator.BillableUsage(endedCleanly: failure is null && !translator.Failed);
     }
 
+    /// <summary>Reads what the upstream has sent and translates its events into <paramref name="writer"/>; true at the stream's end.</summary>
+    private static async ValueTask<bool> PumpAsync(PipeReader reader, SseParser parser, ChatStreamTranslator translator, SseWriter writer, CancellationToken ct)
+    {
+        var read = await reader.ReadAsync(ct);
+        var buffer = read.Buffer;
+        parser.Parse(ref buffer, translator, writer);
+        if (read.IsCompleted)
+        {
+            parser.Finish(buffer, translator, writer);
+            reader.AdvanceTo(read.Buffer.End);
+            return true;
+        }
+        reader.AdvanceTo(buffer.Start, buffer.End);
+        return false;
+    }
+
     /// <summary>
     /// The client left mid-stream (RELIABILITY F5): keep reading the upstream, sending nothing, for up to
     /// <see cref="GatewayOptions.StreamDrainSeconds"/>, so a stream that ends in that time is billed by the provider's own
@@ -404,17 +411,11 @@ public sealed partial class ChatCompletionsEndpoint(
             while (Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), until) is var left && left > TimeSpan.Zero)
             {
                 idle.CancelAfter(left < idleTimeout ? left : idleTimeout);
-                var read = await reader.ReadAsync(idle.Token);
-                var buffer = read.Buffer;
-                parser.Parse(ref buffer, translator, writer);
-                if (read.IsCompleted)
+                if (await PumpAsync(reader, parser, translator, writer, idle.Token))
                 {
-                    parser.Finish(buffer, translator, writer);
-                    reader.AdvanceTo(read.Buffer.End);
                     translator.Complete(writer);
                     return translator.BillableUsage(endedCleanly: translator.Finished && !translator.Failed);
                 }
-                reader.AdvanceTo(buffer.Start, buffer.End);
                 await discard.FlushAsync(CancellationToken.None);   // lets the written bytes go
                 if (checkpoint is { Due: true }) checkpoint.Record(translator.BillableUsage(endedCleanly: false));
             }
