@@ -99,6 +99,7 @@ public sealed class FakeStripe : IAsyncDisposable
             app.MapPost("/v1/billing_portal/sessions", (HttpRequest r) => fake!.PostAsync(r, "billing_portal.session", "bps", PortalParams, ["customer"], fake!.Portal));
             app.MapGet("/v1/charges/{id}", (HttpRequest r, string id) => fake!.Get(r, "charge", id));
             app.MapGet("/v1/payment_intents/{id}", (HttpRequest r, string id) => fake!.Get(r, "payment_intent", id));
+            app.MapGet("/v1/invoice_payments", (HttpRequest r) => fake!.ListInvoicePayments(r));
             app.MapFallback((HttpRequest r) => Error(404, "invalid_request_error", null, $"Unrecognized request URL ({r.Method}: {r.Path}).", null));
         });
         return fake = new FakeStripe(server, servePages);
@@ -273,6 +274,40 @@ public sealed class FakeStripe : IAsyncDisposable
         Objects[id] = fields;
         _replays[$"{request.Path}|{key}"] = (fields, formHash);
         return Results.Json(fields);
+    }
+
+    /// <summary>Records that <paramref name="paymentIntent"/> paid <paramref name="invoice"/> (an <c>invoice_payment</c>, as Stripe keeps since 2025-03-31).</summary>
+    public void AddInvoicePayment(string invoice, string paymentIntent, long amount)
+    {
+        var id = $"inpay_fake_{Interlocked.Increment(ref _counter):D6}";
+        Objects[id] = new()
+        {
+            ["id"] = id, ["object"] = "invoice_payment", ["amount_paid"] = amount, ["amount_requested"] = amount, ["currency"] = "usd", ["invoice"] = invoice,
+            ["is_default"] = true, ["livemode"] = false, ["status"] = "paid", ["created"] = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
+            ["payment"] = new Dictionary<string, object?> { ["type"] = "payment_intent", ["payment_intent"] = paymentIntent },
+            ["status_transitions"] = new Dictionary<string, object?> { ["canceled_at"] = null, ["paid_at"] = DateTimeOffset.UtcNow.ToUnixTimeSeconds() },
+        };
+    }
+
+    /// <summary><c>GET /v1/invoice_payments</c>: filtered by <c>invoice</c> or by <c>payment[type]</c> with <c>payment[payment_intent]</c>.</summary>
+    private IResult ListInvoicePayments(HttpRequest request)
+    {
+        if (Refused(request) is { } refused) return refused;
+        if (Forced() is { } forced) return forced;
+        string[] allowed = ["invoice", "payment[type]", "payment[payment_intent]", "payment[payment_record]", "limit", "starting_after", "ending_before", "status"];
+        foreach (var name in request.Query.Keys)
+            if (!allowed.Contains(name) && !name.StartsWith("expand[", StringComparison.Ordinal))
+                return Error(400, "invalid_request_error", "parameter_unknown", $"Received unknown parameter: {name}", name);
+        var query = request.Query;
+        if (query.ContainsKey("payment[payment_intent]") && query["payment[type]"] != "payment_intent")
+            return Error(400, "invalid_request_error", "parameter_missing", "Missing required param: payment[type].", "payment[type]");
+        var limit = int.TryParse(query["limit"], CultureInfo.InvariantCulture, out var l) ? l : 10;
+        var data = Objects.Values.Where(o => o["object"] as string == "invoice_payment")
+            .Where(o => StringValues.IsNullOrEmpty(query["invoice"]) || o["invoice"] as string == query["invoice"])
+            .Where(o => StringValues.IsNullOrEmpty(query["payment[payment_intent]"])
+                || ((Dictionary<string, object?>)o["payment"]!)["payment_intent"] as string == query["payment[payment_intent]"])
+            .Take(limit).ToList();
+        return Results.Json(new Dictionary<string, object?> { ["object"] = "list", ["data"] = data, ["has_more"] = false, ["url"] = "/v1/invoice_payments" });
     }
 
     private IResult Get(HttpRequest request, string type, string id)

@@ -8,6 +8,7 @@ namespace AiGate.Web.Tests.Pages.Billing;
 /// <summary>The app with a Stripe key, its Stripe.net client pointed at <see cref="FakeStripe"/> (which refuses what Stripe would).</summary>
 public sealed class StripeBillingApp : AccountsApp
 {
+    public const string WebhookSecret = "whsec_test_checkout";
     public FakeStripe Stripe { get; private set; } = null!;
 
     public override async Task InitializeAsync()
@@ -18,7 +19,7 @@ public sealed class StripeBillingApp : AccountsApp
 
     protected override IReadOnlyDictionary<string, string?> Settings => new Dictionary<string, string?>(base.Settings)
     {
-        ["Stripe:SecretKey"] = FakeStripe.SecretKey, ["Stripe:WebhookSecret"] = "whsec_test_checkout", ["Stripe:ApiBase"] = Stripe.BaseUrl.ToString(),
+        ["Stripe:SecretKey"] = FakeStripe.SecretKey, ["Stripe:WebhookSecret"] = WebhookSecret, ["Stripe:ApiBase"] = Stripe.BaseUrl.ToString(),
         ["Stripe:MaxRetries"] = "1",
         // Pro names a Stripe Price this Stripe account does not have (a configuration mistake Stripe answers with 400).
         ["Billing:Plans:2:StripePriceId"] = "price_pro_not_in_stripe",
@@ -95,4 +96,50 @@ public sealed class StripeCheckoutTests(StripeBillingApp app) : IClassFixture<St
         Assert.Contains("The payment provider could not be reached. Nothing was charged. Please try again in a minute.", await answer.Content.ReadAsStringAsync(),
             StringComparison.Ordinal);
     }
+}
+
+/// <summary>
+/// Refunds of plan invoices with Stripe: since API version 2025-03-31 neither the invoice nor its <c>invoice.paid</c> event names
+/// the payment intent that a later <c>charge.refunded</c> carries, so the webhook asks Stripe's invoice payments for it.
+/// </summary>
+public sealed class PlanRefundTests(StripeBillingApp app) : IClassFixture<StripeBillingApp>
+{
+    private async Task<HttpResponseMessage> DeliverAsync(object stripeEvent)
+    {
+        var payload = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(stripeEvent);
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/webhooks/stripe") { Content = new ByteArrayContent(payload) };
+        request.Content.Headers.ContentType = new("application/json");
+        request.Headers.Add("Stripe-Signature", FakeStripe.Sign(payload, StripeBillingApp.WebhookSecret, DateTimeOffset.UtcNow));
+        return await app.CreateClient().SendAsync(request);
+    }
+
+    [Fact]
+    public async Task A_refund_of_a_plan_invoice_takes_back_its_allowance_found_through_Stripes_invoice_payments()
+    {
+        var user = await app.CreateUserAsync($"refund-{Guid.NewGuid():N}@example.test", "password123");
+        var customer = $"cus_{Guid.NewGuid():N}"[..18];
+        await app.Database.ExecuteAsync($"""
+            insert into billing_accounts (user_id, stripe_customer_id, plan_id, cancel_at_period_end, state_as_of, dunning_step, updated_at)
+            values ('{user.Id}', '{customer}', 'free', false, 0, 0, now())
+            """);
+        var invoiceId = $"in_{Guid.NewGuid():N}";
+        var pi = $"pi_{Guid.NewGuid():N}";
+        Assert.Equal(HttpStatusCode.OK, (await DeliverAsync(BillingApp.Event("invoice.paid",
+            BillingApp.Invoice(customer, $"sub_{Guid.NewGuid():N}"[..16], "starter", 1000, id: invoiceId, billingReason: "subscription_create")))).StatusCode);
+        Assert.Equal(10_000_000, await Balance(user.Id));
+        app.Stripe.AddInvoicePayment(invoiceId, pi, 1000);
+
+        Assert.Equal(HttpStatusCode.OK, (await DeliverAsync(BillingApp.Event("charge.refunded", BillingApp.Charge(pi, 1000, 500)))).StatusCode);
+        Assert.Equal(5_000_000, await Balance(user.Id));
+        var lookup = app.Stripe.Requests.Single(r => r.PathAndQuery.StartsWith("/v1/invoice_payments", StringComparison.Ordinal) && r.PathAndQuery.Contains(pi, StringComparison.Ordinal));
+        Assert.Equal(FakeStripe.ApiVersion, lookup.Headers["Stripe-Version"]);
+
+        // The row keeps the payment intent now: the rest of the refund needs no second question to Stripe.
+        Assert.Equal(HttpStatusCode.OK, (await DeliverAsync(BillingApp.Event("charge.refunded", BillingApp.Charge(pi, 1000, 1000)))).StatusCode);
+        Assert.Equal(0, await Balance(user.Id));
+        Assert.Single(app.Stripe.Requests, r => r.PathAndQuery.StartsWith("/v1/invoice_payments", StringComparison.Ordinal) && r.PathAndQuery.Contains(pi, StringComparison.Ordinal));
+        Assert.Equal(pi, await app.Database.ScalarAsync<string>($"select payment_intent_id from stripe_payments where id = '{invoiceId}'"));
+    }
+
+    private Task<long> Balance(Guid userId) => app.Database.ScalarAsync<long>($"select coalesce((select balance_micros from credit_accounts where user_id = '{userId}'), 0)");
 }

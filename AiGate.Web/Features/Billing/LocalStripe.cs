@@ -75,6 +75,9 @@ public sealed class LocalStripe(IOptions<BillingOptions> billing, TimeProvider c
 
     public Task<PaymentIntent> GetPaymentIntentAsync(string id, CancellationToken ct) => Task.FromResult(Get<PaymentIntent>("payment_intent", id));
 
+    /// <summary>TEST invoices are never refunded or disputed (there is no TEST refund), so no payment intent leads to one.</summary>
+    public Task<string?> FindInvoiceOfPaymentIntentAsync(string paymentIntentId, CancellationToken ct) => Task.FromResult<string?>(null);
+
     /// <summary>The AiGate user a TEST customer was created for.</summary>
     public Guid? CustomerOf(string? customerId) =>
         customerId is not null && _objects.TryGetValue(customerId, out var c) && Guid.TryParse((string?)c["metadata"]?["user_id"], out var id) ? id : null;

@@ -21,6 +21,8 @@ public interface IStripeApi
     Task<Stripe.BillingPortal.Session> CreatePortalSessionAsync(string customerId, string returnUrl, CancellationToken ct);
     Task<Charge> GetChargeAsync(string id, CancellationToken ct);
     Task<PaymentIntent> GetPaymentIntentAsync(string id, CancellationToken ct);
+    /// <summary>The invoice a payment intent paid, if any (an invoice names its payment intent only in its payments list since API version 2025-03-31).</summary>
+    Task<string?> FindInvoiceOfPaymentIntentAsync(string paymentIntentId, CancellationToken ct);
 }
 
 /// <summary>
@@ -101,6 +103,16 @@ public sealed class StripeApi(StripeClient client) : IStripeApi
     public Task<Charge> GetChargeAsync(string id, CancellationToken ct) => CallAsync(() => client.V1.Charges.GetAsync(id, null, null, ct), ct);
 
     public Task<PaymentIntent> GetPaymentIntentAsync(string id, CancellationToken ct) => CallAsync(() => client.V1.PaymentIntents.GetAsync(id, null, null, ct), ct);
+
+    public async Task<string?> FindInvoiceOfPaymentIntentAsync(string paymentIntentId, CancellationToken ct)
+    {
+        var payments = await CallAsync(() => client.V1.InvoicePayments.ListAsync(new InvoicePaymentListOptions
+        {
+            Payment = new InvoicePaymentPaymentOptions { Type = "payment_intent", PaymentIntent = paymentIntentId },
+            Limit = 1,
+        }, null, ct), ct);
+        return payments.Data.FirstOrDefault()?.InvoiceId;
+    }
 
     private static RequestOptions Key(string idempotencyKey) => new() { IdempotencyKey = idempotencyKey };
 

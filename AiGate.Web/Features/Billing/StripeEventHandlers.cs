@@ -11,7 +11,7 @@ namespace AiGate.Web.Features.Billing;
 /// What each Stripe event does to an account, inside the webhook's transaction. Returns a short
 /// outcome for the <c>stripe_events</c> row. Amounts always come from Stripe's objects.
 /// </summary>
-public sealed class StripeEventHandlers(CheckoutFulfilment fulfilment, BillingAccounts accounts, IOptions<BillingOptions> billing)
+public sealed class StripeEventHandlers(CheckoutFulfilment fulfilment, BillingAccounts accounts, IStripeApi stripe, IOptions<BillingOptions> billing)
 {
     /// <param name="raw">The event's <c>data.object</c> as it came, to check the fields Stripe always sends are there.</param>
     public async Task<string> HandleAsync(BillingTransaction tx, Event e, JsonElement raw, long created, CancellationToken ct)
@@ -137,7 +137,7 @@ public sealed class StripeEventHandlers(CheckoutFulfilment fulfilment, BillingAc
     private async Task<string> ChargeRefundedAsync(BillingTransaction tx, Charge charge, string eventId, CancellationToken ct)
     {
         if (charge.PaymentIntentId is null || charge.Amount <= 0) return $"charge {charge.Id}: no payment intent";
-        var payment = await accounts.FindPaymentForUpdateAsync(tx, charge.PaymentIntentId, ct);
+        var payment = await FindPaymentAsync(tx, charge.PaymentIntentId, ct);
         if (payment is null) return $"charge {charge.Id}: no AiGate payment for {charge.PaymentIntentId}";
         // amount_refunded is cumulative: take back the refunded share of the credit, less what was taken already.
         var target = Share(payment.CreditedMicros, Math.Min(charge.AmountRefunded, charge.Amount), charge.Amount);
@@ -149,7 +149,7 @@ public sealed class StripeEventHandlers(CheckoutFulfilment fulfilment, BillingAc
 
     private async Task<string> DisputeCreatedAsync(BillingTransaction tx, Dispute dispute, string eventId, CancellationToken ct)
     {
-        var payment = dispute.PaymentIntentId is null ? null : await accounts.FindPaymentForUpdateAsync(tx, dispute.PaymentIntentId, ct);
+        var payment = dispute.PaymentIntentId is null ? null : await FindPaymentAsync(tx, dispute.PaymentIntentId, ct);
         if (payment is null) return $"dispute {dispute.Id}: no AiGate payment for charge {dispute.ChargeId}";
         var target = Share(payment.CreditedMicros, Math.Min(dispute.Amount, payment.AmountCents), payment.AmountCents);
         if (!await accounts.LockUserAsync(tx, payment.UserId, ct))
@@ -158,6 +158,19 @@ public sealed class StripeEventHandlers(CheckoutFulfilment fulfilment, BillingAc
         var (taken, debt) = await accounts.ClawBackAsync(tx, payment, target, $"dispute {dispute.Id} on {dispute.ChargeId}", $"stripe:dispute:{eventId}", ct);
         return $"dispute {dispute.Id} ({dispute.Reason}): keys frozen, took back {Money.Usd(taken)} USD, {Money.Usd(debt)} USD left as debt";
     }
+
+    /// <summary>
+    /// The payment a refund or dispute is for, locked. A one-off payment's row has its payment intent from the Checkout
+    /// Session; a plan invoice's does not (the invoice.paid event does not carry it since API version 2025-03-31), so an
+    /// unknown payment intent is looked up in Stripe's invoice payments — a call to Stripe inside the webhook's transaction,
+    /// which only refunds and disputes of plan invoices make (and only the first time: the row keeps the payment intent).
+    /// If Stripe cannot be reached the exception answers 500 and Stripe delivers the event again.
+    /// </summary>
+    private async Task<PaymentRow?> FindPaymentAsync(BillingTransaction tx, string paymentIntentId, CancellationToken ct) =>
+        await accounts.FindPaymentForUpdateAsync(tx, paymentIntentId, ct)
+        ?? (await stripe.FindInvoiceOfPaymentIntentAsync(paymentIntentId, ct) is { } invoiceId
+            ? await accounts.FindInvoicePaymentForUpdateAsync(tx, invoiceId, paymentIntentId, ct)
+            : null);
 
     /// <summary>
     /// A refund or dispute for an account deleted since the payment: its balance was forfeited with it and there is no
