@@ -43,7 +43,11 @@ public static class BillingExtensions
         }
         else
         {
-            builder.Services.AddHttpClient(StripeApi.HttpClientName);
+            // One long-lived client (Stripe.net's StripeClient is a singleton): the factory's handler, with connections
+            // recycled every 5 minutes so DNS changes are seen, as the factory's handler rotation would for short-lived clients.
+            builder.Services.AddHttpClient(StripeApi.HttpClientName)
+                .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5), AllowAutoRedirect = false })
+                .SetHandlerLifetime(Timeout.InfiniteTimeSpan);
             builder.Services.AddSingleton(sp => StripeApi.CreateClient(sp.GetRequiredService<IOptions<StripeOptions>>().Value,
                 sp.GetRequiredService<IHttpClientFactory>().CreateClient(StripeApi.HttpClientName)));
             builder.Services.AddSingleton<IStripeApi, StripeApi>();

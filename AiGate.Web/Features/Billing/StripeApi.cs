@@ -147,9 +147,9 @@ public static class StripeErrors
     public static StripeException Api(HttpStatusCode status, string type, string? code, string message, string? param = null) =>
         new(status, new StripeError { Type = type, Code = code, Message = message, Param = param }, message);
 
-    /// <summary>Worth trying again later: rate limited, Stripe's side, or the network.</summary>
+    /// <summary>Worth trying again later: rate limited, a lock held by another request (409), Stripe's side, or the network.</summary>
     public static bool IsTransient(this StripeException ex) =>
-        ex.HttpStatusCode is HttpStatusCode.TooManyRequests || (int)ex.HttpStatusCode is >= 500 or 0;
+        ex.HttpStatusCode is HttpStatusCode.TooManyRequests or HttpStatusCode.Conflict || (int)ex.HttpStatusCode is >= 500 or 0;
 
     /// <summary>
     /// What the billing page tells the user. Card errors carry a message Stripe writes for the customer (its docs say
