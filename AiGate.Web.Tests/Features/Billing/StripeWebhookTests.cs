@@ -89,18 +89,91 @@ public sealed class StripeWebhookTests(BillingApp app) : IClassFixture<BillingAp
         [
             "",
             "t=123,v1=abc",
-            StripeSignature.Sign(payload, "whsec_wrong", now),
-            StripeSignature.Sign(payload, app.WebhookSecret, now.AddMinutes(-6)),
-            StripeSignature.Sign(payload, app.WebhookSecret, now.AddMinutes(6)),
+            FakeStripe.Sign(payload, "whsec_wrong", now),
+            FakeStripe.Sign(payload, app.WebhookSecret, now.AddMinutes(-6)),
+            FakeStripe.Sign(payload, app.WebhookSecret, now.AddMinutes(6)),
         ];
         foreach (var header in headers)
             Assert.Equal(HttpStatusCode.BadRequest, (await app.DeliverAsync(payload, header)).StatusCode);
 
         var tampered = Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(payload).Replace("5000", "9000", StringComparison.Ordinal));
-        Assert.Equal(HttpStatusCode.BadRequest, (await app.DeliverAsync(tampered, StripeSignature.Sign(payload, app.WebhookSecret, now))).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await app.DeliverAsync(tampered, FakeStripe.Sign(payload, app.WebhookSecret, now))).StatusCode);
 
         Assert.Equal(0, await app.BalanceAsync(userId));
         Assert.Equal(0, await app.Database.ScalarAsync<long>($"select count(*) from stripe_events where id = '{((dynamic)stripeEvent).id}'"));
+    }
+
+    [Fact]
+    public async Task An_event_signed_with_two_v1_signatures_one_from_a_rolled_secret_is_accepted()
+    {
+        // While an endpoint's secret is rolled, Stripe signs with the old and the new one: any matching v1 is enough.
+        var (userId, customer) = await CustomerAsync();
+        var payload = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(BillingApp.Event("checkout.session.completed", BillingApp.PaidSession(userId, customer, 1500)));
+        var header = FakeStripe.Sign(payload, "whsec_rolled_away_" + Guid.NewGuid().ToString("N"), DateTimeOffset.UtcNow, app.WebhookSecret);
+        Assert.Equal(2, header.Split(",v1=").Length - 1);
+
+        Assert.Equal(HttpStatusCode.OK, (await app.DeliverAsync(payload, header)).StatusCode);
+        Assert.Equal(15_000_000, await app.BalanceAsync(userId));
+    }
+
+    [Fact]
+    public async Task A_tampered_body_is_refused_and_changes_nothing()
+    {
+        var (userId, customer) = await CustomerAsync();
+        var stripeEvent = BillingApp.Event("checkout.session.completed", BillingApp.PaidSession(userId, customer, 1000));
+        var payload = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(stripeEvent);
+        var signature = FakeStripe.Sign(payload, app.WebhookSecret, DateTimeOffset.UtcNow);
+        var tampered = Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(payload).Replace("\"amount_total\":1000", "\"amount_total\":100000", StringComparison.Ordinal));
+        Assert.NotEqual(payload, tampered);
+
+        var answer = await app.DeliverAsync(tampered, signature);
+
+        Assert.Equal(HttpStatusCode.BadRequest, answer.StatusCode);
+        Assert.Contains("invalid Stripe-Signature", await answer.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(0, await app.BalanceAsync(userId));
+        Assert.Equal(0, await app.Database.ScalarAsync<long>($"select count(*) from stripe_events where id = '{((dynamic)stripeEvent).id}'"));
+    }
+
+    [Fact]
+    public async Task A_timestamp_outside_the_five_minute_tolerance_is_refused_either_way_and_one_inside_is_accepted()
+    {
+        var (userId, customer) = await CustomerAsync();
+        var payload = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(BillingApp.Event("checkout.session.completed", BillingApp.PaidSession(userId, customer, 700)));
+        var now = DateTimeOffset.UtcNow;
+
+        Assert.Equal(HttpStatusCode.BadRequest, (await app.DeliverAsync(payload, FakeStripe.Sign(payload, app.WebhookSecret, now.AddSeconds(-330)))).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await app.DeliverAsync(payload, FakeStripe.Sign(payload, app.WebhookSecret, now.AddSeconds(330)))).StatusCode);
+        Assert.Equal(0, await app.BalanceAsync(userId));
+
+        Assert.Equal(HttpStatusCode.OK, (await app.DeliverAsync(payload, FakeStripe.Sign(payload, app.WebhookSecret, now.AddSeconds(-270)))).StatusCode);
+        Assert.Equal(7_000_000, await app.BalanceAsync(userId));
+    }
+
+    [Theory]
+    [InlineData("2024-06-20")]            // before release trains: what this endpoint was created with until Stripe.net came
+    [InlineData("2026-07-29.dahlia")]     // another release train
+    public async Task An_event_of_another_API_version_gets_400_and_changes_nothing(string apiVersion)
+    {
+        var (userId, customer) = await CustomerAsync();
+        var stripeEvent = BillingApp.Event("checkout.session.completed", BillingApp.PaidSession(userId, customer, 2000), apiVersion: apiVersion);
+
+        var answer = await app.DeliverAsync(stripeEvent);
+
+        Assert.Equal(HttpStatusCode.BadRequest, answer.StatusCode);
+        Assert.Contains(FakeStripe.ApiVersion, await answer.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(0, await app.BalanceAsync(userId));
+        // Not recorded: once the endpoint's version is corrected, Stripe's retry of this event is applied.
+        Assert.Equal(0, await app.Database.ScalarAsync<long>($"select count(*) from stripe_events where id = '{((dynamic)stripeEvent).id}'"));
+    }
+
+    [Fact]
+    public async Task An_event_of_the_same_release_train_on_another_date_is_applied()
+    {
+        var (userId, customer) = await CustomerAsync();
+        var train = FakeStripe.ApiVersion.Split('.')[1];
+        var answer = await app.DeliverAsync(BillingApp.Event("checkout.session.completed", BillingApp.PaidSession(userId, customer, 300), apiVersion: $"2099-01-01.{train}"));
+        Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+        Assert.Equal(3_000_000, await app.BalanceAsync(userId));
     }
 
     [Fact]

@@ -130,6 +130,22 @@ public sealed class BillingAccounts(IOptions<BillingOptions> billing)
     }
 
     /// <summary>
+    /// A plan payment found through its invoice (Stripe named the invoice's payment intent only when asked): records the
+    /// payment intent on it for the next refund or dispute, and locks it as <see cref="FindPaymentForUpdateAsync"/> does.
+    /// </summary>
+    public async Task<PaymentRow?> FindInvoicePaymentForUpdateAsync(BillingTransaction tx, string invoiceId, string paymentIntentId, CancellationToken ct)
+    {
+        await using var command = tx.Command("""
+            update stripe_payments set payment_intent_id = coalesce(payment_intent_id, $2) where id = $1
+            returning id, user_id, amount_cents, credited_micros, clawed_back_micros
+            """, invoiceId, paymentIntentId);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct)
+            ? new PaymentRow(reader.GetString(0), reader.GetGuid(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4))
+            : null;
+    }
+
+    /// <summary>
     /// Takes back credit until <paramref name="targetMicros"/> of the payment's credit has been taken in all:
     /// what the available balance covers as one refund entry, the rest as a second entry that leaves the
     /// balance negative — debt the billing and dashboard pages show, and which blocks API calls until repaid.

@@ -3,6 +3,7 @@ using System.Text.RegularExpressions;
 using AiGate.Web.Data;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using Stripe;
 
 namespace AiGate.Web.Features.Billing;
 
@@ -38,7 +39,7 @@ public sealed partial class BillingCheckout(AppDbContext db, IStripeApi stripe, 
             _ => throw new ArgumentOutOfRangeException(nameof(purchase)),
         };
         var session = await stripe.CreateCheckoutSessionAsync(request, ct);
-        return session.Url ?? throw new StripeException(0, "invalid_response", null, "the Checkout Session has no url", null);
+        return session.Url ?? throw new StripeException("the Checkout Session has no url");
     }
 
     public async Task<string?> StartPortalAsync(Guid userId, Uri siteBase, CancellationToken ct)

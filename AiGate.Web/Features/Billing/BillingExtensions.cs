@@ -43,12 +43,14 @@ public static class BillingExtensions
         }
         else
         {
-            // Timeouts are per attempt inside the client (it retries), so the HttpClient's own is only a backstop.
-            builder.Services.AddHttpClient<IStripeApi, StripeClient>(c =>
-            {
-                c.Timeout = TimeSpan.FromMinutes(2);
-                c.DefaultRequestHeaders.UserAgent.ParseAdd("AiGate/1.0");
-            });
+            // One long-lived client (Stripe.net's StripeClient is a singleton): the factory's handler, with connections
+            // recycled every 5 minutes so DNS changes are seen, as the factory's handler rotation would for short-lived clients.
+            builder.Services.AddHttpClient(StripeApi.HttpClientName)
+                .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5), AllowAutoRedirect = false })
+                .SetHandlerLifetime(Timeout.InfiniteTimeSpan);
+            builder.Services.AddSingleton(sp => StripeApi.CreateClient(sp.GetRequiredService<IOptions<StripeOptions>>().Value,
+                sp.GetRequiredService<IHttpClientFactory>().CreateClient(StripeApi.HttpClientName)));
+            builder.Services.AddSingleton<IStripeApi, StripeApi>();
         }
 
         builder.Services.AddSingleton<BillingAccounts>();
@@ -64,8 +66,8 @@ public static class BillingExtensions
     }
 
     /// <summary>
-    /// <c>POST /webhooks/stripe</c>: 200 for a processed or repeated event, 400 for a bad signature or body
-    /// (nothing changed), 500 when processing failed (rolled back; Stripe retries).
+    /// <c>POST /webhooks/stripe</c>: 200 for a processed or repeated event, 400 for a bad signature or body or an event
+    /// of another API version (nothing changed), 500 when processing failed (rolled back; Stripe retries).
     /// </summary>
     public static IEndpointRouteBuilder MapBilling(this IEndpointRouteBuilder app)
     {
@@ -82,6 +84,7 @@ public static class BillingExtensions
                 WebhookOutcome.Processed => Results.Ok(new { received = true }),
                 WebhookOutcome.Duplicate => Results.Ok(new { received = true, duplicate = true }),
                 WebhookOutcome.BadSignature => Results.BadRequest(new { error = "invalid Stripe-Signature" }),
+                WebhookOutcome.OtherApiVersion => Results.BadRequest(new { error = $"event API version is not {StripeOptions.ApiVersion}; create the webhook endpoint with that version" }),
                 _ => Results.BadRequest(new { error = "not a Stripe event" }),
             };
         }).DisableAntiforgery();

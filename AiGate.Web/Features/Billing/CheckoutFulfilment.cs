@@ -1,6 +1,7 @@
 using AiGate.Web.Features.Credits;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using Stripe.Checkout;
 
 namespace AiGate.Web.Features.Billing;
 
@@ -19,13 +20,13 @@ public sealed record FulfilmentResult(bool Credited, long CreditMicros, string? 
 /// </summary>
 public sealed class CheckoutFulfilment(BillingAccounts accounts, IOptions<BillingOptions> billing, NpgsqlDataSource dataSource)
 {
-    public async Task<FulfilmentResult> FulfilAsync(BillingTransaction tx, StripeCheckoutSession session, CancellationToken ct)
+    public async Task<FulfilmentResult> FulfilAsync(BillingTransaction tx, Session session, CancellationToken ct)
     {
         if (session.Mode != "payment") return new(false, 0, $"session {session.Id} is not a one-off payment");
         if (session.PaymentStatus != "paid") return new(false, 0, $"session {session.Id} is not paid ({session.PaymentStatus})");
         if (session.AmountTotal is not > 0 || !string.Equals(session.Currency, "usd", StringComparison.OrdinalIgnoreCase))
             return new(false, 0, $"session {session.Id}: unexpected amount or currency ({session.AmountTotal} {session.Currency})");
-        var userId = await accounts.ResolveUserAsync(tx, session.Customer,
+        var userId = await accounts.ResolveUserAsync(tx, session.CustomerId,
             session.ClientReferenceId ?? StripeEventHandlers.Meta(session.Metadata, "user_id"), ct);
         if (userId is null) return new(false, 0, $"session {session.Id}: unknown customer");
 
@@ -37,7 +38,7 @@ public sealed class CheckoutFulfilment(BillingAccounts accounts, IOptions<Billin
         await using (var insert = tx.Command("""
             insert into stripe_payments (id, user_id, kind, payment_intent_id, amount_cents, currency, credited_micros, clawed_back_micros, created_at)
             values ($1, $2, $3, $4, $5, 'usd', $6, 0, now()) on conflict do nothing returning 1
-            """, session.Id, userId.Value, kind, session.PaymentIntent, amount, credit))
+            """, session.Id, userId.Value, kind, session.PaymentIntentId, amount, credit))
         {
             insert.Parameters[3].NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Varchar;
             if (await insert.ExecuteScalarAsync(ct) is null) return new(false, credit, null);
@@ -49,7 +50,7 @@ public sealed class CheckoutFulfilment(BillingAccounts accounts, IOptions<Billin
     }
 
     /// <summary>The success page's path: its own transaction.</summary>
-    public async Task<FulfilmentResult> FulfilAsync(StripeCheckoutSession session, CancellationToken ct)
+    public async Task<FulfilmentResult> FulfilAsync(Session session, CancellationToken ct)
     {
         await using var connection = await dataSource.OpenConnectionAsync(ct);
         await using var transaction = await connection.BeginTransactionAsync(ct);

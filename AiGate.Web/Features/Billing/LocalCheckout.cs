@@ -1,11 +1,12 @@
 using System.Text;
-using System.Text.Json;
+using System.Text.Json.Nodes;
+using Stripe;
 
 namespace AiGate.Web.Features.Billing;
 
 /// <summary>
 /// Completes local TEST orders the way Stripe would: each event <see cref="LocalStripe"/> produces is
-/// serialised, signed with the webhook secret in use (Stripe's scheme) and POSTed to this app's own
+/// serialised, signed with the webhook secret in use (Stripe.net's <see cref="EventUtility.GenerateSignatureHeader"/>, Stripe's scheme) and POSTed to this app's own
 /// <c>/webhooks/stripe</c>, so the real verification and fulfilment code runs.
 /// </summary>
 public sealed partial class LocalCheckout(IHttpClientFactory httpClients, StripeWebhookSecret secret, TimeProvider clock, ILogger<LocalCheckout> logger)
@@ -13,17 +14,18 @@ public sealed partial class LocalCheckout(IHttpClientFactory httpClients, Stripe
     public const string HttpClientName = "stripe-local-webhook";
 
     /// <summary>Delivers the events in order; false if the endpoint refused one (the page says so).</summary>
-    public async Task<bool> DeliverAsync(Uri appBase, IEnumerable<object> events, CancellationToken ct)
+    public async Task<bool> DeliverAsync(Uri appBase, IEnumerable<JsonObject> events, CancellationToken ct)
     {
         var http = httpClients.CreateClient(HttpClientName);
         foreach (var e in events)
         {
-            var payload = JsonSerializer.SerializeToUtf8Bytes(e);
+            var json = e.ToJsonString();
+            var payload = Encoding.UTF8.GetBytes(json);
             using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(appBase, "/webhooks/stripe"))
             {
                 Content = new ByteArrayContent(payload) { Headers = { ContentType = new("application/json") { CharSet = "utf-8" } } },
             };
-            request.Headers.Add("Stripe-Signature", StripeSignature.Sign(payload, secret.Value, clock.GetUtcNow()));
+            request.Headers.Add("Stripe-Signature", EventUtility.GenerateSignatureHeader(json, secret.Value, clock.GetUtcNow().ToUnixTimeSeconds()));
             using var response = await http.SendAsync(request, ct);
             if (!response.IsSuccessStatusCode)
             {

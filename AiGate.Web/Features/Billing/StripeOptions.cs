@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using Stripe;
 
 namespace AiGate.Web.Features.Billing;
 
@@ -10,8 +11,12 @@ public sealed class StripeOptions
 {
     public const string Section = "Stripe";
 
-    /// <summary>The API version every request pins (<c>Stripe-Version</c>); the object shapes we read are this version's.</summary>
-    public const string ApiVersion = "2024-06-20";
+    /// <summary>
+    /// The API version every request pins (<c>Stripe-Version</c>) and the webhook endpoint must be created with: the one
+    /// Stripe.net was generated for, whose object shapes its types (and so our handlers) read. Upgrading Stripe.net
+    /// changes it; docs/billing.md says what to do then.
+    /// </summary>
+    public static string ApiVersion => StripeConfiguration.ApiVersion;
 
     /// <summary>A secret or restricted key (<c>sk_live_…</c>, <c>sk_test_…</c>, <c>rk_…</c>), from the environment only.</summary>
     public string? SecretKey { get; set; }
@@ -23,11 +28,11 @@ public sealed class StripeOptions
     [Required]
     public Uri ApiBase { get; set; } = new("https://api.stripe.com");
 
-    /// <summary>Per-attempt timeout for API calls.</summary>
+    /// <summary>Per-attempt timeout for API calls (the HttpClient's, which Stripe.net's retries call once per attempt).</summary>
     [Range(1, 120)]
     public int TimeoutSeconds { get; set; } = 20;
 
-    /// <summary>Retries after a 429, a 5xx or a network failure (same Idempotency-Key each time).</summary>
+    /// <summary>Stripe.net's <c>MaxNetworkRetries</c>: retries after a network failure, a 409 or a 5xx, or when Stripe answers <c>Stripe-Should-Retry: true</c> (same Idempotency-Key each time).</summary>
     [Range(0, 5)]
     public int MaxRetries { get; set; } = 2;
 
@@ -40,6 +45,8 @@ public sealed class StripeOptions
     /// <summary>Stripe's API host: when <see cref="ApiBase"/> points elsewhere, it is a fake (tests, staging).</summary>
     public const string StripeApiHost = "api.stripe.com";
 
+    public bool IsFake => !string.Equals(ApiBase.Host, StripeApiHost, StringComparison.OrdinalIgnoreCase);
+
     /// <summary>
     /// The origins the billing page redirects the browser to after its form POSTs, which the content security
     /// policy's <c>form-action</c> must allow: none for the local TEST checkout (same origin); with Stripe, the
@@ -48,6 +55,6 @@ public sealed class StripeOptions
     /// </summary>
     public IReadOnlyList<string> RedirectOrigins =>
         IsLocal ? []
-        : string.Equals(ApiBase.Host, StripeApiHost, StringComparison.OrdinalIgnoreCase) ? ["https://checkout.stripe.com", "https://billing.stripe.com"]
+        : !IsFake ? ["https://checkout.stripe.com", "https://billing.stripe.com"]
         : [ApiBase.GetLeftPart(UriPartial.Authority)];
 }

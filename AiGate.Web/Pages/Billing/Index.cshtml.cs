@@ -9,6 +9,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using Stripe;
 
 namespace AiGate.Web.Pages.Billing;
 
@@ -99,7 +100,7 @@ public sealed partial class IndexModel(
             try
             {
                 var intent = await stripe.GetPaymentIntentAsync(payment.PaymentIntentId, ct);
-                if (intent.LatestCharge is not null && (await stripe.GetChargeAsync(intent.LatestCharge, ct)).ReceiptUrl is { } url)
+                if (intent.LatestChargeId is not null && (await stripe.GetChargeAsync(intent.LatestChargeId, ct)).ReceiptUrl is { } url)
                 {
                     payment.ReceiptUrl = url.Length <= 1000 ? url : null;
                     await db.SaveChangesAsync(ct);
@@ -107,7 +108,7 @@ public sealed partial class IndexModel(
             }
             catch (StripeException ex)
             {
-                LogStripeFailed(ex.Status, ex.Type, ex.Code);
+                LogStripeFailed((int)ex.HttpStatusCode, ex.StripeError?.Type, ex.StripeError?.Code);
             }
         }
         if (payment.ReceiptUrl is { } receipt && (receipt.StartsWith("https://", StringComparison.Ordinal) || receipt.StartsWith('/')))
@@ -126,8 +127,8 @@ public sealed partial class IndexModel(
         }
         catch (StripeException ex)
         {
-            LogStripeFailed(ex.Status, ex.Type, ex.Code);
-            Error = "The payment provider could not be reached. Nothing was changed; please try again in a minute.";
+            LogStripeFailed((int)ex.HttpStatusCode, ex.StripeError?.Type, ex.StripeError?.Code);
+            Error = StripeErrors.Describe(ex, "Nothing was changed.");
         }
         return await PageAsync(ct);
     }
@@ -141,8 +142,8 @@ public sealed partial class IndexModel(
         }
         catch (StripeException ex)
         {
-            LogStripeFailed(ex.Status, ex.Type, ex.Code);
-            Error = "The payment provider could not be reached. Nothing was charged; please try again in a minute.";
+            LogStripeFailed((int)ex.HttpStatusCode, ex.StripeError?.Type, ex.StripeError?.Code);
+            Error = StripeErrors.Describe(ex, "Nothing was charged.");
             return await PageAsync(ct);
         }
     }

@@ -4,6 +4,8 @@ using AiGate.Web.Features.Credits;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
+using Stripe;
+using Stripe.Checkout;
 
 namespace AiGate.Web.Pages.Billing;
 
@@ -15,7 +17,7 @@ namespace AiGate.Web.Pages.Billing;
 [Authorize(Policy = AccountPolicies.ConfirmedEmail)]
 public sealed partial class SuccessModel(IStripeApi stripe, CheckoutFulfilment fulfilment, Ledger ledger, ILogger<SuccessModel> logger) : PageModel
 {
-    public StripeCheckoutSession? Session { get; private set; }
+    public Session? Session { get; private set; }
     public long BalanceMicros { get; private set; }
     public bool Unavailable { get; private set; }
 
@@ -30,14 +32,14 @@ public sealed partial class SuccessModel(IStripeApi stripe, CheckoutFulfilment f
             Session = session;
             if (session.Mode == "payment" && session.PaymentStatus == "paid") await fulfilment.FulfilAsync(session, ct);
         }
-        catch (StripeException ex) when (ex.Status == 404)
+        catch (StripeException ex) when (ex.HttpStatusCode == System.Net.HttpStatusCode.NotFound)
         {
             return NotFound();
         }
         catch (StripeException ex)
         {
             // The webhook will still fulfil the order; the page just cannot confirm it now.
-            LogUnavailable(ex.Status, ex.Type);
+            LogUnavailable((int)ex.HttpStatusCode, ex.StripeError?.Type);
             Unavailable = true;
         }
         BalanceMicros = (await ledger.GetBalanceAsync(userId, ct)).BalanceMicros;

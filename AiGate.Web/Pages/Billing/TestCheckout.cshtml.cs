@@ -3,6 +3,8 @@ using AiGate.Web.Features.Billing;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
+using Stripe;
+using Stripe.Checkout;
 
 namespace AiGate.Web.Pages.Billing;
 
@@ -15,7 +17,7 @@ namespace AiGate.Web.Pages.Billing;
 [Authorize(Policy = AccountPolicies.ConfirmedEmail)]
 public sealed class TestCheckoutModel : PageModel
 {
-    public StripeCheckoutSession Session { get; private set; } = null!;
+    public Session Session { get; private set; } = null!;
     public string? Error { get; private set; }
 
     public IActionResult OnGet(string? session) => Load(session) ? Page() : NotFound();

@@ -4,6 +4,7 @@ using AiGate.Web.Features.Billing;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
+using Stripe;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
@@ -19,7 +20,7 @@ public sealed class TestPortalModel(AppDbContext db, IOptions<BillingOptions> bi
 {
     public BillingOptions Options => billing.Value;
     public BillingAccount? Account { get; private set; }
-    public StripeSubscription? Subscription { get; private set; }
+    public Subscription? Subscription { get; private set; }
 
     public async Task<IActionResult> OnGetAsync(CancellationToken ct) => await LoadAsync(ct) ? Page() : NotFound();
 
@@ -39,7 +40,7 @@ public sealed class TestPortalModel(AppDbContext db, IOptions<BillingOptions> bi
 
     private LocalStripe Local => HttpContext.RequestServices.GetRequiredService<LocalStripe>();
 
-    private async Task<IActionResult> DeliverAsync(IReadOnlyList<object> events, CancellationToken ct)
+    private async Task<IActionResult> DeliverAsync(IReadOnlyList<System.Text.Json.Nodes.JsonObject> events, CancellationToken ct)
     {
         await HttpContext.RequestServices.GetRequiredService<LocalCheckout>().DeliverAsync(new Uri($"{Request.Scheme}://{Request.Host}"), events, ct);
         return Redirect("/billing");

@@ -3,6 +3,7 @@ using AiGate.Web.Features.Billing;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
+using Stripe;
 
 namespace AiGate.Web.Pages.Billing;
 
@@ -10,7 +11,7 @@ namespace AiGate.Web.Pages.Billing;
 [Authorize(Policy = AccountPolicies.ConfirmedEmail)]
 public sealed class TestReceiptModel : PageModel
 {
-    public StripeCharge Charge { get; private set; } = null!;
+    public Charge Charge { get; private set; } = null!;
 
     public async Task<IActionResult> OnGetAsync(string? charge, CancellationToken ct)
     {
@@ -24,6 +25,6 @@ public sealed class TestReceiptModel : PageModel
             return NotFound();
         }
         // Only the customer's own user sees it, as only they have Stripe's unguessable receipt link.
-        return local.CustomerOf(Charge.Customer) == User.GetUserId() ? Page() : NotFound();
+        return local.CustomerOf(Charge.CustomerId) == User.GetUserId() ? Page() : NotFound();
     }
 }
