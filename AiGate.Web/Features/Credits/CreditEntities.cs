@@ -105,6 +105,11 @@ public sealed class UsageEvent
     public long CompletionTokens { get; set; }
     public long CachedTokens { get; set; }
     public long CostMicros { get; set; }
+    /// <summary>
+    /// The provider's list price of the call (its tokens at the model's provider prices, no margin), micro-USD rounded up;
+    /// <see cref="CostMicros"/> is this times the margin. Null for calls metered before migration 0016 recorded it.
+    /// </summary>
+    public long? ProviderCostMicros { get; set; }
     /// <summary>Tokens were counted by us, not reported by the provider (a stream cut short, a provider without usage).</summary>
     public bool Estimated { get; set; }
     public bool Streamed { get; set; }
