@@ -158,7 +158,7 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
             select p.day, p.model_id, p.user_id, coalesce(sum(p.requests), 0)::bigint, coalesce(sum(p.cost_micros), 0)::bigint,
                    coalesce(sum(p.cost_micros) filter (where p.provider_cost_micros is not null), 0)::bigint,
                    coalesce(sum(p.provider_cost_micros), 0)::bigint
-            from ({RollupSource(oneUser: false)}) p
+            from ({RollupSource(oneUser: false, wholeDays: true)}) p
             group by grouping sets ((p.day), (p.model_id), (p.user_id))
             order by 1 nulls last, 5 desc, 2, 3
             """);
@@ -202,20 +202,25 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
     /// $5 the end of its last whole hour, [$6, $7) its whole days (also as dates, $8 and $9). One statement,
     /// so one snapshot: the watermark and the rows it describes agree.
     /// </summary>
-    private static string RollupSource(bool oneUser)
+    private static string RollupSource(bool oneUser, bool wholeDays = false)
     {
         var e = oneUser ? "e.user_id = $1" : "true";
         var r = oneUser ? "r.user_id = $1" : "true";
-        return $"""
+        // A range of whole days has no partial hours or whole hours at its edges. Leaving those parts out matters for
+        // every user's usage: without a user id they have no index to use, and would scan every raw event and hour.
+        var edges = wholeDays ? "" : $"""
             select {RawRow} from usage_events e
             where {e} and ((e.created_at >= $2 and e.created_at < $4) or (e.created_at >= $5 and e.created_at < $3))
             union all
+            select (r.hour at time zone 'UTC')::date, {RollupRow} from usage_rollups_hourly r
+            where {r} and ((r.hour >= $4 and r.hour < $6) or (r.hour >= $7 and r.hour < $5))
+            union all
+            """;
+        return $"""
+            {edges}
             select {RawRow} from usage_events e
             where e.id > (select last_event_id from usage_rollup_state where id = 1)
               and {e} and e.created_at >= $4 and e.created_at < $5
-            union all
-            select (r.hour at time zone 'UTC')::date, {RollupRow} from usage_rollups_hourly r
-            where {r} and ((r.hour >= $4 and r.hour < $6) or (r.hour >= $7 and r.hour < $5))
             union all
             select r.day, {RollupRow} from usage_rollups_daily r
             where {r} and r.day >= $8 and r.day < $9
