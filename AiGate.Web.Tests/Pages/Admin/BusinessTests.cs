@@ -118,6 +118,23 @@ public sealed partial class BusinessTests(BusinessApp app) : IClassFixture<Busin
     }
 
     [Fact]
+    public async Task The_csv_is_for_admins_only()
+    {
+        using var anonymous = app.NewSession();
+        var signedOut = await anonymous.GetAsync("/Admin/Business?handler=Csv");
+        Assert.Equal(HttpStatusCode.Redirect, signedOut.StatusCode);
+        Assert.StartsWith("/Account/Login", signedOut.Headers.Location!.PathAndQuery, StringComparison.Ordinal);
+
+        var email = $"user-{Guid.NewGuid():N}@example.test";
+        await app.CreateUserAsync(email, BusinessApp.Password);
+        using var user = app.NewSession();
+        await user.LogInAsync(email, BusinessApp.Password);
+        var refused = await user.GetAsync("/Admin/Business?handler=Csv");
+        Assert.Equal(HttpStatusCode.Redirect, refused.StatusCode);
+        Assert.StartsWith("/Account/AccessDenied", refused.Headers.Location!.PathAndQuery, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Csv_quotes_commas_quotes_and_line_breaks_and_defuses_formulas_but_not_negative_numbers()
     {
         var csv = new Csv()
