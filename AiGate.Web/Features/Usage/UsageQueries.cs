@@ -132,7 +132,7 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
         var from = StartOfDay(period);
         var to = StartOfDay(period.AddMonths(1));
         await using var command = dataSource.CreateCommand($"""
-            select p.user_id, coalesce(sum(p.cost_micros), 0)::bigint from ({RollupSource(oneUser: false)}) p group by 1
+            select p.user_id, coalesce(sum(p.cost_micros), 0)::bigint from ({RollupSource(oneUser: false, wholeDays: true)}) p group by 1
             """);
         command.Parameters.Add(new() { Value = Guid.Empty });   // $1, unused: every user
         command.Parameters.Add(new() { Value = from });
