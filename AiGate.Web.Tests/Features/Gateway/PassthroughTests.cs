@@ -321,6 +321,42 @@ public sealed class PassthroughTests(PassthroughApp app) : IClassFixture<Passthr
     }
 
     [Fact]
+    public async Task A_client_that_leaves_a_stream_pays_the_estimate_of_what_was_relayed_once()
+    {
+        app.OpenAi.Reset();
+        app.OpenAi.Mode = FakeOpenAi.Behaviour.SlowStream;   // a word every 200 ms
+        var (client, _, userId) = await app.CreateApiClientAsync();
+        try
+        {
+            using (var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/passthrough/openai/chat/completions")
+                   { Content = Json("""{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}],"max_tokens":50,"stream":true}""") })
+            using (var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
+            {
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+                using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+                Assert.StartsWith("data: ", await reader.ReadLineAsync());
+            }   // the client leaves after the first event, before the usage chunk
+
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while (app.OpenAi.Aborted == 0 && DateTime.UtcNow < deadline) await Task.Delay(50);
+            Assert.Equal(1, app.OpenAi.Aborted);   // the upstream was told to stop
+            await Task.Delay(300);
+            var pricing = await PricingAsync("openai/gpt-4o-mini");
+            var promptOnly = pricing.CostMicros(new TokenUsage(Encoding.UTF8.GetByteCount("""{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}],"max_tokens":50,"stream":true}""") / 4 + 1, 0));
+            var charged = await ChargedAsync(userId);
+            Assert.InRange(charged, promptOnly, promptOnly + pricing.CostMicros(new TokenUsage(0, 50)));
+            Assert.Equal(charged, await app.Database.ScalarAsync<long>($"select cost_micros from usage_events where user_id = '{userId}'"));
+            // Billed as estimated: the events relayed (the role chunk at least), never more than the reserved limit.
+            Assert.True(await app.Database.ScalarAsync<bool>($"select estimated from usage_events where user_id = '{userId}'"));
+            Assert.InRange(await app.Database.ScalarAsync<long>($"select completion_tokens from usage_events where user_id = '{userId}'"), 1, 50);
+        }
+        finally
+        {
+            app.OpenAi.Reset();
+        }
+    }
+
+    [Fact]
     public async Task A_body_over_the_limit_is_refused_with_413_before_anything_goes_upstream()
     {
         app.OpenAi.Reset();

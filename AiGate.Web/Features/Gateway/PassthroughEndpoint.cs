@@ -122,8 +122,8 @@ public sealed partial class PassthroughEndpoint(
     /// <summary>
     /// What the call costs. A 2xx answer: its usage fields when it carried them (and they are plausible);
     /// otherwise (the client left, the upstream broke off, an answer with no usage) an estimate flagged as
-    /// such, a token per 4 bytes of the request and of the answer relayed, the output capped at its reserved
-    /// bound. A non-2xx answer costs nothing (providers do not bill refusals). No answer: the prompt's
+    /// such: a token per 4 bytes of the request, and per 4 bytes of a JSON answer relayed or per event of a
+    /// stream relayed (OpenAI streams about a token per chunk), the output capped at its reserved bound. A non-2xx answer costs nothing (providers do not bill refusals). No answer: the prompt's
     /// estimate when the upstream had the whole request and the client left while it was generating (as chat,
     /// issue 11 #4); nothing when the request never reached it or our own deadline ran out.
     /// </summary>
@@ -133,7 +133,7 @@ public sealed partial class PassthroughEndpoint(
         if (tap.Status == 0) return error == ForwarderError.RequestCanceled ? new TokenUsage(prompt, 0, 0, Estimated: true) : null;
         if (tap.Status is < 200 or > 299) return null;
         if (tap.Usage() is { } usage && usage.CompletionTokens <= outputBound * 10 + 16) return usage;
-        return new TokenUsage(prompt, Math.Min(outputBound, tap.Bytes / 4), 0, Estimated: true);
+        return new TokenUsage(prompt, Math.Min(outputBound, tap.EventStream ? tap.Events : tap.Bytes / 4), 0, Estimated: true);
     }
 
     /// <summary>The provider and the allow-listed endpoint the path names, or the refusal written and null.</summary>

@@ -169,6 +169,8 @@ public sealed class PassthroughUsageTap(ProviderKind kind, int maxJsonBytes)
     public bool EventStream { get; set; }
     /// <summary>Bytes of the answer's body relayed to the client so far.</summary>
     public long Bytes { get; private set; }
+    /// <summary>Data events of an event stream relayed so far (OpenAI sends about a token per chunk).</summary>
+    public long Events { get; private set; }
     private TokenUsage? _streamUsage;
 
     public void Observe(ReadOnlySpan<byte> chunk)
@@ -235,7 +237,9 @@ public sealed class PassthroughUsageTap(ProviderKind kind, int maxJsonBytes)
 
     private void Line(ReadOnlySpan<byte> line)
     {
-        if (!line.StartsWith("data:"u8) || !CarriesUsageObject(line)) return;
+        if (!line.StartsWith("data:"u8)) return;
+        Events++;
+        if (!CarriesUsageObject(line)) return;
         try
         {
             var reader = new Utf8JsonReader(line[5..].TrimEnd((byte)'\r'));
