@@ -123,6 +123,7 @@ public sealed class PassthroughTests(PassthroughApp app) : IClassFixture<Passthr
         // Every place an SDK puts a key, and a cookie: none may reach the provider.
         request.Headers.TryAddWithoutValidation("x-api-key", key);
         request.Headers.TryAddWithoutValidation("x-goog-api-key", key);
+        request.Headers.TryAddWithoutValidation("api-key", key);
         request.Headers.TryAddWithoutValidation("Cookie", "session=" + key);
 
         using var response = await client.SendAsync(request);

@@ -15,12 +15,12 @@ namespace AiGate.Web.Features.Gateway;
 internal sealed class PassthroughTransformer(Provider provider, Uri destination, PassthroughUsageTap tap) : HttpTransformer
 {
     /// <summary>
-    /// Request headers that never go upstream: the client's gateway key in any of the three places an SDK
-    /// puts a key, cookies, and the client's own OpenAI organisation and project (they belong to another account).
+    /// Request headers that never go upstream: the client's gateway key in any of the places an SDK puts a
+    /// key (Azure-style OpenAI-compatible clients use <c>api-key</c>), cookies, and the client's own OpenAI organisation and project (they belong to another account).
     /// Accept-Encoding goes too: the answer must arrive uncompressed so that its usage can be read.
     /// </summary>
     private static readonly string[] Dropped =
-        ["Authorization", "Proxy-Authorization", "x-api-key", "x-goog-api-key", "Cookie", "OpenAI-Organization", "OpenAI-Project", "Accept-Encoding"];
+        ["Authorization", "Proxy-Authorization", "x-api-key", "api-key", "x-goog-api-key", "Cookie", "OpenAI-Organization", "OpenAI-Project", "Accept-Encoding"];
 
     private static readonly string[] ProviderOnly = ["Set-Cookie", "openai-organization", "openai-project"];
 
