@@ -66,6 +66,11 @@ public sealed partial class PassthroughEndpoint(
                 "stream", "stream_not_supported");
             return;
         }
+        if (PassthroughRules.Unpriceable(provider.Kind, route, body) is { } unpriceable)
+        {
+            await ApiErrors.InvalidRequestAsync(context, unpriceable, "tools", "feature_not_priced");
+            return;
+        }
         if (stream)
         {
             // The stream's usage is what is billed, so it is always asked for; other stream_options pass through.

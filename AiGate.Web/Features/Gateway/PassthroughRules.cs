@@ -54,6 +54,45 @@ public static class PassthroughRules
         }
     }
 
+    /// <summary>
+    /// Why this body cannot be priced from its usage, or null when it can. Some features cost money that no
+    /// usage field reports: server-side tools priced per call (OpenAI's web and file search, code interpreter
+    /// containers, image generation, remote MCP; Anthropic's web search, web fetch and code execution; Gemini's
+    /// Search and Maps grounding), and OpenAI's background responses, whose generation (and usage) happens after
+    /// this call has been settled.
+    /// </summary>
+    public static string? Unpriceable(ProviderKind kind, PassthroughRoute route, JsonObject body)
+    {
+        if (route.Embeddings) return null;
+        if (kind == ProviderKind.OpenAi && body["background"] is JsonValue background && background.GetValueKind() == JsonValueKind.True)
+            return "Background responses are not available through the pass-through: they are generated, and billed upstream, after the call ends.";
+        if (kind == ProviderKind.OpenAi && body["web_search_options"] is not null)
+            return "'web_search_options' is not available through the pass-through: its searches are priced per call, outside the usage AiGate bills from.";
+        if (kind == ProviderKind.Anthropic && body["mcp_servers"] is not null)
+            return "'mcp_servers' is not available through the pass-through: remote tools are priced outside the usage AiGate bills from.";
+        if (body["tools"] is not JsonArray tools) return null;
+        foreach (var tool in tools)
+        {
+            if (tool is not JsonObject t) continue;
+            var type = t["type"] is JsonValue v && v.TryGetValue<string>(out var name) ? name : null;
+            var priced = kind switch
+            {
+                // Functions and custom tools run on the client; every other Responses tool runs (and is priced) at OpenAI.
+                ProviderKind.OpenAi => type is null or "function" or "custom",
+                // Client tools (custom, and the Anthropic-defined bash, editor and computer tools) are billed as tokens.
+                ProviderKind.Anthropic => type is null || !(type.StartsWith("web_search", StringComparison.Ordinal)
+                    || type.StartsWith("web_fetch", StringComparison.Ordinal) || type.StartsWith("code_execution", StringComparison.Ordinal)
+                    || type.StartsWith("mcp", StringComparison.Ordinal)),
+                ProviderKind.Gemini => t["googleSearch"] is null && t["googleSearchRetrieval"] is null && t["googleMaps"] is null
+                    && t["google_search"] is null && t["google_search_retrieval"] is null && t["google_maps"] is null,
+                _ => false,
+            };
+            if (!priced)
+                return $"The tool {(type is null ? "" : $"`{type}` ")}is not available through the pass-through: it is priced per call, outside the usage AiGate bills from. Function tools are.";
+        }
+        return null;
+    }
+
     /// <summary>A Gemini model id as the path carries it: letters, digits, '.', '-', '_' (no dot segments, no separators).</summary>
     private static bool IsModelName(string model)
     {
