@@ -221,6 +221,7 @@ public sealed class PassthroughTests(PassthroughApp app) : IClassFixture<Passthr
     [InlineData("POST", "openai/chat/completions", """{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"web_search_options":{}}""", HttpStatusCode.BadRequest, "feature_not_priced")]
     [InlineData("POST", "anthropic/v1/messages", """{"model":"claude-sonnet-4-5","max_tokens":100,"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"web_search_20250305","name":"web_search","max_uses":5}]}""", HttpStatusCode.BadRequest, "feature_not_priced")]
     [InlineData("POST", "gemini/v1beta/models/gemini-2.5-flash:generateContent", """{"contents":[{"role":"user","parts":[{"text":"hi"}]}],"tools":[{"google_search":{}}]}""", HttpStatusCode.BadRequest, "feature_not_priced")]
+    [InlineData("POST", "openai/chat/completions", """{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"service_tier":"priority"}""", HttpStatusCode.BadRequest, "feature_not_priced")]
     [InlineData("POST", "nosuchprovider/chat/completions", OpenAiChat, HttpStatusCode.NotFound, "provider_not_found")]
     [InlineData("POST", "echo/chat/completions", OpenAiChat, HttpStatusCode.NotFound, "provider_not_found")]
     public async Task What_cannot_be_priced_is_refused_before_anything_goes_upstream(string method, string path, string? body, HttpStatusCode status, string code)

@@ -66,9 +66,9 @@ public sealed partial class PassthroughEndpoint(
                 "stream", "stream_not_supported");
             return;
         }
-        if (PassthroughRules.Unpriceable(provider.Kind, route, body) is { } unpriceable)
+        if (PassthroughRules.Unpriceable(provider.Kind, route, body, context.Request.Headers["anthropic-beta"].ToString()) is { } unpriceable)
         {
-            await ApiErrors.InvalidRequestAsync(context, unpriceable, "tools", "feature_not_priced");
+            await ApiErrors.InvalidRequestAsync(context, unpriceable, code: "feature_not_priced");
             return;
         }
         if (stream)

@@ -58,11 +58,16 @@ public static class PassthroughRules
     /// Why this body cannot be priced from its usage, or null when it can. Some features cost money that no
     /// usage field reports: server-side tools priced per call (OpenAI's web and file search, code interpreter
     /// containers, image generation, remote MCP; Anthropic's web search, web fetch and code execution; Gemini's
-    /// Search and Maps grounding), and OpenAI's background responses, whose generation (and usage) happens after
-    /// this call has been settled.
+    /// Search and Maps grounding), OpenAI's background responses, whose generation (and usage) happens after
+    /// this call has been settled, and tiers priced above the catalogue's rates (OpenAI's priority tier,
+    /// Anthropic's 1M-token context beta).
     /// </summary>
-    public static string? Unpriceable(ProviderKind kind, PassthroughRoute route, JsonObject body)
+    public static string? Unpriceable(ProviderKind kind, PassthroughRoute route, JsonObject body, string? anthropicBeta)
     {
+        if (kind == ProviderKind.OpenAi && body["service_tier"] is JsonValue tier && tier.TryGetValue<string>(out var t0) && t0 == "priority")
+            return "'service_tier': 'priority' is not available through the pass-through: it is priced above the catalogue's rates.";
+        if (kind == ProviderKind.Anthropic && anthropicBeta?.Contains("context-1m", StringComparison.OrdinalIgnoreCase) == true)
+            return "The 1M-token context beta is not available through the pass-through: prompts over 200K tokens are priced above the catalogue's rates.";
         if (route.Embeddings) return null;
         if (kind == ProviderKind.OpenAi && body["background"] is JsonValue background && background.GetValueKind() == JsonValueKind.True)
             return "Background responses are not available through the pass-through: they are generated, and billed upstream, after the call ends.";
