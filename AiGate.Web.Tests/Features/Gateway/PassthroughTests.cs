@@ -133,6 +133,8 @@ public sealed class PassthroughTests(PassthroughApp app) : IClassFixture<Passthr
         Assert.Equal("chat.completion", answer["object"]!.GetValue<string>());   // the provider's own answer, untranslated
         Assert.Equal(11, answer["usage"]!["prompt_tokens"]!.GetValue<int>());
         Assert.Equal("openai", response.Headers.GetValues("X-AiGate-Provider").Single());
+        Assert.True(response.Headers.Contains("x-ratelimit-remaining-requests"), "AiGate's rate-limit headers survive the provider's");
+        Assert.True(response.Headers.Contains("X-Request-Id"));
         var upstream = Assert.Single(app.OpenAi.Requests);
         Assert.Equal("/v1/chat/completions", upstream.PathAndQuery);
         Assert.Equal("Bearer " + PassthroughApp.OpenAiKey, upstream.Headers["Authorization"]);
