@@ -21,6 +21,8 @@ public static class GatewayExtensions
         builder.Services.AddSingleton<ChatCompletionsEndpoint>();
         builder.Services.AddSingleton<EmbeddingsEndpoint>();
         builder.Services.AddSingleton<ModelsEndpoints>();
+        builder.Services.AddHttpForwarder();
+        builder.Services.AddSingleton<PassthroughEndpoint>();
         return builder;
     }
 
@@ -36,12 +38,14 @@ public static class GatewayExtensions
         var chat = services.GetRequiredService<ChatCompletionsEndpoint>();
         var embeddings = services.GetRequiredService<EmbeddingsEndpoint>();
         var models = services.GetRequiredService<ModelsEndpoints>();
+        var passthrough = services.GetRequiredService<PassthroughEndpoint>();
 
         var api = app.MapGroup("/api/v1");
         api.MapPost("/chat/completions", chat.HandleAsync);
         api.MapPost("/embeddings", embeddings.HandleAsync);
         api.MapGet("/models", models.ListAsync);
         api.MapGet("/models/{**id}", models.GetAsync);
+        api.Map("/passthrough/{**path}", passthrough.HandleAsync);
         api.Map("/{**path}", static context => ApiErrors.WriteAsync(context, StatusCodes.Status404NotFound,
             $"Unknown endpoint: {context.Request.Method} {context.Request.Path}.", "invalid_request_error", "unknown_url"));
         return app;
