@@ -47,6 +47,15 @@ public sealed class CliAuditTests(AiGateApp app) : IClassFixture<AiGateApp>
     }
 
     [Fact]
+    public async Task Seeding_the_demo_accounts_is_audited()
+    {
+        await RunAsync("seed-demo");
+
+        Assert.Equal("demo.seed|cli||{\"admin\":\"admin@aigate.local\",\"user\":\"demo@aigate.local\",\"creditMicros\":5000000}",
+            await AuditAsync("demo:accounts"));
+    }
+
+    [Fact]
     public async Task A_verb_that_fails_writes_no_audit_row()
     {
         var email = $"dup-{Guid.NewGuid():N}@example.test";
