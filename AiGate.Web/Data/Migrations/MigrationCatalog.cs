@@ -25,5 +25,6 @@ public static class MigrationCatalog
         SchemaMigration.Sql(11, "usage_dead_letters"),
         SchemaMigration.Code(12, "hangfire_schema", HangfireSchema.InstallAsync),
         SchemaMigration.Sql(13, "audit_changes"),
+        SchemaMigration.Sql(14, "provider_settings"),
     ];
 }

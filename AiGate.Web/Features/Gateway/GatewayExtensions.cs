@@ -1,3 +1,4 @@
+using AiGate.Web.Infrastructure.Cli;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Features.Models;
 using AiGate.Web.Features.Providers;
@@ -21,6 +22,10 @@ public static class GatewayExtensions
         builder.Services.AddSingleton<ChatCompletionsEndpoint>();
         builder.Services.AddSingleton<EmbeddingsEndpoint>();
         builder.Services.AddSingleton<ModelsEndpoints>();
+        builder.Services.AddScoped<CatalogAdmin>();
+        builder.Services.AddSingleton<RouteTester>();
+        builder.Services.AddCliVerb(CatalogVerbs.Export);
+        builder.Services.AddCliVerb(CatalogVerbs.Import);
         return builder;
     }
 
