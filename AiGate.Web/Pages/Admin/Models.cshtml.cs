@@ -12,7 +12,7 @@ namespace AiGate.Web.Pages.Admin;
 /// The catalogue: every model (enabled or not) with its provider price and the price users pay (× margin),
 /// filters, and the JSON import (paste or upload → diff → apply in one transaction) and export.
 /// </summary>
-public sealed class ModelsModel(AppDbContext db, CatalogAdmin admin, IOptions<ModelsOptions> options) : PageModel
+public sealed class ModelsModel(AppDbContext db, CatalogAdmin admin, IOptions<ModelsOptions> options, ModelCatalog catalog) : PageModel
 {
     private const int MaxImportBytes = 2 * 1024 * 1024;
 
@@ -26,6 +26,11 @@ public sealed class ModelsModel(AppDbContext db, CatalogAdmin admin, IOptions<Mo
     public IReadOnlyList<ModelRow> Models { get; private set; } = [];
     public IReadOnlyList<string> Providers { get; private set; } = [];
     public int UnpricedCount { get; private set; }
+
+    /// <summary>How a route reads in the list: its provider, and why it is not used when it is not.</summary>
+    public string RouteLabel(ModelRoute r) =>
+        r.Provider + (!catalog.ConfiguredProviders.Contains(r.Provider) ? " (not configured)"
+            : catalog.DisabledProviders.Contains(r.Provider) ? " (provider disabled)" : !r.Enabled ? " (off)" : "");
     public int DefaultMarginBasisPoints => options.Value.DefaultMarginBasisPoints;
     public IReadOnlyList<CatalogDiffLine>? Diff { get; private set; }
     public IReadOnlyList<string> ImportErrors { get; private set; } = [];
