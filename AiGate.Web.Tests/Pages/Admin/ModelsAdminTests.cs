@@ -96,6 +96,39 @@ public sealed class ModelsAdminTests(ModelsAdminApp app) : IClassFixture<ModelsA
     }
 
     [Fact]
+    public async Task The_list_filters_by_search_provider_kind_state_and_price_and_flags_unpriced_models_loudly()
+    {
+        using var admin = await AdminAsync();
+        var tag = Guid.NewGuid().ToString("N")[..10];
+        var priced = $"test/list-priced-{tag}";
+        var unpriced = $"test/list-unpriced-{tag}";
+        await InsertModelAsync(priced, "fake", "gpt-list");
+        await app.Database.ExecuteAsync($"""
+            insert into models (id, name, kind, owned_by, context_length, max_output_tokens, input_micros_per_mtok, output_micros_per_mtok,
+                                cached_input_micros_per_mtok, margin_basis_points, aliases, modalities, enabled, created_at)
+            values ('{unpriced}', 'Unpriced', 'embedding', 'test', 8192, 1, null, null, null, null, array[]::text[], array['text'], false, now());
+            insert into model_routes (model_id, provider, upstream_model, priority, weight, enabled) values ('{unpriced}', 'echo', 'echo-embed', 0, 1, true);
+            """);
+
+        async Task<string[]> Listed(string query)
+        {
+            var html = await admin.TextAsync("/Admin/Models?q=" + tag + query);
+            return [.. new[] { priced, unpriced }.Where(id => html.Contains($"data-model=\"{id}\"", StringComparison.Ordinal))];
+        }
+        var all = await admin.TextAsync("/Admin/Models?q=" + tag);
+        Assert.Contains("data-testid=\"unpriced-warning\"", all, StringComparison.Ordinal);
+        Assert.Matches($@"data-model=""{unpriced}""[\s\S]*?UNPRICED — not served", all);
+        Assert.Equal([priced, unpriced], await Listed(""));
+        Assert.Equal([unpriced], await Listed("&unpriced=true"));
+        Assert.Equal([priced], await Listed("&provider=fake"));
+        Assert.Equal([unpriced], await Listed("&kind=embedding"));
+        Assert.Equal([priced], await Listed("&kind=chat&enabled=yes"));
+        Assert.Equal([unpriced], await Listed("&enabled=no"));
+        var edit = await admin.TextAsync(EditUrl(unpriced));
+        Assert.Contains("UNPRICED: this model is not served", edit, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Bad_input_gets_a_clear_message_per_field_and_changes_nothing()
     {
         using var admin = await AdminAsync();

@@ -135,7 +135,7 @@ public sealed partial class CatalogAdmin(AppDbContext db, AuditLog audit, TimePr
         setting.ChangedAt = clock.GetUtcNow();
         audit.Add(new AuditChange(enabled ? "provider.enable" : "provider.disable", $"provider:{provider}",
             Before: new { enabled = was }, After: new { enabled }, Reason: string.IsNullOrWhiteSpace(reason) ? null : reason));
-        await db.SaveChangesAsync(ct);
+        await SaveAsync(ct);
         await CommitAsync(tx, ct);
         return true;
     }
@@ -217,7 +217,7 @@ public sealed partial class CatalogAdmin(AppDbContext db, AuditLog audit, TimePr
         Apply(model, spec);
         db.Set<CatalogModel>().Add(model);
         audit.Add(new AuditChange("model.create", $"model:{spec.Id}", After: spec, Detail: detail));
-        await db.SaveChangesAsync(ct);
+        await SaveAsync(ct);
     }
 
     private async Task UpdateInTransactionAsync(CatalogModel model, ModelSpec spec, string? detail, CancellationToken ct)
@@ -229,7 +229,7 @@ public sealed partial class CatalogAdmin(AppDbContext db, AuditLog audit, TimePr
         if (before.SameAs(spec)) return;
         Apply(model, spec);
         audit.Add(new AuditChange("model.update", $"model:{spec.Id}", Before: before, After: spec, Detail: detail));
-        await db.SaveChangesAsync(ct);
+        await SaveAsync(ct);
     }
 
     private async Task AddRouteInTransactionAsync(string modelId, RouteSpec spec, CancellationToken ct, string? detail = null)
@@ -243,7 +243,7 @@ public sealed partial class CatalogAdmin(AppDbContext db, AuditLog audit, TimePr
             ModelId = modelId, Provider = spec.Provider, UpstreamModel = spec.UpstreamModel, Priority = spec.Priority, Weight = spec.Weight, Enabled = spec.Enabled,
         });
         audit.Add(new AuditChange("route.create", RouteTarget(modelId, spec), After: spec, Detail: detail));
-        await db.SaveChangesAsync(ct);
+        await SaveAsync(ct);
     }
 
     private async Task UpdateRouteInTransactionAsync(ModelRoute route, RouteSpec spec, string? detail, CancellationToken ct)
@@ -257,7 +257,7 @@ public sealed partial class CatalogAdmin(AppDbContext db, AuditLog audit, TimePr
         if (before == spec) return;
         (route.Provider, route.UpstreamModel, route.Priority, route.Weight, route.Enabled) = (spec.Provider, spec.UpstreamModel, spec.Priority, spec.Weight, spec.Enabled);
         audit.Add(new AuditChange("route.update", RouteTarget(route.ModelId, before), Before: before, After: spec, Detail: detail));
-        await db.SaveChangesAsync(ct);
+        await SaveAsync(ct);
     }
 
     /// <summary>An alias must not name another model, nor be another model's alias: the catalogue would resolve it arbitrarily.</summary>
@@ -288,6 +288,22 @@ public sealed partial class CatalogAdmin(AppDbContext db, AuditLog audit, TimePr
         model.MarginBasisPoints = spec.MarginBasisPoints;
         model.Aliases = [.. spec.Aliases];
         model.Enabled = spec.Enabled;
+    }
+
+    /// <summary>
+    /// Saves; a unique key the checks above could not see yet (another admin created the same id or route a moment
+    /// ago) becomes a message, not a 500.
+    /// </summary>
+    private async Task SaveAsync(CancellationToken ct)
+    {
+        try
+        {
+            await db.SaveChangesAsync(ct);
+        }
+        catch (DbUpdateException ex) when (ex.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+        {
+            throw new CatalogValidationException([new("Id", "Someone else just created the same model or route; reload the page and try again.")]);
+        }
     }
 
     private async Task<IDbContextTransaction> BeginAsync(CancellationToken ct) => await db.Database.BeginTransactionAsync(ct);
