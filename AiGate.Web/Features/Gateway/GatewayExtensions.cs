@@ -1,3 +1,4 @@
+using AiGate.Web.Infrastructure.Cli;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Features.Models;
 using AiGate.Web.Features.Providers;
@@ -23,6 +24,10 @@ public static class GatewayExtensions
         builder.Services.AddSingleton<ModelsEndpoints>();
         builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton<PassthroughEndpoint>();
+        builder.Services.AddScoped<CatalogAdmin>();
+        builder.Services.AddSingleton<RouteTester>();
+        builder.Services.AddCliVerb(CatalogVerbs.Export);
+        builder.Services.AddCliVerb(CatalogVerbs.Import);
         return builder;
     }
 

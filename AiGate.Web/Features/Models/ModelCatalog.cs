@@ -17,7 +17,8 @@ public sealed record ResolvedModel(
 /// <summary>
 /// The catalogue in memory: a frozen snapshot of enabled models, looked up by id or alias with no
 /// database round trip. Reloaded every minute and at once when an admin change publishes
-/// <c>catalog</c> (<see cref="CacheNotifications"/>).
+/// <c>catalog</c> (<see cref="CacheNotifications"/>). Settlement uses the <see cref="ResolvedModel"/> a call was
+/// admitted with, so a price change applies to calls admitted after the reload, never to one in flight.
 /// </summary>
 public sealed partial class ModelCatalog(IServiceScopeFactory scopes, IOptions<ModelsOptions> options, CacheNotifications notifications,
     ILogger<ModelCatalog> logger) : BackgroundService
@@ -31,6 +32,9 @@ public sealed partial class ModelCatalog(IServiceScopeFactory scopes, IOptions<M
     public FrozenSet<string> ConfiguredProviders { get; set; } = FrozenSet<string>.Empty;
 
     public IReadOnlyList<ResolvedModel> All => _snapshot.Models;
+
+    /// <summary>Providers an admin switched off at runtime, as of the last reload.</summary>
+    public FrozenSet<string> DisabledProviders { get; private set; } = FrozenSet<string>.Empty;
 
     /// <summary><see cref="All"/>, loading the catalogue first when this instance has not yet (the first request on a cold instance).</summary>
     public async ValueTask<IReadOnlyList<ResolvedModel>> GetAllAsync(CancellationToken ct)
@@ -53,13 +57,16 @@ public sealed partial class ModelCatalog(IServiceScopeFactory scopes, IOptions<M
             await using var scope = scopes.CreateAsyncScope();
             var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
             var rows = await db.Set<CatalogModel>().AsNoTracking().Include(m => m.Routes).Where(m => m.Enabled).ToListAsync(ct);
+            // An admin's runtime switch (provider_settings): a disabled provider's routes leave the catalogue, so the router skips it.
+            var disabled = (await db.Set<Providers.ProviderSetting>().AsNoTracking().Where(p => !p.Enabled).Select(p => p.Provider).ToListAsync(ct))
+                .ToFrozenSet(StringComparer.Ordinal);
             var margin = options.Value.DefaultMarginBasisPoints;
             var models = rows.OrderBy(m => m.Id, StringComparer.Ordinal).Select(m => new ResolvedModel(
                 m.Id, m.Name, m.Kind, m.OwnedBy, m.ContextLength, m.MaxOutputTokens,
                 m.InputMicrosPerMTok is { } input && m.OutputMicrosPerMTok is { } output
                     ? new ModelPricing(input, output, m.CachedInputMicrosPerMTok ?? input, m.MarginBasisPoints ?? margin)
                     : null,
-                [.. m.Routes.Where(r => r.Enabled && ConfiguredProviders.Contains(r.Provider)).OrderBy(r => r.Priority).ThenBy(r => r.Id)],
+                [.. m.Routes.Where(r => r.Enabled && ConfiguredProviders.Contains(r.Provider) && !disabled.Contains(r.Provider)).OrderBy(r => r.Priority).ThenBy(r => r.Id)],
                 m.CreatedAt)).ToList();
             var byName = new Dictionary<string, ResolvedModel>(StringComparer.Ordinal);
             foreach (var (model, row) in models.Zip(rows.OrderBy(m => m.Id, StringComparer.Ordinal)))
@@ -69,6 +76,7 @@ public sealed partial class ModelCatalog(IServiceScopeFactory scopes, IOptions<M
             }
             foreach (var unpriced in models.Where(m => m.Pricing is null)) LogUnpriced(unpriced.Id);
             _snapshot = new Snapshot(models, byName.ToFrozenDictionary(StringComparer.Ordinal));
+            DisabledProviders = disabled;
             _loaded.TrySetResult();
         }
         finally
