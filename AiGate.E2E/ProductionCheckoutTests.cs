@@ -75,7 +75,9 @@ public sealed class ProductionCheckoutTests(ProductionStack stack, Browser brows
     {
         try
         {
-            await page.WaitForURLAsync(url => url.StartsWith(prefix, StringComparison.Ordinal), new() { Timeout = 15_000 });
+            // Arriving is the navigation committing to the other origin (a refused form-action never commits); the page's
+            // load is waited for by the steps that read it, on a loaded machine it can take longer than the arrival.
+            await page.WaitForURLAsync(url => url.StartsWith(prefix, StringComparison.Ordinal), new() { Timeout = 30_000, WaitUntil = WaitUntilState.Commit });
         }
         catch (TimeoutException)
         {
