@@ -26,5 +26,6 @@ public static class MigrationCatalog
         SchemaMigration.Code(12, "hangfire_schema", HangfireSchema.InstallAsync),
         SchemaMigration.Sql(13, "audit_changes"),
         SchemaMigration.Sql(19, "stream_checkpoints"),
+        SchemaMigration.Sql(20, "vault_and_provider_keys"),
     ];
 }
