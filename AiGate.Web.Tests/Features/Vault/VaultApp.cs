@@ -11,7 +11,7 @@ namespace AiGate.Web.Tests.Features.Vault;
 /// The app with a vault KEK, a fake OpenAI, and two providers on it: <c>fake</c> with a configuration key and
 /// <c>vaulted</c> with none (its keys come from the vault only), each serving one model priced at 1 micro-USD a token.
 /// </summary>
-public class VaultApp : AiGateApp
+public class VaultApp : AccountsApp
 {
     public const string ConfigModel = "test/config-key";
     public const string VaultModel = "test/vault-key";
@@ -30,7 +30,7 @@ public class VaultApp : AiGateApp
         await Services.GetRequiredService<ModelCatalog>().ReloadAsync(CancellationToken.None);
     }
 
-    protected override IReadOnlyDictionary<string, string?> Settings => new Dictionary<string, string?>
+    protected override IReadOnlyDictionary<string, string?> Settings => new Dictionary<string, string?>(base.Settings)
     {
         ["Vault:Kek"] = Kek,
         ["Providers:fake:Kind"] = "openai", ["Providers:fake:BaseUrl"] = Upstream.BaseUrl.ToString(), ["Providers:fake:ApiKey"] = ConfigKey,
