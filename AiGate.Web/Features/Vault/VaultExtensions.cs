@@ -1,5 +1,7 @@
 using System.Globalization;
 using AiGate.Web.Infrastructure;
+using Microsoft.AspNetCore.DataProtection.KeyManagement;
+using Microsoft.Extensions.Options;
 using AiGate.Web.Infrastructure.Cli;
 using Npgsql;
 
@@ -12,6 +14,12 @@ public static class VaultExtensions
         var options = builder.Configuration.GetSection(VaultOptions.Section).Get<VaultOptions>() ?? new VaultOptions();
         builder.Services.AddSingleton(KeyEncryptionKeys.Parse(options));   // a malformed KEK stops the start here
         builder.Services.AddSingleton<SecretVault>();
+        // The Data Protection key ring (cookies, antiforgery, Identity links) is sealed at rest once a KEK is set.
+        builder.Services.AddSingleton<IConfigureOptions<KeyManagementOptions>>(sp => new ConfigureOptions<KeyManagementOptions>(o =>
+        {
+            var vault = sp.GetRequiredService<SecretVault>();
+            if (vault.IsConfigured) o.XmlEncryptor = new VaultXmlEncryptor(vault);
+        }));
         builder.Services.AddCliVerb(RotateKekVerb);
         builder.Services.AddCliVerb(StatusVerb);
         return builder;
