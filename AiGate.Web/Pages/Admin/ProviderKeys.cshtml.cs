@@ -24,16 +24,14 @@ public sealed class ProviderKeysModel(AppDbContext db, ProviderRegistry registry
     {
         var rows = await db.Set<ProviderKeyRow>().AsNoTracking().Where(k => k.Status != ProviderKeyStatus.Retired)
             .OrderBy(k => k.Provider).ThenBy(k => k.CreatedAt)
-            .Select(k => new KeyRow(k.Id, k.Label, k.Last4, k.Status, k.CreatedAt, k.CreatedBy, k.LastUsedAt, k.LastErrorAt, k.LastError))
+            .Select(k => new KeyRow(k.Id, k.Provider, k.Label, k.Last4, k.Status, k.CreatedAt, k.CreatedBy, k.LastUsedAt, k.LastErrorAt, k.LastError))
             .ToListAsync(ct);
-        var providerOf = await db.Set<ProviderKeyRow>().AsNoTracking().Where(k => k.Status != ProviderKeyStatus.Retired)
-            .Select(k => new { k.Id, k.Provider }).ToDictionaryAsync(k => k.Id, k => k.Provider, ct);
         Providers = [.. registry.ByName.Values.Where(p => p.Kind != ProviderKind.Echo).OrderBy(p => p.Name, StringComparer.Ordinal).Select(p =>
         {
             var configInUse = ring.Active(p.Name).Any(k => k.Id is null);
             var config = string.IsNullOrEmpty(p.ApiKey) ? null
                 : new ConfigKeyRow(ProviderKey.LastFour(p.ApiKey), configInUse ? ProviderKeyStatus.Active : ProviderKeyStatus.Disabled);
-            return new ProviderSection(p.Name, config, [.. rows.Where(r => providerOf[r.Id] == p.Name)]);
+            return new ProviderSection(p.Name, config, [.. rows.Where(r => r.Provider == p.Name)]);
         })];
     }
 
@@ -71,7 +69,7 @@ public sealed class ProviderKeysModel(AppDbContext db, ProviderRegistry registry
 
     public sealed record ProviderSection(string Name, ConfigKeyRow? ConfigKey, IReadOnlyList<KeyRow> Keys);
     public sealed record ConfigKeyRow(string Last4, string Status);
-    public sealed record KeyRow(Guid Id, string Label, string Last4, string Status, DateTimeOffset CreatedAt, string CreatedBy,
+    public sealed record KeyRow(Guid Id, string Provider, string Label, string Last4, string Status, DateTimeOffset CreatedAt, string CreatedBy,
         DateTimeOffset? LastUsedAt, DateTimeOffset? LastErrorAt, string? LastError);
 
     public sealed class InputModel
