@@ -11,7 +11,9 @@ using AiGate.Web.Features.Gateway;
 using AiGate.Web.Features.Jobs;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Features.ProviderHealth;
+using AiGate.Web.Features.Providers;
 using AiGate.Web.Features.Usage;
+using AiGate.Web.Features.Vault;
 using AiGate.Web.Infrastructure;
 using AiGate.Web.Infrastructure.Cli;
 
@@ -25,12 +27,14 @@ try
 {
     builder.AddInfrastructure();
     builder.AddData();
+    builder.AddVault();
     builder.AddJobs();
     builder.AddAccounts();
     builder.AddEmail();
     builder.AddKeys();
     builder.AddCredits();
     builder.AddGateway();
+    builder.AddProviderKeys();
     builder.AddProviderHealth();
     builder.AddDemo();
     builder.AddUsage();
@@ -41,6 +45,7 @@ try
     app = builder.Build();
     // What the host would check as it starts (ValidateOnStart), checked here so a bad setting stops with its reason.
     app.Services.GetService<Microsoft.Extensions.Options.IStartupValidator>()?.Validate();
+    if (!isVerb) await VaultExtensions.CheckAtStartAsync(app.Services, app.Environment, app.Logger);
 
     if (isVerb)
         return await CommandLine.RunAsync(app.Services, args, Console.Out, Console.Error, CancellationToken.None);

@@ -45,6 +45,8 @@ public sealed class FakeOpenAi : IAsyncDisposable
     public int Aborted => _aborted;
     private int _aborted;
 
+    /// <summary>API keys this fake refuses as OpenAI refuses a revoked key: 401 <c>invalid_api_key</c>.</summary>
+    public System.Collections.Concurrent.ConcurrentDictionary<string, byte> RevokedKeys { get; } = new(StringComparer.Ordinal);
     public Uri BaseUrl => new(_server.BaseUrl, "/v1");
     public IReadOnlyCollection<FakeUpstream.RecordedRequest> Requests => _server.Requests;
     public int ChatRequests => _server.Requests.Count(r => r.PathAndQuery == "/v1/chat/completions");
@@ -112,6 +114,7 @@ public sealed class FakeOpenAi : IAsyncDisposable
     {
         var body = (await System.Text.Json.JsonSerializer.DeserializeAsync<JsonObject>(context.Request.Body))!;
         var ct = context.RequestAborted;
+        if (await RefusedKeyAsync(context)) return;
         if (await FailedAsync(context, Mode)) return;
 
         var model = body["model"]!.GetValue<string>();
@@ -226,6 +229,25 @@ public sealed class FakeOpenAi : IAsyncDisposable
     {
         await context.Response.WriteAsync("data: " + json + "\n\n", context.RequestAborted);
         await context.Response.Body.FlushAsync(context.RequestAborted);
+    }
+
+    /// <summary>OpenAI's answer to a key it does not accept (revoked, deleted): 401, code <c>invalid_api_key</c>, the key shown masked.</summary>
+    private async Task<bool> RefusedKeyAsync(HttpContext context)
+    {
+        var header = context.Request.Headers.Authorization.ToString();
+        var key = header.StartsWith("Bearer ", StringComparison.Ordinal) ? header["Bearer ".Length..] : "";
+        if (!RevokedKeys.ContainsKey(key)) return false;
+        context.Response.StatusCode = 401;
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync(new JsonObject
+        {
+            ["error"] = new JsonObject
+            {
+                ["message"] = $"Incorrect API key provided: {key[..Math.Min(3, key.Length)]}***{key[^Math.Min(4, key.Length)..]}. You can find your API key at https://platform.openai.com/account/api-keys.",
+                ["type"] = "invalid_request_error", ["param"] = null, ["code"] = "invalid_api_key",
+            },
+        }.ToJsonString());
+        return true;
     }
 
     private static Task Error(HttpContext context, int status, string message, string type)

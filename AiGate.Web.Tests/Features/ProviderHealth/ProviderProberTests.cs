@@ -33,10 +33,10 @@ public sealed class ProviderProberTests
         var anthropic = Fake(ProviderKind.Anthropic, anthropicFake.BaseUrl, http);
         var gemini = Fake(ProviderKind.Gemini, geminiFake.BaseUrl, http);
 
-        Assert.True((await ProviderProber.ProbeAsync(anthropic, TimeSpan.FromSeconds(5), CancellationToken.None)).Ok);
-        Assert.True((await ProviderProber.ProbeAsync(gemini, TimeSpan.FromSeconds(5), CancellationToken.None)).Ok);
+        Assert.True((await ProviderProber.ProbeAsync(anthropic, anthropic.ApiKey, TimeSpan.FromSeconds(5), CancellationToken.None)).Ok);
+        Assert.True((await ProviderProber.ProbeAsync(gemini, gemini.ApiKey, TimeSpan.FromSeconds(5), CancellationToken.None)).Ok);
         overloaded = true;
-        var failed = await ProviderProber.ProbeAsync(anthropic, TimeSpan.FromSeconds(5), CancellationToken.None);
+        var failed = await ProviderProber.ProbeAsync(anthropic, anthropic.ApiKey, TimeSpan.FromSeconds(5), CancellationToken.None);
 
         Assert.False(failed.Ok);
         Assert.Equal(529, failed.StatusCode);
@@ -57,7 +57,7 @@ public sealed class ProviderProberTests
         using var http = new HttpMessageInvoker(new SocketsHttpHandler());
         var gone = Fake(ProviderKind.Gemini, new Uri("http://127.0.0.1:1"), http);
 
-        var result = await ProviderProber.ProbeAsync(gone, TimeSpan.FromSeconds(5), CancellationToken.None);
+        var result = await ProviderProber.ProbeAsync(gone, gone.ApiKey, TimeSpan.FromSeconds(5), CancellationToken.None);
 
         Assert.False(result.Ok);
         Assert.Null(result.StatusCode);

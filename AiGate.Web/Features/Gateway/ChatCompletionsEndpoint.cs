@@ -60,8 +60,8 @@ public sealed partial class ChatCompletionsEndpoint(
         var checkpoint = call.Stream ? checkpoints.Open(context.TraceIdentifier, reservation, key, call.Model) : null;
         try
         {
-            using var route = await router.SendAsync(call.Model, call.Stream, (provider, upstreamModel) =>
-                call.Choices > 1 && !provider.Adapter.SupportsChoices ? null : provider.Adapter.CreateChatRequest(provider, call, upstreamModel),
+            using var route = await router.SendAsync(call.Model, call.Stream, (provider, upstreamModel, apiKey) =>
+                call.Choices > 1 && !provider.Adapter.SupportsChoices ? null : provider.Adapter.CreateChatRequest(provider, call, upstreamModel, apiKey),
                 context.RequestAborted);
             if (await GatewayResponses.WriteRouteFailureAsync(context, route))
             {

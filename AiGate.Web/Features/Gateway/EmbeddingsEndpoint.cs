@@ -81,8 +81,8 @@ public sealed class EmbeddingsEndpoint(ApiKeyAuthenticator authenticator, ModelC
         var outcome = new MeteredOutcome("", null, StatusCodes.Status502BadGateway, false, null);
         try
         {
-            using var route = await router.SendAsync(model, stream: false, (provider, upstreamModel) =>
-                provider.Adapter.CreateEmbeddingsRequest(provider, body, upstreamModel), context.RequestAborted);
+            using var route = await router.SendAsync(model, stream: false, (provider, upstreamModel, apiKey) =>
+                provider.Adapter.CreateEmbeddingsRequest(provider, body, upstreamModel, apiKey), context.RequestAborted);
             if (await GatewayResponses.WriteRouteFailureAsync(context, route))
             {
                 outcome = outcome with { Provider = route.Provider?.Name ?? "", Status = context.Response.StatusCode };

@@ -63,7 +63,7 @@ public sealed class RouteResult : IDisposable
 /// calls get <see cref="Provider.NonStreamTimeout"/> for headers and body together, since a provider sends
 /// their headers only when the generation is done. The caller owns the response once it is answered.
 /// </summary>
-public sealed partial class UpstreamRouter(ProviderRegistry providers, HealthSnapshot health, ILogger<UpstreamRouter> logger)
+public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderKeyRing keys, HealthSnapshot health, ILogger<UpstreamRouter> logger)
 {
     private const int MinAttempts = 3;
 
@@ -71,7 +71,7 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, HealthSna
     public ProviderAdapter? Adapter(string provider) => providers.ByName.TryGetValue(provider, out var p) ? p.Adapter : null;
     private static readonly TimeSpan MaxRetryAfter = TimeSpan.FromSeconds(5);
 
-    public async Task<RouteResult> SendAsync(ResolvedModel model, bool stream, Func<Provider, string, HttpRequestMessage?> build,
+    public async Task<RouteResult> SendAsync(ResolvedModel model, bool stream, Func<Provider, string, string?, HttpRequestMessage?> build,
         CancellationToken clientAborted)
     {
         var plan = Plan(model.Routes, health);
@@ -87,7 +87,14 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, HealthSna
             if (!providers.ByName.TryGetValue(route.Provider, out var provider)) continue;
             if (!tried.Add(route.Provider + "\n" + route.UpstreamModel))
                 await BackoffAsync(attempts, retryAfter, clientAborted);
-            using var request = build(provider, route.UpstreamModel);
+            // Each attempt takes the provider's next key (round robin), so a retry after a refused key uses another.
+            var key = keys.Next(provider.Name);
+            if (key is null && provider.Kind != ProviderKind.Echo)
+            {
+                LogNoKey(provider.Name);
+                continue;
+            }
+            using var request = build(provider, route.UpstreamModel, key?.Secret);
             if (request is null) continue;
             var content = SentSignalContent.Wrap(request);
             attempts++;
@@ -126,6 +133,7 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, HealthSna
                     };
                 }
                 var status = response.StatusCode;
+                if (key is not null && status is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden) keys.Rejected(key, (int)status);
                 var body = await ReadErrorBodyAsync(response, lifetime.Token);
                 response.Dispose();
                 if (!ProviderRegistry.IsProviderFailure(status))
@@ -285,6 +293,9 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, HealthSna
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Provider {Provider} unreachable for {Model} ({Error}); trying the next route")]
     private partial void LogUpstreamUnreachable(string provider, string model, HttpRequestError error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Provider {Provider} skipped: it has no usable key")]
+    private partial void LogNoKey(string provider);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Provider {Provider} skipped: its circuit breaker is open")]
     private partial void LogBreakerOpen(string provider);

@@ -23,7 +23,7 @@ public sealed record HealthTransition(string Provider, HealthState From, HealthS
 /// again. Each transition into or out of <see cref="HealthState.Down"/> queues one e-mail per admin, in
 /// the same transaction as the state change, so it is sent once or not at all.
 /// </summary>
-public sealed partial class HealthChecker(AppDbContext db, ProviderRegistry registry, ModelCatalog catalog, EmailOutbox outbox,
+public sealed partial class HealthChecker(AppDbContext db, ProviderRegistry registry, ProviderKeyRing keys, ModelCatalog catalog, EmailOutbox outbox,
     TimeProvider clock, IOptions<ProviderHealthOptions> options, IOptions<EmailOptions> emailOptions, ILogger<HealthChecker> logger)
 {
     public async Task<IReadOnlyList<HealthTransition>> CheckAsync(string instanceId, CancellationToken ct)
@@ -31,7 +31,7 @@ public sealed partial class HealthChecker(AppDbContext db, ProviderRegistry regi
         var o = options.Value;
         var providers = registry.ByName.Values.OrderBy(p => p.Name, StringComparer.Ordinal).ToList();
         if (providers.Count == 0) return [];
-        var probes = await Task.WhenAll(providers.Select(p => ProviderProber.ProbeAsync(p, TimeSpan.FromSeconds(o.ProbeTimeoutSeconds), ct)));
+        var probes = await Task.WhenAll(providers.Select(p => ProviderProber.ProbeAsync(p, keys.Peek(p.Name)?.Secret, TimeSpan.FromSeconds(o.ProbeTimeoutSeconds), ct)));
 
         var now = clock.GetUtcNow();
         var since = now.AddSeconds(-o.PassiveWindowSeconds);

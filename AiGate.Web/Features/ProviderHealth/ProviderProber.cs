@@ -15,14 +15,14 @@ public sealed record ProbeResult(string Provider, bool Ok, int? StatusCode, int 
 /// </summary>
 public sealed class ProviderProber
 {
-    public static async Task<ProbeResult> ProbeAsync(Provider provider, TimeSpan timeout, CancellationToken ct)
+    public static async Task<ProbeResult> ProbeAsync(Provider provider, string? apiKey, TimeSpan timeout, CancellationToken ct)
     {
         var started = Stopwatch.GetTimestamp();
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
         deadline.CancelAfter(timeout);
         try
         {
-            using var request = provider.Adapter.CreateModelsRequest(provider);
+            using var request = provider.Adapter.CreateModelsRequest(provider, apiKey);
             using var response = await provider.Http.SendAsync(request, deadline.Token);
             var latency = Elapsed(started);
             var status = (int)response.StatusCode;

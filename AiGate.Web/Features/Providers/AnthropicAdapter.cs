@@ -21,18 +21,18 @@ public sealed class AnthropicAdapter : ProviderAdapter
     /// <summary>Anthropic's Messages API writes one message per request: routes here skip calls with n &gt; 1.</summary>
     public override bool SupportsChoices => false;
 
-    public override HttpRequestMessage CreateChatRequest(Provider provider, ChatCall call, string upstreamModel) =>
+    public override HttpRequestMessage CreateChatRequest(Provider provider, ChatCall call, string upstreamModel, string? apiKey) =>
         Post(provider.Url("v1/messages"), BuildRequest(call, upstreamModel), call.Stream, headers =>
         {
-            headers.TryAddWithoutValidation("x-api-key", provider.ApiKey);
+            headers.TryAddWithoutValidation("x-api-key", apiKey);
             headers.TryAddWithoutValidation("anthropic-version", ApiVersion);
         });
 
     /// <summary>GET /v1/models (Anthropic Models API); one model is enough for a probe.</summary>
-    public override HttpRequestMessage CreateModelsRequest(Provider provider)
+    public override HttpRequestMessage CreateModelsRequest(Provider provider, string? apiKey)
     {
         var request = new HttpRequestMessage(HttpMethod.Get, provider.Url("v1/models?limit=1"));
-        request.Headers.TryAddWithoutValidation("x-api-key", provider.ApiKey);
+        request.Headers.TryAddWithoutValidation("x-api-key", apiKey);
         request.Headers.TryAddWithoutValidation("anthropic-version", ApiVersion);
         return request;
     }

@@ -17,17 +17,17 @@ public sealed class GeminiAdapter : ProviderAdapter
 {
     public static readonly GeminiAdapter Instance = new();
 
-    public override HttpRequestMessage CreateChatRequest(Provider provider, ChatCall call, string upstreamModel)
+    public override HttpRequestMessage CreateChatRequest(Provider provider, ChatCall call, string upstreamModel, string? apiKey)
     {
         var path = $"v1beta/models/{Uri.EscapeDataString(upstreamModel)}:" + (call.Stream ? "streamGenerateContent?alt=sse" : "generateContent");
-        return Post(provider.Url(path), BuildRequest(call), call.Stream, headers => headers.TryAddWithoutValidation("x-goog-api-key", provider.ApiKey));
+        return Post(provider.Url(path), BuildRequest(call), call.Stream, headers => headers.TryAddWithoutValidation("x-goog-api-key", apiKey));
     }
 
     /// <summary>GET /v1beta/models (Gemini API models.list); one model is enough for a probe.</summary>
-    public override HttpRequestMessage CreateModelsRequest(Provider provider)
+    public override HttpRequestMessage CreateModelsRequest(Provider provider, string? apiKey)
     {
         var request = new HttpRequestMessage(HttpMethod.Get, provider.Url("v1beta/models?pageSize=1"));
-        request.Headers.TryAddWithoutValidation("x-goog-api-key", provider.ApiKey);
+        request.Headers.TryAddWithoutValidation("x-goog-api-key", apiKey);
         return request;
     }
 

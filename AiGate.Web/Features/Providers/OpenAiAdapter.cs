@@ -17,7 +17,7 @@ public sealed class OpenAiAdapter : ProviderAdapter
 {
     public static readonly OpenAiAdapter Instance = new();
 
-    public override HttpRequestMessage CreateChatRequest(Provider provider, ChatCall call, string upstreamModel)
+    public override HttpRequestMessage CreateChatRequest(Provider provider, ChatCall call, string upstreamModel, string? apiKey)
     {
         var body = call.Body;
         body["model"] = upstreamModel;
@@ -34,7 +34,7 @@ public sealed class OpenAiAdapter : ProviderAdapter
             options["include_usage"] = true;
             body["stream_options"] = options;
         }
-        return Post(provider, "chat/completions", body, call.Stream);
+        return Post(provider, "chat/completions", body, call.Stream, apiKey);
     }
 
     public override ChatCompletionResult ReadChatCompletion(ReadOnlySpan<byte> body, ChatCall call)
@@ -46,10 +46,10 @@ public sealed class OpenAiAdapter : ProviderAdapter
 
     public override ChatStreamTranslator CreateStreamTranslator(ChatCall call) => new Translator(call);
 
-    public override HttpRequestMessage? CreateEmbeddingsRequest(Provider provider, JsonObject body, string upstreamModel)
+    public override HttpRequestMessage? CreateEmbeddingsRequest(Provider provider, JsonObject body, string upstreamModel, string? apiKey)
     {
         body["model"] = upstreamModel;
-        return Post(provider, "embeddings", body, stream: false);
+        return Post(provider, "embeddings", body, stream: false, apiKey);
     }
 
     public override ChatCompletionResult ReadEmbeddings(ReadOnlySpan<byte> body, string publicModel)
@@ -62,14 +62,14 @@ public sealed class OpenAiAdapter : ProviderAdapter
         return new ChatCompletionResult(response, usage);
     }
 
-    internal static HttpRequestMessage Post(Provider provider, string path, JsonNode body, bool stream)
+    internal static HttpRequestMessage Post(Provider provider, string path, JsonNode body, bool stream, string? apiKey)
     {
         var request = new HttpRequestMessage(HttpMethod.Post, provider.Url(path))
         {
             Content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(body)),
         };
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", provider.ApiKey);
+        if (!string.IsNullOrEmpty(apiKey)) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);
         if (stream) request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
         return request;
     }

@@ -11,7 +11,12 @@ namespace AiGate.Web.Features.Providers;
 /// </summary>
 public abstract class ProviderAdapter
 {
-    public abstract HttpRequestMessage CreateChatRequest(Provider provider, ChatCall call, string upstreamModel);
+    /// <summary>The upstream request, authenticated with <paramref name="apiKey"/> (one of the provider's keys, picked per attempt by <see cref="ProviderKeyRing"/>).</summary>
+    public abstract HttpRequestMessage CreateChatRequest(Provider provider, ChatCall call, string upstreamModel, string? apiKey);
+
+    /// <summary>The request with the provider's configuration key (<c>Providers__X__ApiKey</c>).</summary>
+    public HttpRequestMessage CreateChatRequest(Provider provider, ChatCall call, string upstreamModel) =>
+        CreateChatRequest(provider, call, upstreamModel, provider.ApiKey);
 
     /// <summary>Whether the provider answers <c>n</c> &gt; 1 with that many choices (OpenAI's <c>n</c>, Gemini's <c>candidateCount</c>).</summary>
     public virtual bool SupportsChoices => true;
@@ -26,15 +31,15 @@ public abstract class ProviderAdapter
     /// The health probe's cheap, free call with the platform's key: the provider's documented "list models".
     /// The default is <c>GET {base}/models</c> (OpenAI and OpenAI-compatible APIs, and echo, which has no key).
     /// </summary>
-    public virtual HttpRequestMessage CreateModelsRequest(Provider provider)
+    public virtual HttpRequestMessage CreateModelsRequest(Provider provider, string? apiKey)
     {
         var request = new HttpRequestMessage(HttpMethod.Get, provider.Url("models"));
-        if (!string.IsNullOrEmpty(provider.ApiKey)) request.Headers.TryAddWithoutValidation("Authorization", "Bearer " + provider.ApiKey);
+        if (!string.IsNullOrEmpty(apiKey)) request.Headers.TryAddWithoutValidation("Authorization", "Bearer " + apiKey);
         return request;
     }
 
     /// <summary>The embeddings request, or null when the provider kind has no embeddings API we translate.</summary>
-    public virtual HttpRequestMessage? CreateEmbeddingsRequest(Provider provider, JsonObject body, string upstreamModel) => null;
+    public virtual HttpRequestMessage? CreateEmbeddingsRequest(Provider provider, JsonObject body, string upstreamModel, string? apiKey) => null;
 
     /// <summary>A successful embeddings body → OpenAI's <c>list</c> of embeddings and its usage.</summary>
     public virtual ChatCompletionResult ReadEmbeddings(ReadOnlySpan<byte> body, string publicModel) =>

@@ -54,8 +54,8 @@ public sealed class ProviderRegistry : IDisposable
             };
             if (!Uri.TryCreate(baseUrl, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttps && uri.Scheme != Uri.UriSchemeHttp))
                 throw new StartupConfigurationException($"Providers__{name}__BaseUrl must be an absolute http(s) URL.");
-            if (kind != ProviderKind.Echo && string.IsNullOrEmpty(options.ApiKey))
-                throw new StartupConfigurationException($"Providers__{name}__ApiKey is not set.");
+            // A provider without Providers__X__ApiKey is served by the keys stored in the vault (ProviderKeyRing);
+            // with neither, its routes are skipped and the ring logs it.
 
             providers[name] = new Provider
             {
