@@ -21,7 +21,8 @@ namespace AiGate.Web.Features.Gateway;
 /// </summary>
 public sealed partial class PassthroughEndpoint(
     ApiKeyAuthenticator authenticator, ModelCatalog catalog, ProviderRegistry providers, Metering metering, RateLimits rateLimits,
-    AccountConcurrency concurrency, OpenStreams streams, IHttpForwarder forwarder, IOptions<GatewayOptions> options, ILogger<PassthroughEndpoint> logger)
+    AccountConcurrency concurrency, OpenStreams streams, IHttpForwarder forwarder, ProviderKeyRing keys, IOptions<GatewayOptions> options,
+    ILogger<PassthroughEndpoint> logger)
 {
     public const string Prefix = "/api/v1/passthrough/";
 
@@ -78,6 +79,13 @@ public sealed partial class PassthroughEndpoint(
             streamOptions["include_usage"] = true;
             body["stream_options"] = streamOptions;
         }
+        // The provider's next key (round robin over the vault's keys and the configured one), as the relay takes.
+        if (keys.Next(provider.Name) is not { } providerKey)
+        {
+            await ApiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable,
+                $"The provider '{provider.Name}' has no usable API key at the moment. Please retry later.", "server_error", "provider_unavailable");
+            return;
+        }
         using var slot = streams.TryOpen(stream);
         if (!slot.Granted)
         {
@@ -105,8 +113,9 @@ public sealed partial class PassthroughEndpoint(
             var config = new ForwarderRequestConfig { ActivityTimeout = stream ? provider.StreamIdleTimeout : provider.NonStreamTimeout };
             var upstreamStarted = Stopwatch.GetTimestamp();
             var forwarded = await forwarder.SendAsync(context, provider.BaseUrl.AbsoluteUri, provider.Http, config,
-                new PassthroughTransformer(provider, destination, tap), streams.MustEnd);
+                new PassthroughTransformer(provider, providerKey.Secret, destination, tap), streams.MustEnd);
             var upstreamMs = (int)Stopwatch.GetElapsedTime(upstreamStarted).TotalMilliseconds;
+            if (tap.Status is StatusCodes.Status401Unauthorized or StatusCodes.Status403Forbidden) keys.Rejected(providerKey, tap.Status);
 
             if (forwarded != ForwarderError.None)
             {

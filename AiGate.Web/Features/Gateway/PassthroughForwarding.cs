@@ -12,7 +12,7 @@ namespace AiGate.Web.Features.Gateway;
 /// removed and the provider's own key injected the way its API expects; the destination is the checked
 /// path under the provider's base URL; the answer's body is read through a <see cref="PassthroughUsageTap"/>.
 /// </summary>
-internal sealed class PassthroughTransformer(Provider provider, Uri destination, PassthroughUsageTap tap) : HttpTransformer
+internal sealed class PassthroughTransformer(Provider provider, string apiKey, Uri destination, PassthroughUsageTap tap) : HttpTransformer
 {
     /// <summary>
     /// Request headers that never go upstream: the client's gateway key in any of the places an SDK puts a
@@ -33,15 +33,15 @@ internal sealed class PassthroughTransformer(Provider provider, Uri destination,
         switch (provider.Kind)
         {
             case ProviderKind.Anthropic:
-                proxyRequest.Headers.TryAddWithoutValidation("x-api-key", provider.ApiKey);
+                proxyRequest.Headers.TryAddWithoutValidation("x-api-key", apiKey);
                 // The client's anthropic-version (and anthropic-beta) pass through; Anthropic refuses a call without one.
                 if (!proxyRequest.Headers.Contains("anthropic-version")) proxyRequest.Headers.TryAddWithoutValidation("anthropic-version", "2023-06-01");
                 break;
             case ProviderKind.Gemini:
-                proxyRequest.Headers.TryAddWithoutValidation("x-goog-api-key", provider.ApiKey);
+                proxyRequest.Headers.TryAddWithoutValidation("x-goog-api-key", apiKey);
                 break;
             default:
-                proxyRequest.Headers.TryAddWithoutValidation("Authorization", "Bearer " + provider.ApiKey);
+                proxyRequest.Headers.TryAddWithoutValidation("Authorization", "Bearer " + apiKey);
                 break;
         }
     }
