@@ -18,6 +18,7 @@ public static class GatewayExtensions
         builder.Services.AddSingleton<ProviderRegistry>();
         builder.Services.AddSingleton<UpstreamRouter>();
         builder.Services.AddSingleton<ApiKeyAuthenticator>();
+        builder.Services.AddSingleton<StreamRelay>();
         builder.Services.AddSingleton<ChatCompletionsEndpoint>();
         builder.Services.AddSingleton<EmbeddingsEndpoint>();
         builder.Services.AddSingleton<ModelsEndpoints>();
