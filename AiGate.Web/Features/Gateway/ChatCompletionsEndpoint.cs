@@ -1,12 +1,10 @@
 using System.Diagnostics;
-using System.IO.Pipelines;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Features.Models;
 using AiGate.Web.Features.Providers;
-using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 
 namespace AiGate.Web.Features.Gateway;
