@@ -13,7 +13,7 @@ namespace AiGate.Web.Features.Gateway;
 /// <summary>
 /// <c>POST /api/v1/messages</c>, Anthropic's Messages API (its SDKs, given <c>base_url = http://host/api</c>, call
 /// exactly this path), and <c>POST /api/v1/messages/count_tokens</c>. The key comes in <c>x-api-key</c> or as a
-/// bearer token; <c>anthropic-version</c> is accepted and not required (2023-06-01 is the only version). Every
+/// bearer token; <c>anthropic-version</c> is accepted and not required (upstream calls always use 2023-06-01). Every
 /// error is in Anthropic's envelope. The call goes through the chat endpoint's machinery in the same order
 /// (admission, body limit, validation, stream slot, token limit, reservation, routing, relay, settlement, usage
 /// row, checkpoints, drain, shutdown). Anthropic routes get the client's Messages body (model rewritten) and their
@@ -24,7 +24,7 @@ public sealed partial class MessagesEndpoint(
     ApiKeyAuthenticator authenticator, ModelCatalog catalog, UpstreamRouter router, Metering metering, RateLimits rateLimits, IOptions<GatewayOptions> options,
     OpenStreams streams, AccountConcurrency concurrency, StreamCheckpoints checkpoints, StreamRelay relay, ILogger<MessagesEndpoint> logger)
 {
-    private const string DefaultAnthropicVersion = "2023-06-01";
+    private const string UpstreamAnthropicVersion = "2023-06-01";
     /// <summary>count_tokens' estimate of an image: Anthropic's own cap for an image it has resized (about 1.15 megapixels ÷ 750).</summary>
     private const int CountedImageTokens = 1_600;
     private readonly GatewayOptions _options = options.Value;
@@ -143,8 +143,9 @@ public sealed partial class MessagesEndpoint(
         return ChatTranslation.Post(provider.Url("v1/messages"), body, messages.Call.Stream, headers =>
         {
             headers.TryAddWithoutValidation("x-api-key", provider.ApiKey);
-            var version = context.Request.Headers["anthropic-version"];
-            headers.TryAddWithoutValidation("anthropic-version", version.Count == 1 && !string.IsNullOrWhiteSpace(version[0]) ? version[0] : DefaultAnthropicVersion);
+            // Pinned whatever the client sent (the .NET SDK 13.x sends 2026-10-21): 2023-06-01 is the version whose answers and
+            // usage our billing reads (the same as AnthropicAdapter's), and it accepts every request a later version does.
+            headers.TryAddWithoutValidation("anthropic-version", UpstreamAnthropicVersion);
             // Beta features (prompt-caching TTLs, long context…) are the client's choice; Anthropic's usage still decides the bill.
             if (context.Request.Headers["anthropic-beta"] is { Count: > 0 } beta) headers.TryAddWithoutValidation("anthropic-beta", (IEnumerable<string?>)beta);
         });
