@@ -436,4 +436,33 @@ public sealed class MessagesEndpointTests(MessagesApp app) : IClassFixture<Messa
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("message", (string)JsonNode.Parse(await response.Content.ReadAsStringAsync())!["type"]!);
     }
+
+    [Theory]
+    [InlineData("""{"model":"test/gpt-4o-mini","max_tokens":10,"metadata":"not an object","messages":[{"role":"user","content":"hi"}]}""", 200)]
+    [InlineData("""{"model":"test/gpt-4o-mini","max_tokens":10,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":["odd"]}]}]}""", 400)]
+    [InlineData("""{"model":"test/gpt-4o-mini","max_tokens":10,"system":["not a block"],"messages":[{"role":"user","content":"hi"}]}""", 400)]
+    [InlineData("""{"model":"test/gpt-4o-mini","max_tokens":10,"messages":[{"role":"user","content":42}]}""", 400)]
+    [InlineData("""{"model":"test/gpt-4o-mini","max_tokens":10,"messages":[{"role":"user","content":[{"text":"no type"}]}]}""", 400)]
+    [InlineData("""{"model":"test/gpt-4o-mini","max_tokens":"ten","messages":[{"role":"user","content":"hi"}]}""", 400)]
+    [InlineData("""{"model":"test/gpt-4o-mini","max_tokens":0,"messages":[{"role":"user","content":"hi"}]}""", 400)]
+    [InlineData("""{"model":"test/gpt-4o-mini","max_tokens":100000,"messages":[{"role":"user","content":"hi"}]}""", 400)]
+    [InlineData("""{"model":"test/gpt-4o-mini","max_tokens":10,"tools":{"name":"f"},"messages":[{"role":"user","content":"hi"}]}""", 400)]
+    [InlineData("""{"model":"test/gpt-4o-mini","max_tokens":10,"tool_choice":"auto","messages":[{"role":"user","content":"hi"}]}""", 400)]
+    [InlineData("""{"model":"test/gpt-4o-mini","max_tokens":10,"stream":"yes","messages":[{"role":"user","content":"hi"}]}""", 400)]
+    [InlineData("""{"model":"test/gpt-4o-mini","max_tokens":10,"temperature":1.5,"messages":[{"role":"user","content":"hi"}]}""", 400)]
+    [InlineData("""{"model":"test/gemini-messages","max_tokens":10,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"file","file_id":"f1"}}]}]}""", 400)]
+    [InlineData("""{"model":"test/gpt-4o-mini","max_tokens":10,"tools":[{"type":"web_search_20250305","name":"web_search"}],"messages":[{"role":"user","content":"hi"}]}""", 400)]
+    [InlineData("""[1,2,3]""", 400)]
+    public async Task Odd_bodies_get_an_anthropic_400_or_an_answer_never_a_500(string body, int status)
+    {
+        var (client, _, _) = await StartAsync();
+
+        var response = await client.PostAsync("/api/v1/messages", Body(body));
+
+        Assert.Equal(status, (int)response.StatusCode);
+        var json = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+        Assert.Equal(status == 200 ? "message" : "error", (string)json["type"]!);
+        if (status != 200) Assert.Equal("invalid_request_error", (string)json["error"]!["type"]!);
+        Assert.Equal(0, app.OpenAi.Requests.Count(r => r.PathAndQuery == "/v1/chat/completions") - (status == 200 ? 1 : 0));
+    }
 }

@@ -41,7 +41,11 @@ internal sealed class MessageEventWriter(IBufferWriter<byte> output, ChatCall ca
             consumed += end + 2;
         }
         if (consumed == 0) return;
-        // Every SseWriter call ends with a whole event, so nothing is usually left over.
+        if (consumed == written.Length)
+        {
+            _pending.ResetWrittenCount();   // the usual case: every SseWriter call ends with a whole event
+            return;
+        }
         var rest = written[consumed..].ToArray();
         _pending.ResetWrittenCount();
         _pending.Write(rest);
@@ -56,7 +60,7 @@ internal sealed class MessageEventWriter(IBufferWriter<byte> output, ChatCall ca
             Finish();
             return;
         }
-        using var document = JsonDocument.Parse(data.ToArray());
+        using var document = ParseDocument(data);
         var root = document.RootElement;
         if (Property(root, "error"u8) is { ValueKind: JsonValueKind.Object } error)
         {

@@ -125,7 +125,7 @@ internal static class MessagesTranslation
         if (request["temperature"] is JsonValue temperature) chat["temperature"] = temperature.DeepClone();
         if (request["top_p"] is JsonValue topP) chat["top_p"] = topP.DeepClone();
         if (request["stop_sequences"] is JsonArray stop && stop.Count > 0) chat["stop"] = stop.DeepClone();
-        if (Str(request["metadata"]?["user_id"]) is { } user) chat["user"] = user;
+        if (Str((request["metadata"] as JsonObject)?["user_id"]) is { } user) chat["user"] = user;
         if (request["tools"] is JsonArray tools && tools.Count > 0)
         {
             var functions = new JsonArray();
@@ -189,7 +189,7 @@ internal static class MessagesTranslation
         var text = new System.Text.StringBuilder();
         foreach (var part in parts)
         {
-            if (Str(part?["type"]) == "text") text.Append(Str(part!["text"]));
+            if (part is JsonObject p && Str(p["type"]) == "text") text.Append(Str(p["text"]));
             else refuse("tool_result content other than text");
         }
         return text.ToString();
