@@ -103,6 +103,7 @@ public sealed class MessagesEndpointTests(MessagesApp app) : IClassFixture<Messa
 
         Assert.True(message.Content.Single().TryPickText(out var text));
         Assert.Equal("Hello from Claude!", text!.Text);
+        Assert.Equal("msg_01XFDUDYJgAACzvnptvVoYEL", message.ID);   // Anthropic's answer as sent
         Assert.Equal(StopReason.EndTurn, message.StopReason!.Value());
         Assert.Equal(25, message.Usage.InputTokens);
         Assert.Equal(100, message.Usage.CacheReadInputTokens);
@@ -143,6 +144,20 @@ public sealed class MessagesEndpointTests(MessagesApp app) : IClassFixture<Messa
         Assert.Equal(15, row["completion_tokens"]!.GetValue<long>());
         Assert.True(row["streamed"]!.GetValue<bool>());
         await AssertLedgerMatchesBalanceAsync(userId, 10_000_000 - 150);
+    }
+
+    [Fact]
+    public async Task An_anthropic_answer_reaches_the_client_byte_for_byte_with_its_cost_in_a_header()
+    {
+        var (client, _, _) = await StartAsync();
+
+        var response = await client.PostAsync("/api/v1/messages",
+            Body($$"""{"model":"{{MessagesApp.MeteredClaude}}","max_tokens":100,"messages":[{"role":"user","content":"hello"}]}"""));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(FakeAnthropic.TextMessage, await response.Content.ReadAsStringAsync());
+        Assert.Equal("0.00015", response.Headers.GetValues("X-AiGate-Cost-Usd").Single());
+        Assert.Equal("anthropic", response.Headers.GetValues("X-AiGate-Provider").Single());
     }
 
     [Fact]
@@ -281,6 +296,30 @@ public sealed class MessagesEndpointTests(MessagesApp app) : IClassFixture<Messa
         Assert.Equal("get_weather", (string)contents[1]!["parts"]![1]!["functionCall"]!["name"]!);
         Assert.Equal("""{"content":"sunny"}""", contents[2]!["parts"]![0]!["functionResponse"]!["response"]!.ToJsonString());
         Assert.Equal("image/png", (string)contents[2]!["parts"]![2]!["inlineData"]!["mimeType"]!);
+    }
+
+    [Fact]
+    public async Task A_translated_tool_call_streams_as_a_tool_use_block()
+    {
+        var (client, _, _) = await StartAsync();
+
+        const string tools = """[{"name":"get_weather","input_schema":{"type":"object","properties":{"city":{"type":"string"}}}}]""";
+        var response = await client.PostAsync("/api/v1/messages", Body($$"""
+            {"model":"{{MessagesApp.MeteredGemini}}","max_tokens":100,"stream":true,"tools":{{tools}},"messages":[{"role":"user","content":"TOOLS please"}]}
+            """));
+
+        var events = Events(await response.Content.ReadAsStringAsync());
+        Assert.Equal(["message_start", "ping", "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop"],
+            events.Select(e => e.Name));
+        var block = events[2].Data["content_block"]!;
+        Assert.Equal("tool_use", (string)block["type"]!);
+        Assert.Equal("get_weather", (string)block["name"]!);
+        Assert.StartsWith("call_", (string)block["id"]!);
+        Assert.Equal("input_json_delta", (string)events[3].Data["delta"]!["type"]!);
+        Assert.Equal("""{"city": "Paris"}""", (string)events[3].Data["delta"]!["partial_json"]!);   // the args as Gemini wrote them
+        Assert.Equal("tool_use", (string)events[5].Data["delta"]!["stop_reason"]!);
+        Assert.Equal(15, (long)events[5].Data["usage"]!["output_tokens"]!);
+        Assert.Empty(app.Violations);
     }
 
     [Fact]
