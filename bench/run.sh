@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Gateway overhead, measured: the same requests straight to an upstream, through AiGate and through a
-# peer gateway (Portkey's open-source AI gateway, Node, pinned in bench/peer), side by side in one run,
+# Gateway overhead, measured: the same requests straight to an upstream, through AiGate (its relay, and
+# its YARP pass-through to the same upstream endpoint), and through a peer gateway (Portkey's open-source AI gateway, Node, pinned in bench/peer), side by side in one run,
 # on loopback, release builds. Prints requests/s and p50/p99 latency per case.
 #
 #   bench/run.sh                 (defaults: 10 s per case, 32 connections, 2 wrk threads)
@@ -83,6 +83,9 @@ printf '{"model":"%s","messages":[{"role":"user","content":"Say something short.
 # Sanity: both paths answer 200 before anything is timed.
 curl -sf -o /dev/null -H 'Content-Type: application/json' --data @"$work/direct.json" "http://127.0.0.1:$upstream_port/v1/chat/completions"
 curl -sf -o /dev/null -H 'Content-Type: application/json' -H "Authorization: Bearer $key" --data @"$work/gateway.json" "http://127.0.0.1:$gateway_port/api/v1/chat/completions"
+# The YARP forwarder: the pass-through to the bench provider's own /v1/chat/completions, metered, with the upstream model's name.
+passthrough="http://127.0.0.1:$gateway_port/api/v1/passthrough/bench/chat/completions"
+curl -sf -o /dev/null -H 'Content-Type: application/json' -H "Authorization: Bearer $key" --data @"$work/direct.json" "$passthrough"
 
 measure() {   # name url body-file key [peer custom host]
   local out
@@ -92,7 +95,7 @@ measure() {   # name url body-file key [peer custom host]
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   errors=$(awk '/Non-2xx/ {print $5}' <<<"$out")
-  printf '%-30s %12s %10s %10s %8s\n' "$1" "$rps" "$p50" "$p99" "${errors:-0}"
+  printf '%-34s %12s %10s %10s %8s\n' "$1" "$rps" "$p50" "$p99" "${errors:-0}"
 }
 
 peer_host="http://127.0.0.1:$upstream_port/v1"
@@ -102,20 +105,23 @@ curl -sf -o /dev/null -H 'Content-Type: application/json' -H 'Authorization: Bea
 # Warm-up (JIT, connection pools, key cache), not reported.
 BODY_FILE="$work/gateway.json" AIGATE_KEY="$key" wrk -t1 -c8 -d3s -s bench/post.lua "http://127.0.0.1:$gateway_port/api/v1/chat/completions" >/dev/null
 BODY_FILE="$work/gateway.json" AIGATE_KEY="$key" wrk -t1 -c8 -d3s -s bench/post.lua "http://127.0.0.1:$unmetered_port/api/v1/chat/completions" >/dev/null
+BODY_FILE="$work/direct.json" AIGATE_KEY="$key" wrk -t1 -c8 -d3s -s bench/post.lua "$passthrough" >/dev/null
 BODY_FILE="$work/direct.json" wrk -t1 -c8 -d2s -s bench/post.lua "http://127.0.0.1:$upstream_port/v1/chat/completions" >/dev/null
 BODY_FILE="$work/direct.json" AIGATE_KEY=bench-provider-key PEER_CUSTOM_HOST="$peer_host" \
   wrk -t1 -c8 -d3s -s bench/post.lua "http://127.0.0.1:$peer_port/v1/chat/completions" >/dev/null
 
 echo
 echo "wrk -t$threads -c$connections -d$duration, loopback, $(nproc) cores; upstream answers instantly"
-printf '%-30s %12s %10s %10s %8s\n' "case" "requests/s" "p50" "p99" "non-2xx"
+printf '%-34s %12s %10s %10s %8s\n' "case" "requests/s" "p50" "p99" "non-2xx"
 measure "direct, JSON"         "http://127.0.0.1:$upstream_port/v1/chat/completions" "$work/direct.json" ""
 measure "AiGate, metering off, JSON" "http://127.0.0.1:$unmetered_port/api/v1/chat/completions" "$work/gateway.json" "$key"
 measure "AiGate, metering on, JSON"  "http://127.0.0.1:$gateway_port/api/v1/chat/completions" "$work/gateway.json" "$key"
+measure "AiGate via YARP forwarder, JSON" "$passthrough" "$work/direct.json" "$key"
 measure "peer (Portkey 1.15.2), JSON" "http://127.0.0.1:$peer_port/v1/chat/completions" "$work/direct.json" bench-provider-key "$peer_host"
 measure "direct, stream"       "http://127.0.0.1:$upstream_port/v1/chat/completions" "$work/direct-stream.json" ""
 measure "AiGate, metering off, stream" "http://127.0.0.1:$unmetered_port/api/v1/chat/completions" "$work/gateway-stream.json" "$key"
 measure "AiGate, metering on, stream"  "http://127.0.0.1:$gateway_port/api/v1/chat/completions" "$work/gateway-stream.json" "$key"
+measure "AiGate via YARP forwarder, stream" "$passthrough" "$work/direct-stream.json" "$key"
 measure "peer (Portkey 1.15.2), stream" "http://127.0.0.1:$peer_port/v1/chat/completions" "$work/direct-stream.json" bench-provider-key "$peer_host"
 sleep 1
 # Every metered call is in the ledger: usage rows, and balance = Σ ledger.

@@ -12,4 +12,17 @@ public sealed class AppUser : IdentityUser<Guid>
     /// later step, so each code works once (RFC 6238 §5.2); see ReplaySafeAuthenticatorTokenProvider.
     /// </summary>
     public long? TotpLastStep { get; set; }
+
+    /// <summary>Set by an operator (/Admin/Users): every key of the account is refused with a 403 that says so, on every instance.</summary>
+    public DateTimeOffset? SuspendedAt { get; set; }
+
+    /// <summary>Why, shown to the user on their pages; kept while suspended.</summary>
+    [System.ComponentModel.DataAnnotations.MaxLength(500)]
+    public string? SuspensionReason { get; set; }
+
+    /// <summary>Account-wide requests a minute set by an operator; beats the plan and the usage tier. Null: none.</summary>
+    public int? RequestsPerMinuteOverride { get; set; }
+
+    /// <summary>Account-wide tokens a minute set by an operator; beats the plan and the usage tier. Null: none.</summary>
+    public long? TokensPerMinuteOverride { get; set; }
 }

@@ -13,7 +13,7 @@ namespace AiGate.Web.Tests.Features.Billing;
 /// The app in local billing mode (no Stripe key): the TEST checkout posts its signed events to the app's own
 /// webhook through the in-process server. Helpers build Stripe events and deliver them signed, as Stripe does.
 /// </summary>
-public sealed class BillingApp : AccountsApp
+public class BillingApp : AccountsApp
 {
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {

@@ -12,6 +12,7 @@ create table stream_checkpoints (
     completion_tokens bigint not null,
     cached_tokens bigint not null,
     cost_micros bigint not null,
+    provider_cost_micros bigint not null,
     started_at timestamp with time zone not null,
     updated_at timestamp with time zone not null,
     constraint pk_stream_checkpoints primary key (request_id)

@@ -25,6 +25,8 @@ public static class MigrationCatalog
         SchemaMigration.Sql(11, "usage_dead_letters"),
         SchemaMigration.Code(12, "hangfire_schema", HangfireSchema.InstallAsync),
         SchemaMigration.Sql(13, "audit_changes"),
+        SchemaMigration.Sql(15, "account_controls"),
+        SchemaMigration.Sql(16, "provider_cost_and_append_only_audit"),
         SchemaMigration.Sql(19, "stream_checkpoints"),
     ];
 }

@@ -1,4 +1,5 @@
 using AiGate.Web.Data;
+using AiGate.Web.Features.Admin;
 using AiGate.Web.Infrastructure.Cli;
 using Microsoft.AspNetCore.Identity;
 
@@ -6,7 +7,7 @@ namespace AiGate.Web.Features.Accounts;
 
 public static class CreateUserVerb
 {
-    /// <summary><c>create-user --email E --password P [--admin]</c>: a ready-to-use account (e-mail confirmed), for operators and scripts.</summary>
+    /// <summary><c>create-user --email E --password P [--admin]</c>: a ready-to-use account (e-mail confirmed), for operators and scripts; audited (actor cli).</summary>
     public static readonly CliVerb Verb = new("create-user", "create a user with a confirmed e-mail (optionally an admin)",
         [new CliOption("email", "the user's e-mail address", Required: true),
          new CliOption("password", "the user's password (at least 8 characters)", Required: true),
@@ -31,6 +32,9 @@ public static class CreateUserVerb
                 EmailConfirmed = true,
                 CreatedAt = context.Services.GetRequiredService<TimeProvider>().GetUtcNow(),
             };
+            // The account, its role and the audit row (actor cli) commit together: UserManager saves through the same context.
+            var db = context.Services.GetRequiredService<AppDbContext>();
+            await using var transaction = await db.Database.BeginTransactionAsync(context.CancellationToken);
             var created = await users.CreateAsync(user, context.Get("password"));
             if (!created.Succeeded)
                 throw new CliUsageException(string.Join(" ", created.Errors.Select(e => e.Description)));
@@ -40,6 +44,10 @@ public static class CreateUserVerb
                 var added = await users.AddToRoleAsync(user, Roles.Admin);
                 if (!added.Succeeded) throw new InvalidOperationException(string.Join(" ", added.Errors.Select(e => e.Description)));
             }
+            context.Services.GetRequiredService<AuditLog>().Add(new AuditChange("user.create", $"user:{user.Id}",
+                After: new { user.Email, EmailConfirmed = true, Admin = context.Flag("admin") }));
+            await db.SaveChangesAsync(context.CancellationToken);
+            await transaction.CommitAsync(context.CancellationToken);
             await context.Out.WriteLineAsync($"created {(context.Flag("admin") ? "admin" : "user")} {email} ({user.Id})");
             return 0;
         });

@@ -17,6 +17,12 @@ public sealed class BillingOptions
     /// <summary>Fixed credit packs shown on the pricing and billing pages.</summary>
     public List<CreditPackOption> CreditPacks { get; set; } = [];
 
+    /// <summary>
+    /// Rate limits of accounts without a subscription, by what they have paid in total (<see cref="UsageTiers"/>); below the
+    /// first tier, and never less than, the free plan's. Defaults in appsettings.json (lists bind by index).
+    /// </summary>
+    public List<UsageTierOption> UsageTiers { get; set; } = [];
+
     /// <summary>Smallest custom top-up, in cents (Stripe's own minimum for USD is 50 cents).</summary>
     [Range(50, 100_000_000)]
     public long CustomAmountMinCents { get; set; } = 500;

@@ -15,6 +15,9 @@ internal sealed class BillingOptionsValidator : IValidateOptions<BillingOptions>
         Check(options, BillingOptions.Section, failures);
         for (var i = 0; i < options.Plans.Count; i++) Check(options.Plans[i], $"{BillingOptions.Section}:Plans:{i}", failures);
         for (var i = 0; i < options.CreditPacks.Count; i++) Check(options.CreditPacks[i], $"{BillingOptions.Section}:CreditPacks:{i}", failures);
+        for (var i = 0; i < options.UsageTiers.Count; i++) Check(options.UsageTiers[i], $"{BillingOptions.Section}:UsageTiers:{i}", failures);
+        foreach (var paid in options.UsageTiers.GroupBy(t => t.MinPaidCents).Where(g => g.Count() > 1).Select(g => g.Key))
+            failures.Add($"Billing:UsageTiers has MinPaidCents {paid} more than once.");
 
         if (options.Plans.Count == 0) failures.Add("Billing:Plans lists no plan.");
         else if (!options.Plans.Any(p => p.MonthlyPriceCents == 0)) failures.Add("Billing:Plans needs a plan with a zero price (where lapsed subscriptions fall back).");

@@ -105,6 +105,11 @@ public sealed class UsageEvent
     public long CompletionTokens { get; set; }
     public long CachedTokens { get; set; }
     public long CostMicros { get; set; }
+    /// <summary>
+    /// The provider's list price of the call (its tokens at the model's provider prices, no margin), micro-USD rounded up;
+    /// <see cref="CostMicros"/> is this times the margin. Null for calls metered before migration 0016 recorded it.
+    /// </summary>
+    public long? ProviderCostMicros { get; set; }
     /// <summary>Tokens were counted by us, not reported by the provider (a stream cut short, a provider without usage).</summary>
     public bool Estimated { get; set; }
     public bool Streamed { get; set; }
@@ -178,6 +183,8 @@ public sealed class StreamCheckpoint
     public long CompletionTokens { get; set; }
     public long CachedTokens { get; set; }
     public long CostMicros { get; set; }
+    /// <summary>The same usage at the provider's list prices (see <see cref="UsageEvent"/>).</summary>
+    public long ProviderCostMicros { get; set; }
     public DateTimeOffset StartedAt { get; set; }
     public DateTimeOffset UpdatedAt { get; set; }
 

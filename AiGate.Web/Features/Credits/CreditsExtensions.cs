@@ -1,4 +1,5 @@
 using AiGate.Web.Data;
+using AiGate.Web.Features.Admin;
 using AiGate.Web.Infrastructure.Cli;
 using Microsoft.EntityFrameworkCore;
 
@@ -25,7 +26,7 @@ public static class CreditsExtensions
         return builder;
     }
 
-    /// <summary><c>grant-credits --email E --usd N --reason R</c>: a ledger entry of kind grant (or a negative adjustment).</summary>
+    /// <summary><c>grant-credits --email E --usd N --reason R</c>: a ledger entry of kind grant (or a negative adjustment), audited (actor cli).</summary>
     private static readonly CliVerb GrantCreditsVerb = new("grant-credits", "add (or, with a negative amount, remove) credit for a user",
         [
             new CliOption("email", "the user's e-mail", Required: true),
@@ -45,9 +46,10 @@ public static class CreditsExtensions
             var userId = await db.Users.AsNoTracking().Where(u => u.NormalizedEmail == email.ToUpperInvariant())
                 .Select(u => (Guid?)u.Id).FirstOrDefaultAsync(context.CancellationToken)
                 ?? throw new InvalidOperationException($"no user with e-mail {email}");
-            var ledger = context.Services.GetRequiredService<Ledger>();
-            await ledger.PostAsync(userId, micros > 0 ? LedgerKinds.Grant : LedgerKinds.Adjustment, micros, reason, null, context.CancellationToken);
-            var balance = await ledger.GetBalanceAsync(userId, context.CancellationToken);
+            // Audited like the admin page's grant (actor cli), in the ledger entry's transaction.
+            var outcome = await context.Services.GetRequiredService<AccountActions>().AdjustCreditAsync(userId, micros, reason, context.CancellationToken, allowDebt: true);
+            if (!outcome.Done) throw new InvalidOperationException(outcome.Message);
+            var balance = await context.Services.GetRequiredService<Ledger>().GetBalanceAsync(userId, context.CancellationToken);
             await context.Out.WriteLineAsync(string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"{email}: {(micros > 0 ? "granted" : "removed")} ${Math.Abs(usd)}; balance ${balance.BalanceMicros / 1_000_000m}"));
             return 0;

@@ -1,3 +1,4 @@
+using AiGate.Web.Infrastructure;
 using Npgsql;
 
 namespace AiGate.Web.Features.Credits;
@@ -12,7 +13,8 @@ public sealed record CreditBalance(long BalanceMicros, long HeldMicros)
 /// The only way a balance changes outside metering: one ledger entry and the matching balance
 /// change, in one statement (so in one transaction). An idempotency key makes a repeated post
 /// (a redelivered webhook, a retried command) land once. Metering posts its usage entries in
-/// batches through <see cref="UsageWriter"/>, with the same rule.
+/// batches through <see cref="UsageWriter"/>, with the same rule. Purchases and refunds also tell every instance
+/// that the owner's usage tier may have changed.
 /// </summary>
 public sealed class Ledger(NpgsqlDataSource dataSource)
 {
@@ -44,7 +46,12 @@ public sealed class Ledger(NpgsqlDataSource dataSource)
         command.Parameters.Add(new() { Value = amountMicros });
         command.Parameters.Add(new() { Value = (object?)reference ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Varchar });
         command.Parameters.Add(new() { Value = (object?)idempotencyKey ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Varchar });
-        return await command.ExecuteScalarAsync(ct) is not null;
+        if (await command.ExecuteScalarAsync(ct) is null) return false;
+        // A payment or its refund changes what the user has paid in total, hence their usage tier: every instance's
+        // key cache reloads the account's rate limits when this commits (issue 13).
+        if (kind is LedgerKinds.Purchase or LedgerKinds.Refund)
+            await CacheNotifications.PublishAsync(connection, transaction, $"owner:{userId}", ct);
+        return true;
     }
 
     public async Task<CreditBalance> GetBalanceAsync(Guid userId, CancellationToken ct)

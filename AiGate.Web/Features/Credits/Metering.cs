@@ -74,12 +74,13 @@ public sealed class Metering(CreditLeases leases, UsageWriter writer, Ledger led
     {
         var usage = outcome.Usage ?? new TokenUsage(0, 0);
         var cost = outcome.Usage is null ? 0 : model.Pricing!.Value.CostMicros(usage);
+        var providerCost = outcome.Usage is null ? 0 : model.Pricing!.Value.ProviderCostMicros(usage);
         if (ReferenceEquals(reservation, Reservation.Unmetered)) return cost;
         leases.Settle(reservation, cost);
         await writer.EnqueueAsync(new UsageRecord(
             context.TraceIdentifier, key.OwnerId, key.KeyId, reservation.LeaseId, model.Id, outcome.Provider, usage, cost, outcome.Streamed,
             outcome.Status, (int)System.Diagnostics.Stopwatch.GetElapsedTime(startedTimestamp).TotalMilliseconds, outcome.TimeToFirstByteMs,
-            clock.GetUtcNow()), CancellationToken.None);
+            clock.GetUtcNow(), providerCost), CancellationToken.None);
         return cost;
     }
 }

@@ -66,14 +66,15 @@ public sealed partial class StreamCheckpoints(NpgsqlDataSource dataSource, Usage
             // A stream that ended while this ran has its usage row already: no checkpoint is (re)written for it.
             await using var command = dataSource.CreateCommand("""
                 insert into stream_checkpoints (request_id, user_id, key_id, lease_id, model_id, provider, prompt_tokens, completion_tokens,
-                                                cached_tokens, cost_micros, started_at, updated_at)
+                                                cached_tokens, cost_micros, started_at, provider_cost_micros, updated_at)
                 select t.*, now() from unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::int8[], $8::int8[],
-                                              $9::int8[], $10::int8[], $11::timestamptz[])
-                    as t(request_id, user_id, key_id, lease_id, model_id, provider, prompt_tokens, completion_tokens, cached_tokens, cost_micros, started_at)
+                                              $9::int8[], $10::int8[], $11::timestamptz[], $12::int8[])
+                    as t(request_id, user_id, key_id, lease_id, model_id, provider, prompt_tokens, completion_tokens, cached_tokens, cost_micros,
+                         started_at, provider_cost_micros)
                 where not exists (select 1 from usage_events u where u.request_id = t.request_id)
                 on conflict (request_id) do update set provider = excluded.provider, prompt_tokens = excluded.prompt_tokens,
                     completion_tokens = excluded.completion_tokens, cached_tokens = excluded.cached_tokens,
-                    cost_micros = excluded.cost_micros, updated_at = excluded.updated_at
+                    cost_micros = excluded.cost_micros, provider_cost_micros = excluded.provider_cost_micros, updated_at = excluded.updated_at
                 """);
             var p = command.Parameters;
             p.Add(new() { Value = changed.Select(c => c.Stream.RequestId).ToArray() });
@@ -87,6 +88,7 @@ public sealed partial class StreamCheckpoints(NpgsqlDataSource dataSource, Usage
             p.Add(new() { Value = changed.Select(c => c.Snapshot.Usage.CachedTokens).ToArray() });
             p.Add(new() { Value = changed.Select(c => c.Snapshot.CostMicros).ToArray() });
             p.Add(new() { Value = changed.Select(c => c.Stream.StartedAt).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
+            p.Add(new() { Value = changed.Select(c => c.Snapshot.ProviderCostMicros).ToArray() });
             await command.ExecuteNonQueryAsync(ct);
         }
         catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
@@ -159,7 +161,7 @@ public sealed class OpenStream
     {
         Volatile.Write(ref _nextDue, Stopwatch.GetTimestamp() + _interval);
         if (usage is not { } u) return;
-        Volatile.Write(ref _latest, new Snapshot(u, _pricing.CostMicros(u)));
+        Volatile.Write(ref _latest, new Snapshot(u, _pricing.CostMicros(u), _pricing.ProviderCostMicros(u)));
         Volatile.Write(ref _changed, 1);
     }
 
@@ -167,5 +169,5 @@ public sealed class OpenStream
 
     internal void MarkChanged() => Volatile.Write(ref _changed, 1);
 
-    internal sealed record Snapshot(TokenUsage Usage, long CostMicros);
+    internal sealed record Snapshot(TokenUsage Usage, long CostMicros, long ProviderCostMicros);
 }

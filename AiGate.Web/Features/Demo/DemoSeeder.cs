@@ -1,5 +1,6 @@
 using AiGate.Web.Data;
 using AiGate.Web.Features.Accounts;
+using AiGate.Web.Features.Admin;
 using AiGate.Web.Features.Credits;
 using AiGate.Web.Infrastructure.Cli;
 using Microsoft.AspNetCore.Identity;
@@ -48,6 +49,10 @@ public static partial class DemoSeeder
         if (context.Services.GetRequiredService<IHostEnvironment>().IsProduction())
             throw new InvalidOperationException("demo accounts have well-known passwords and are refused in Production");
         await SeedAsync(context.Services, context.CancellationToken);
+        // Accounts with well-known passwords (one an admin) and credit: audited like any verb that changes access or money.
+        context.Services.GetRequiredService<AuditLog>().Add(new AuditChange("demo.seed", "demo:accounts",
+            After: new { Admin = AdminEmail, User = UserEmail, CreditMicros = DemoCreditMicros }));
+        await context.Services.GetRequiredService<AppDbContext>().SaveChangesAsync(context.CancellationToken);
         await context.Out.WriteLineAsync($"demo admin {AdminEmail} / {AdminPassword}; demo user {UserEmail} / {UserPassword} ($5 of credit)");
         return 0;
     });

@@ -41,6 +41,11 @@ public static class ApiErrors
     public static Task InvalidApiKeyAsync(HttpContext context) => WriteAsync(context, StatusCodes.Status401Unauthorized,
         "Incorrect API key provided. Create or look up your keys in the AiGate dashboard.", "invalid_request_error", "invalid_api_key");
 
+    /// <summary>A valid key of an account an operator suspended: 403, and where to see why (the reason is on the user's pages, not in API logs).</summary>
+    public static Task AccountSuspendedAsync(HttpContext context) => WriteAsync(context, StatusCodes.Status403Forbidden,
+        "This account is suspended, so its API keys are refused. Sign in to the AiGate dashboard to see why, or contact support.",
+        "permission_error", "account_suspended");
+
     public static Task InvalidRequestAsync(HttpContext context, string message, string? param = null, string? code = null) =>
         WriteAsync(context, StatusCodes.Status400BadRequest, message, "invalid_request_error", code, param);
 

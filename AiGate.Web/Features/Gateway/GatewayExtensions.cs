@@ -23,6 +23,8 @@ public static class GatewayExtensions
         builder.Services.AddSingleton<MessagesEndpoint>();
         builder.Services.AddSingleton<EmbeddingsEndpoint>();
         builder.Services.AddSingleton<ModelsEndpoints>();
+        builder.Services.AddHttpForwarder();
+        builder.Services.AddSingleton<PassthroughEndpoint>();
         return builder;
     }
 
@@ -39,6 +41,7 @@ public static class GatewayExtensions
         var messages = services.GetRequiredService<MessagesEndpoint>();
         var embeddings = services.GetRequiredService<EmbeddingsEndpoint>();
         var models = services.GetRequiredService<ModelsEndpoints>();
+        var passthrough = services.GetRequiredService<PassthroughEndpoint>();
 
         var api = app.MapGroup("/api/v1");
         api.MapPost("/chat/completions", chat.HandleAsync);
@@ -47,6 +50,7 @@ public static class GatewayExtensions
         api.MapPost("/embeddings", embeddings.HandleAsync);
         api.MapGet("/models", models.ListAsync);
         api.MapGet("/models/{**id}", models.GetAsync);
+        api.Map("/passthrough/{**path}", passthrough.HandleAsync);
         api.Map("/{**path}", static context => ApiErrors.WriteAsync(context, StatusCodes.Status404NotFound,
             $"Unknown endpoint: {context.Request.Method} {context.Request.Path}.", "invalid_request_error", "unknown_url"));
         return app;

@@ -13,7 +13,7 @@ public readonly record struct RateDecision(bool Allowed, string? Exceeded, TimeS
     long RequestLimit, long RequestsRemaining, TimeSpan RequestsReset, long TokenLimit, long TokensRemaining, TimeSpan TokensReset);
 
 /// <summary>
-/// RPM and TPM per key (the key's own limits) and per account (the account's plan, carried on the
+/// RPM and TPM per key (the key's own limits) and per account (plan, usage tier or admin override, resolved on the
 /// cached <see cref="KeyIdentity"/>; no plan yet means the free plan; tokens are the prompt estimate +
 /// output limit at admission, as OpenAI counts), as token
 /// buckets that refill continuously over a minute. Several instances share the limits by each
@@ -36,11 +36,17 @@ public sealed class RateLimits(IOptions<BillingOptions> billing, InstanceRegistr
     public RateDecision Check(KeyIdentity key, long requests, long tokens)
     {
         var share = Math.Max(1, instances.LiveInstances);
-        var plan = key.PlanId is not null && _plans.TryGetValue(key.PlanId, out var found) ? found : _freePlan;
+        // The key cache resolved the account's limits (plan, usage tier or admin override); the plan is the fallback.
+        long accountRpm = key.AccountRequestsPerMinute, accountTpm = key.AccountTokensPerMinute;
+        if (accountRpm <= 0 || accountTpm <= 0)
+        {
+            var plan = key.PlanId is not null && _plans.TryGetValue(key.PlanId, out var found) ? found : _freePlan;
+            (accountRpm, accountTpm) = (plan.RequestsPerMinute, plan.TokensPerMinute);
+        }
         var now = clock.GetTimestamp();
 
-        var accountRequests = Get(key.OwnerId, 'r', Share(plan.RequestsPerMinute, share));
-        var accountTokens = Get(key.OwnerId, 't', Share(plan.TokensPerMinute, share));
+        var accountRequests = Get(key.OwnerId, 'r', Share(accountRpm, share));
+        var accountTokens = Get(key.OwnerId, 't', Share(accountTpm, share));
         var keyRequests = key.RequestsPerMinute is { } rpm ? Get(key.KeyId, 'R', Share(rpm, share)) : null;
         var keyTokens = key.TokensPerMinute is { } tpm ? Get(key.KeyId, 'T', Share(tpm, share)) : null;
 

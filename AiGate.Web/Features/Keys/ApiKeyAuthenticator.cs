@@ -1,3 +1,5 @@
+using AiGate.Web.Features.Gateway;
+
 namespace AiGate.Web.Features.Keys;
 
 /// <summary>
@@ -6,13 +8,28 @@ namespace AiGate.Web.Features.Keys;
 /// </summary>
 public sealed class ApiKeyAuthenticator(ApiKeyCache cache)
 {
+    /// <summary>
+    /// The key's identity, or null: the caller answers the one 401. A key of a suspended account is valid but refused
+    /// here with a 403 that says so; the caller's 401 then writes nothing (ApiErrors never writes over a started response).
+    /// </summary>
     public ValueTask<KeyIdentity?> AuthenticateAsync(HttpContext context)
     {
         var header = context.Request.Headers.Authorization;
         if (header.Count != 1) return ValueTask.FromResult<KeyIdentity?>(null);
         var value = header[0].AsSpan().Trim();
         if (value.Length < 8 || !value[..7].Equals("Bearer ", StringComparison.OrdinalIgnoreCase)) return ValueTask.FromResult<KeyIdentity?>(null);
-        return cache.FindAsync(value[7..].Trim().ToString(), context.RequestAborted);
+        var found = cache.FindAsync(value[7..].Trim().ToString(), context.RequestAborted);
+        // The steady state (a cached, usable key) stays synchronous: no state machine per request.
+        if (found.IsCompletedSuccessfully && found.Result is not { Suspended: true }) return found;
+        return RefuseSuspendedAsync(found, context);
+    }
+
+    private static async ValueTask<KeyIdentity?> RefuseSuspendedAsync(ValueTask<KeyIdentity?> pending, HttpContext context)
+    {
+        var identity = await pending;
+        if (identity is not { Suspended: true }) return identity;
+        await ApiErrors.AccountSuspendedAsync(context);
+        return null;
     }
 
     /// <summary>

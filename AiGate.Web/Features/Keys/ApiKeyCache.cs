@@ -10,11 +10,15 @@ namespace AiGate.Web.Features.Keys;
 
 /// <summary>
 /// What the gateway knows about the key of a request. <see cref="PlanId"/> is the owner's billing plan (null: no
-/// billing account yet, the free plan); it sets the account-wide rate limits without a lookup per request.
+/// billing account yet, the free plan). <see cref="AccountRequestsPerMinute"/> and <see cref="AccountTokensPerMinute"/>
+/// are the account-wide rate limits (plan, usage tier or admin override, <see cref="UsageTiers"/>), resolved when the
+/// key is loaded so there is no lookup per request; 0 = not resolved, the plan's. <see cref="Suspended"/>: an operator
+/// suspended the account, every call gets a 403.
 /// </summary>
 public sealed record KeyIdentity(
     Guid KeyId, Guid OwnerId, string Prefix, DateTimeOffset? ExpiresAt, long? CreditLimitMicros, long SpentMicros,
-    int? RequestsPerMinute, int? TokensPerMinute, FrozenSet<string> AllowedModels, string? PlanId = null);
+    int? RequestsPerMinute, int? TokensPerMinute, FrozenSet<string> AllowedModels, string? PlanId = null,
+    long AccountRequestsPerMinute = 0, long AccountTokensPerMinute = 0, bool Suspended = false);
 
 /// <summary>
 /// Bearer key → <see cref="KeyIdentity"/>, without a database round trip in the steady state.
@@ -41,9 +45,12 @@ public sealed class ApiKeyCache
     private readonly TimeProvider _clock;
     private readonly TimeSpan _ttl;
     private readonly TimeSpan _staleIfError;
+    private readonly BillingOptions _billing;
 
-    public ApiKeyCache(IServiceScopeFactory scopes, ApiKeyHasher hasher, TimeProvider clock, IOptions<KeysOptions> options, CacheNotifications notifications)
+    public ApiKeyCache(IServiceScopeFactory scopes, ApiKeyHasher hasher, TimeProvider clock, IOptions<KeysOptions> options, CacheNotifications notifications,
+        IOptions<BillingOptions> billing)
     {
+        _billing = billing.Value;
         _scopes = scopes;
         _hasher = hasher;
         _clock = clock;
@@ -103,12 +110,18 @@ public sealed class ApiKeyCache
             {
                 k.Id, k.OwnerId, k.Prefix, k.ExpiresAt, k.CreditLimitMicros, k.SpentMicros, k.RequestsPerMinute, k.TokensPerMinute, k.AllowedModels,
                 PlanId = db.Set<BillingAccount>().Where(b => b.UserId == k.OwnerId).Select(b => b.PlanId).FirstOrDefault(),
+                // Suspension, overrides and the total paid (usage tier) change with an owner:{id} notice.
+                Suspended = k.Owner!.SuspendedAt != null,
+                k.Owner!.RequestsPerMinuteOverride,
+                k.Owner!.TokensPerMinuteOverride,
+                PaidCents = db.Set<StripePayment>().Where(p => p.UserId == k.OwnerId).Sum(UsageTiers.NetPaidCents),
             })
             .FirstOrDefaultAsync(ct);
-        return row is null
-            ? null
-            : new KeyIdentity(row.Id, row.OwnerId, row.Prefix, row.ExpiresAt, row.CreditLimitMicros, row.SpentMicros, row.RequestsPerMinute,
-                row.TokensPerMinute, row.AllowedModels.ToFrozenSet(StringComparer.Ordinal), row.PlanId);
+        if (row is null) return null;
+        var limits = UsageTiers.Resolve(_billing, row.PlanId, row.PaidCents, row.RequestsPerMinuteOverride, row.TokensPerMinuteOverride);
+        return new KeyIdentity(row.Id, row.OwnerId, row.Prefix, row.ExpiresAt, row.CreditLimitMicros, row.SpentMicros, row.RequestsPerMinute,
+            row.TokensPerMinute, row.AllowedModels.ToFrozenSet(StringComparer.Ordinal), row.PlanId, limits.RequestsPerMinute, limits.TokensPerMinute,
+            row.Suspended);
     }
 
     private void OnNotice(string? payload)

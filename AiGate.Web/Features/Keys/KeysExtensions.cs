@@ -1,4 +1,5 @@
 using AiGate.Web.Data;
+using AiGate.Web.Features.Admin;
 using AiGate.Web.Infrastructure;
 using AiGate.Web.Infrastructure.Cli;
 using Microsoft.EntityFrameworkCore;
@@ -38,7 +39,7 @@ public static class KeysExtensions
         return Convert.TryFromBase64String(pepper, bytes, out var written) && written >= 32;
     }
 
-    /// <summary><c>create-key --email E --name N</c>: issues a key for a user and prints it once.</summary>
+    /// <summary><c>create-key --email E --name N</c>: issues a key for a user and prints it once; audited (actor cli).</summary>
     private static readonly CliVerb CreateKeyVerb = new("create-key", "issue an API key for a user and print it once",
         [new CliOption("email", "the user's e-mail", Required: true), new CliOption("name", "a name for the key", Required: true)],
         static async context =>
@@ -53,7 +54,13 @@ public static class KeysExtensions
                 .FirstOrDefaultAsync(context.CancellationToken)
                 ?? throw new InvalidOperationException($"no user with e-mail {email}");
             if (!user.EmailConfirmed) throw new InvalidOperationException($"{email} has not confirmed their e-mail address; keys need a confirmed address");
-            var (_, secret) = await context.Services.GetRequiredService<ApiKeyIssuer>().IssueAsync(user.Id, name, new KeyLimits(), context.CancellationToken);
+            // The key and its audit row (actor cli) commit together.
+            await using var transaction = await db.Database.BeginTransactionAsync(context.CancellationToken);
+            var (key, secret) = await context.Services.GetRequiredService<ApiKeyIssuer>().IssueAsync(user.Id, name, new KeyLimits(), context.CancellationToken);
+            context.Services.GetRequiredService<AuditLog>().Add(new AuditChange("key.create", $"key:{key.Id}",
+                After: new { key.Name, key.Prefix, key.OwnerId }, Detail: $"user:{user.Id}"));
+            await db.SaveChangesAsync(context.CancellationToken);
+            await transaction.CommitAsync(context.CancellationToken);
             await context.Out.WriteLineAsync(secret);
             return 0;
         });

@@ -21,12 +21,20 @@ public readonly record struct ModelPricing(long InputPerMTok, long OutputPerMTok
     /// <summary>What the user pays for <paramref name="usage"/>, in micro-USD, rounded up.</summary>
     public long CostMicros(TokenUsage usage)
     {
-        var cached = Math.Clamp(usage.CachedTokens, 0, Math.Max(0, usage.PromptTokens));
-        var uncached = Math.Max(0, usage.PromptTokens - cached);
-        var raw = (Int128)uncached * InputPerMTok + (Int128)cached * CachedInputPerMTok + (Int128)Math.Max(0, usage.CompletionTokens) * OutputPerMTok;
-        var scaled = raw * MarginBasisPoints;
+        var scaled = RawCost(usage) * MarginBasisPoints;
         const long divisor = TokensPerPrice * BasisPoints;
         var cost = (scaled + divisor - 1) / divisor;
+        return cost > long.MaxValue ? long.MaxValue : (long)cost;
+    }
+
+    /// <summary>
+    /// What the provider's list prices make of <paramref name="usage"/>, without our margin, in micro-USD rounded up:
+    /// the cost beside the charge on every usage row. The same sum as <see cref="CostMicros"/>, so the charge is this
+    /// times the margin (each rounded up once from the exact product).
+    /// </summary>
+    public long ProviderCostMicros(TokenUsage usage)
+    {
+        var cost = (RawCost(usage) + TokensPerPrice - 1) / TokensPerPrice;
         return cost > long.MaxValue ? long.MaxValue : (long)cost;
     }
 
@@ -34,6 +42,14 @@ public readonly record struct ModelPricing(long InputPerMTok, long OutputPerMTok
     public long OurInputPerMTok => Apply(InputPerMTok);
     public long OurOutputPerMTok => Apply(OutputPerMTok);
     public long OurCachedInputPerMTok => Apply(CachedInputPerMTok);
+
+    /// <summary>Tokens times list prices: micro-USD times a million tokens, exact.</summary>
+    private Int128 RawCost(TokenUsage usage)
+    {
+        var cached = Math.Clamp(usage.CachedTokens, 0, Math.Max(0, usage.PromptTokens));
+        var uncached = Math.Max(0, usage.PromptTokens - cached);
+        return (Int128)uncached * InputPerMTok + (Int128)cached * CachedInputPerMTok + (Int128)Math.Max(0, usage.CompletionTokens) * OutputPerMTok;
+    }
 
     private long Apply(long price) => (long)(((Int128)price * MarginBasisPoints + BasisPoints - 1) / BasisPoints);
 

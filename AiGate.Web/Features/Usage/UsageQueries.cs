@@ -21,6 +21,26 @@ public sealed record UsageGroup(DateOnly? Day, string? Model, Guid? KeyId, strin
 public sealed record UsageSummary(IReadOnlyList<UsageGroup> Groups, UsageTotals Total);
 
 /// <summary>
+/// What a set of calls earned (micro-USD): <see cref="RevenueMicros"/> charged in all; <see cref="CostedRevenueMicros"/> of it
+/// charged for calls whose provider list cost is known (metered after migration 0016), which cost <see cref="ProviderCostMicros"/>.
+/// The margin is taken over the calls with a known cost only, so older calls never inflate it.
+/// </summary>
+public readonly record struct RevenueTotals(long Requests, long RevenueMicros, long CostedRevenueMicros, long ProviderCostMicros)
+{
+    public long MarginMicros => CostedRevenueMicros - ProviderCostMicros;
+    /// <summary>Revenue of calls without a recorded provider cost.</summary>
+    public long UncostedRevenueMicros => RevenueMicros - CostedRevenueMicros;
+    /// <summary>Margin as a share of the revenue it was earned on, in percent; null when no call had a known cost.</summary>
+    public decimal? MarginPercent => CostedRevenueMicros == 0 ? null : Math.Round(MarginMicros * 100m / CostedRevenueMicros, 1);
+
+    public static RevenueTotals operator +(RevenueTotals a, RevenueTotals b) => new(
+        a.Requests + b.Requests, a.RevenueMicros + b.RevenueMicros, a.CostedRevenueMicros + b.CostedRevenueMicros, a.ProviderCostMicros + b.ProviderCostMicros);
+}
+
+/// <summary>One group of <see cref="UsageQueries.RevenueAsync"/>: exactly one of day, model and account is set.</summary>
+public sealed record RevenueGroup(DateOnly? Day, string? Model, Guid? UserId, RevenueTotals Totals);
+
+/// <summary>
 /// Every aggregate over a user's usage (the /api/v1/usage endpoint, the dashboard's month and chart)
 /// goes through <see cref="SummarizeAsync"/>, always filtered by owner. A range of a day or less is
 /// one grouped statement over raw <c>usage_events</c> (the <c>(user_id, created_at)</c> index). A
@@ -39,10 +59,11 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
     /// <summary>One usage event as a row of the shape every source below produces.</summary>
     private const string RawRow = """
         (e.created_at at time zone 'UTC')::date as day, e.model_id, e.key_id, 1::bigint as requests, e.prompt_tokens,
-        e.completion_tokens, e.cached_tokens, e.cost_micros, (e.status >= 400)::int::bigint as errors, e.user_id
+        e.completion_tokens, e.cached_tokens, e.cost_micros, (e.status >= 400)::int::bigint as errors, e.user_id, e.provider_cost_micros
         """;
 
-    private const string RollupRow = "r.model_id, r.key_id, r.requests, r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.cost_micros, r.errors, r.user_id";
+    private const string RollupRow = "r.model_id, r.key_id, r.requests, r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.cost_micros, r.errors, r.user_id, " +
+                                     "r.provider_cost_micros";
 
     /// <summary>
     /// Usage of <paramref name="userId"/> from <paramref name="from"/> (inclusive) to <paramref name="to"/>
@@ -111,7 +132,7 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
         var from = StartOfDay(period);
         var to = StartOfDay(period.AddMonths(1));
         await using var command = dataSource.CreateCommand($"""
-            select p.user_id, coalesce(sum(p.cost_micros), 0)::bigint from ({RollupSource(oneUser: false)}) p group by 1
+            select p.user_id, coalesce(sum(p.cost_micros), 0)::bigint from ({RollupSource(oneUser: false, wholeDays: true)}) p group by 1
             """);
         command.Parameters.Add(new() { Value = Guid.Empty });   // $1, unused: every user
         command.Parameters.Add(new() { Value = from });
@@ -122,6 +143,38 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
         while (await reader.ReadAsync(ct))
             spends.Add((reader.GetGuid(0), reader.GetInt64(1)));
         return spends;
+    }
+
+    /// <summary>
+    /// Every account's revenue and provider cost over whole UTC days <paramref name="first"/> to <paramref name="last"/>
+    /// (inclusive), grouped by day, by model and by account in one statement (one snapshot, so the three views add up to
+    /// the same totals), from the same rollup read as <see cref="SummarizeAsync"/>. Ordered by day, then by revenue.
+    /// </summary>
+    public async Task<IReadOnlyList<RevenueGroup>> RevenueAsync(DateOnly first, DateOnly last, CancellationToken ct)
+    {
+        var from = StartOfDay(first);
+        var to = StartOfDay(last.AddDays(1));
+        await using var command = dataSource.CreateCommand($"""
+            select p.day, p.model_id, p.user_id, coalesce(sum(p.requests), 0)::bigint, coalesce(sum(p.cost_micros), 0)::bigint,
+                   coalesce(sum(p.cost_micros) filter (where p.provider_cost_micros is not null), 0)::bigint,
+                   coalesce(sum(p.provider_cost_micros), 0)::bigint
+            from ({RollupSource(oneUser: false, wholeDays: true)}) p
+            group by grouping sets ((p.day), (p.model_id), (p.user_id))
+            order by 1 nulls last, 5 desc, 2, 3
+            """);
+        command.Parameters.Add(new() { Value = Guid.Empty });   // $1, unused: every user
+        command.Parameters.Add(new() { Value = from });
+        command.Parameters.Add(new() { Value = to });
+        AddRollupParameters(command, from, to);
+        var groups = new List<RevenueGroup>();
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+            groups.Add(new RevenueGroup(
+                reader.IsDBNull(0) ? null : reader.GetFieldValue<DateOnly>(0),
+                reader.IsDBNull(1) ? null : reader.GetString(1),
+                reader.IsDBNull(2) ? null : reader.GetGuid(2),
+                new RevenueTotals(reader.GetInt64(3), reader.GetInt64(4), reader.GetInt64(5), reader.GetInt64(6))));
+        return groups;
     }
 
     /// <summary>The month's spend (micro-USD) of one user; <paramref name="period"/> is the first of a UTC month.</summary>
@@ -149,20 +202,25 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
     /// $5 the end of its last whole hour, [$6, $7) its whole days (also as dates, $8 and $9). One statement,
     /// so one snapshot: the watermark and the rows it describes agree.
     /// </summary>
-    private static string RollupSource(bool oneUser)
+    private static string RollupSource(bool oneUser, bool wholeDays = false)
     {
         var e = oneUser ? "e.user_id = $1" : "true";
         var r = oneUser ? "r.user_id = $1" : "true";
-        return $"""
+        // A range of whole days has no partial hours or whole hours at its edges. Leaving those parts out matters for
+        // every user's usage: without a user id they have no index to use, and would scan every raw event and hour.
+        var edges = wholeDays ? "" : $"""
             select {RawRow} from usage_events e
             where {e} and ((e.created_at >= $2 and e.created_at < $4) or (e.created_at >= $5 and e.created_at < $3))
             union all
+            select (r.hour at time zone 'UTC')::date, {RollupRow} from usage_rollups_hourly r
+            where {r} and ((r.hour >= $4 and r.hour < $6) or (r.hour >= $7 and r.hour < $5))
+            union all
+            """;
+        return $"""
+            {edges}
             select {RawRow} from usage_events e
             where e.id > (select last_event_id from usage_rollup_state where id = 1)
               and {e} and e.created_at >= $4 and e.created_at < $5
-            union all
-            select (r.hour at time zone 'UTC')::date, {RollupRow} from usage_rollups_hourly r
-            where {r} and ((r.hour >= $4 and r.hour < $6) or (r.hour >= $7 and r.hour < $5))
             union all
             select r.day, {RollupRow} from usage_rollups_daily r
             where {r} and r.day >= $8 and r.day < $9

@@ -15,6 +15,8 @@ public abstract class UsageRollupTotals
     public long CompletionTokens { get; set; }
     public long CachedTokens { get; set; }
     public long CostMicros { get; set; }
+    /// <summary>The sum of the calls' provider list cost; null when any call of the bucket has none (metered before migration 0016).</summary>
+    public long? ProviderCostMicros { get; set; }
     public long Errors { get; set; }
 }
 

@@ -32,6 +32,10 @@ public sealed partial class IndexModel(
     public CreditBalance Balance { get; private set; } = new(0, 0);
     public BillingAccount? Account { get; private set; }
     public PlanOption Plan { get; private set; } = null!;
+    /// <summary>The account's rate limits: plan, usage tier (by <see cref="PaidCents"/>) or an operator's override.</summary>
+    public AccountLimits Limits { get; private set; } = null!;
+    public long PaidCents { get; private set; }
+    public UsageTierOption? NextTier { get; private set; }
     public IReadOnlyList<HistoryRow> History { get; private set; } = [];
     public bool HasSubscription => Account?.HasLiveSubscription == true;
 
@@ -173,6 +177,11 @@ public sealed partial class IndexModel(
         Balance = await ledger.GetBalanceAsync(userId, ct);
         Account = await db.Set<BillingAccount>().AsNoTracking().FirstOrDefaultAsync(a => a.UserId == userId, ct);
         Plan = Options.FindPlan(Account?.PlanId) ?? Options.FreePlan;
+        PaidCents = await UsageTiers.PaidCentsAsync(db, userId, ct);
+        var overrides = await db.Users.AsNoTracking().Where(u => u.Id == userId)
+            .Select(u => new { u.RequestsPerMinuteOverride, u.TokensPerMinuteOverride }).FirstAsync(ct);
+        Limits = UsageTiers.Resolve(Options, Account?.PlanId, PaidCents, overrides.RequestsPerMinuteOverride, overrides.TokensPerMinuteOverride);
+        NextTier = Options.UsageTiers.Where(t => t.MinPaidCents > PaidCents).MinBy(t => t.MinPaidCents);
 
         // Money history: every ledger entry but metered usage (the dashboard lists requests), newest first,
         // with the Stripe payment it came from (receipt or invoice link) when there is one.

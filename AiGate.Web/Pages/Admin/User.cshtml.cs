@@ -1,0 +1,165 @@
+using System.Globalization;
+using AiGate.Web.Data;
+using AiGate.Web.Features.Accounts;
+using AiGate.Web.Features.Admin;
+using AiGate.Web.Features.Billing;
+using AiGate.Web.Features.Credits;
+using AiGate.Web.Features.Email;
+using AiGate.Web.Features.Keys;
+using AiGate.Web.Pages.Account;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Mvc.RazorPages;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace AiGate.Web.Pages.Admin;
+
+/// <summary>
+/// One user, for an operator: balance (available, held, debt), ledger (paged), plan and subscription, rate limits and
+/// where they come from, keys, recent usage, payments with their refunds and disputes; and the actions of
+/// <see cref="AccountActions"/>, each audited. Every post redirects back with a one-line outcome (PRG).
+/// </summary>
+public sealed class UserModel(AppDbContext db, AccountActions actions, Ledger ledger, AuditLog audit, UserManager<AppUser> users, EmailOutbox outbox,
+    IOptions<EmailOptions> email, IOptions<BillingOptions> billing) : PageModel
+{
+    public const int LedgerPageSize = 25;
+    private const decimal MaxAdjustmentUsd = 1_000_000;
+
+    public UserView Profile { get; private set; } = null!;
+    public CreditBalance Balance { get; private set; } = new(0, 0);
+    public PlanView Plan { get; private set; } = null!;
+    public AccountLimits Limits { get; private set; } = null!;
+    public long PaidCents { get; private set; }
+    public IReadOnlyList<KeyRow> Keys { get; private set; } = [];
+    public IReadOnlyList<LedgerRow> LedgerRows { get; private set; } = [];
+    /// <summary>The id to pass as <c>before</c> for the next (older) ledger page; null on the last page.</summary>
+    public long? LedgerOlderBefore { get; private set; }
+    public long? LedgerBefore { get; private set; }
+    public IReadOnlyList<UsageRow> Usage { get; private set; } = [];
+    public IReadOnlyList<PaymentRow> Payments { get; private set; } = [];
+    public IReadOnlyList<AuditRow> History { get; private set; } = [];
+
+    [TempData] public string? Notice { get; set; }
+    [TempData] public string? Problem { get; set; }
+
+    public async Task<IActionResult> OnGetAsync(Guid id, long? before, CancellationToken ct)
+    {
+        var adminRoleId = db.Roles.Where(r => r.Name == Roles.Admin).Select(r => r.Id);
+        var profile = await db.Users.AsNoTracking().Where(u => u.Id == id)
+            .Select(u => new UserView(u.Id, u.Email!, u.EmailConfirmed, u.TwoFactorEnabled, u.CreatedAt,
+                db.UserRoles.Any(r => r.UserId == u.Id && adminRoleId.Contains(r.RoleId)), u.SuspendedAt, u.SuspensionReason,
+                u.RequestsPerMinuteOverride, u.TokensPerMinuteOverride))
+            .FirstOrDefaultAsync(ct);
+        if (profile is null) return NotFound();
+        Profile = profile;
+        Balance = await ledger.GetBalanceAsync(id, ct);
+
+        var account = await db.Set<BillingAccount>().AsNoTracking().Where(a => a.UserId == id)
+            .Select(a => new { a.PlanId, a.StripeCustomerId, a.SubscriptionId, a.SubscriptionStatus, a.CurrentPeriodEnd, a.CancelAtPeriodEnd, a.PastDueSince, a.DisputedAt })
+            .FirstOrDefaultAsync(ct);
+        var plan = billing.Value.FindPlan(account?.PlanId) ?? billing.Value.FreePlan;
+        Plan = new PlanView(plan.Name, account?.StripeCustomerId, account?.SubscriptionId, account?.SubscriptionStatus, account?.CurrentPeriodEnd,
+            account?.CancelAtPeriodEnd ?? false, account?.PastDueSince, account?.DisputedAt);
+        PaidCents = await UsageTiers.PaidCentsAsync(db, id, ct);
+        Limits = UsageTiers.Resolve(billing.Value, account?.PlanId, PaidCents, profile.RequestsPerMinuteOverride, profile.TokensPerMinuteOverride);
+
+        Keys = await db.Set<ApiKey>().AsNoTracking().Where(k => k.OwnerId == id).OrderByDescending(k => k.CreatedAt)
+            .Select(k => new KeyRow(k.Id, k.Name, k.Prefix, k.Last4, k.CreatedAt, k.LastUsedAt, k.ExpiresAt, k.RevokedAt))
+            .ToListAsync(ct);
+
+        LedgerBefore = before;
+        var entries = db.Set<LedgerEntry>().AsNoTracking().Where(e => e.UserId == id);
+        if (before is { } b) entries = entries.Where(e => e.Id < b);
+        var page = await entries.OrderByDescending(e => e.Id).Take(LedgerPageSize + 1)
+            .Select(e => new LedgerRow(e.Id, e.Kind, e.AmountMicros, e.Reference, e.CreatedAt)).ToListAsync(ct);
+        LedgerOlderBefore = page.Count > LedgerPageSize ? page[LedgerPageSize - 1].Id : null;
+        LedgerRows = page.Count > LedgerPageSize ? page[..LedgerPageSize] : page;
+
+        Usage = await db.Set<UsageEvent>().AsNoTracking().Where(e => e.UserId == id).OrderByDescending(e => e.CreatedAt).Take(20)
+            .Select(e => new UsageRow(e.CreatedAt, e.ModelId, e.Provider, e.PromptTokens, e.CompletionTokens, e.CostMicros, e.Status))
+            .ToListAsync(ct);
+        Payments = await db.Set<StripePayment>().AsNoTracking().Where(p => p.UserId == id).OrderByDescending(p => p.CreatedAt).Take(50)
+            .Select(p => new PaymentRow(p.Id, p.Kind, p.AmountCents, p.CreditedMicros, p.ClawedBackMicros, p.CreatedAt))
+            .ToListAsync(ct);
+        var target = $"user:{id}";
+        History = await db.Set<AuditEntry>().AsNoTracking().Where(a => a.Target == target || a.Detail == target).OrderByDescending(a => a.At).Take(20)
+            .Select(a => new AuditRow(a.At, a.Actor, a.Action, a.Target, a.Before, a.After, a.Reason)).ToListAsync(ct);
+        return Page();
+    }
+
+    public async Task<IActionResult> OnPostCreditAsync(Guid id, string? direction, string? amount, string? reason, CancellationToken ct)
+    {
+        if (direction is not ("grant" or "deduct"))
+            return Done(id, AdminOutcome.Refused("Choose grant or deduct."));
+        if (!decimal.TryParse(amount, NumberStyles.Number, CultureInfo.InvariantCulture, out var usd) || usd <= 0 || usd > MaxAdjustmentUsd
+            || decimal.Round(usd, 6) != usd)
+            return Done(id, AdminOutcome.Refused("Enter an amount in USD above 0 and at most 1,000,000, with up to 6 decimals (e.g. 25 or 2.50)."));
+        var micros = Money.FromUsd(usd);
+        return Done(id, await actions.AdjustCreditAsync(id, direction == "grant" ? micros : -micros, reason, ct));
+    }
+
+    public async Task<IActionResult> OnPostSuspendAsync(Guid id, string? reason, CancellationToken ct) =>
+        Done(id, await actions.SetSuspendedAsync(id, suspend: true, reason, ct));
+
+    public async Task<IActionResult> OnPostUnsuspendAsync(Guid id, string? reason, CancellationToken ct) =>
+        Done(id, await actions.SetSuspendedAsync(id, suspend: false, reason, ct));
+
+    public async Task<IActionResult> OnPostClearDisputeAsync(Guid id, string? reason, CancellationToken ct) =>
+        Done(id, await actions.ClearDisputeAsync(id, reason, ct));
+
+    public async Task<IActionResult> OnPostRevokeKeyAsync(Guid id, Guid keyId, string? reason, CancellationToken ct) =>
+        Done(id, await actions.RevokeKeyAsync(id, keyId, reason, ct));
+
+    public async Task<IActionResult> OnPostRateLimitsAsync(Guid id, string? rpm, string? tpm, string? reason, CancellationToken ct)
+    {
+        if (!TryLimit(rpm, int.MaxValue, out var requests) || !TryLimit(tpm, long.MaxValue, out var tokens))
+            return Done(id, AdminOutcome.Refused("Limits are whole numbers of at least 1; leave a field empty for no override."));
+        return Done(id, await actions.SetRateLimitOverrideAsync(id, (int?)requests, tokens, reason, ct));
+    }
+
+    /// <summary>Sends the confirmation link again (not a change of money or access: the reason is optional).</summary>
+    public async Task<IActionResult> OnPostResendConfirmationAsync(Guid id, string? reason, CancellationToken ct)
+    {
+        var user = await users.FindByIdAsync(id.ToString());
+        if (user is null) return Done(id, AdminOutcome.Refused("No such user."));
+        if (user.EmailConfirmed) return Done(id, AdminOutcome.Refused("The e-mail address is already confirmed."));
+        await this.QueueConfirmationLinkAsync(users, outbox, email.Value, user);
+        audit.Add(new AuditChange("user.resend-confirmation", $"user:{id}", Reason: string.IsNullOrWhiteSpace(reason) ? null : reason, Detail: user.Email));
+        await db.SaveChangesAsync(ct);
+        return Done(id, new AdminOutcome(true, $"Confirmation link sent to {user.Email}."));
+    }
+
+    private static bool TryLimit(string? text, long max, out long? value)
+    {
+        value = null;
+        if (string.IsNullOrWhiteSpace(text)) return true;
+        if (!long.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) || parsed < 1 || parsed > max) return false;
+        value = parsed;
+        return true;
+    }
+
+    private RedirectResult Done(Guid id, AdminOutcome outcome)
+    {
+        if (outcome.Done) Notice = outcome.Message;
+        else Problem = outcome.Message;
+        return Redirect($"/Admin/Users/{id}");
+    }
+
+    public sealed record UserView(Guid Id, string Email, bool EmailConfirmed, bool TwoFactorEnabled, DateTimeOffset CreatedAt, bool IsAdmin,
+        DateTimeOffset? SuspendedAt, string? SuspensionReason, int? RequestsPerMinuteOverride, long? TokensPerMinuteOverride);
+
+    public sealed record PlanView(string Name, string? StripeCustomerId, string? SubscriptionId, string? SubscriptionStatus, DateTimeOffset? PeriodEnd,
+        bool CancelAtPeriodEnd, DateTimeOffset? PastDueSince, DateTimeOffset? DisputedAt);
+
+    public sealed record KeyRow(Guid Id, string Name, string Prefix, string Last4, DateTimeOffset CreatedAt, DateTimeOffset? LastUsedAt,
+        DateTimeOffset? ExpiresAt, DateTimeOffset? RevokedAt);
+
+    public sealed record LedgerRow(long Id, string Kind, long AmountMicros, string? Reference, DateTimeOffset CreatedAt);
+
+    public sealed record UsageRow(DateTimeOffset At, string ModelId, string Provider, long PromptTokens, long CompletionTokens, long CostMicros, int Status);
+
+    public sealed record PaymentRow(string Id, string Kind, long AmountCents, long CreditedMicros, long ClawedBackMicros, DateTimeOffset CreatedAt);
+
+    public sealed record AuditRow(DateTimeOffset At, string Actor, string Action, string Target, string? Before, string? After, string? Reason);
+}
