@@ -388,6 +388,31 @@ public sealed class MessagesEndpointTests(MessagesApp app) : IClassFixture<Messa
     }
 
     [Fact]
+    public async Task Features_priced_outside_the_usage_are_refused_before_anything_goes_to_anthropic()
+    {
+        var (client, _, userId) = await StartAsync();
+        var serverTool = Body($$"""
+            {"model":"{{MessagesApp.MeteredClaude}}","max_tokens":100,"messages":[{"role":"user","content":"hi"}],
+             "tools":[{"type":"web_search_20250305","name":"web_search","max_uses":5}]}
+            """);
+        using var longContext = new HttpRequestMessage(HttpMethod.Post, "/api/v1/messages")
+        {
+            Content = Body($$"""{"model":"{{MessagesApp.MeteredClaude}}","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"""),
+        };
+        longContext.Headers.Add("anthropic-beta", "context-1m-2025-08-07");
+
+        foreach (var response in new[] { await client.PostAsync("/api/v1/messages", serverTool), await client.SendAsync(longContext) })
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            var error = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+            Assert.Equal("invalid_request_error", (string)error["error"]!["type"]!);
+            Assert.Contains("/api/v1/messages", (string)error["error"]!["message"]!);
+        }
+        Assert.DoesNotContain(app.Anthropic.Requests, r => r.PathAndQuery == "/v1/messages");
+        await AssertLedgerMatchesBalanceAsync(userId, 10_000_000);
+    }
+
+    [Fact]
     public async Task Insufficient_credit_is_refused_before_anything_goes_upstream()
     {
         var (client, _, userId) = await StartAsync(creditMicros: 50);

@@ -27,6 +27,7 @@ public sealed partial class MessagesEndpoint(
     private const string UpstreamAnthropicVersion = "2023-06-01";
     /// <summary>count_tokens' estimate of an image: Anthropic's own cap for an image it has resized (about 1.15 megapixels ÷ 750).</summary>
     private const int CountedImageTokens = 1_600;
+    private static readonly PassthroughRoute AnthropicMessagesRoute = new("v1/messages", null, AllowsStream: true, Embeddings: false);
     private readonly GatewayOptions _options = options.Value;
 
     private sealed record MessagesCall(JsonObject Request, ChatCall Call, TranslatedMessages Translated);
@@ -200,6 +201,15 @@ public sealed partial class MessagesEndpoint(
             return null;
         }
 
+        // What Anthropic would bill outside the usage we read (server tools priced per call, remote MCP, the 1M-context
+        // beta's higher rates) is refused before anything is reserved or sent, by the pass-through's own rules.
+        if (HasAnthropicRoute(model)
+            && PassthroughRules.Unpriceable(ProviderKind.Anthropic, AnthropicMessagesRoute, body, context.Request.Headers["anthropic-beta"].ToString(),
+                "on /api/v1/messages") is { } unpriced)
+        {
+            await ApiErrors.InvalidRequestAsync(context, unpriced);
+            return null;
+        }
         var translated = MessagesTranslation.ToChat(body);
         if (translated.Untranslatable is { } what && !HasAnthropicRoute(model))
         {
