@@ -202,8 +202,8 @@ public sealed partial class MessagesEndpoint(
         }
 
         // What Anthropic would bill outside the usage we read (server tools priced per call, remote MCP, the 1M-context
-        // beta's higher rates) is refused before anything is reserved or sent, by the pass-through's own rules.
-        if (HasAnthropicRoute(model)
+        // beta's higher rates) is refused before anything is reserved or sent, by the pass-through's own rules. Counting is free.
+        if (!counting && HasAnthropicRoute(model)
             && PassthroughRules.Unpriceable(ProviderKind.Anthropic, AnthropicMessagesRoute, body, context.Request.Headers["anthropic-beta"].ToString(),
                 "on /api/v1/messages") is { } unpriced)
         {
