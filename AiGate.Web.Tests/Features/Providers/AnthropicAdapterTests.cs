@@ -39,7 +39,7 @@ public sealed class AnthropicAdapterTests
              "tool_choice":{"type":"function","function":{"name":"get_weather"}}}
             """);
 
-        using var request = AnthropicAdapter.Instance.CreateChatRequest(Provider, call, "claude-sonnet-4-5");
+        using var request = AnthropicAdapter.Instance.CreateChatRequest(Provider, call, "claude-sonnet-4-5", Provider.ApiKey);
 
         Assert.Equal("https://api.anthropic.com/v1/messages", request.RequestUri!.ToString());
         Assert.Equal("sk-ant-test", request.Headers.GetValues("x-api-key").Single());

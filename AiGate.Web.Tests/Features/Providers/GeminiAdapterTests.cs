@@ -36,7 +36,7 @@ public sealed class GeminiAdapterTests
              "tool_choice":"required"}
             """);
 
-        using var request = GeminiAdapter.Instance.CreateChatRequest(Provider, call, "gemini-2.5-flash");
+        using var request = GeminiAdapter.Instance.CreateChatRequest(Provider, call, "gemini-2.5-flash", Provider.ApiKey);
 
         Assert.Equal("https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", request.RequestUri!.ToString());
         Assert.Equal("AIza-test", request.Headers.GetValues("x-goog-api-key").Single());
@@ -56,7 +56,7 @@ public sealed class GeminiAdapterTests
             body["generationConfig"]!.ToJsonString());
         Assert.Null(body["model"]);
 
-        using var plain = GeminiAdapter.Instance.CreateChatRequest(Provider, Call("""{"model":"m","messages":[{"role":"user","content":"hi"}]}"""), "gemini-2.5-flash");
+        using var plain = GeminiAdapter.Instance.CreateChatRequest(Provider, Call("""{"model":"m","messages":[{"role":"user","content":"hi"}]}"""), "gemini-2.5-flash", Provider.ApiKey);
         Assert.Equal("https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent", plain.RequestUri!.ToString());
         // No limit from the client: the call's own limit goes upstream, so the reservation bounds the cost.
         Assert.Equal("""{"maxOutputTokens":64000}""", Json(BodyOf(plain))["generationConfig"]!.ToJsonString());

@@ -5,10 +5,38 @@ namespace AiGate.Web.Features.Gateway;
 
 /// <summary>
 /// Every /api/v1 error, in OpenAI's envelope: <c>{"error":{"message","type","param","code"}}</c>, with
-/// the status codes of DESIGN.md. One helper, so every path answers the same way.
+/// the status codes of DESIGN.md. One helper, so every path answers the same way. A request marked with
+/// <see cref="UseAnthropicEnvelope"/> (<c>/api/v1/messages</c>) gets the same status in Anthropic's envelope
+/// instead, from every shared step (rate limits, metering, body limits, routing) without their knowing.
 /// </summary>
 public static class ApiErrors
 {
+    private static readonly object AnthropicMark = new();
+
+    /// <summary>From here on, this request's errors use Anthropic's envelope <c>{"type":"error","error":{"type","message"}}</c>.</summary>
+    public static void UseAnthropicEnvelope(HttpContext context) => context.Items[AnthropicMark] = AnthropicMark;
+
+    public static bool UsesAnthropicEnvelope(HttpContext context) => context.Items.ContainsKey(AnthropicMark);
+
+    /// <summary>
+    /// Anthropic's error type for a status (its "HTTP errors" page). Ours that Anthropic lacks: 402 (insufficient
+    /// credit, budget stop, key limit) is <c>billing_error</c>, the type Anthropic itself answers 402 with; 503 (no
+    /// provider answering, billing or the instance unavailable; retry later) is <c>overloaded_error</c>; 502 is <c>api_error</c>.
+    /// </summary>
+    public static string AnthropicType(int status) => status switch
+    {
+        StatusCodes.Status401Unauthorized => "authentication_error",
+        StatusCodes.Status402PaymentRequired => "billing_error",
+        StatusCodes.Status403Forbidden => "permission_error",
+        StatusCodes.Status404NotFound => "not_found_error",
+        StatusCodes.Status413PayloadTooLarge => "request_too_large",
+        StatusCodes.Status429TooManyRequests => "rate_limit_error",
+        StatusCodes.Status503ServiceUnavailable or 529 => "overloaded_error",
+        StatusCodes.Status504GatewayTimeout => "timeout_error",
+        >= 400 and < 500 => "invalid_request_error",
+        _ => "api_error",
+    };
+
     /// <summary>The one 401 body, byte for byte the same for unknown, malformed, revoked and expired keys (RELIABILITY K7).</summary>
     public static Task InvalidApiKeyAsync(HttpContext context) => WriteAsync(context, StatusCodes.Status401Unauthorized,
         "Incorrect API key provided. Create or look up your keys in the AiGate dashboard.", "invalid_request_error", "invalid_api_key");
@@ -33,8 +61,24 @@ public static class ApiErrors
         response.ContentType = "application/json";
         if (retryAfter is { } wait) response.Headers[HeaderNames.RetryAfter] = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
         await using (var writer = new Utf8JsonWriter(response.BodyWriter))
-            WriteEnvelope(writer, message, type, code, param);
+        {
+            if (UsesAnthropicEnvelope(context)) WriteAnthropicEnvelope(writer, AnthropicType(status), message, context.TraceIdentifier);
+            else WriteEnvelope(writer, message, type, code, param);
+        }
         await response.BodyWriter.FlushAsync(context.RequestAborted);
+    }
+
+    /// <summary><c>{"type":"error","error":{"type","message"},"request_id"}</c>: Anthropic's error body, and the data of its <c>event: error</c>.</summary>
+    public static void WriteAnthropicEnvelope(Utf8JsonWriter writer, string type, string message, string? requestId)
+    {
+        writer.WriteStartObject();
+        writer.WriteString("type", "error");
+        writer.WriteStartObject("error");
+        writer.WriteString("type", type);
+        writer.WriteString("message", message);
+        writer.WriteEndObject();
+        if (requestId is not null) writer.WriteString("request_id", requestId);
+        writer.WriteEndObject();
     }
 
     public static void WriteEnvelope(Utf8JsonWriter writer, string message, string type, string? code, string? param)

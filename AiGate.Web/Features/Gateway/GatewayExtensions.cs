@@ -19,7 +19,9 @@ public static class GatewayExtensions
         builder.Services.AddSingleton<ProviderRegistry>();
         builder.Services.AddSingleton<UpstreamRouter>();
         builder.Services.AddSingleton<ApiKeyAuthenticator>();
+        builder.Services.AddSingleton<StreamRelay>();
         builder.Services.AddSingleton<ChatCompletionsEndpoint>();
+        builder.Services.AddSingleton<MessagesEndpoint>();
         builder.Services.AddSingleton<EmbeddingsEndpoint>();
         builder.Services.AddSingleton<ModelsEndpoints>();
         builder.Services.AddHttpForwarder();
@@ -41,12 +43,15 @@ public static class GatewayExtensions
         _ = services.GetRequiredService<ProviderRegistry>();   // bad provider configuration fails at start, not on the first call
         _ = Task.Run(TokenCounter.Warm);   // the tokenizers' data loads at start (≈ 0.3 s), not on the first call's hot path
         var chat = services.GetRequiredService<ChatCompletionsEndpoint>();
+        var messages = services.GetRequiredService<MessagesEndpoint>();
         var embeddings = services.GetRequiredService<EmbeddingsEndpoint>();
         var models = services.GetRequiredService<ModelsEndpoints>();
         var passthrough = services.GetRequiredService<PassthroughEndpoint>();
 
         var api = app.MapGroup("/api/v1");
         api.MapPost("/chat/completions", chat.HandleAsync);
+        api.MapPost("/messages", messages.HandleAsync);
+        api.MapPost("/messages/count_tokens", messages.CountTokensAsync);
         api.MapPost("/embeddings", embeddings.HandleAsync);
         api.MapGet("/models", models.ListAsync);
         api.MapGet("/models/{**id}", models.GetAsync);

@@ -62,19 +62,19 @@ public static class PassthroughRules
     /// this call has been settled, and tiers priced above the catalogue's rates (OpenAI's priority tier,
     /// Anthropic's 1M-token context beta).
     /// </summary>
-    public static string? Unpriceable(ProviderKind kind, PassthroughRoute route, JsonObject body, string? anthropicBeta)
+    public static string? Unpriceable(ProviderKind kind, PassthroughRoute route, JsonObject body, string? anthropicBeta, string where = "through the pass-through")
     {
         if (kind == ProviderKind.OpenAi && body["service_tier"] is JsonValue tier && tier.TryGetValue<string>(out var t0) && t0 == "priority")
-            return "'service_tier': 'priority' is not available through the pass-through: it is priced above the catalogue's rates.";
+            return $"'service_tier': 'priority' is not available {where}: it is priced above the catalogue's rates.";
         if (kind == ProviderKind.Anthropic && anthropicBeta?.Contains("context-1m", StringComparison.OrdinalIgnoreCase) == true)
-            return "The 1M-token context beta is not available through the pass-through: prompts over 200K tokens are priced above the catalogue's rates.";
+            return $"The 1M-token context beta is not available {where}: prompts over 200K tokens are priced above the catalogue's rates.";
         if (route.Embeddings) return null;
         if (kind == ProviderKind.OpenAi && body["background"] is JsonValue background && background.GetValueKind() == JsonValueKind.True)
-            return "Background responses are not available through the pass-through: they are generated, and billed upstream, after the call ends.";
+            return $"Background responses are not available {where}: they are generated, and billed upstream, after the call ends.";
         if (kind == ProviderKind.OpenAi && body["web_search_options"] is not null)
-            return "'web_search_options' is not available through the pass-through: its searches are priced per call, outside the usage AiGate bills from.";
+            return $"'web_search_options' is not available {where}: its searches are priced per call, outside the usage AiGate bills from.";
         if (kind == ProviderKind.Anthropic && body["mcp_servers"] is not null)
-            return "'mcp_servers' is not available through the pass-through: remote tools are priced outside the usage AiGate bills from.";
+            return $"'mcp_servers' is not available {where}: remote tools are priced outside the usage AiGate bills from.";
         if (body["tools"] is not JsonArray tools) return null;
         foreach (var tool in tools)
         {
@@ -93,7 +93,7 @@ public static class PassthroughRules
                 _ => false,
             };
             if (!priced)
-                return $"The tool {(type is null ? "" : $"`{type}` ")}is not available through the pass-through: it is priced per call, outside the usage AiGate bills from. Function tools are.";
+                return $"The tool {(type is null ? "" : $"`{type}` ")}is not available {where}: it is priced per call, outside the usage AiGate bills from. Function tools are.";
         }
         return null;
     }

@@ -35,7 +35,7 @@ public sealed class RouteTester(UpstreamRouter router, IOptions<GatewayOptions> 
             Created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(), MaxOutputTokens = 1, ClientSetMaxTokens = true, OutputBound = 1, Choices = 1, MediaTokensBound = 0,
         };
         var started = Stopwatch.GetTimestamp();
-        using var result = await router.SendAsync(resolved, false, (provider, upstreamModel) => provider.Adapter.CreateChatRequest(provider, call, upstreamModel), ct);
+        using var result = await router.SendAsync(resolved, false, (provider, upstreamModel, apiKey) => provider.Adapter.CreateChatRequest(provider, call, upstreamModel, apiKey), ct);
         if (result.Outcome != RouteOutcome.Answered)
         {
             var why = result.Outcome switch

@@ -7,9 +7,10 @@ namespace AiGate.Web.Features.Gateway;
 
 /// <summary>
 /// Writes server-sent events straight into the response's buffer (the PipeWriter), with no strings:
-/// <c>data: {json}\n\n</c>. The relay flushes after each batch read from the upstream.
+/// <c>data: {json}\n\n</c>. The relay flushes after each batch read from the upstream. With
+/// <paramref name="anthropicEvents"/> (Anthropic's Messages stream) an error is Anthropic's <c>event: error</c>, with no [DONE].
 /// </summary>
-public sealed class SseWriter(IBufferWriter<byte> output)
+public sealed class SseWriter(IBufferWriter<byte> output, bool anthropicEvents = false)
 {
     private readonly Utf8JsonWriter _json = new(output, new JsonWriterOptions { SkipValidation = true });
 
@@ -22,6 +23,18 @@ public sealed class SseWriter(IBufferWriter<byte> output)
         output.Write(data);
         output.Write("\n\n"u8);
         EventsWritten++;
+    }
+
+    /// <summary>An event with its <c>event:</c> name (none when empty) and its data, passed through byte for byte.</summary>
+    public void WriteEvent(ReadOnlySpan<byte> name, ReadOnlySpan<byte> data)
+    {
+        if (!name.IsEmpty)
+        {
+            output.Write("event: "u8);
+            output.Write(name);
+            output.Write("\n"u8);
+        }
+        WriteData(data);
     }
 
     public void WriteJson(JsonNode node)
@@ -54,6 +67,14 @@ public sealed class SseWriter(IBufferWriter<byte> output)
     /// <summary>An OpenAI-shaped error inside a stream that already started (RELIABILITY F3): then [DONE].</summary>
     public void WriteErrorAndDone(string message, string type = "server_error", string? code = null)
     {
+        if (anthropicEvents)
+        {
+            // Anthropic's own error types (overloaded_error…) pass on; our failures are api_error.
+            var anthropicType = code is not null && code.EndsWith("_error", StringComparison.Ordinal) ? code : "api_error";
+            output.Write("event: error\n"u8);
+            WriteJson((message, anthropicType), static (w, s) => ApiErrors.WriteAnthropicEnvelope(w, s.anthropicType, s.message, null));
+            return;
+        }
         WriteJson((message, type, code), static (w, s) => ApiErrors.WriteEnvelope(w, s.message, s.type, s.code, null));
         WriteDone();
     }

@@ -31,4 +31,16 @@ public sealed class ApiKeyAuthenticator(ApiKeyCache cache)
         await ApiErrors.AccountSuspendedAsync(context);
         return null;
     }
+
+    /// <summary>
+    /// Anthropic's way first, as its SDKs send the key (<c>x-api-key</c>), then the bearer header (their <c>auth_token</c>
+    /// option). Only <c>/api/v1/messages</c> takes it: the OpenAI-shaped endpoints keep one way in.
+    /// </summary>
+    public ValueTask<KeyIdentity?> AuthenticateAnthropicAsync(HttpContext context)
+    {
+        var header = context.Request.Headers["x-api-key"];
+        if (header.Count == 0) return AuthenticateAsync(context);
+        if (header.Count != 1 || string.IsNullOrWhiteSpace(header[0])) return ValueTask.FromResult<KeyIdentity?>(null);
+        return cache.FindAsync(header[0]!.Trim(), context.RequestAborted);
+    }
 }

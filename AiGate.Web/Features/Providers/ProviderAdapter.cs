@@ -14,10 +14,6 @@ public abstract class ProviderAdapter
     /// <summary>The upstream request, authenticated with <paramref name="apiKey"/> (one of the provider's keys, picked per attempt by <see cref="ProviderKeyRing"/>).</summary>
     public abstract HttpRequestMessage CreateChatRequest(Provider provider, ChatCall call, string upstreamModel, string? apiKey);
 
-    /// <summary>The request with the provider's configuration key (<c>Providers__X__ApiKey</c>).</summary>
-    public HttpRequestMessage CreateChatRequest(Provider provider, ChatCall call, string upstreamModel) =>
-        CreateChatRequest(provider, call, upstreamModel, provider.ApiKey);
-
     /// <summary>Whether the provider answers <c>n</c> &gt; 1 with that many choices (OpenAI's <c>n</c>, Gemini's <c>candidateCount</c>).</summary>
     public virtual bool SupportsChoices => true;
 
