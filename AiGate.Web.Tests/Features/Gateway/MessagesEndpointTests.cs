@@ -12,27 +12,12 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace AiGate.Web.Tests.Features.Gateway;
 
-/// <summary><see cref="StreamBillingApp"/> (fake OpenAI, Anthropic and Gemini) plus a Claude and a Gemini model at 1 µ$ a token, so costs are token counts.</summary>
-public sealed class MessagesApp : StreamBillingApp
-{
-    public const string MeteredClaude = "test/claude-messages";
-    public const string MeteredGemini = "test/gemini-messages";
-
-    public override async Task InitializeAsync()
-    {
-        await base.InitializeAsync();
-        await Database.InsertMeteredModelAsync(MeteredClaude, "Claude metered", "anthropic", "claude-sonnet-4-5", ownedBy: "anthropic");
-        await Database.InsertMeteredModelAsync(MeteredGemini, "Gemini metered", "gemini", "gemini-2.5-flash", ownedBy: "google");
-        await Services.GetRequiredService<ModelCatalog>().ReloadAsync(CancellationToken.None);
-    }
-}
-
 /// <summary>
 /// <c>POST /api/v1/messages</c> through the real app: the official Anthropic .NET SDK unchanged but for its base URL
 /// (<c>/api</c>) and key, against an Anthropic route (native: the fake's bytes pass through), an OpenAI-kind route and a
 /// Gemini route (translated); raw HTTP for the exact event sequences and Anthropic's error envelope; exact charging.
 /// </summary>
-public sealed class MessagesEndpointTests(MessagesApp app) : IClassFixture<MessagesApp>
+public sealed class MessagesEndpointTests(EveryKindApp app) : IClassFixture<EveryKindApp>
 {
     private async Task<(HttpClient Client, string Key, Guid UserId)> StartAsync(long creditMicros = 10_000_000)
     {
@@ -99,7 +84,7 @@ public sealed class MessagesEndpointTests(MessagesApp app) : IClassFixture<Messa
     {
         var (_, key, userId) = await StartAsync();
 
-        var message = await Sdk(key).Messages.Create(Ask(MessagesApp.MeteredClaude, "hello"));
+        var message = await Sdk(key).Messages.Create(Ask(EveryKindApp.MeteredClaude, "hello"));
 
         Assert.True(message.Content.Single().TryPickText(out var text));
         Assert.Equal("Hello from Claude!", text!.Text);
@@ -131,7 +116,7 @@ public sealed class MessagesEndpointTests(MessagesApp app) : IClassFixture<Messa
         var text = new StringBuilder();
         long? output = null;
 
-        await foreach (var streamEvent in Sdk(key).Messages.CreateStreaming(Ask(MessagesApp.MeteredClaude, "hello")))
+        await foreach (var streamEvent in Sdk(key).Messages.CreateStreaming(Ask(EveryKindApp.MeteredClaude, "hello")))
         {
             if (streamEvent.TryPickContentBlockDelta(out var delta) && delta!.Delta.TryPickText(out var t)) text.Append(t!.Text);
             if (streamEvent.TryPickDelta(out var messageDelta)) output = messageDelta!.Usage.OutputTokens;
@@ -152,7 +137,7 @@ public sealed class MessagesEndpointTests(MessagesApp app) : IClassFixture<Messa
         var (client, _, _) = await StartAsync();
 
         var response = await client.PostAsync("/api/v1/messages",
-            Body($$"""{"model":"{{MessagesApp.MeteredClaude}}","max_tokens":100,"messages":[{"role":"user","content":"hello"}]}"""));
+            Body($$"""{"model":"{{EveryKindApp.MeteredClaude}}","max_tokens":100,"messages":[{"role":"user","content":"hello"}]}"""));
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(FakeAnthropic.TextMessage, await response.Content.ReadAsStringAsync());
@@ -166,7 +151,7 @@ public sealed class MessagesEndpointTests(MessagesApp app) : IClassFixture<Messa
         var (client, _, _) = await StartAsync();
 
         var response = await client.PostAsync("/api/v1/messages",
-            Body($$"""{"model":"{{MessagesApp.MeteredClaude}}","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"hello"}]}"""));
+            Body($$"""{"model":"{{EveryKindApp.MeteredClaude}}","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"hello"}]}"""));
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("text/event-stream", response.Content.Headers.ContentType!.MediaType);
@@ -179,7 +164,7 @@ public sealed class MessagesEndpointTests(MessagesApp app) : IClassFixture<Messa
         var (client, _, userId) = await StartAsync();
 
         var response = await client.PostAsync("/api/v1/messages",
-            Body($$"""{"model":"{{MessagesApp.MeteredClaude}}","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"MIDSTREAM ERROR"}]}"""));
+            Body($$"""{"model":"{{EveryKindApp.MeteredClaude}}","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"MIDSTREAM ERROR"}]}"""));
 
         Assert.Equal(FakeAnthropic.ErrorStream, await response.Content.ReadAsStringAsync());
         var row = await UsageRowAsync(userId);
@@ -189,7 +174,7 @@ public sealed class MessagesEndpointTests(MessagesApp app) : IClassFixture<Messa
 
     [Theory]
     [InlineData(StreamBillingApp.Gpt, "Hello from the fake upstream", 11, 7, 0)]
-    [InlineData(MessagesApp.MeteredGemini, "Hello from Gemini!", 40, 35, 16)]
+    [InlineData(EveryKindApp.MeteredGemini, "Hello from Gemini!", 40, 35, 16)]
     public async Task The_sdk_gets_a_translated_answer_from_an_openai_or_gemini_route(string model, string reply, long prompt, long output, long cached)
     {
         var (_, key, userId) = await StartAsync();
@@ -214,13 +199,13 @@ public sealed class MessagesEndpointTests(MessagesApp app) : IClassFixture<Messa
         Assert.Equal(prompt, row["prompt_tokens"]!.GetValue<long>());
         Assert.Equal(output, row["completion_tokens"]!.GetValue<long>());
         var cost = row["cost_micros"]!.GetValue<long>();
-        if (model == MessagesApp.MeteredGemini) Assert.Equal(prompt + output, cost);
+        if (model == EveryKindApp.MeteredGemini) Assert.Equal(prompt + output, cost);
         await AssertLedgerMatchesBalanceAsync(userId, 10_000_000 - cost);
     }
 
     [Theory]
     [InlineData(StreamBillingApp.Gpt, "Hello from the fake upstream", 7)]
-    [InlineData(MessagesApp.MeteredGemini, "Hello from \"Gemini\"!", 35)]
+    [InlineData(EveryKindApp.MeteredGemini, "Hello from \"Gemini\"!", 35)]
     public async Task The_sdk_streams_a_translated_answer_from_an_openai_or_gemini_route(string model, string reply, long output)
     {
         var (_, key, userId) = await StartAsync();
@@ -272,7 +257,7 @@ public sealed class MessagesEndpointTests(MessagesApp app) : IClassFixture<Messa
         const string tools = """[{"name":"get_weather","description":"Weather","input_schema":{"type":"object","properties":{"city":{"type":"string"}}}}]""";
 
         var first = JsonNode.Parse(await (await client.PostAsync("/api/v1/messages",
-            Body($$"""{"model":"{{MessagesApp.MeteredGemini}}","max_tokens":100,"tools":{{tools}},"tool_choice":{"type":"auto"},"messages":[{"role":"user","content":"TOOLS please"}]}"""))).Content.ReadAsStringAsync())!;
+            Body($$"""{"model":"{{EveryKindApp.MeteredGemini}}","max_tokens":100,"tools":{{tools}},"tool_choice":{"type":"auto"},"messages":[{"role":"user","content":"TOOLS please"}]}"""))).Content.ReadAsStringAsync())!;
 
         Assert.Equal("tool_use", (string)first["stop_reason"]!);
         var toolUse = first["content"]!.AsArray().Single(b => (string)b!["type"]! == "tool_use")!;
@@ -282,7 +267,7 @@ public sealed class MessagesEndpointTests(MessagesApp app) : IClassFixture<Messa
         // The tool's result goes back as a tool_result block, with an image beside it.
         var id = (string)toolUse["id"]!;
         var second = await client.PostAsync("/api/v1/messages", Body($$$"""
-            {"model":"{{{MessagesApp.MeteredGemini}}}","max_tokens":100,"tools":{{{tools}}},"messages":[
+            {"model":"{{{EveryKindApp.MeteredGemini}}}","max_tokens":100,"tools":{{{tools}}},"messages":[
               {"role":"user","content":"TOOLS please"},
               {"role":"assistant","content":[{"type":"text","text":"Checking."},{"type":"tool_use","id":"{{{id}}}","name":"get_weather","input":{"city":"Paris"}}]},
               {"role":"user","content":[{"type":"tool_result","tool_use_id":"{{{id}}}","content":[{"type":"text","text":"sunny"}]},
@@ -305,7 +290,7 @@ public sealed class MessagesEndpointTests(MessagesApp app) : IClassFixture<Messa
 
         const string tools = """[{"name":"get_weather","input_schema":{"type":"object","properties":{"city":{"type":"string"}}}}]""";
         var response = await client.PostAsync("/api/v1/messages", Body($$"""
-            {"model":"{{MessagesApp.MeteredGemini}}","max_tokens":100,"stream":true,"tools":{{tools}},"messages":[{"role":"user","content":"TOOLS please"}]}
+            {"model":"{{EveryKindApp.MeteredGemini}}","max_tokens":100,"stream":true,"tools":{{tools}},"messages":[{"role":"user","content":"TOOLS please"}]}
             """));
 
         var events = Events(await response.Content.ReadAsStringAsync());
@@ -331,7 +316,7 @@ public sealed class MessagesEndpointTests(MessagesApp app) : IClassFixture<Messa
 
         await foreach (var streamEvent in Sdk(key).Messages.CreateStreaming(new MessageCreateParams
         {
-            Model = MessagesApp.MeteredClaude,
+            Model = EveryKindApp.MeteredClaude,
             MaxTokens = 200,
             Messages = [new UserMessageParam("TOOLS please")],
             Tools = [new Tool { Name = "get_weather", InputSchema = new InputSchema { Properties = new Dictionary<string, System.Text.Json.JsonElement>() } }],
@@ -351,7 +336,7 @@ public sealed class MessagesEndpointTests(MessagesApp app) : IClassFixture<Messa
     {
         var (client, key, _) = await StartAsync();
         using var anonymous = app.CreateClient();
-        var body = $$"""{"model":"{{MessagesApp.MeteredClaude}}","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}""";
+        var body = $$"""{"model":"{{EveryKindApp.MeteredClaude}}","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}""";
 
         async Task AssertError(HttpResponseMessage response, HttpStatusCode status, string type)
         {
@@ -367,23 +352,23 @@ public sealed class MessagesEndpointTests(MessagesApp app) : IClassFixture<Messa
         badKey.Headers.Add("x-api-key", "sk-aigate-not-a-real-key");
         await AssertError(await anonymous.SendAsync(badKey), HttpStatusCode.Unauthorized, "authentication_error");
         await AssertError(await client.PostAsync("/api/v1/messages", Body("{not json")), HttpStatusCode.BadRequest, "invalid_request_error");
-        await AssertError(await client.PostAsync("/api/v1/messages", Body($$"""{"model":"{{MessagesApp.MeteredClaude}}","messages":[{"role":"user","content":"hi"}]}""")),
+        await AssertError(await client.PostAsync("/api/v1/messages", Body($$"""{"model":"{{EveryKindApp.MeteredClaude}}","messages":[{"role":"user","content":"hi"}]}""")),
             HttpStatusCode.BadRequest, "invalid_request_error");   // no max_tokens
         await AssertError(await client.PostAsync("/api/v1/messages", Body("""{"model":"nobody/none","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}""")),
             HttpStatusCode.NotFound, "not_found_error");
-        await AssertError(await client.PostAsync("/api/v1/messages", Body($$"""{"model":"{{MessagesApp.MeteredClaude}}","max_tokens":10,"messages":[{"role":"system","content":"hi"}]}""")),
+        await AssertError(await client.PostAsync("/api/v1/messages", Body($$"""{"model":"{{EveryKindApp.MeteredClaude}}","max_tokens":10,"messages":[{"role":"system","content":"hi"}]}""")),
             HttpStatusCode.BadRequest, "invalid_request_error");
         // Documents have no chat-completions equivalent: a clear 400 for an OpenAI-kind model, before anything is reserved or sent.
         await AssertError(await client.PostAsync("/api/v1/messages", Body($$$"""
             {"model":"{{{StreamBillingApp.Gpt}}}","max_tokens":10,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"JVBERi0="}}]}]}
             """)), HttpStatusCode.BadRequest, "invalid_request_error");
         // An upstream refusal keeps its status and message.
-        var rejected = await client.PostAsync("/api/v1/messages", Body($$"""{"model":"{{MessagesApp.MeteredClaude}}","max_tokens":10,"messages":[{"role":"user","content":"BAD REQUEST"}]}"""));
+        var rejected = await client.PostAsync("/api/v1/messages", Body($$"""{"model":"{{EveryKindApp.MeteredClaude}}","max_tokens":10,"messages":[{"role":"user","content":"BAD REQUEST"}]}"""));
         await AssertError(rejected, HttpStatusCode.BadRequest, "invalid_request_error");
         Assert.Equal(0, app.OpenAi.ChatRequests);
 
         // The SDK turns them into its exceptions.
-        await Assert.ThrowsAnyAsync<Anthropic.Exceptions.AnthropicException>(() => Sdk("sk-aigate-wrong").Messages.Create(Ask(MessagesApp.MeteredClaude, "hi")));
+        await Assert.ThrowsAnyAsync<Anthropic.Exceptions.AnthropicException>(() => Sdk("sk-aigate-wrong").Messages.Create(Ask(EveryKindApp.MeteredClaude, "hi")));
         await Assert.ThrowsAnyAsync<Anthropic.Exceptions.AnthropicException>(() => Sdk(key).Messages.Create(Ask("nobody/none", "hi")));
     }
 
@@ -392,16 +377,23 @@ public sealed class MessagesEndpointTests(MessagesApp app) : IClassFixture<Messa
     {
         var (client, _, userId) = await StartAsync();
         var serverTool = Body($$"""
-            {"model":"{{MessagesApp.MeteredClaude}}","max_tokens":100,"messages":[{"role":"user","content":"hi"}],
+            {"model":"{{EveryKindApp.MeteredClaude}}","max_tokens":100,"messages":[{"role":"user","content":"hi"}],
              "tools":[{"type":"web_search_20250305","name":"web_search","max_uses":5}]}
             """);
         using var longContext = new HttpRequestMessage(HttpMethod.Post, "/api/v1/messages")
         {
-            Content = Body($$"""{"model":"{{MessagesApp.MeteredClaude}}","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"""),
+            Content = Body($$"""{"model":"{{EveryKindApp.MeteredClaude}}","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}"""),
         };
         longContext.Headers.Add("anthropic-beta", "context-1m-2025-08-07");
+        // A one-hour cache write costs Anthropic's 2× input rate, which the usage does not tell apart from a 5-minute one.
+        var hourCache = Body($$$"""
+            {"model":"{{{EveryKindApp.MeteredClaude}}}","max_tokens":100,
+             "system":[{"type":"text","text":"a long shared prefix","cache_control":{"type":"ephemeral","ttl":"1h"}}],
+             "messages":[{"role":"user","content":"hi"}]}
+            """);
 
-        foreach (var response in new[] { await client.PostAsync("/api/v1/messages", serverTool), await client.SendAsync(longContext) })
+        foreach (var response in new[] { await client.PostAsync("/api/v1/messages", serverTool), await client.SendAsync(longContext),
+                     await client.PostAsync("/api/v1/messages", hourCache) })
         {
             Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
             var error = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
@@ -418,7 +410,7 @@ public sealed class MessagesEndpointTests(MessagesApp app) : IClassFixture<Messa
         var (client, _, userId) = await StartAsync(creditMicros: 50);
 
         var response = await client.PostAsync("/api/v1/messages",
-            Body($$"""{"model":"{{MessagesApp.MeteredClaude}}","max_tokens":1000,"messages":[{"role":"user","content":"hello"}]}"""));
+            Body($$"""{"model":"{{EveryKindApp.MeteredClaude}}","max_tokens":1000,"messages":[{"role":"user","content":"hello"}]}"""));
 
         Assert.Equal(HttpStatusCode.PaymentRequired, response.StatusCode);
         var error = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
@@ -433,7 +425,7 @@ public sealed class MessagesEndpointTests(MessagesApp app) : IClassFixture<Messa
         var (client, _, userId) = await StartAsync();
         using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/messages")
         {
-            Content = Body($$"""{"model":"{{MessagesApp.MeteredClaude}}","max_tokens":1000,"stream":true,"messages":[{"role":"user","content":"LONG answer, BRISK"}]}"""),
+            Content = Body($$"""{"model":"{{EveryKindApp.MeteredClaude}}","max_tokens":1000,"stream":true,"messages":[{"role":"user","content":"LONG answer, BRISK"}]}"""),
         };
         var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
@@ -457,7 +449,7 @@ public sealed class MessagesEndpointTests(MessagesApp app) : IClassFixture<Messa
         const string prompt = "How many tokens are in this sentence, counted the way the gateway counts them?";
 
         var response = await client.PostAsync("/api/v1/messages/count_tokens",
-            Body($$"""{"model":"{{MessagesApp.MeteredClaude}}","system":"Be brief.","messages":[{"role":"user","content":"{{prompt}}"}]}"""));
+            Body($$"""{"model":"{{EveryKindApp.MeteredClaude}}","system":"Be brief.","messages":[{"role":"user","content":"{{prompt}}"}]}"""));
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var counted = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
@@ -466,7 +458,7 @@ public sealed class MessagesEndpointTests(MessagesApp app) : IClassFixture<Messa
         Assert.Equal(3 + 4 + cl100k.CountTokens("Be brief.") + 4 + cl100k.CountTokens(prompt), (long)counted["input_tokens"]!);
         var sdkCount = await Sdk(key).Messages.CountTokens(new MessageCountTokensParams
         {
-            Model = MessagesApp.MeteredClaude,
+            Model = EveryKindApp.MeteredClaude,
             Messages = [new UserMessageParam(prompt)],
         });
         Assert.True(sdkCount.InputTokens > 0);
@@ -514,7 +506,7 @@ public sealed class MessagesEndpointTests(MessagesApp app) : IClassFixture<Messa
     [InlineData("""{"model":"test/gpt-4o-mini","max_tokens":10,"tool_choice":"auto","messages":[{"role":"user","content":"hi"}]}""", 400)]
     [InlineData("""{"model":"test/gpt-4o-mini","max_tokens":10,"stream":"yes","messages":[{"role":"user","content":"hi"}]}""", 400)]
     [InlineData("""{"model":"test/gpt-4o-mini","max_tokens":10,"temperature":1.5,"messages":[{"role":"user","content":"hi"}]}""", 400)]
-    [InlineData("""{"model":"test/gemini-messages","max_tokens":10,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"file","file_id":"f1"}}]}]}""", 400)]
+    [InlineData("""{"model":"test/gemini-metered","max_tokens":10,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"file","file_id":"f1"}}]}]}""", 400)]
     [InlineData("""{"model":"test/gpt-4o-mini","max_tokens":10,"tools":[{"type":"web_search_20250305","name":"web_search"}],"messages":[{"role":"user","content":"hi"}]}""", 400)]
     [InlineData("""[1,2,3]""", 400)]
     public async Task Odd_bodies_get_an_anthropic_400_or_an_answer_never_a_500(string body, int status)

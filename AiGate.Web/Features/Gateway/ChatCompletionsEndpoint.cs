@@ -14,8 +14,8 @@ namespace AiGate.Web.Features.Gateway;
 /// provider, relay the answer (JSON, or server-sent events as they arrive), report usage and cost.
 /// </summary>
 public sealed partial class ChatCompletionsEndpoint(
-    ApiKeyAuthenticator authenticator, ModelCatalog catalog, UpstreamRouter router, Metering metering, RateLimits rateLimits, IOptions<GatewayOptions> options,
-    OpenStreams streams, AccountConcurrency concurrency, StreamCheckpoints checkpoints, StreamRelay relay, ILogger<ChatCompletionsEndpoint> logger)
+    GatewayAdmission admission, ModelCatalog catalog, UpstreamRouter router, Metering metering, RateLimits rateLimits, IOptions<GatewayOptions> options,
+    OpenStreams streams, StreamCheckpoints checkpoints, StreamRelay relay, ILogger<ChatCompletionsEndpoint> logger)
 {
     private static readonly string[] Roles = ["system", "developer", "user", "assistant", "tool", "function"];
     private readonly GatewayOptions _options = options.Value;
@@ -23,21 +23,8 @@ public sealed partial class ChatCompletionsEndpoint(
     public async Task HandleAsync(HttpContext context)
     {
         var started = Stopwatch.GetTimestamp();
-        var key = await authenticator.AuthenticateAsync(context);
-        if (key is null)
-        {
-            await ApiErrors.InvalidApiKeyAsync(context);
-            return;
-        }
-        // Admission before the body is read (issue 11 #5): a client over its request rate or with too many
-        // calls in flight costs no read and no parse of a body of up to MaxRequestBytes.
-        if (!await rateLimits.AdmitRequestAsync(context, key)) return;
-        using var inFlight = concurrency.TryEnter(key.OwnerId);
-        if (!inFlight.Entered)
-        {
-            await concurrency.RefuseAsync(context);
-            return;
-        }
+        using var admitted = await admission.AdmitAsync(context);
+        if (admitted.Key is not { } key) return;
         if (await RequestBody.ReadObjectAsync(context, _options.MaxRequestBytes) is not var (body, _)) return;
         var call = await ValidateAsync(context, key, body);
         if (call is null) return;

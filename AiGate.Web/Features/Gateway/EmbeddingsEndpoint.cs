@@ -13,25 +13,14 @@ namespace AiGate.Web.Features.Gateway;
 /// <c>POST /api/v1/embeddings</c>. <c>encoding_format</c> <c>float</c> or <c>base64</c> (what the
 /// official SDKs ask for by default) passes through to the provider, which encodes the vectors.
 /// </summary>
-public sealed class EmbeddingsEndpoint(ApiKeyAuthenticator authenticator, ModelCatalog catalog, UpstreamRouter router, Metering metering, RateLimits rateLimits,
-    AccountConcurrency concurrency, IOptions<GatewayOptions> options)
+public sealed class EmbeddingsEndpoint(GatewayAdmission admission, ModelCatalog catalog, UpstreamRouter router, Metering metering, RateLimits rateLimits,
+    IOptions<GatewayOptions> options)
 {
     public async Task HandleAsync(HttpContext context)
     {
         var started = Stopwatch.GetTimestamp();
-        if (await authenticator.AuthenticateAsync(context) is not { } key)
-        {
-            await ApiErrors.InvalidApiKeyAsync(context);
-            return;
-        }
-        // Admission before the body is read, as for chat (issue 11 #5).
-        if (!await rateLimits.AdmitRequestAsync(context, key)) return;
-        using var inFlight = concurrency.TryEnter(key.OwnerId);
-        if (!inFlight.Entered)
-        {
-            await concurrency.RefuseAsync(context);
-            return;
-        }
+        using var admitted = await admission.AdmitAsync(context);
+        if (admitted.Key is not { } key) return;
         if (await RequestBody.ReadObjectAsync(context, options.Value.MaxEmbeddingsRequestBytes) is not var (body, bytes)) return;
         var modelName = RequestBody.RequiredString(body, "model", out var error);
         if (modelName is null)

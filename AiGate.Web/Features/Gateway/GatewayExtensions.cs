@@ -14,6 +14,7 @@ public static class GatewayExtensions
         builder.Services.AddSingleton<RateLimits>();
         builder.Services.AddSingleton<OpenStreams>();
         builder.Services.AddSingleton<AccountConcurrency>();
+        builder.Services.AddSingleton<GatewayAdmission>();
         builder.Services.AddSingleton<ModelCatalog>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ModelCatalog>());
         builder.Services.AddSingleton<ProviderRegistry>();

@@ -21,8 +21,8 @@ namespace AiGate.Web.Features.Gateway;
 /// translated back (<see cref="MessagesTranslation"/>, <see cref="MessageEventWriter"/>).
 /// </summary>
 public sealed partial class MessagesEndpoint(
-    ApiKeyAuthenticator authenticator, ModelCatalog catalog, UpstreamRouter router, Metering metering, RateLimits rateLimits, IOptions<GatewayOptions> options,
-    OpenStreams streams, AccountConcurrency concurrency, StreamCheckpoints checkpoints, StreamRelay relay, ILogger<MessagesEndpoint> logger)
+    GatewayAdmission admission, ApiKeyAuthenticator authenticator, ModelCatalog catalog, UpstreamRouter router, Metering metering, RateLimits rateLimits,
+    IOptions<GatewayOptions> options, OpenStreams streams, StreamCheckpoints checkpoints, StreamRelay relay, ILogger<MessagesEndpoint> logger)
 {
     private const string UpstreamAnthropicVersion = "2023-06-01";
     /// <summary>count_tokens' estimate of an image: Anthropic's own cap for an image it has resized (about 1.15 megapixels ÷ 750).</summary>
@@ -36,19 +36,8 @@ public sealed partial class MessagesEndpoint(
     {
         ApiErrors.UseAnthropicEnvelope(context);
         var started = Stopwatch.GetTimestamp();
-        var key = await authenticator.AuthenticateAnthropicAsync(context);
-        if (key is null)
-        {
-            await ApiErrors.InvalidApiKeyAsync(context);
-            return;
-        }
-        if (!await rateLimits.AdmitRequestAsync(context, key)) return;
-        using var inFlight = concurrency.TryEnter(key.OwnerId);
-        if (!inFlight.Entered)
-        {
-            await concurrency.RefuseAsync(context);
-            return;
-        }
+        using var admitted = await admission.AdmitAsync(context, anthropicKey: true);
+        if (admitted.Key is not { } key) return;
         if (await RequestBody.ReadObjectAsync(context, _options.MaxRequestBytes) is not var (body, _)) return;
         var messages = await ValidateAsync(context, key, body, counting: false);
         if (messages is null) return;

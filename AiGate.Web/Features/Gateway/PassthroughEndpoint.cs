@@ -20,8 +20,8 @@ namespace AiGate.Web.Features.Gateway;
 /// answer's own usage fields, priced as the catalogue model routed to that provider and upstream model.
 /// </summary>
 public sealed partial class PassthroughEndpoint(
-    ApiKeyAuthenticator authenticator, ModelCatalog catalog, ProviderRegistry providers, Metering metering, RateLimits rateLimits,
-    AccountConcurrency concurrency, OpenStreams streams, IHttpForwarder forwarder, ProviderKeyRing keys, IOptions<GatewayOptions> options,
+    GatewayAdmission admission, ModelCatalog catalog, ProviderRegistry providers, Metering metering, RateLimits rateLimits,
+    OpenStreams streams, IHttpForwarder forwarder, ProviderKeyRing keys, IOptions<GatewayOptions> options,
     ILogger<PassthroughEndpoint> logger)
 {
     public const string Prefix = "/api/v1/passthrough/";
@@ -33,18 +33,8 @@ public sealed partial class PassthroughEndpoint(
     public async Task HandleAsync(HttpContext context)
     {
         var started = Stopwatch.GetTimestamp();
-        if (await authenticator.AuthenticateAsync(context) is not { } key)
-        {
-            await ApiErrors.InvalidApiKeyAsync(context);
-            return;
-        }
-        if (!await rateLimits.AdmitRequestAsync(context, key)) return;
-        using var inFlight = concurrency.TryEnter(key.OwnerId);
-        if (!inFlight.Entered)
-        {
-            await concurrency.RefuseAsync(context);
-            return;
-        }
+        using var admitted = await admission.AdmitAsync(context);
+        if (admitted.Key is not { } key) return;
         if (await ResolveTargetAsync(context) is not var (provider, route)) return;
         if (await RequestBody.ReadObjectAsync(context, _options.MaxRequestBytes) is not var (body, requestBytes)) return;
 

@@ -60,7 +60,7 @@ public static class PassthroughRules
     /// containers, image generation, remote MCP; Anthropic's web search, web fetch and code execution; Gemini's
     /// Search and Maps grounding), OpenAI's background responses, whose generation (and usage) happens after
     /// this call has been settled, and tiers priced above the catalogue's rates (OpenAI's priority tier,
-    /// Anthropic's 1M-token context beta).
+    /// Anthropic's 1M-token context beta and one-hour cache writes).
     /// </summary>
     public static string? Unpriceable(ProviderKind kind, PassthroughRoute route, JsonObject body, string? anthropicBeta, string where = "through the pass-through")
     {
@@ -75,6 +75,9 @@ public static class PassthroughRules
             return $"'web_search_options' is not available {where}: its searches are priced per call, outside the usage AiGate bills from.";
         if (kind == ProviderKind.Anthropic && body["mcp_servers"] is not null)
             return $"'mcp_servers' is not available {where}: remote tools are priced outside the usage AiGate bills from.";
+        if (kind == ProviderKind.Anthropic && HasOneHourCacheWrite(body))
+            return $"\"cache_control\" with \"ttl\": \"1h\" is not available {where}: one-hour cache writes are priced at twice the input rate, "
+                + "above the catalogue's rates. The default five-minute cache is.";
         if (body["tools"] is not JsonArray tools) return null;
         foreach (var tool in tools)
         {
@@ -96,6 +99,33 @@ public static class PassthroughRules
                 return $"The tool {(type is null ? "" : $"`{type}` ")}is not available {where}: it is priced per call, outside the usage AiGate bills from. Function tools are.";
         }
         return null;
+    }
+
+    /// <summary>
+    /// True when any <c>cache_control</c> in the body (system blocks, message content blocks, tools) asks for
+    /// Anthropic's one-hour TTL: its cache writes cost 2× the input price, which the usage we bill from does not tell
+    /// apart from five-minute writes (1.25×, within the margin).
+    /// </summary>
+    private static bool HasOneHourCacheWrite(JsonNode? node)
+    {
+        switch (node)
+        {
+            case JsonObject o:
+                foreach (var (name, value) in o)
+                {
+                    if (name == "cache_control" && value is JsonObject control && control["ttl"] is JsonValue ttl
+                        && ttl.TryGetValue<string>(out var t) && t != "5m")
+                        return true;
+                    if (value is JsonObject or JsonArray && HasOneHourCacheWrite(value)) return true;
+                }
+                return false;
+            case JsonArray a:
+                foreach (var item in a)
+                    if (item is JsonObject or JsonArray && HasOneHourCacheWrite(item)) return true;
+                return false;
+            default:
+                return false;
+        }
     }
 
     /// <summary>A Gemini model id as the path carries it: letters, digits, '.', '-', '_' (no dot segments, no separators).</summary>
