@@ -22,6 +22,26 @@ public sealed class EveryKindApp : StreamBillingApp
         await Database.InsertMeteredModelAsync(MeteredGemini, "Gemini metered", "gemini", "gemini-2.5-flash", ownedBy: "google");
         await Services.GetRequiredService<ModelCatalog>().ReloadAsync(CancellationToken.None);
     }
+
+    /// <summary>The user's one usage row, once written.</summary>
+    public async Task<JsonNode> UsageRowAsync(Guid userId)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (await Database.ScalarAsync<long>($"select count(*) from usage_events where user_id = '{userId}'") == 0 && DateTime.UtcNow < deadline)
+            await Task.Delay(50);
+        await WaitForUsageAsync();
+        return JsonNode.Parse((await Database.ScalarAsync<string>($"select row_to_json(u)::text from usage_events u where user_id = '{userId}'"))!)!;
+    }
+
+    /// <summary>Once every usage record is written: the balance is as expected and equals the ledger's sum.</summary>
+    public async Task AssertLedgerMatchesBalanceAsync(Guid userId, long expectedBalance)
+    {
+        await WaitForUsageAsync();
+        var balance = await Database.ScalarAsync<long>($"select balance_micros from credit_accounts where user_id = '{userId}'");
+        var ledger = await Database.ScalarAsync<long>($"select coalesce(sum(amount_micros), 0)::bigint from ledger_entries where user_id = '{userId}'");
+        Assert.Equal(expectedBalance, balance);
+        Assert.Equal(balance, ledger);
+    }
 }
 
 /// <summary>
@@ -67,24 +87,6 @@ public sealed class EveryProviderKindTests(EveryKindApp app) : IClassFixture<Eve
         ["model"] = ModelOf(kind), ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = content }),
     };
 
-    private async Task<JsonNode> UsageRowAsync(Guid userId)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(15);
-        while (await app.Database.ScalarAsync<long>($"select count(*) from usage_events where user_id = '{userId}'") == 0 && DateTime.UtcNow < deadline)
-            await Task.Delay(50);
-        await app.WaitForUsageAsync();
-        return JsonNode.Parse((await app.Database.ScalarAsync<string>($"select row_to_json(u)::text from usage_events u where user_id = '{userId}'"))!)!;
-    }
-
-    private async Task AssertLedgerMatchesBalanceAsync(Guid userId, long expectedBalance)
-    {
-        await app.WaitForUsageAsync();
-        var balance = await app.Database.ScalarAsync<long>($"select balance_micros from credit_accounts where user_id = '{userId}'");
-        var ledger = await app.Database.ScalarAsync<long>($"select coalesce(sum(amount_micros), 0)::bigint from ledger_entries where user_id = '{userId}'");
-        Assert.Equal(expectedBalance, balance);
-        Assert.Equal(balance, ledger);
-    }
-
     [Theory, MemberData(nameof(Kinds))]
     public async Task A_client_that_leaves_a_non_streamed_call_while_the_provider_generates_pays_for_its_prompt(string kind)
     {
@@ -97,13 +99,13 @@ public sealed class EveryProviderKindTests(EveryKindApp app) : IClassFixture<Eve
         using var leave = new CancellationTokenSource(TimeSpan.FromMilliseconds(700));
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => client.PostAsJsonAsync("/api/v1/chat/completions", body, leave.Token));
 
-        var row = await UsageRowAsync(userId);
+        var row = await app.UsageRowAsync(userId);
         Assert.True(row["prompt_tokens"]!.GetValue<long>() > 0);
         Assert.Equal(0, row["completion_tokens"]!.GetValue<long>());
         Assert.True(row["estimated"]!.GetValue<bool>());
         var cost = row["cost_micros"]!.GetValue<long>();
         Assert.True(cost > 0, "the provider was asked to generate: the prompt is owed");
-        await AssertLedgerMatchesBalanceAsync(userId, 10_000 - cost);
+        await app.AssertLedgerMatchesBalanceAsync(userId, 10_000 - cost);
         Assert.Single(UpstreamCalls(kind));
     }
 
@@ -122,12 +124,12 @@ public sealed class EveryProviderKindTests(EveryKindApp app) : IClassFixture<Eve
         var answer = (await response.Content.ReadFromJsonAsync<JsonObject>())!;
         Assert.Equal(LongReply.Text, answer["choices"]![0]!["message"]!["content"]!.GetValue<string>());
         var expected = (kind == "openai" ? O200k : Cl100k).CountTokens(LongReply.Text);
-        var row = await UsageRowAsync(userId);
+        var row = await app.UsageRowAsync(userId);
         var billed = row["completion_tokens"]!.GetValue<long>();
         Assert.True(billed >= expected * 0.9 && billed <= expected * 1.1, $"billed {billed} output tokens for an answer of {expected} (±10 %); the provider said 1");
         Assert.True(row["estimated"]!.GetValue<bool>());
         Assert.Equal(billed, answer["usage"]!["completion_tokens"]!.GetValue<long>());   // the client sees what it pays for
-        await AssertLedgerMatchesBalanceAsync(userId, 100_000 - row["cost_micros"]!.GetValue<long>());
+        await app.AssertLedgerMatchesBalanceAsync(userId, 100_000 - row["cost_micros"]!.GetValue<long>());
     }
 
     [Theory, MemberData(nameof(Kinds))]

@@ -48,24 +48,6 @@ public sealed class MessagesEndpointTests(EveryKindApp app) : IClassFixture<Ever
 
     private static StringContent Body(string json) => new(json, Encoding.UTF8, "application/json");
 
-    private async Task<JsonNode> UsageRowAsync(Guid userId)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(15);
-        while (await app.Database.ScalarAsync<long>($"select count(*) from usage_events where user_id = '{userId}'") == 0 && DateTime.UtcNow < deadline)
-            await Task.Delay(50);
-        await app.WaitForUsageAsync();
-        return JsonNode.Parse((await app.Database.ScalarAsync<string>($"select row_to_json(u)::text from usage_events u where user_id = '{userId}'"))!)!;
-    }
-
-    private async Task AssertLedgerMatchesBalanceAsync(Guid userId, long expectedBalance)
-    {
-        await app.WaitForUsageAsync();
-        var balance = await app.Database.ScalarAsync<long>($"select balance_micros from credit_accounts where user_id = '{userId}'");
-        var ledger = await app.Database.ScalarAsync<long>($"select coalesce(sum(amount_micros), 0)::bigint from ledger_entries where user_id = '{userId}'");
-        Assert.Equal(expectedBalance, balance);
-        Assert.Equal(balance, ledger);
-    }
-
     private static List<(string Name, JsonNode Data)> Events(string sse)
     {
         var events = new List<(string, JsonNode)>();
@@ -100,13 +82,13 @@ public sealed class MessagesEndpointTests(EveryKindApp app) : IClassFixture<Ever
         Assert.Equal(100, (long)upstream["max_tokens"]!);
 
         // Every input token (uncached, cache write, cache read) and the output, at 1 µ$ a token.
-        var row = await UsageRowAsync(userId);
+        var row = await app.UsageRowAsync(userId);
         Assert.Equal(25 + 10 + 100, row["prompt_tokens"]!.GetValue<long>());
         Assert.Equal(15, row["completion_tokens"]!.GetValue<long>());
         Assert.Equal(100, row["cached_tokens"]!.GetValue<long>());
         Assert.False(row["estimated"]!.GetValue<bool>());
         Assert.Equal(150, row["cost_micros"]!.GetValue<long>());
-        await AssertLedgerMatchesBalanceAsync(userId, 10_000_000 - 150);
+        await app.AssertLedgerMatchesBalanceAsync(userId, 10_000_000 - 150);
     }
 
     [Fact]
@@ -124,11 +106,11 @@ public sealed class MessagesEndpointTests(EveryKindApp app) : IClassFixture<Ever
 
         Assert.Equal("Hello from \"Claude\"!", text.ToString());
         Assert.Equal(15, output);
-        var row = await UsageRowAsync(userId);
+        var row = await app.UsageRowAsync(userId);
         Assert.Equal(135, row["prompt_tokens"]!.GetValue<long>());
         Assert.Equal(15, row["completion_tokens"]!.GetValue<long>());
         Assert.True(row["streamed"]!.GetValue<bool>());
-        await AssertLedgerMatchesBalanceAsync(userId, 10_000_000 - 150);
+        await app.AssertLedgerMatchesBalanceAsync(userId, 10_000_000 - 150);
     }
 
     [Fact]
@@ -167,7 +149,7 @@ public sealed class MessagesEndpointTests(EveryKindApp app) : IClassFixture<Ever
             Body($$"""{"model":"{{EveryKindApp.MeteredClaude}}","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"MIDSTREAM ERROR"}]}"""));
 
         Assert.Equal(FakeAnthropic.ErrorStream, await response.Content.ReadAsStringAsync());
-        var row = await UsageRowAsync(userId);
+        var row = await app.UsageRowAsync(userId);
         Assert.Equal(30, row["prompt_tokens"]!.GetValue<long>());
         Assert.True(row["completion_tokens"]!.GetValue<long>() >= 8, "the partial answer's tokens are billed");
     }
@@ -195,12 +177,12 @@ public sealed class MessagesEndpointTests(EveryKindApp app) : IClassFixture<Ever
         Assert.Equal(cached, message.Usage.CacheReadInputTokens);
         Assert.Equal(output, message.Usage.OutputTokens);   // Gemini: 5 candidates + 30 thinking tokens
         Assert.Empty(app.Violations);
-        var row = await UsageRowAsync(userId);
+        var row = await app.UsageRowAsync(userId);
         Assert.Equal(prompt, row["prompt_tokens"]!.GetValue<long>());
         Assert.Equal(output, row["completion_tokens"]!.GetValue<long>());
         var cost = row["cost_micros"]!.GetValue<long>();
         if (model == EveryKindApp.MeteredGemini) Assert.Equal(prompt + output, cost);
-        await AssertLedgerMatchesBalanceAsync(userId, 10_000_000 - cost);
+        await app.AssertLedgerMatchesBalanceAsync(userId, 10_000_000 - cost);
     }
 
     [Theory]
@@ -226,9 +208,9 @@ public sealed class MessagesEndpointTests(EveryKindApp app) : IClassFixture<Ever
         Assert.Equal(reply, text.ToString());
         Assert.Equal(output, reportedOutput);
         Assert.Equal(StopReason.EndTurn, stop!.Value());
-        var row = await UsageRowAsync(userId);
+        var row = await app.UsageRowAsync(userId);
         Assert.Equal(output, row["completion_tokens"]!.GetValue<long>());
-        await AssertLedgerMatchesBalanceAsync(userId, 10_000_000 - row["cost_micros"]!.GetValue<long>());
+        await app.AssertLedgerMatchesBalanceAsync(userId, 10_000_000 - row["cost_micros"]!.GetValue<long>());
     }
 
     [Fact]
@@ -401,7 +383,7 @@ public sealed class MessagesEndpointTests(EveryKindApp app) : IClassFixture<Ever
             Assert.Contains("/api/v1/messages", (string)error["error"]!["message"]!);
         }
         Assert.DoesNotContain(app.Anthropic.Requests, r => r.PathAndQuery == "/v1/messages");
-        await AssertLedgerMatchesBalanceAsync(userId, 10_000_000);
+        await app.AssertLedgerMatchesBalanceAsync(userId, 10_000_000);
     }
 
     [Fact]
@@ -416,7 +398,7 @@ public sealed class MessagesEndpointTests(EveryKindApp app) : IClassFixture<Ever
         var error = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
         Assert.Equal("billing_error", (string)error["error"]!["type"]!);
         Assert.DoesNotContain(app.Anthropic.Requests, r => r.PathAndQuery == "/v1/messages");
-        await AssertLedgerMatchesBalanceAsync(userId, 50);
+        await app.AssertLedgerMatchesBalanceAsync(userId, 50);
     }
 
     [Fact]
@@ -434,12 +416,12 @@ public sealed class MessagesEndpointTests(EveryKindApp app) : IClassFixture<Ever
             if (line.Contains("\"text_delta\"", StringComparison.Ordinal)) textDeltas++;
         response.Dispose();   // the client leaves
 
-        var row = await UsageRowAsync(userId);
+        var row = await app.UsageRowAsync(userId);
         Assert.Equal(25, row["prompt_tokens"]!.GetValue<long>());
         Assert.True(row["completion_tokens"]!.GetValue<long>() >= 10, "at least the text that went out is billed");
         var cost = row["cost_micros"]!.GetValue<long>();
         Assert.Equal(row["prompt_tokens"]!.GetValue<long>() + row["completion_tokens"]!.GetValue<long>(), cost);
-        await AssertLedgerMatchesBalanceAsync(userId, 10_000_000 - cost);
+        await app.AssertLedgerMatchesBalanceAsync(userId, 10_000_000 - cost);
     }
 
     [Fact]
@@ -465,7 +447,7 @@ public sealed class MessagesEndpointTests(EveryKindApp app) : IClassFixture<Ever
         Assert.DoesNotContain(app.Anthropic.Requests, r => r.PathAndQuery.StartsWith("/v1/messages", StringComparison.Ordinal));
         await app.WaitForUsageAsync();
         Assert.Equal(0, await app.Database.ScalarAsync<long>($"select count(*) from usage_events where user_id = '{userId}'"));
-        await AssertLedgerMatchesBalanceAsync(userId, 10_000_000);
+        await app.AssertLedgerMatchesBalanceAsync(userId, 10_000_000);
     }
 
     [Fact]
