@@ -19,7 +19,7 @@ namespace AiGate.Web.Features.Credits;
 /// and its ledger entry are unique per request and the normal write deletes the checkpoint in the same statement.
 /// </summary>
 public sealed partial class StreamCheckpoints(NpgsqlDataSource dataSource, UsageWriter writer, IOptions<CreditsOptions> options,
-    ILogger<StreamCheckpoints> logger) : BackgroundService
+    TimeProvider clock, ILogger<StreamCheckpoints> logger) : BackgroundService
 {
     private readonly ConcurrentDictionary<string, OpenStream> _open = new();
     private readonly long _interval = (long)(options.Value.CheckpointSeconds * (double)Stopwatch.Frequency);
@@ -28,7 +28,7 @@ public sealed partial class StreamCheckpoints(NpgsqlDataSource dataSource, Usage
     public OpenStream? Open(string requestId, Reservation reservation, KeyIdentity key, ResolvedModel model)
     {
         if (ReferenceEquals(reservation, Reservation.Unmetered) || model.Pricing is not { } pricing) return null;
-        var stream = new OpenStream(requestId, key.OwnerId, key.KeyId, reservation.LeaseId, model.Id, pricing, DateTimeOffset.UtcNow,
+        var stream = new OpenStream(requestId, key.OwnerId, key.KeyId, reservation.LeaseId, model.Id, pricing, clock.GetUtcNow(),
             Stopwatch.GetTimestamp() + _interval, _interval);
         _open[requestId] = stream;
         return stream;
