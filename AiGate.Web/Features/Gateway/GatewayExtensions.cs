@@ -23,6 +23,9 @@ public static class GatewayExtensions
         builder.Services.AddSingleton<StreamRelay>();
         builder.Services.AddSingleton<ChatCompletionsEndpoint>();
         builder.Services.AddSingleton<MessagesEndpoint>();
+        builder.Services.AddSingleton<GenerationPipeline>();
+        builder.Services.AddSingleton<ResponsesEndpoint>();
+        builder.Services.AddSingleton<CompletionsEndpoint>();
         builder.Services.AddSingleton<EmbeddingsEndpoint>();
         builder.Services.AddSingleton<ModelsEndpoints>();
         builder.Services.AddHttpForwarder();
@@ -45,6 +48,8 @@ public static class GatewayExtensions
         _ = Task.Run(TokenCounter.Warm);   // the tokenizers' data loads at start (≈ 0.3 s), not on the first call's hot path
         var chat = services.GetRequiredService<ChatCompletionsEndpoint>();
         var messages = services.GetRequiredService<MessagesEndpoint>();
+        var responses = services.GetRequiredService<ResponsesEndpoint>();
+        var completions = services.GetRequiredService<CompletionsEndpoint>();
         var embeddings = services.GetRequiredService<EmbeddingsEndpoint>();
         var models = services.GetRequiredService<ModelsEndpoints>();
         var passthrough = services.GetRequiredService<PassthroughEndpoint>();
@@ -53,6 +58,10 @@ public static class GatewayExtensions
         api.MapPost("/chat/completions", chat.HandleAsync);
         api.MapPost("/messages", messages.HandleAsync);
         api.MapPost("/messages/count_tokens", messages.CountTokensAsync);
+        api.MapPost("/responses", responses.HandleAsync);
+        api.MapMethods("/responses/{id}/{**rest}", ["GET", "POST", "DELETE"], ResponsesEndpoint.NotStoredAsync);
+        api.MapMethods("/responses/{id}", ["GET", "DELETE"], ResponsesEndpoint.NotStoredAsync);
+        api.MapPost("/completions", completions.HandleAsync);
         api.MapPost("/embeddings", embeddings.HandleAsync);
         api.MapGet("/models", models.ListAsync);
         api.MapGet("/models/{**id}", models.GetAsync);

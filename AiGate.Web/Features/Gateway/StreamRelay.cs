@@ -204,13 +204,14 @@ internal static class ChatBilling
         return reported.CompletionTokens * 2 >= counted ? reported : reported with { CompletionTokens = counted, Estimated = true };
     }
 
-    /// <summary>The tokens (or, without <paramref name="count"/>, the UTF-8 bytes) of the answer's text, refusals and tool calls.</summary>
+    /// <summary>The tokens (or, without <paramref name="count"/>, the UTF-8 bytes) of the answer's text, refusals and tool calls (a legacy completion's text too).</summary>
     internal static long AnswerText(ChatCall call, JsonObject completion, bool count)
     {
         long total = 0;
         if (completion["choices"] is not JsonArray choices) return 0;
         foreach (var choice in choices)
         {
+            total += Measure(choice?["text"]);   // a legacy text_completion's choice
             if (choice?["message"] is not JsonObject message) continue;
             total += Measure(message["content"]) + Measure(message["refusal"]);
             if (message["tool_calls"] is JsonArray calls)

@@ -69,6 +69,7 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
 
     /// <summary>The adapter of a configured provider, or null when no provider has that name.</summary>
     public ProviderAdapter? Adapter(string provider) => providers.ByName.TryGetValue(provider, out var p) ? p.Adapter : null;
+    public Provider? Provider(string provider) => providers.ByName.GetValueOrDefault(provider);
     private static readonly TimeSpan MaxRetryAfter = TimeSpan.FromSeconds(5);
 
     public async Task<RouteResult> SendAsync(ResolvedModel model, bool stream, Func<Provider, string, string?, HttpRequestMessage?> build,

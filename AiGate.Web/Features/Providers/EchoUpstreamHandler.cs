@@ -11,7 +11,7 @@ namespace AiGate.Web.Features.Providers;
 /// <summary>
 /// The <c>echo</c> provider: an in-process upstream that speaks OpenAI's wire format, so local runs
 /// and tests exercise the whole gateway (routing, streaming, usage, billing) with no network and
-/// no provider key. Deterministic: the reply is "Echo: " and the last user message, capped at
+/// no provider key (chat completions, legacy completions, embeddings). Deterministic: the reply is "Echo: " and the last user message, capped at
 /// <c>max_tokens</c> words; tokens are counted as ceil(UTF-8 bytes / 4). Refused in Production.
 /// </summary>
 public sealed class EchoUpstreamHandler : HttpMessageHandler
@@ -22,6 +22,7 @@ public sealed class EchoUpstreamHandler : HttpMessageHandler
         if (request.Method == HttpMethod.Get && path.EndsWith("/models", StringComparison.Ordinal)) return Json(ModelList());   // the health probe
         var body = JsonNode.Parse(await request.Content!.ReadAsByteArrayAsync(cancellationToken)) as JsonObject ?? [];
         if (path.EndsWith("/embeddings", StringComparison.Ordinal)) return Json(Embeddings(body));
+        if (path.EndsWith("/v1/completions", StringComparison.Ordinal)) return LegacyCompletion(body);
         if (!path.EndsWith("/chat/completions", StringComparison.Ordinal)) return new HttpResponseMessage(HttpStatusCode.NotFound);
 
         var model = body["model"]?.GetValue<string>() ?? "echo";
@@ -63,6 +64,49 @@ public sealed class EchoUpstreamHandler : HttpMessageHandler
                 ["id"] = id, ["object"] = "chat.completion.chunk", ["created"] = 1_700_000_000, ["model"] = model,
                 ["choices"] = new JsonArray(), ["usage"] = usage,
             }.ToJsonString()).Append("\n\n");
+        sse.Append("data: [DONE]\n\n");
+        var response = new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent(Encoding.UTF8.GetBytes(sse.ToString())) };
+        response.Content.Headers.ContentType = new MediaTypeHeaderValue("text/event-stream");
+        return response;
+    }
+
+    /// <summary>
+    /// OpenAI's legacy <c>/v1/completions</c>: a <c>text_completion</c> with a choice per prompt ("Echo: " and the prompt,
+    /// capped at max_tokens words, default 16), or its chunks ending in [DONE], with a usage chunk when asked.
+    /// </summary>
+    private static HttpResponseMessage LegacyCompletion(JsonObject body)
+    {
+        var model = body["model"]?.GetValue<string>() ?? "echo";
+        var prompts = body["prompt"] is JsonArray array ? array.Select(p => p?.GetValue<string>() ?? "").ToList() : [body["prompt"]?.GetValue<string>() ?? ""];
+        var limit = body["max_tokens"] is JsonValue m && m.TryGetValue<int>(out var n) && n > 0 ? n : 16;
+        var replies = prompts.Select(p => string.Join(' ', ("Echo: " + p).Split(' ', StringSplitOptions.RemoveEmptyEntries).Take(limit))).ToList();
+        var promptTokens = prompts.Sum(Tokens);
+        var completionTokens = replies.Sum(Tokens);
+        var usage = new JsonObject { ["prompt_tokens"] = promptTokens, ["completion_tokens"] = completionTokens, ["total_tokens"] = promptTokens + completionTokens };
+        const string id = "cmpl-echo";
+        JsonObject Completion(JsonArray choices) => new() { ["id"] = id, ["object"] = "text_completion", ["created"] = 1_700_000_000, ["model"] = model, ["choices"] = choices };
+        JsonObject Choice(int index, string text, string? finish) => new() { ["text"] = text, ["index"] = index, ["logprobs"] = null, ["finish_reason"] = finish };
+
+        if (body["stream"]?.GetValueKind() != JsonValueKind.True)
+        {
+            var answer = Completion([.. replies.Select((r, i) => (JsonNode)Choice(i, r, "stop"))]);
+            answer["usage"] = usage;
+            return Json(answer);
+        }
+        var sse = new StringBuilder();
+        for (var i = 0; i < replies.Count; i++)
+        {
+            var words = replies[i].Split(' ');
+            for (var w = 0; w < words.Length; w++)
+                sse.Append("data: ").Append(Completion([Choice(i, (w == 0 ? "" : " ") + words[w], null)]).ToJsonString()).Append("\n\n");
+            sse.Append("data: ").Append(Completion([Choice(i, "", "stop")]).ToJsonString()).Append("\n\n");
+        }
+        if (body["stream_options"]?["include_usage"]?.GetValueKind() == JsonValueKind.True)
+        {
+            var last = Completion([]);
+            last["usage"] = usage;
+            sse.Append("data: ").Append(last.ToJsonString()).Append("\n\n");
+        }
         sse.Append("data: [DONE]\n\n");
         var response = new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent(Encoding.UTF8.GetBytes(sse.ToString())) };
         response.Content.Headers.ContentType = new MediaTypeHeaderValue("text/event-stream");

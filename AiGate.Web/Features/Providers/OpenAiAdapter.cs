@@ -124,7 +124,7 @@ public sealed class OpenAiAdapter : ProviderAdapter
         /// <summary>
         /// One pass of the JSON reader over the chunk (no allocation): it checks the chunk is JSON (a
         /// malformed one ends the stream cleanly, RELIABILITY Z4), counts the text the model produced
-        /// (<c>content</c>, <c>refusal</c>, tool-call <c>arguments</c>, and the <c>reasoning_content</c> /
+        /// (<c>content</c>, <c>refusal</c>, tool-call <c>arguments</c>, a legacy completion's <c>text</c>, and the <c>reasoning_content</c> /
         /// <c>reasoning</c> that OpenAI-compatible reasoning models stream), and says whether a
         /// <c>usage</c> object is there (that chunk alone is parsed into nodes).
         /// </summary>
@@ -159,11 +159,12 @@ public sealed class OpenAiAdapter : ProviderAdapter
         {
             if (reader.ValueIsEscaped)
                 return reader.CurrentDepth == 1 && reader.ValueTextEquals("usage"u8) ? Property.Usage
-                    : reader.ValueTextEquals("content"u8) || reader.ValueTextEquals("arguments"u8) || reader.ValueTextEquals("refusal"u8)
+                    : reader.ValueTextEquals("content"u8) || reader.ValueTextEquals("text"u8) || reader.ValueTextEquals("arguments"u8) || reader.ValueTextEquals("refusal"u8)
                       || reader.ValueTextEquals("reasoning_content"u8) || reader.ValueTextEquals("reasoning"u8) ? Property.Text : Property.Other;
             var name = reader.ValueSpan;
             return name.Length switch
             {
+                4 when name.SequenceEqual("text"u8) => Property.Text,   // a legacy text_completion chunk's choice
                 5 when reader.CurrentDepth == 1 && name.SequenceEqual("usage"u8) => Property.Usage,
                 7 when name.SequenceEqual("content"u8) || name.SequenceEqual("refusal"u8) => Property.Text,
                 9 when name.SequenceEqual("arguments"u8) || name.SequenceEqual("reasoning"u8) => Property.Text,

@@ -18,6 +18,8 @@ public sealed class Provider
     public required HttpMessageInvoker Http { get; init; }
     /// <summary>Opens at ≥ 50 % failures over ≥ 20 calls in 30 s, for 15 s (RELIABILITY F4); while open, routing skips the provider.</summary>
     public required ResiliencePipeline<HttpResponseMessage> Breaker { get; init; }
+    /// <summary>The provider serves OpenAI's Responses API (<c>POST {base}/responses</c>): /api/v1/responses forwards to it instead of translating.</summary>
+    public bool SupportsResponses { get; init; }
 
     /// <summary>The URL of a path under the base URL ("chat/completions" → https://api.openai.com/v1/chat/completions).</summary>
     public Uri Url(string relativePath) => new(BaseUrl.AbsoluteUri.TrimEnd('/') + "/" + relativePath);

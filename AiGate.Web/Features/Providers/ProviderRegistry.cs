@@ -75,6 +75,7 @@ public sealed class ProviderRegistry : IDisposable
                 },
                 Http = kind == ProviderKind.Echo ? echo : network,
                 Breaker = BuildBreaker(),
+                SupportsResponses = kind == ProviderKind.OpenAi && (options.ResponsesApi ?? uri.Host == "api.openai.com"),
             };
         }
         ByName = providers.ToFrozenDictionary(StringComparer.Ordinal);

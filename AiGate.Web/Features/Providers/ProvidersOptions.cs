@@ -17,6 +17,12 @@ public sealed class ProviderOptions
 
     public string? ApiKey { get; set; }
 
+    /// <summary>
+    /// An <c>openai</c>-kind provider that serves OpenAI's Responses API (<c>POST {BaseUrl}/responses</c>); unset, only
+    /// api.openai.com does. The others get /api/v1/responses translated into a chat completion.
+    /// </summary>
+    public bool? ResponsesApi { get; set; }
+
     /// <summary>Longest wait for a streamed response's headers (time to first byte), per attempt.</summary>
     [Range(1, 600)]
     public int TimeoutSeconds { get; set; } = 60;
