@@ -8,10 +8,10 @@ namespace AiGate.Web.Tests.Infrastructure;
 /// A fake OpenAI (or OpenAI-compatible) API on loopback, speaking its documented wire format:
 /// <c>POST /v1/chat/completions</c> as JSON or as <c>chat.completion.chunk</c> server-sent events
 /// ending in <c>data: [DONE]</c>, with a usage-only last chunk when <c>stream_options.include_usage</c>
-/// is set, and <c>GET /v1/models</c> (the health probe) as OpenAI's model list. Tests script the faults of
+/// is set, <c>POST /v1/responses</c> and the legacy <c>POST /v1/completions</c> (FakeOpenAi.Responses.cs), and <c>GET /v1/models</c> (the health probe) as OpenAI's model list. Tests script the faults of
 /// chat through <see cref="Mode"/> and of the model list through <see cref="ModelsMode"/>.
 /// </summary>
-public sealed class FakeOpenAi : IAsyncDisposable
+public sealed partial class FakeOpenAi : IAsyncDisposable
 {
     public enum Behaviour
     {
@@ -59,6 +59,8 @@ public sealed class FakeOpenAi : IAsyncDisposable
         {
             app.MapPost("/v1/chat/completions", fake.ChatAsync);
             app.MapGet("/v1/models", fake.ModelsAsync);
+            app.MapPost("/v1/responses", fake.ResponsesAsync);
+            app.MapPost("/v1/completions", fake.CompletionsAsync);
         });
         return fake;
     }

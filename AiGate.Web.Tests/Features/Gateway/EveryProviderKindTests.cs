@@ -10,7 +10,7 @@ using Microsoft.ML.Tokenizers;
 namespace AiGate.Web.Tests.Features.Gateway;
 
 /// <summary><see cref="StreamBillingApp"/> plus a Claude and a Gemini model priced like its GPT one: 1 µ$ a token, so costs are token counts.</summary>
-public sealed class EveryKindApp : StreamBillingApp
+public class EveryKindApp : StreamBillingApp
 {
     public const string MeteredClaude = "test/claude-metered";
     public const string MeteredGemini = "test/gemini-metered";
