@@ -13,9 +13,7 @@ namespace AiGate.Web.Features.Gateway;
 /// <c>POST /api/v1/chat/completions</c>: authenticate, validate, resolve the model, route to a
 /// provider, relay the answer (JSON, or server-sent events as they arrive), report usage and cost.
 /// </summary>
-public sealed partial class ChatCompletionsEndpoint(
-    GatewayAdmission admission, ModelCatalog catalog, UpstreamRouter router, Metering metering, RateLimits rateLimits, IOptions<GatewayOptions> options,
-    OpenStreams streams, StreamCheckpoints checkpoints, StreamRelay relay, ILogger<ChatCompletionsEndpoint> logger)
+public sealed class ChatCompletionsEndpoint(GatewayAdmission admission, GenerationPipeline pipeline, IOptions<GatewayOptions> options, StreamRelay relay)
 {
     private static readonly string[] Roles = ["system", "developer", "user", "assistant", "tool", "function"];
     private readonly GatewayOptions _options = options.Value;
@@ -28,56 +26,15 @@ public sealed partial class ChatCompletionsEndpoint(
         if (await RequestBody.ReadObjectAsync(context, _options.MaxRequestBytes) is not var (body, _)) return;
         var call = await ValidateAsync(context, key, body);
         if (call is null) return;
-        using var slot = streams.TryOpen(call.Stream);
-        if (!slot.Granted)
-        {
-            await streams.RefuseAsync(context);
-            return;
-        }
-
-        // Tokens as OpenAI counts them at admission: the prompt's estimate plus the output limit.
-        var promptBound = ChatBilling.PromptBound(call);
-        var admittedTokens = promptBound + call.OutputBound;
-        if (!await rateLimits.AdmitTokensAsync(context, key, admittedTokens)) return;
-        var worstCase = Metering.WorstCaseMicros(call.Pricing, promptBound, call.OutputBound);
-        if (await metering.ReserveOrRefuseAsync(context, key, worstCase) is not { } reservation) return;
-        var outcome = new MeteredOutcome("", null, StatusCodes.Status502BadGateway, call.Stream, null);
-        var checkpoint = call.Stream ? checkpoints.Open(context.TraceIdentifier, reservation, key, call.Model) : null;
-        try
-        {
-            using var route = await router.SendAsync(call.Model, call.Stream, (provider, upstreamModel, apiKey) =>
+        await pipeline.RunAsync(context, key, call, started,
+            (provider, upstreamModel, apiKey) =>
                 call.Choices > 1 && !provider.Adapter.SupportsChoices ? null : provider.Adapter.CreateChatRequest(provider, call, upstreamModel, apiKey),
-                context.RequestAborted);
-            if (await GatewayResponses.WriteRouteFailureAsync(context, route))
+            async (route, checkpoint) =>
             {
-                // The upstream had the whole request when the client left: it may be generating and
-                // billing us, so the client pays at least its prompt (issue 11 #4). Our own timeouts and
-                // upstream failures are not billed.
-                var promptOnly = route is { Outcome: RouteOutcome.ClientAborted, RequestSent: true } ? ChatBilling.PromptOnly(call) : (TokenUsage?)null;
-                outcome = outcome with { Provider = route.Provider?.Name ?? "", Status = context.Response.StatusCode, Usage = promptOnly };
-                return;
-            }
-
-            var provider = route.Provider!;
-            context.Response.Headers["X-AiGate-Provider"] = provider.Name;
-            var ttfb = (int)route.UpstreamTime.TotalMilliseconds;
-            if (checkpoint is not null) checkpoint.Provider = provider.Name;
-            TokenUsage? usage;
-            if (call.Stream)
-            {
-                using var translator = provider.Adapter.CreateStreamTranslator(call);
-                usage = await relay.RelayAsync(context, call, route, started, checkpoint, translator, new SseWriter(context.Response.BodyWriter));
-            }
-            else usage = await RelayJsonAsync(context, call, route, started);
-            outcome = new MeteredOutcome(provider.Name, usage, context.Response.StatusCode, call.Stream, ttfb);
-        }
-        finally
-        {
-            // Settles on every path, exceptions included: a reservation is never left held (RELIABILITY L6).
-            checkpoints.Close(checkpoint);
-            await metering.CompleteAsync(context, reservation, key, call.Model, outcome, started);
-            rateLimits.Refund(key, admittedTokens - (outcome.Usage?.TotalTokens ?? 0));
-        }
+                if (!call.Stream) return await RelayJsonAsync(context, call, route, started);
+                using var translator = route.Provider!.Adapter.CreateStreamTranslator(call);
+                return await relay.RelayAsync(context, call, route, started, checkpoint, translator, new SseWriter(context.Response.BodyWriter));
+            });
     }
 
     private async Task<ChatCall?> ValidateAsync(HttpContext context, KeyIdentity key, JsonObject body)
@@ -124,36 +81,7 @@ public sealed partial class ChatCompletionsEndpoint(
             }
         }
 
-        var model = await catalog.FindAsync(modelName, context.RequestAborted);
-        if (model is null)
-        {
-            await ApiErrors.ModelNotFoundAsync(context, modelName);
-            return null;
-        }
-        if (key.AllowedModels.Count > 0 && !key.AllowedModels.Contains(model.Id))
-        {
-            await ApiErrors.WriteAsync(context, StatusCodes.Status403Forbidden,
-                $"This API key may not use the model `{model.Id}`.", "invalid_request_error", "model_not_allowed", "model");
-            return null;
-        }
-        if (model.Kind != "chat")
-        {
-            await ApiErrors.InvalidRequestAsync(context, $"`{model.Id}` is an {model.Kind} model; use /api/v1/embeddings.", "model");
-            return null;
-        }
-        if (model.Pricing is null)
-        {
-            // Never served for free (DESIGN rule 3): the catalogue flags it for admins.
-            await ApiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable,
-                $"`{model.Id}` is temporarily unavailable: it has no price yet.", "server_error", "model_not_priced", "model");
-            return null;
-        }
-        if (model.Routes.Count == 0)
-        {
-            await ApiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable,
-                $"No provider is configured to serve `{model.Id}` right now.", "server_error", "model_unavailable", "model");
-            return null;
-        }
+        if (await pipeline.ResolveChatModelAsync(context, key, modelName) is not { } model) return null;
         // Both limits are checked (an OpenAI-compatible server may honour either); the one forwarded to
         // translated providers is OpenAI's rule, max_completion_tokens first, and the reservation covers the larger.
         foreach (var (name, limit) in new[] { ("max_completion_tokens", maxCompletionTokens), ("max_tokens", maxTokens) })
@@ -171,7 +99,7 @@ public sealed partial class ChatCompletionsEndpoint(
             return null;
         }
         var requested = maxCompletionTokens ?? maxTokens;
-        var maxOutput = (int)(requested ?? Math.Min(model.MaxOutputTokens, metering.DefaultMaxOutputTokens));
+        var maxOutput = (int)(requested ?? Math.Min(model.MaxOutputTokens, pipeline.DefaultMaxOutputTokens));
         var mediaTokens = MediaTokens(messages);
 
         var tokenizer = TokenCounter.For(model);
@@ -195,8 +123,8 @@ public sealed partial class ChatCompletionsEndpoint(
 
     private bool HasRouteWithChoices(ResolvedModel model)
     {
-        foreach (var route in model.Routes)
-            if (router.Adapter(route.Provider)?.SupportsChoices == true) return true;
+        foreach (var provider in pipeline.Providers(model))
+            if (provider.Adapter.SupportsChoices) return true;
         return false;
     }
 
@@ -231,53 +159,15 @@ public sealed partial class ChatCompletionsEndpoint(
         return end > start ? error[(start + 1)..end] : null;
     }
 
-    /// <summary>Relays a JSON answer; returns the usage to bill (null: nothing billable was produced).</summary>
+    /// <summary>Relays a JSON answer with the usage billed and its cost; returns the usage to bill (null: nothing billable was produced).</summary>
     private async Task<TokenUsage?> RelayJsonAsync(HttpContext context, ChatCall call, RouteResult route, long started)
     {
-        var provider = route.Provider!;
-        // The body is read to its end even when the client has gone: the provider has generated (and bills)
-        // the answer, so its usage is what this call costs. The call's total deadline still bounds it.
-        var bytes = await GatewayResponses.ReadBeforeDeadlineAsync(route, _options.MaxUpstreamResponseBytes);
-        if (bytes is null)
-        {
-            await ApiErrors.WriteAsync(context, StatusCodes.Status502BadGateway, "The upstream provider's answer was too large or broke off.", "server_error", "upstream_error");
-            return null;
-        }
-        ChatCompletionResult result;
-        try
-        {
-            result = provider.Adapter.ReadChatCompletion(bytes, call);
-        }
-        catch (UpstreamProtocolException ex)
-        {
-            LogProtocolError(provider.Name, ex.Message);
-            await ApiErrors.WriteAsync(context, StatusCodes.Status502BadGateway, "The upstream provider answered in an unexpected format.", "server_error", "upstream_error");
-            return null;
-        }
+        var adapter = route.Provider!.Adapter;
+        if (await pipeline.ReadAnswerAsync(context, route, bytes => adapter.ReadChatCompletion(bytes, call)) is not { } result) return null;
         var usage = ChatBilling.Billable(call, result);
         var cost = call.Pricing.CostMicros(usage);
         result.Response["usage"] = UsageJson.Create(usage, cost);
-
-        var response = context.Response;
-        response.ContentType = "application/json";
-        response.Headers["X-AiGate-Cost-Usd"] = ModelPricing.MicrosToUsd(cost).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        GatewayResponses.SetServerTiming(response, started, route.UpstreamTime);
-        await using (var writer = new Utf8JsonWriter(response.BodyWriter))
-            result.Response.WriteTo(writer);
-        try
-        {
-            await response.BodyWriter.FlushAsync(context.RequestAborted);
-        }
-        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
-        {
-            LogClientAborted(call.Model.Id, provider.Name);   // the answer was generated: it is billed all the same
-        }
+        await pipeline.WriteAnswerAsync(context, call, route, started, result.Response, cost);
         return usage;
     }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Provider {Provider} sent an unreadable answer: {Reason}")]
-    private partial void LogProtocolError(string provider, string reason);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Client left the stream of {Model} from {Provider}")]
-    private partial void LogClientAborted(string model, string provider);
 }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using AiGate.Web.Features.Credits;
@@ -96,6 +97,8 @@ public sealed partial class GenerationPipeline(
             using var route = await router.SendAsync(call.Model, call.Stream, createRequest, context.RequestAborted);
             if (await GatewayResponses.WriteRouteFailureAsync(context, route))
             {
+                // The upstream had the whole request when the client left: it may be generating and billing us, so the
+                // client pays at least its prompt (issue 11 #4). Our own timeouts and upstream failures are not billed.
                 var promptOnly = route is { Outcome: RouteOutcome.ClientAborted, RequestSent: true } ? ChatBilling.PromptOnly(call) : (TokenUsage?)null;
                 outcome = outcome with { Provider = route.Provider?.Name ?? "", Status = context.Response.StatusCode, Usage = promptOnly };
                 return;
@@ -143,14 +146,25 @@ public sealed partial class GenerationPipeline(
     }
 
     /// <summary>Writes a whole answer with its cost header and timings; a client gone by then is logged, and billed all the same.</summary>
-    public async Task WriteAnswerAsync(HttpContext context, ChatCall call, RouteResult route, long started, JsonNode answer, long costMicros)
+    public Task WriteAnswerAsync(HttpContext context, ChatCall call, RouteResult route, long started, JsonNode answer, long costMicros) =>
+        WriteAnswerAsync(context, call, route, started, answer, null, costMicros);
+
+    /// <summary>As <see cref="WriteAnswerAsync(HttpContext, ChatCall, RouteResult, long, JsonNode, long)"/>, with the provider's own bytes as the body.</summary>
+    public Task WriteAnswerAsync(HttpContext context, ChatCall call, RouteResult route, long started, byte[] answer, long costMicros) =>
+        WriteAnswerAsync(context, call, route, started, null, answer, costMicros);
+
+    private async Task WriteAnswerAsync(HttpContext context, ChatCall call, RouteResult route, long started, JsonNode? node, byte[]? bytes, long costMicros)
     {
         var response = context.Response;
         response.ContentType = "application/json";
         response.Headers["X-AiGate-Cost-Usd"] = ModelPricing.MicrosToUsd(costMicros).ToString(System.Globalization.CultureInfo.InvariantCulture);
         GatewayResponses.SetServerTiming(response, started, route.UpstreamTime);
-        await using (var writer = new Utf8JsonWriter(response.BodyWriter))
-            answer.WriteTo(writer);
+        if (bytes is not null) response.BodyWriter.Write(bytes);
+        else
+        {
+            await using var writer = new Utf8JsonWriter(response.BodyWriter);
+            node!.WriteTo(writer);
+        }
         try
         {
             await response.BodyWriter.FlushAsync(context.RequestAborted);

@@ -20,9 +20,9 @@ namespace AiGate.Web.Features.Gateway;
 /// answer passes through as sent; other routes get it translated into the internal chat call, and their answer
 /// translated back (<see cref="MessagesTranslation"/>, <see cref="MessageEventWriter"/>).
 /// </summary>
-public sealed partial class MessagesEndpoint(
-    GatewayAdmission admission, ApiKeyAuthenticator authenticator, ModelCatalog catalog, UpstreamRouter router, Metering metering, RateLimits rateLimits,
-    IOptions<GatewayOptions> options, OpenStreams streams, StreamCheckpoints checkpoints, StreamRelay relay, ILogger<MessagesEndpoint> logger)
+public sealed class MessagesEndpoint(
+    GatewayAdmission admission, ApiKeyAuthenticator authenticator, GenerationPipeline pipeline, RateLimits rateLimits, IOptions<GatewayOptions> options,
+    StreamRelay relay)
 {
     private const string UpstreamAnthropicVersion = "2023-06-01";
     /// <summary>count_tokens' estimate of an image: Anthropic's own cap for an image it has resized (about 1.15 megapixels ÷ 750).</summary>
@@ -42,55 +42,20 @@ public sealed partial class MessagesEndpoint(
         var messages = await ValidateAsync(context, key, body, counting: false);
         if (messages is null) return;
         var call = messages.Call;
-        using var slot = streams.TryOpen(call.Stream);
-        if (!slot.Granted)
-        {
-            await streams.RefuseAsync(context);
-            return;
-        }
-
-        // max_tokens is required by the Messages API, so the worst case is the prompt's bound plus exactly that.
-        var promptBound = ChatBilling.PromptBound(call);
-        var admittedTokens = promptBound + call.OutputBound;
-        if (!await rateLimits.AdmitTokensAsync(context, key, admittedTokens)) return;
-        var worstCase = Metering.WorstCaseMicros(call.Pricing, promptBound, call.OutputBound);
-        if (await metering.ReserveOrRefuseAsync(context, key, worstCase) is not { } reservation) return;
-        var outcome = new MeteredOutcome("", null, StatusCodes.Status502BadGateway, call.Stream, null);
-        var checkpoint = call.Stream ? checkpoints.Open(context.TraceIdentifier, reservation, key, call.Model) : null;
-        try
-        {
-            using var route = await router.SendAsync(call.Model, call.Stream, (provider, upstreamModel, apiKey) => CreateRequest(context, provider, messages, upstreamModel, apiKey),
-                context.RequestAborted);
-            if (await GatewayResponses.WriteRouteFailureAsync(context, route))
+        // max_tokens is required by the Messages API, so the worst case reserved is the prompt's bound plus exactly that.
+        await pipeline.RunAsync(context, key, call, started,
+            (provider, upstreamModel, apiKey) => CreateRequest(context, provider, messages, upstreamModel, apiKey),
+            async (route, checkpoint) =>
             {
-                var promptOnly = route is { Outcome: RouteOutcome.ClientAborted, RequestSent: true } ? ChatBilling.PromptOnly(call) : (TokenUsage?)null;
-                outcome = outcome with { Provider = route.Provider?.Name ?? "", Status = context.Response.StatusCode, Usage = promptOnly };
-                return;
-            }
-
-            var provider = route.Provider!;
-            context.Response.Headers["X-AiGate-Provider"] = provider.Name;
-            var ttfb = (int)route.UpstreamTime.TotalMilliseconds;
-            if (checkpoint is not null) checkpoint.Provider = provider.Name;
-            var native = provider.Kind == ProviderKind.Anthropic;
-            TokenUsage? usage;
-            if (call.Stream)
-            {
+                var provider = route.Provider!;
+                var native = provider.Kind == ProviderKind.Anthropic;
+                if (!call.Stream) return await RelayJsonAsync(context, call, route, started, native);
                 using var translator = native ? new AnthropicPassthrough(call) : provider.Adapter.CreateStreamTranslator(call);
                 var writer = native
                     ? new SseWriter(context.Response.BodyWriter, anthropicEvents: true)
                     : new SseWriter(new MessageEventWriter(context.Response.BodyWriter, call));
-                usage = await relay.RelayAsync(context, call, route, started, checkpoint, translator, writer);
-            }
-            else usage = await RelayJsonAsync(context, call, route, started, native);
-            outcome = new MeteredOutcome(provider.Name, usage, context.Response.StatusCode, call.Stream, ttfb);
-        }
-        finally
-        {
-            checkpoints.Close(checkpoint);
-            await metering.CompleteAsync(context, reservation, key, call.Model, outcome, started);
-            rateLimits.Refund(key, admittedTokens - (outcome.Usage?.TotalTokens ?? 0));
-        }
+                return await relay.RelayAsync(context, call, route, started, checkpoint, translator, writer);
+            });
     }
 
     /// <summary>
@@ -158,32 +123,7 @@ public sealed partial class MessagesEndpoint(
             return null;
         }
 
-        var model = await catalog.FindAsync(modelName, context.RequestAborted);
-        if (model is null)
-        {
-            await ApiErrors.ModelNotFoundAsync(context, modelName);
-            return null;
-        }
-        if (key.AllowedModels.Count > 0 && !key.AllowedModels.Contains(model.Id))
-        {
-            await ApiErrors.WriteAsync(context, StatusCodes.Status403Forbidden, $"This API key may not use the model `{model.Id}`.", "invalid_request_error");
-            return null;
-        }
-        if (model.Kind != "chat")
-        {
-            await ApiErrors.InvalidRequestAsync(context, $"`{model.Id}` is an {model.Kind} model, not a chat model.");
-            return null;
-        }
-        if (model.Pricing is null)
-        {
-            await ApiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, $"`{model.Id}` is temporarily unavailable: it has no price yet.", "server_error");
-            return null;
-        }
-        if (model.Routes.Count == 0)
-        {
-            await ApiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable, $"No provider is configured to serve `{model.Id}` right now.", "server_error");
-            return null;
-        }
+        if (await pipeline.ResolveChatModelAsync(context, key, modelName) is not { } model) return null;
         if (maxTokens > model.MaxOutputTokens)
         {
             await ApiErrors.InvalidRequestAsync(context, $"max_tokens: {maxTokens} > {model.MaxOutputTokens}, which is the maximum allowed number of output tokens for {model.Id}");
@@ -228,8 +168,8 @@ public sealed partial class MessagesEndpoint(
 
     private bool HasAnthropicRoute(ResolvedModel model)
     {
-        foreach (var route in model.Routes)
-            if (router.Adapter(route.Provider) is AnthropicAdapter) return true;
+        foreach (var provider in pipeline.Providers(model))
+            if (provider.Adapter is AnthropicAdapter) return true;
         return false;
     }
 
@@ -312,51 +252,18 @@ public sealed partial class MessagesEndpoint(
     /// </summary>
     private async Task<TokenUsage?> RelayJsonAsync(HttpContext context, ChatCall call, RouteResult route, long started, bool native)
     {
-        var provider = route.Provider!;
-        var bytes = await GatewayResponses.ReadBeforeDeadlineAsync(route, _options.MaxUpstreamResponseBytes);
-        if (bytes is null)
+        var adapter = route.Provider!.Adapter;
+        byte[]? sent = null;
+        var result = await pipeline.ReadAnswerAsync(context, route, bytes =>
         {
-            await ApiErrors.WriteAsync(context, StatusCodes.Status502BadGateway, "The upstream provider's answer was too large or broke off.", "server_error");
-            return null;
-        }
-        ChatCompletionResult result;
-        try
-        {
-            result = provider.Adapter.ReadChatCompletion(bytes, call);
-        }
-        catch (UpstreamProtocolException ex)
-        {
-            LogProtocolError(provider.Name, ex.Message);
-            await ApiErrors.WriteAsync(context, StatusCodes.Status502BadGateway, "The upstream provider answered in an unexpected format.", "server_error");
-            return null;
-        }
+            sent = bytes;
+            return adapter.ReadChatCompletion(bytes, call);
+        });
+        if (result is null) return null;
         var usage = ChatBilling.Billable(call, result);
         var cost = call.Pricing.CostMicros(usage);
-
-        var response = context.Response;
-        response.ContentType = "application/json";
-        response.Headers["X-AiGate-Cost-Usd"] = ModelPricing.MicrosToUsd(cost).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        GatewayResponses.SetServerTiming(response, started, route.UpstreamTime);
-        if (native) response.BodyWriter.Write(bytes);
-        else
-        {
-            await using var writer = new Utf8JsonWriter(response.BodyWriter);
-            MessagesTranslation.ToMessage(result.Response, call, usage).WriteTo(writer);
-        }
-        try
-        {
-            await response.BodyWriter.FlushAsync(context.RequestAborted);
-        }
-        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
-        {
-            LogClientAborted(call.Model.Id, provider.Name);   // the answer was generated: it is billed all the same
-        }
+        if (native) await pipeline.WriteAnswerAsync(context, call, route, started, sent!, cost);
+        else await pipeline.WriteAnswerAsync(context, call, route, started, MessagesTranslation.ToMessage(result.Response, call, usage), cost);
         return usage;
     }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Provider {Provider} sent an unreadable answer: {Reason}")]
-    private partial void LogProtocolError(string provider, string reason);
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Client left the answer of {Model} from {Provider}")]
-    private partial void LogClientAborted(string model, string provider);
 }
