@@ -36,6 +36,11 @@ public sealed class ApiFuzzTests(AiGateApp app, ITestOutputHelper output) : ICla
 
     private static readonly string[] EmbeddingFields = ["model", "input", "encoding_format", "dimensions", "user"];
 
+    private static readonly string[] ResponsesFields =
+        ["model", "input", "instructions", "stream", "max_output_tokens", "temperature", "top_p", "tools", "tool_choice", "text", "metadata", "store", "previous_response_id"];
+
+    private static readonly string[] CompletionsFields = ["model", "prompt", "stream", "max_tokens", "n", "best_of", "temperature", "stream_options", "suffix", "echo"];
+
     [Fact]
     public async Task Hostile_requests_to_every_endpoint_never_get_a_5xx_and_every_error_is_openais_envelope()
     {
@@ -44,6 +49,8 @@ public sealed class ApiFuzzTests(AiGateApp app, ITestOutputHelper output) : ICla
         var cases = new List<(string Name, Func<HttpRequestMessage> Request)>();
         for (var i = 0; i < 300; i++) cases.Add(PostCase(random, "/api/v1/chat/completions", ChatBody, ChatFields, i));
         for (var i = 0; i < 200; i++) cases.Add(PostCase(random, "/api/v1/embeddings", EmbeddingsBody, EmbeddingFields, i));
+        for (var i = 0; i < 150; i++) cases.Add(PostCase(random, "/api/v1/responses", ResponsesBody, ResponsesFields, i));
+        for (var i = 0; i < 100; i++) cases.Add(PostCase(random, "/api/v1/completions", CompletionsBody, CompletionsFields, i));
         for (var i = 0; i < 150; i++) cases.Add(GetCase(random, i));
 
         var failures = new List<string>();
@@ -94,6 +101,14 @@ public sealed class ApiFuzzTests(AiGateApp app, ITestOutputHelper output) : ICla
         ["model"] = "echo/echo-1", ["max_tokens"] = 5,
         ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = "hello" }),
     };
+
+    private static JsonObject ResponsesBody() => new()
+    {
+        ["model"] = "echo/echo-1", ["max_output_tokens"] = 16,
+        ["input"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = new JsonArray(new JsonObject { ["type"] = "input_text", ["text"] = "hello" }) }),
+    };
+
+    private static JsonObject CompletionsBody() => new() { ["model"] = "echo/echo-1", ["max_tokens"] = 5, ["prompt"] = "hello" };
 
     private static JsonObject EmbeddingsBody() => new() { ["model"] = "echo/echo-embed", ["input"] = "hello" };
 

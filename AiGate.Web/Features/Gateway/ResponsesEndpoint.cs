@@ -128,7 +128,7 @@ public sealed class ResponsesEndpoint(GatewayAdmission admission, GenerationPipe
 
     /// <summary>
     /// What the Responses API requires, and what needs a stored response, refused with the parameter named: input (a string
-    /// or a non-empty array of items), message roles and typed content parts, instructions, tools, metadata,
+    /// or a non-empty array of items), message roles and typed content parts, instructions, tools, text.format, metadata,
     /// max_output_tokens. Returns the client's max_output_tokens (its value null when none), or null after writing the 400.
     /// </summary>
     private static async Task<OutputLimit?> CheckShapeAsync(HttpContext context, JsonObject body)
@@ -181,6 +181,12 @@ public sealed class ResponsesEndpoint(GatewayAdmission admission, GenerationPipe
         if (body["tool_choice"] is { } choice && choice.GetValueKind() is not (JsonValueKind.String or JsonValueKind.Object or JsonValueKind.Null))
         {
             await ApiErrors.InvalidRequestAsync(context, "Invalid type for 'tool_choice': expected a string or an object.", "tool_choice");
+            return null;
+        }
+        if (body["text"] is { } text && text.GetValueKind() != JsonValueKind.Null
+            && (text is not JsonObject textObject || textObject["format"] is { } format && (format is not JsonObject f || Str(f["type"]) is null)))
+        {
+            await ApiErrors.InvalidRequestAsync(context, "Invalid 'text': expected an object like {\"format\": {\"type\": \"text\"}}.", "text");
             return null;
         }
         if (body["metadata"] is { } metadata && metadata.GetValueKind() != JsonValueKind.Null && !StringMap(metadata))
