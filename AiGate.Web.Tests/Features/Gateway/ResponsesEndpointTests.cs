@@ -254,6 +254,33 @@ public sealed class ResponsesEndpointTests(ResponsesApp app) : IClassFixture<Res
         Assert.Equal("response.completed", events[^1].Name);
     }
 
+    private const string TinyPng = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+
+    [Theory]
+    [InlineData(EveryKindApp.MeteredClaude, "\"type\":\"image\"")]
+    [InlineData(EveryKindApp.MeteredGemini, "\"inlineData\"")]
+    [InlineData(StreamBillingApp.Gpt, "\"input_image\"")]
+    public async Task An_input_image_is_reserved_at_its_worst_case_and_reaches_the_provider_in_its_own_format(string model, string upstreamShape)
+    {
+        var (poor, _, _) = await StartAsync(creditMicros: 3_000);
+        var image = $$"""
+            {"model":"{{model}}","max_output_tokens":50,"input":[{"role":"user","content":[
+              {"type":"input_text","text":"describe the picture"},{"type":"input_image","image_url":"{{TinyPng}}"}]}]}
+            """;
+        var text = $$"""{"model":"{{model}}","max_output_tokens":50,"input":"describe the picture"}""";
+        Assert.Equal(HttpStatusCode.OK, (await poor.PostAsync("/api/v1/responses", Body(text))).StatusCode);
+        var refused = await poor.PostAsync("/api/v1/responses", Body(image));
+        Assert.True(refused.StatusCode == HttpStatusCode.PaymentRequired, await refused.Content.ReadAsStringAsync());   // 4,500 tokens for the image > 3,000 µ$
+
+        var (rich, _, _) = await StartAsync();
+        var served = await rich.PostAsync("/api/v1/responses", Body(image));
+        Assert.True(served.StatusCode == HttpStatusCode.OK, await served.Content.ReadAsStringAsync());
+        var forwarded = (app.OpenAi.Requests.Select(r => r.Body).Concat(app.Anthropic.Requests.Select(r => r.Body)).Concat(app.GeminiFake.Requests.Select(r => r.Body)))
+            .Single(b => b.Contains("describe the picture", StringComparison.Ordinal));
+        Assert.Contains(upstreamShape, JsonNode.Parse(forwarded)!.ToJsonString(), StringComparison.Ordinal);
+        Assert.Empty(app.Violations);
+    }
+
     [Theory]
     [InlineData("""{"model":"test/gpt-4o-mini","input":"hi","previous_response_id":"resp_123"}""", "previous_response_id")]
     [InlineData("""{"model":"test/gpt-4o-mini","input":"hi","store":true}""", "store")]
