@@ -296,6 +296,8 @@ public sealed class ResponsesEndpointTests(ResponsesApp app) : IClassFixture<Res
     [InlineData("""{"model":"test/gpt-4o-mini","input":"hi","text":true}""", "text")]
     [InlineData("""{"model":"test/gpt-4o-mini","input":"hi","text":{"format":"json"}}""", "text")]
     [InlineData("""{"model":"test/claude-metered","input":"hi","tools":[{"type":"web_search"}]}""", null)]
+    [InlineData("""{"model":"test/gpt-4o-mini","input":"hi","tools":[{"type":"web_search_preview"}]}""", null)]
+    [InlineData("""{"model":"test/gpt-4o-mini","input":"hi","tools":[{"type":"image_generation"}]}""", null)]
     [InlineData("""{"input":"hi"}""", "model")]
     public async Task Bad_requests_get_a_400_in_openais_envelope_naming_the_parameter_and_nothing_goes_upstream(string json, string? param)
     {

@@ -26,6 +26,7 @@ public sealed class ResponsesEndpoint(GatewayAdmission admission, GenerationPipe
     private const int MinOutputTokens = 16;
     private static readonly string[] Roles = ["user", "assistant", "system", "developer"];
     private static readonly string[] FunctionCallFields = ["call_id", "name", "arguments"];
+    private static readonly PassthroughRoute OpenAiResponsesRoute = new("responses", null, AllowsStream: true, Embeddings: false);
     private readonly GatewayOptions _options = options.Value;
 
     private sealed record ResponsesCall(JsonObject Request, ChatCall Call, TranslatedResponses Translated);
@@ -89,6 +90,13 @@ public sealed class ResponsesEndpoint(GatewayAdmission admission, GenerationPipe
         if (maxOutput > model.MaxOutputTokens)
         {
             await ApiErrors.InvalidRequestAsync(context, $"Invalid 'max_output_tokens': `{model.Id}` writes at most {model.MaxOutputTokens} tokens.", "max_output_tokens");
+            return null;
+        }
+        // What OpenAI would bill outside the usage we read (hosted tools priced per call) is refused before anything is
+        // reserved or sent, by the pass-through's own rules; a translated route cannot carry those tools anyway.
+        if (HasNativeRoute(model) && PassthroughRules.Unpriceable(ProviderKind.OpenAi, OpenAiResponsesRoute, body, null, "on /api/v1/responses") is { } unpriced)
+        {
+            await ApiErrors.InvalidRequestAsync(context, unpriced, null, "unsupported_parameter");
             return null;
         }
         var translated = ResponsesTranslation.ToChat(body);
