@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using AiGate.Web.Infrastructure.Telemetry;
 
 namespace AiGate.Web.Features.Gateway;
 
@@ -87,6 +88,7 @@ public static class GatewayResponses
     {
         var total = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         var ours = Math.Max(0, total - upstream.TotalMilliseconds);
+        AiGateTelemetry.AddedLatency.Record(ours);
         response.Headers["Server-Timing"] = string.Create(CultureInfo.InvariantCulture,
             $"gateway;dur={ours:0.##}, upstream;dur={upstream.TotalMilliseconds:0.##}");
     }

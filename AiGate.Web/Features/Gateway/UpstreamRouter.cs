@@ -2,6 +2,7 @@ using System.Net;
 using AiGate.Web.Features.Models;
 using AiGate.Web.Features.ProviderHealth;
 using AiGate.Web.Features.Providers;
+using AiGate.Web.Infrastructure.Telemetry;
 using Polly.CircuitBreaker;
 
 namespace AiGate.Web.Features.Gateway;
@@ -74,6 +75,8 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
     public async Task<RouteResult> SendAsync(ResolvedModel model, bool stream, Func<Provider, string, string?, HttpRequestMessage?> build,
         CancellationToken clientAborted)
     {
+        using var span = AiGateTelemetry.Source.StartActivity("aigate.route");
+        span?.SetTag("aigate.model", model.Id);
         var plan = Plan(model.Routes, health);
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var attempts = 0;
@@ -98,6 +101,8 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
             if (request is null) continue;
             var content = SentSignalContent.Wrap(request);
             attempts++;
+            span?.SetTag("aigate.provider", provider.Name);
+            span?.SetTag("aigate.attempts", attempts);
             retryAfter = null;
 
             var lifetime = CancellationTokenSource.CreateLinkedTokenSource(clientAborted);
@@ -143,6 +148,7 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
                 }
                 retryAfter = response.Headers.RetryAfter?.Delta;
                 LogUpstreamFailed(provider.Name, (int)status, model.Id);
+                CountUpstreamError(provider.Name, AiGateTelemetry.Status((int)status));
             }
             catch (BrokenCircuitException)
             {
@@ -154,6 +160,7 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
                 sawTimeout = true;
                 succeeded = false;
                 LogUpstreamTimedOut(provider.Name, model.Id);
+                CountUpstreamError(provider.Name, "timeout");
                 if (content.Sent)
                 {
                     lifetime.Dispose();
@@ -165,6 +172,7 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
                 sawOnlyOpenBreakers = false;
                 succeeded = false;
                 LogUpstreamUnreachable(provider.Name, model.Id, ex.HttpRequestError);
+                CountUpstreamError(provider.Name, "unreachable");
                 if (content.Sent)
                 {
                     lifetime.Dispose();
@@ -217,6 +225,12 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
         var plan = new List<ModelRoute>(Math.Max(MinAttempts, ordered.Count));
         for (var i = 0; ordered.Count > 0 && i < Math.Max(MinAttempts, ordered.Count); i++) plan.Add(ordered[i % ordered.Count]);
         return plan;
+    }
+
+    private static void CountUpstreamError(string provider, string error)
+    {
+        if (AiGateTelemetry.UpstreamErrors.Enabled)
+            AiGateTelemetry.UpstreamErrors.Add(1, new KeyValuePair<string, object?>("provider", provider), new("error", error));
     }
 
     private static Task BackoffAsync(int attempt, TimeSpan? retryAfter, CancellationToken ct)
