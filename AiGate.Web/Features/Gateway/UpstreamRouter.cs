@@ -99,6 +99,7 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
             }
             using var request = build(provider, route.UpstreamModel, key?.Secret);
             if (request is null) continue;
+            provider.Prepare(request);
             var content = SentSignalContent.Wrap(request);
             attempts++;
             span?.SetTag("aigate.provider", provider.Name);
