@@ -9,6 +9,7 @@
 #   bench/run.sh                 (defaults: 10 s per case, 32 connections, 2 wrk threads)
 #   DURATION=30s CONNECTIONS=64 bench/run.sh
 #   bench/run.sh streams         (10,000 concurrent slow streams through the gateway: served, errors, peak RSS)
+#   bench/run.sh profile         (which types the gateway allocates per non-streamed call, from a dotnet-trace capture)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -31,6 +32,10 @@ dotnet publish bench/EchoUpstream -c Release -o "$work/upstream" --nologo -v qui
 dotnet publish bench/BareForwarder -c Release -o "$work/forwarder" --nologo -v quiet >/dev/null
 dotnet publish bench/Load -c Release -o "$work/load" --nologo -v quiet >/dev/null
 [ -x "$work/tools/dotnet-counters" ] || dotnet tool install --tool-path "$work/tools" dotnet-counters --version 10.0.750501 >/dev/null
+if [ "$mode" = profile ]; then
+  dotnet publish bench/AllocProfile -c Release -o "$work/allocprofile" --nologo -v quiet >/dev/null
+  [ -x "$work/tools/dotnet-trace" ] || dotnet tool install --tool-path "$work/tools" dotnet-trace --version 10.0.750501 >/dev/null
+fi
 (cd bench/peer && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
 
 server="$(scripts/pg.sh url)"
@@ -101,6 +106,25 @@ if [ "$mode" = streams ]; then
   echo "$result gateway_peak_rss_mb=$(rss_peak_mb "$gateway_pid")"
   sleep 2
   scripts/pg.sh psql -q -d "$db" -tA -c "select 'usage rows: ' || count(*) || ', ledger = balance: ' || ((select sum(amount_micros) from ledger_entries) = (select sum(balance_micros) from credit_accounts)) from usage_events"
+  exit 0
+fi
+
+if [ "$mode" = profile ]; then
+  dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$gateway_port" >"$work/gateway.log" 2>&1 & gateway_pid=$!; pids+=($gateway_pid)
+  wait_port "$upstream_port"; wait_port "$gateway_port"
+  url="http://127.0.0.1:$gateway_port/api/v1/chat/completions"
+  dotnet "$work/load/Load.dll" rate --rate 500 --seconds 5 --url "$url" --body "$work/gateway.json" --key "$key" >/dev/null   # warm-up
+  rm -f "$work/alloc.nettrace"
+  # GC keyword (0x1) at verbose level (5): AllocationTick events.
+  "$work/tools/dotnet-trace" collect -p "$gateway_pid" --providers 'Microsoft-Windows-DotNETRuntime:0x1:5' --duration 00:00:12 \
+    -o "$work/alloc.nettrace" >/dev/null 2>&1 &
+  trace_pid=$!
+  sleep 2
+  out=$(dotnet "$work/load/Load.dll" rate --rate 1000 --seconds 8 --url "$url" --body "$work/gateway.json" --key "$key")
+  wait "$trace_pid" || true
+  echo
+  echo "metered JSON calls at 1,000 req/s for 8 s: $out"
+  dotnet "$work/allocprofile/AllocProfile.dll" "$work/alloc.nettrace" "$(tr ' ' '\n' <<<"$out" | awk -F= '$1=="ok" {print $2}')" "${TOP:-30}"
   exit 0
 fi
 
