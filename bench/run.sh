@@ -128,7 +128,7 @@ if [ "$mode" = profile ]; then
   exit 0
 fi
 
-UPSTREAM="http://127.0.0.1:$upstream_port" ASPNETCORE_URLS="http://127.0.0.1:$forwarder_port" dotnet "$work/forwarder/BareForwarder.dll" >/dev/null 2>&1 & pids+=($!)
+UPSTREAM="http://127.0.0.1:$upstream_port" ASPNETCORE_URLS="http://127.0.0.1:$forwarder_port" dotnet "$work/forwarder/BareForwarder.dll" >/dev/null 2>&1 & forwarder_pid=$!; pids+=($forwarder_pid)
 dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$gateway_port" >"$work/gateway.log" 2>&1 & gateway_pid=$!; pids+=($gateway_pid)
 # The same build with metering switched off (refused in Production, so this one runs as Staging).
 ASPNETCORE_ENVIRONMENT=Staging Credits__DisableMeteringForBenchmarks=true \
@@ -222,23 +222,29 @@ open_loop "peer (Portkey 1.15.2), JSON" "http://127.0.0.1:$peer_port/v1/chat/com
 open_loop "direct, stream"             "http://127.0.0.1:$upstream_port/v1/chat/completions" "$work/direct-stream.json" ""
 open_loop "AiGate, metering on, stream" "http://127.0.0.1:$gateway_port/api/v1/chat/completions" "$work/gateway-stream.json" "$key"
 
-# Allocations, GC and the thread pool per call: the metered gateway at a fixed 1,000 requests/s for 10 s, with
-# dotnet-counters attached for the same window (System.Runtime's rates, summed over the window).
-counters="$work/counters.csv"
-rm -f "$counters"
-"$work/tools/dotnet-counters" collect -p "$gateway_pid" --format csv -o "$counters" --refresh-interval 1 --duration 00:00:11 \
-  --counters 'System.Runtime[dotnet.gc.heap.total_allocated,dotnet.gc.pause.time,dotnet.gc.collections,dotnet.thread_pool.queue.length]' >/dev/null 2>&1 &
-counters_pid=$!
-sleep 1
-alloc_out=$(dotnet "$work/load/Load.dll" rate --rate 1000 --seconds 10 --url "http://127.0.0.1:$gateway_port/api/v1/chat/completions" --body "$work/gateway.json" --key "$key")
-wait "$counters_pid" || true
-alloc_calls=$(field "$alloc_out" ok)
-read -r alloc_bytes gc_pause gen0 gen1 gen2 queue_max < <(awk -F, '
-  /total_allocated/ {a += $5}
-  /pause.time/ {p += $5}
-  /generation=gen0/ {g0 += $5} /generation=gen1/ {g1 += $5} /generation=gen2/ {g2 += $5}
-  /queue.length/ { if ($5 > q) q = $5 }
-  END {printf "%d %.4f %d %d %d %d\n", a, p, g0, g1, g2, q}' "$counters")
+# Allocations, GC and the thread pool per call: a process at a fixed 1,000 requests/s for 10 s, with dotnet-counters
+# attached for the same window (System.Runtime's rates, summed over the window). The gateway, and the bare forwarder
+# as the floor of what Kestrel and HttpClient allocate for the same relay.
+runtime_counters() {   # pid url body key -> "calls bytes pause gen0 gen1 gen2 queue_max"
+  local counters="$work/counters-$1.csv"
+  rm -f "$counters"
+  "$work/tools/dotnet-counters" collect -p "$1" --format csv -o "$counters" --refresh-interval 1 --duration 00:00:11 \
+    --counters 'System.Runtime[dotnet.gc.heap.total_allocated,dotnet.gc.pause.time,dotnet.gc.collections,dotnet.thread_pool.queue.length]' >/dev/null 2>&1 &
+  local counters_pid=$!
+  sleep 1
+  local out; out=$(dotnet "$work/load/Load.dll" rate --rate 1000 --seconds 10 --url "$2" --body "$3" --key "$4")
+  wait "$counters_pid" || true
+  echo "$(field "$out" ok) $(awk -F, '
+    /total_allocated/ {a += $5}
+    /pause.time/ {p += $5}
+    /generation=gen0/ {g0 += $5} /generation=gen1/ {g1 += $5} /generation=gen2/ {g2 += $5}
+    /queue.length/ { if ($5 > q) q = $5 }
+    END {printf "%d %.4f %d %d %d %d\n", a, p, g0, g1, g2, q}' "$counters")"
+}
+read -r alloc_calls alloc_bytes gc_pause gen0 gen1 gen2 queue_max < <(runtime_counters "$gateway_pid" \
+  "http://127.0.0.1:$gateway_port/api/v1/chat/completions" "$work/gateway.json" "$key")
+read -r floor_calls floor_bytes _ _ _ _ _ < <(runtime_counters "$forwarder_pid" \
+  "http://127.0.0.1:$forwarder_port/v1/chat/completions" "$work/direct.json" "")
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
@@ -254,7 +260,9 @@ bare_p99=$(minus "$(field "${lat[bare .NET forwarder, JSON]}" p99_ms)" "$(field 
 peer_p50=$(minus "$(field "${lat[peer (Portkey 1.15.2), JSON]}" p50_ms)" "$(field "${lat[direct, JSON]}" p50_ms)")
 peer_p99=$(minus "$(field "${lat[peer (Portkey 1.15.2), JSON]}" p99_ms)" "$(field "${lat[direct, JSON]}" p99_ms)")
 ttft=$(minus "$(field "${lat[AiGate, metering on, stream]}" first_p50_ms)" "$(field "${lat[direct, stream]}" first_p50_ms)")
-per_call_kb=$(awk -v a="$alloc_bytes" -v n="$alloc_calls" 'BEGIN { if (n > 0) printf "%.1f", a / n / 1024; else print "n/a" }')
+kb_per_call() { awk -v a="$1" -v n="$2" 'BEGIN { if (n > 0) printf "%.1f", a / n / 1024; else print "n/a" }'; }
+per_call_kb=$(kb_per_call "$alloc_bytes" "$alloc_calls")
+floor_kb=$(kb_per_call "$floor_bytes" "$floor_calls")
 telemetry_cost=$(ratio "${rps[AiGate, metering + telemetry, JSON]}" "$json_gateway")
 
 echo
@@ -268,6 +276,7 @@ printf '%-58s %-26s %-10s %s\n' "  the bare forwarder's added latency, p50 / p99
 printf '%-58s %-26s %-10s %s\n' "  Portkey's added latency, p50 / p99" "$peer_p50 / $peer_p99 ms" "" ""
 printf '%-58s %-26s %-10s %s\n' "streaming: added time to first token, p50" "$ttft ms" "<= 0.5 ms" "$(verdict "$ttft" 0.5 le)"
 printf '%-58s %-26s %-10s %s\n' "allocations per non-streamed call (1,000 req/s, 10 s)" "$per_call_kb KB" "<= 8 KB" "$(verdict "$per_call_kb" 8 le)"
+printf '%-58s %-26s %-10s %s\n' "  the bare forwarder, the same way" "$floor_kb KB" "" "(the floor)"
 printf '%-58s %-26s %-10s %s\n' "  GC in that window: pause, gen0/gen1/gen2, max queue" "${gc_pause} s, $gen0/$gen1/$gen2, $queue_max" "" ""
 printf '%-58s %-26s %-10s %s\n' "telemetry on (Prometheus) / off, JSON throughput" "${telemetry_cost}x" "~1.0x" ""
 printf '%-58s %-26s %-10s %s\n' "database round trips per call, steady state" "0 (leases, batched writer)" "0" ""

@@ -202,30 +202,53 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
     /// </summary>
     private static List<ModelRoute> Plan(IReadOnlyList<ModelRoute> routes, HealthSnapshot health)
     {
-        var ranked = routes.Select(r => (Route: r, State: health.Route(r.Provider, r.UpstreamModel))).ToList();
-        if (ranked.Any(r => r.State != HealthState.Down)) ranked.RemoveAll(r => r.State == HealthState.Down);
-        var ordered = new List<ModelRoute>(routes.Count);
-        foreach (var group in ranked.GroupBy(r => (r.State, r.Route.Priority))
-                     .OrderBy(g => g.Key.State).ThenBy(g => g.Key.Priority).Select(g => g.Select(r => r.Route)))
+        // Runs on every call: plain loops over a handful of routes, no LINQ (STYLE, hot path).
+        var count = routes.Count;
+        if (count == 1) return [routes[0], routes[0], routes[0]];
+        var ranked = new List<(HealthState State, ModelRoute Route)>(count);
+        var anyUsable = false;
+        for (var i = 0; i < count; i++)
         {
-            var pool = group.ToList();
-            while (pool.Count > 0)
+            var state = health.Route(routes[i].Provider, routes[i].UpstreamModel);
+            anyUsable |= state != HealthState.Down;
+            ranked.Add((state, routes[i]));
+        }
+        if (anyUsable) ranked.RemoveAll(static r => r.State == HealthState.Down);
+        // Stable insertion sort by (state, priority): healthy before degraded, then lower priority first.
+        for (var i = 1; i < ranked.Count; i++)
+        {
+            var item = ranked[i];
+            var j = i - 1;
+            for (; j >= 0 && Before(item, ranked[j]); j--) ranked[j + 1] = ranked[j];
+            ranked[j + 1] = item;
+        }
+        // Within each run of equal (state, priority), draw by weight without replacement.
+        var plan = new List<ModelRoute>(Math.Max(MinAttempts, ranked.Count));
+        for (var start = 0; start < ranked.Count;)
+        {
+            var end = start + 1;
+            while (end < ranked.Count && !Before(ranked[start], ranked[end])) end++;
+            for (var next = start; next < end; next++)
             {
-                var total = pool.Sum(r => Math.Max(1, r.Weight));
+                var total = 0;
+                for (var k = next; k < end; k++) total += Math.Max(1, ranked[k].Route.Weight);
                 var pick = Random.Shared.Next(total);
-                var index = 0;
-                for (; index < pool.Count - 1; index++)
+                var index = next;
+                for (; index < end - 1; index++)
                 {
-                    pick -= Math.Max(1, pool[index].Weight);
+                    pick -= Math.Max(1, ranked[index].Route.Weight);
                     if (pick < 0) break;
                 }
-                ordered.Add(pool[index]);
-                pool.RemoveAt(index);
+                (ranked[next], ranked[index]) = (ranked[index], ranked[next]);
+                plan.Add(ranked[next].Route);
             }
+            start = end;
         }
-        var plan = new List<ModelRoute>(Math.Max(MinAttempts, ordered.Count));
-        for (var i = 0; ordered.Count > 0 && i < Math.Max(MinAttempts, ordered.Count); i++) plan.Add(ordered[i % ordered.Count]);
+        for (var i = plan.Count; plan.Count > 0 && i < MinAttempts; i++) plan.Add(plan[i % ranked.Count]);
         return plan;
+
+        static bool Before((HealthState State, ModelRoute Route) a, (HealthState State, ModelRoute Route) b) =>
+            a.State < b.State || (a.State == b.State && a.Route.Priority < b.Route.Priority);
     }
 
     private static void CountUpstreamError(string provider, string error)
