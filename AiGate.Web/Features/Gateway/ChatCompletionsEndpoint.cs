@@ -243,10 +243,18 @@ public sealed partial class ChatCompletionsEndpoint(
             await ApiErrors.WriteAsync(context, StatusCodes.Status502BadGateway, "The upstream provider's answer was too large or broke off.", "server_error", "upstream_error");
             return null;
         }
-        ChatCompletionResult result;
+        // OpenAI's format is relayed as its own bytes with model and usage replaced (no DOM); others are translated.
+        var splice = provider.Adapter.TrySplice(bytes);
+        ChatCompletionResult? result = null;
+        TokenUsage usage;
         try
         {
-            result = provider.Adapter.ReadChatCompletion(bytes, call);
+            if (splice is not null) usage = ChatBilling.Billable(call, splice);
+            else
+            {
+                result = provider.Adapter.ReadChatCompletion(bytes, call);
+                usage = ChatBilling.Billable(call, result);
+            }
         }
         catch (UpstreamProtocolException ex)
         {
@@ -254,16 +262,19 @@ public sealed partial class ChatCompletionsEndpoint(
             await ApiErrors.WriteAsync(context, StatusCodes.Status502BadGateway, "The upstream provider answered in an unexpected format.", "server_error", "upstream_error");
             return null;
         }
-        var usage = ChatBilling.Billable(call, result);
         var cost = call.Pricing.CostMicros(usage);
-        result.Response["usage"] = UsageJson.Create(usage, cost);
 
         var response = context.Response;
         response.ContentType = "application/json";
         response.Headers["X-AiGate-Cost-Usd"] = ModelPricing.MicrosToUsd(cost).ToString(System.Globalization.CultureInfo.InvariantCulture);
         GatewayResponses.SetServerTiming(response, started, route.UpstreamTime);
-        await using (var writer = new Utf8JsonWriter(response.BodyWriter))
+        if (splice is not null) splice.WriteTo(response.BodyWriter, call.Model.Id, usage, cost);
+        else
+        {
+            result!.Response["usage"] = UsageJson.Create(usage, cost);
+            await using var writer = new Utf8JsonWriter(response.BodyWriter);
             result.Response.WriteTo(writer);
+        }
         try
         {
             await response.BodyWriter.FlushAsync(context.RequestAborted);
