@@ -9,7 +9,8 @@
 #   bench/run.sh                 (defaults: 10 s per case, 32 connections, 2 wrk threads)
 #   DURATION=30s CONNECTIONS=64 bench/run.sh
 #   bench/run.sh streams         (10,000 concurrent slow streams through the gateway: served, errors, peak RSS)
-#   bench/run.sh profile         (which types the gateway allocates per non-streamed call, from a dotnet-trace capture)
+#   bench/run.sh profile         (which types the gateway allocates per non-streamed call, from a dotnet-trace capture;
+#                                 PROFILE=stream for streamed calls)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -113,17 +114,22 @@ if [ "$mode" = profile ]; then
   dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$gateway_port" >"$work/gateway.log" 2>&1 & gateway_pid=$!; pids+=($gateway_pid)
   wait_port "$upstream_port"; wait_port "$gateway_port"
   url="http://127.0.0.1:$gateway_port/api/v1/chat/completions"
-  dotnet "$work/load/Load.dll" rate --rate 500 --seconds 5 --url "$url" --body "$work/gateway.json" --key "$key" >/dev/null   # warm-up
+  profile_body="$work/gateway.json"
+  if [ "${PROFILE:-json}" = stream ]; then
+    profile_body="$work/gateway-stream-profile.json"
+    printf '{"model":"bench/model","messages":[{"role":"user","content":"Say something short."}],"max_tokens":16,"stream":true}' > "$profile_body"
+  fi
+  dotnet "$work/load/Load.dll" rate --rate 500 --seconds 5 --url "$url" --body "$profile_body" --key "$key" >/dev/null   # warm-up
   rm -f "$work/alloc.nettrace"
   # GC keyword (0x1) at verbose level (5): AllocationTick events.
   "$work/tools/dotnet-trace" collect -p "$gateway_pid" --providers 'Microsoft-Windows-DotNETRuntime:0x1:5' --duration 00:00:12 \
     -o "$work/alloc.nettrace" >/dev/null 2>&1 &
   trace_pid=$!
   sleep 2
-  out=$(dotnet "$work/load/Load.dll" rate --rate 1000 --seconds 8 --url "$url" --body "$work/gateway.json" --key "$key")
+  out=$(dotnet "$work/load/Load.dll" rate --rate 1000 --seconds 8 --url "$url" --body "$profile_body" --key "$key")
   wait "$trace_pid" || true
   echo
-  echo "metered JSON calls at 1,000 req/s for 8 s: $out"
+  echo "metered ${PROFILE:-json} calls at 1,000 req/s for 8 s: $out"
   dotnet "$work/allocprofile/AllocProfile.dll" "$work/alloc.nettrace" "$(tr ' ' '\n' <<<"$out" | awk -F= '$1=="ok" {print $2}')" "${TOP:-30}"
   exit 0
 fi

@@ -36,7 +36,7 @@ public sealed partial class StreamRelay(OpenStreams streams, IOptions<GatewayOpt
         GatewayResponses.SetServerTiming(response, started, route.UpstreamTime);
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
 
-        var parser = new SseParser();
+        using var parser = new SseParser();
         // Not linked to the client: cancelling an upstream read aborts the upstream connection, and a client that
         // leaves starts a drain (below) rather than cutting the provider off. A departure shows at the next flush.
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(streams.MustEnd);
