@@ -16,6 +16,7 @@ using AiGate.Web.Features.Usage;
 using AiGate.Web.Features.Vault;
 using AiGate.Web.Infrastructure;
 using AiGate.Web.Infrastructure.Cli;
+using AiGate.Web.Infrastructure.Telemetry;
 
 // `dotnet AiGate.Web.dll <verb> [options]` runs one operational verb and exits; anything else serves HTTP.
 var isVerb = CommandLine.IsVerb(args);
@@ -26,6 +27,7 @@ WebApplication app;
 try
 {
     builder.AddInfrastructure();
+    builder.AddTelemetry();
     builder.AddData();
     builder.AddVault();
     builder.AddJobs();

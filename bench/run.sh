@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# Gateway overhead, measured: the same requests straight to an upstream, through AiGate (its relay, and
-# its YARP pass-through to the same upstream endpoint), and through a peer gateway (Portkey's open-source AI gateway, Node, pinned in bench/peer), side by side in one run,
-# on loopback, release builds. Prints requests/s and p50/p99 latency per case.
+# Gateway overhead, measured: the same requests straight to an upstream, through a bare .NET forwarder (HttpClient
+# relaying bytes, nothing else: the floor), through AiGate (its relay, and its YARP pass-through to the same upstream
+# endpoint), and through a peer gateway (Portkey's open-source AI gateway, Node, pinned in bench/peer), side by side
+# in one run, on loopback, release builds. Prints requests/s and p50/p99 per case (wrk, closed loop), then the
+# issue-16 table: throughput ratios, added latency and time to first token at a fixed 200 requests/s (bench/Load,
+# open loop), allocations, GC and thread-pool figures per call (dotnet-counters on the gateway), each beside its target.
 #
 #   bench/run.sh                 (defaults: 10 s per case, 32 connections, 2 wrk threads)
 #   DURATION=30s CONNECTIONS=64 bench/run.sh
+#   bench/run.sh streams         (10,000 concurrent slow streams through the gateway: served, errors, peak RSS)
+#   bench/run.sh profile         (which types the gateway allocates per non-streamed call, from a dotnet-trace capture;
+#                                 PROFILE=stream for streamed calls)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+mode="${1:-all}"
 duration="${DURATION:-10s}"
 connections="${CONNECTIONS:-32}"
 threads="${THREADS:-2}"
@@ -23,6 +30,13 @@ command -v wrk >/dev/null 2>&1 || {
 echo "building release binaries..." >&2
 dotnet publish AiGate.Web -c Release -o "$work/app" --nologo -v quiet >/dev/null
 dotnet publish bench/EchoUpstream -c Release -o "$work/upstream" --nologo -v quiet >/dev/null
+dotnet publish bench/BareForwarder -c Release -o "$work/forwarder" --nologo -v quiet >/dev/null
+dotnet publish bench/Load -c Release -o "$work/load" --nologo -v quiet >/dev/null
+[ -x "$work/tools/dotnet-counters" ] || dotnet tool install --tool-path "$work/tools" dotnet-counters --version 10.0.750501 >/dev/null
+if [ "$mode" = profile ]; then
+  dotnet publish bench/AllocProfile -c Release -o "$work/allocprofile" --nologo -v quiet >/dev/null
+  [ -x "$work/tools/dotnet-trace" ] || dotnet tool install --tool-path "$work/tools" dotnet-trace --version 10.0.750501 >/dev/null
+fi
 (cd bench/peer && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
 
 server="$(scripts/pg.sh url)"
@@ -32,6 +46,10 @@ cs="${server/Database=aigate/Database=$db}"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 upstream_port=$(free_port)
+upstream_h2c_port=$(free_port)
+forwarder_port=$(free_port)
+telemetry_port=$(free_port)
+prometheus_port=$(free_port)
 gateway_port=$(free_port)
 unmetered_port=$(free_port)
 peer_port=$(free_port)
@@ -60,42 +78,98 @@ SQL
 key=$(dotnet "$work/app/AiGate.Web.dll" create-key --email bench@example.test --name bench | tail -n 1)
 dotnet "$work/app/AiGate.Web.dll" grant-credits --email bench@example.test --usd 100000 --reason bench >/dev/null
 
+printf '{"model":"%s","messages":[{"role":"user","content":"Say something short."}],"max_tokens":16}' bench/model > "$work/gateway.json"
+
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
-ASPNETCORE_URLS="http://127.0.0.1:$upstream_port" dotnet "$work/upstream/EchoUpstream.dll" >/dev/null 2>&1 & pids+=($!)
-dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$gateway_port" >"$work/gateway.log" 2>&1 & pids+=($!)
+PORT="$upstream_port" H2C_PORT="$upstream_h2c_port" dotnet "$work/upstream/EchoUpstream.dll" >/dev/null 2>&1 & pids+=($!)
+wait_port() { for _ in $(seq 1 150); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.1; done; echo "port $1 never answered" >&2; return 1; }
+
+rss_peak_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
+
+if [ "$mode" = streams ]; then
+  # 10,000 streams at once, each an event a second for 13 s. The gateway takes them over HTTP/1.1 (one socket
+  # each) and calls the upstream over HTTP/2 (Providers__bench__HttpVersion=2, h2c): 10,000 upstream sockets as
+  # well would not fit this machine's limit of 20,000 open files per process.
+  count="${STREAMS:-10000}"
+  Providers__bench__BaseUrl="http://127.0.0.1:$upstream_h2c_port/v1" Providers__bench__HttpVersion=2 \
+    Gateway__MaxConcurrentStreams=$((count + 100)) Gateway__MaxConcurrentRequestsPerAccount=$((count + 100)) \
+    dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$gateway_port" >"$work/gateway-streams.log" 2>&1 & gateway_pid=$!; pids+=($gateway_pid)
+  wait_port "$upstream_port"; wait_port "$gateway_port"
+  printf '{"model":"bench/model","messages":[{"role":"user","content":"SLOW-STREAM"}],"max_tokens":16,"stream":true}' > "$work/slow.json"
+  curl -sf -o /dev/null -H 'Content-Type: application/json' -H "Authorization: Bearer $key" --data @"$work/gateway.json" \
+    "http://127.0.0.1:$gateway_port/api/v1/chat/completions" 2>/dev/null || true
+  echo
+  echo "$count concurrent slow streams (an event a second, 13 s each), opened over ${RAMP:-10} s, $(nproc) cores"
+  result=$(dotnet "$work/load/Load.dll" streams --url "http://127.0.0.1:$gateway_port/api/v1/chat/completions" --body "$work/slow.json" \
+    --key "$key" --count "$count" --ramp-seconds "${RAMP:-10}")
+  echo "$result gateway_peak_rss_mb=$(rss_peak_mb "$gateway_pid")"
+  sleep 2
+  scripts/pg.sh psql -q -d "$db" -tA -c "select 'usage rows: ' || count(*) || ', ledger = balance: ' || ((select sum(amount_micros) from ledger_entries) = (select sum(balance_micros) from credit_accounts)) from usage_events"
+  exit 0
+fi
+
+if [ "$mode" = profile ]; then
+  dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$gateway_port" >"$work/gateway.log" 2>&1 & gateway_pid=$!; pids+=($gateway_pid)
+  wait_port "$upstream_port"; wait_port "$gateway_port"
+  url="http://127.0.0.1:$gateway_port/api/v1/chat/completions"
+  profile_body="$work/gateway.json"
+  if [ "${PROFILE:-json}" = stream ]; then
+    profile_body="$work/gateway-stream-profile.json"
+    printf '{"model":"bench/model","messages":[{"role":"user","content":"Say something short."}],"max_tokens":16,"stream":true}' > "$profile_body"
+  fi
+  dotnet "$work/load/Load.dll" rate --rate 500 --seconds 5 --url "$url" --body "$profile_body" --key "$key" >/dev/null   # warm-up
+  rm -f "$work/alloc.nettrace"
+  # GC keyword (0x1) at verbose level (5): AllocationTick events.
+  "$work/tools/dotnet-trace" collect -p "$gateway_pid" --providers 'Microsoft-Windows-DotNETRuntime:0x1:5' --duration 00:00:12 \
+    -o "$work/alloc.nettrace" >/dev/null 2>&1 &
+  trace_pid=$!
+  sleep 2
+  out=$(dotnet "$work/load/Load.dll" rate --rate 1000 --seconds 8 --url "$url" --body "$profile_body" --key "$key")
+  wait "$trace_pid" || true
+  echo
+  echo "metered ${PROFILE:-json} calls at 1,000 req/s for 8 s: $out"
+  dotnet "$work/allocprofile/AllocProfile.dll" "$work/alloc.nettrace" "$(tr ' ' '\n' <<<"$out" | awk -F= '$1=="ok" {print $2}')" "${TOP:-30}"
+  exit 0
+fi
+
+UPSTREAM="http://127.0.0.1:$upstream_port" ASPNETCORE_URLS="http://127.0.0.1:$forwarder_port" dotnet "$work/forwarder/BareForwarder.dll" >/dev/null 2>&1 & forwarder_pid=$!; pids+=($forwarder_pid)
+dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$gateway_port" >"$work/gateway.log" 2>&1 & gateway_pid=$!; pids+=($gateway_pid)
 # The same build with metering switched off (refused in Production, so this one runs as Staging).
 ASPNETCORE_ENVIRONMENT=Staging Credits__DisableMeteringForBenchmarks=true \
   dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$unmetered_port" >"$work/gateway-unmetered.log" 2>&1 & pids+=($!)
+# The same build with telemetry on (a Prometheus scrape on its own port): what turning it on costs.
+Telemetry__PrometheusPort="$prometheus_port" \
+  dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$telemetry_port" >"$work/gateway-telemetry.log" 2>&1 & pids+=($!)
 # The peer: it forwards to the host named in each request's x-portkey-custom-host, which must be trusted.
 NODE_ENV=production TRUSTED_CUSTOM_HOSTS=127.0.0.1 \
   node bench/peer/node_modules/@portkey-ai/gateway/build/start-server.js --port="$peer_port" --headless >"$work/peer.log" 2>&1 & pids+=($!)
-for port in "$upstream_port" "$gateway_port" "$unmetered_port" "$peer_port"; do
-  for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
-done
+for port in "$upstream_port" "$forwarder_port" "$gateway_port" "$unmetered_port" "$telemetry_port" "$peer_port"; do wait_port "$port"; done
 
 printf '{"model":"%s","messages":[{"role":"user","content":"Say something short."}],"max_tokens":16}' bench-model > "$work/direct.json"
-printf '{"model":"%s","messages":[{"role":"user","content":"Say something short."}],"max_tokens":16}' bench/model > "$work/gateway.json"
 printf '{"model":"%s","messages":[{"role":"user","content":"Say something short."}],"max_tokens":16,"stream":true}' bench-model > "$work/direct-stream.json"
 printf '{"model":"%s","messages":[{"role":"user","content":"Say something short."}],"max_tokens":16,"stream":true}' bench/model > "$work/gateway-stream.json"
 
-# Sanity: both paths answer 200 before anything is timed.
+# Sanity: every path answers 200 before anything is timed.
 curl -sf -o /dev/null -H 'Content-Type: application/json' --data @"$work/direct.json" "http://127.0.0.1:$upstream_port/v1/chat/completions"
+curl -sf -o /dev/null -H 'Content-Type: application/json' --data @"$work/direct.json" "http://127.0.0.1:$forwarder_port/v1/chat/completions"
 curl -sf -o /dev/null -H 'Content-Type: application/json' -H "Authorization: Bearer $key" --data @"$work/gateway.json" "http://127.0.0.1:$gateway_port/api/v1/chat/completions"
 # The YARP forwarder: the pass-through to the bench provider's own /v1/chat/completions, metered, with the upstream model's name.
 passthrough="http://127.0.0.1:$gateway_port/api/v1/passthrough/bench/chat/completions"
 curl -sf -o /dev/null -H 'Content-Type: application/json' -H "Authorization: Bearer $key" --data @"$work/direct.json" "$passthrough"
 
+declare -A rps
 measure() {   # name url body-file key [peer custom host]
   local out
   out=$(BODY_FILE="$3" AIGATE_KEY="$4" PEER_CUSTOM_HOST="${5:-}" wrk -t"$threads" -c"$connections" -d"$duration" --latency -s bench/post.lua "$2")
-  local rps p50 p99 errors
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  local r p50 p99 errors
+  r=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   errors=$(awk '/Non-2xx/ {print $5}' <<<"$out")
-  printf '%-34s %12s %10s %10s %8s\n' "$1" "$rps" "$p50" "$p99" "${errors:-0}"
+  rps["$1"]="$r"
+  printf '%-40s %12s %10s %10s %8s\n' "$1" "$r" "$p50" "$p99" "${errors:-0}"
 }
 
 peer_host="http://127.0.0.1:$upstream_port/v1"
@@ -103,26 +177,116 @@ curl -sf -o /dev/null -H 'Content-Type: application/json' -H 'Authorization: Bea
   -H 'x-portkey-provider: openai' -H "x-portkey-custom-host: $peer_host" --data @"$work/direct.json" "http://127.0.0.1:$peer_port/v1/chat/completions"
 
 # Warm-up (JIT, connection pools, key cache), not reported.
-BODY_FILE="$work/gateway.json" AIGATE_KEY="$key" wrk -t1 -c8 -d3s -s bench/post.lua "http://127.0.0.1:$gateway_port/api/v1/chat/completions" >/dev/null
-BODY_FILE="$work/gateway.json" AIGATE_KEY="$key" wrk -t1 -c8 -d3s -s bench/post.lua "http://127.0.0.1:$unmetered_port/api/v1/chat/completions" >/dev/null
-BODY_FILE="$work/direct.json" AIGATE_KEY="$key" wrk -t1 -c8 -d3s -s bench/post.lua "$passthrough" >/dev/null
-BODY_FILE="$work/direct.json" wrk -t1 -c8 -d2s -s bench/post.lua "http://127.0.0.1:$upstream_port/v1/chat/completions" >/dev/null
+for target in "$work/gateway.json $key http://127.0.0.1:$gateway_port/api/v1/chat/completions" \
+              "$work/gateway.json $key http://127.0.0.1:$unmetered_port/api/v1/chat/completions" \
+              "$work/gateway.json $key http://127.0.0.1:$telemetry_port/api/v1/chat/completions" \
+              "$work/direct.json $key $passthrough" \
+              "$work/direct.json - http://127.0.0.1:$forwarder_port/v1/chat/completions" \
+              "$work/direct.json - http://127.0.0.1:$upstream_port/v1/chat/completions"; do
+  read -r body k url <<<"$target"; [ "$k" = - ] && k=""
+  BODY_FILE="$body" AIGATE_KEY="$k" wrk -t1 -c8 -d3s -s bench/post.lua "$url" >/dev/null
+done
 BODY_FILE="$work/direct.json" AIGATE_KEY=bench-provider-key PEER_CUSTOM_HOST="$peer_host" \
   wrk -t1 -c8 -d3s -s bench/post.lua "http://127.0.0.1:$peer_port/v1/chat/completions" >/dev/null
 
 echo
 echo "wrk -t$threads -c$connections -d$duration, loopback, $(nproc) cores; upstream answers instantly"
-printf '%-34s %12s %10s %10s %8s\n' "case" "requests/s" "p50" "p99" "non-2xx"
-measure "direct, JSON"         "http://127.0.0.1:$upstream_port/v1/chat/completions" "$work/direct.json" ""
-measure "AiGate, metering off, JSON" "http://127.0.0.1:$unmetered_port/api/v1/chat/completions" "$work/gateway.json" "$key"
-measure "AiGate, metering on, JSON"  "http://127.0.0.1:$gateway_port/api/v1/chat/completions" "$work/gateway.json" "$key"
-measure "AiGate via YARP forwarder, JSON" "$passthrough" "$work/direct.json" "$key"
-measure "peer (Portkey 1.15.2), JSON" "http://127.0.0.1:$peer_port/v1/chat/completions" "$work/direct.json" bench-provider-key "$peer_host"
-measure "direct, stream"       "http://127.0.0.1:$upstream_port/v1/chat/completions" "$work/direct-stream.json" ""
-measure "AiGate, metering off, stream" "http://127.0.0.1:$unmetered_port/api/v1/chat/completions" "$work/gateway-stream.json" "$key"
-measure "AiGate, metering on, stream"  "http://127.0.0.1:$gateway_port/api/v1/chat/completions" "$work/gateway-stream.json" "$key"
+printf '%-40s %12s %10s %10s %8s\n' "case" "requests/s" "p50" "p99" "non-2xx"
+measure "direct, JSON"                     "http://127.0.0.1:$upstream_port/v1/chat/completions" "$work/direct.json" ""
+measure "bare .NET forwarder, JSON"        "http://127.0.0.1:$forwarder_port/v1/chat/completions" "$work/direct.json" ""
+measure "AiGate, metering off, JSON"       "http://127.0.0.1:$unmetered_port/api/v1/chat/completions" "$work/gateway.json" "$key"
+measure "AiGate, metering on, JSON"        "http://127.0.0.1:$gateway_port/api/v1/chat/completions" "$work/gateway.json" "$key"
+measure "AiGate, metering + telemetry, JSON" "http://127.0.0.1:$telemetry_port/api/v1/chat/completions" "$work/gateway.json" "$key"
+measure "AiGate via YARP forwarder, JSON"  "$passthrough" "$work/direct.json" "$key"
+measure "peer (Portkey 1.15.2), JSON"      "http://127.0.0.1:$peer_port/v1/chat/completions" "$work/direct.json" bench-provider-key "$peer_host"
+measure "direct, stream"                   "http://127.0.0.1:$upstream_port/v1/chat/completions" "$work/direct-stream.json" ""
+measure "bare .NET forwarder, stream"      "http://127.0.0.1:$forwarder_port/v1/chat/completions" "$work/direct-stream.json" ""
+measure "AiGate, metering off, stream"     "http://127.0.0.1:$unmetered_port/api/v1/chat/completions" "$work/gateway-stream.json" "$key"
+measure "AiGate, metering on, stream"      "http://127.0.0.1:$gateway_port/api/v1/chat/completions" "$work/gateway-stream.json" "$key"
 measure "AiGate via YARP forwarder, stream" "$passthrough" "$work/direct-stream.json" "$key"
-measure "peer (Portkey 1.15.2), stream" "http://127.0.0.1:$peer_port/v1/chat/completions" "$work/direct-stream.json" bench-provider-key "$peer_host"
+measure "peer (Portkey 1.15.2), stream"    "http://127.0.0.1:$peer_port/v1/chat/completions" "$work/direct-stream.json" bench-provider-key "$peer_host"
+
+# Open loop at a fixed rate: latency from each request's scheduled start (bench/Load).
+rate="${RATE:-200}"
+load() { dotnet "$work/load/Load.dll" rate --rate "$rate" --seconds "${RATE_SECONDS:-10}" "$@"; }
+field() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1==k {print $2}'; }
+echo
+echo "open loop, $rate requests/s for ${RATE_SECONDS:-10} s (bench/Load), latency in ms from each request's scheduled start"
+printf '%-40s %9s %9s %9s %12s %8s\n' "case" "p50" "p99" "p99.9" "first p50" "errors"
+declare -A lat
+open_loop() {   # name url body key [headers...]
+  local name="$1" url="$2" body="$3" k="$4"; shift 4
+  local out; out=$(load --url "$url" --body "$body" --key "$k" "$@")
+  lat["$name"]="$out"
+  printf '%-40s %9s %9s %9s %12s %8s\n' "$name" "$(field "$out" p50_ms)" "$(field "$out" p99_ms)" "$(field "$out" p999_ms)" "$(field "$out" first_p50_ms)" "$(field "$out" errors)"
+}
+open_loop "direct, JSON"               "http://127.0.0.1:$upstream_port/v1/chat/completions" "$work/direct.json" ""
+open_loop "bare .NET forwarder, JSON"  "http://127.0.0.1:$forwarder_port/v1/chat/completions" "$work/direct.json" ""
+open_loop "AiGate, metering on, JSON"  "http://127.0.0.1:$gateway_port/api/v1/chat/completions" "$work/gateway.json" "$key"
+open_loop "peer (Portkey 1.15.2), JSON" "http://127.0.0.1:$peer_port/v1/chat/completions" "$work/direct.json" bench-provider-key \
+  --header "x-portkey-provider: openai" --header "x-portkey-custom-host: $peer_host"
+open_loop "direct, stream"             "http://127.0.0.1:$upstream_port/v1/chat/completions" "$work/direct-stream.json" ""
+open_loop "AiGate, metering on, stream" "http://127.0.0.1:$gateway_port/api/v1/chat/completions" "$work/gateway-stream.json" "$key"
+
+# Allocations, GC and the thread pool per call: a process at a fixed 1,000 requests/s for 10 s, with dotnet-counters
+# attached for the same window (System.Runtime's rates, summed over the window). The gateway, and the bare forwarder
+# as the floor of what Kestrel and HttpClient allocate for the same relay.
+runtime_counters() {   # pid url body key -> "calls bytes pause gen0 gen1 gen2 queue_max"
+  local counters="$work/counters-$1.csv"
+  rm -f "$counters"
+  "$work/tools/dotnet-counters" collect -p "$1" --format csv -o "$counters" --refresh-interval 1 --duration 00:00:11 \
+    --counters 'System.Runtime[dotnet.gc.heap.total_allocated,dotnet.gc.pause.time,dotnet.gc.collections,dotnet.thread_pool.queue.length]' >/dev/null 2>&1 &
+  local counters_pid=$!
+  sleep 1
+  local out; out=$(dotnet "$work/load/Load.dll" rate --rate 1000 --seconds 10 --url "$2" --body "$3" --key "$4")
+  wait "$counters_pid" || true
+  echo "$(field "$out" ok) $(awk -F, '
+    /total_allocated/ {a += $5}
+    /pause.time/ {p += $5}
+    /generation=gen0/ {g0 += $5} /generation=gen1/ {g1 += $5} /generation=gen2/ {g2 += $5}
+    /queue.length/ { if ($5 > q) q = $5 }
+    END {printf "%d %.4f %d %d %d %d\n", a, p, g0, g1, g2, q}' "$counters")"
+}
+read -r alloc_calls alloc_bytes gc_pause gen0 gen1 gen2 queue_max < <(runtime_counters "$gateway_pid" \
+  "http://127.0.0.1:$gateway_port/api/v1/chat/completions" "$work/gateway.json" "$key")
+read -r floor_calls floor_bytes _ _ _ _ _ < <(runtime_counters "$forwarder_pid" \
+  "http://127.0.0.1:$forwarder_port/v1/chat/completions" "$work/direct.json" "")
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
+verdict() { awk -v v="$1" -v t="$2" -v dir="$3" 'BEGIN { ok = (dir == "ge") ? (v >= t) : (v <= t); print ok ? "met" : "missed" }'; }
+
+json_gateway="${rps[AiGate, metering on, JSON]}"
+through_bare=$(ratio "$json_gateway" "${rps[bare .NET forwarder, JSON]}")
+through_peer=$(ratio "$json_gateway" "${rps[peer (Portkey 1.15.2), JSON]}")
+added_p50=$(minus "$(field "${lat[AiGate, metering on, JSON]}" p50_ms)" "$(field "${lat[direct, JSON]}" p50_ms)")
+added_p99=$(minus "$(field "${lat[AiGate, metering on, JSON]}" p99_ms)" "$(field "${lat[direct, JSON]}" p99_ms)")
+bare_p50=$(minus "$(field "${lat[bare .NET forwarder, JSON]}" p50_ms)" "$(field "${lat[direct, JSON]}" p50_ms)")
+bare_p99=$(minus "$(field "${lat[bare .NET forwarder, JSON]}" p99_ms)" "$(field "${lat[direct, JSON]}" p99_ms)")
+peer_p50=$(minus "$(field "${lat[peer (Portkey 1.15.2), JSON]}" p50_ms)" "$(field "${lat[direct, JSON]}" p50_ms)")
+peer_p99=$(minus "$(field "${lat[peer (Portkey 1.15.2), JSON]}" p99_ms)" "$(field "${lat[direct, JSON]}" p99_ms)")
+ttft=$(minus "$(field "${lat[AiGate, metering on, stream]}" first_p50_ms)" "$(field "${lat[direct, stream]}" first_p50_ms)")
+kb_per_call() { awk -v a="$1" -v n="$2" 'BEGIN { if (n > 0) printf "%.1f", a / n / 1024; else print "n/a" }'; }
+per_call_kb=$(kb_per_call "$alloc_bytes" "$alloc_calls")
+floor_kb=$(kb_per_call "$floor_bytes" "$floor_calls")
+telemetry_cost=$(ratio "${rps[AiGate, metering + telemetry, JSON]}" "$json_gateway")
+
+echo
+echo "issue 16 targets, this run"
+printf '%-58s %-26s %-10s %s\n' "figure" "measured" "target" ""
+printf '%-58s %-26s %-10s %s\n' "throughput vs the bare .NET forwarder (JSON, wrk)" "${through_bare}x" ">= 0.6x" "$(verdict "$through_bare" 0.6 ge)"
+printf '%-58s %-26s %-10s %s\n' "throughput vs Portkey (JSON, wrk)" "${through_peer}x" ">= 15x" "$(verdict "$through_peer" 15 ge)"
+printf '%-58s %-26s %-10s %s\n' "added latency at $rate req/s, p50 (gateway - direct)" "$added_p50 ms" "<= 0.15 ms" "$(verdict "$added_p50" 0.15 le)"
+printf '%-58s %-26s %-10s %s\n' "added latency at $rate req/s, p99 (gateway - direct)" "$added_p99 ms" "<= 0.6 ms" "$(verdict "$added_p99" 0.6 le)"
+printf '%-58s %-26s %-10s %s\n' "  the bare forwarder's added latency, p50 / p99" "$bare_p50 / $bare_p99 ms" "" "(the floor)"
+printf '%-58s %-26s %-10s %s\n' "  Portkey's added latency, p50 / p99" "$peer_p50 / $peer_p99 ms" "" ""
+printf '%-58s %-26s %-10s %s\n' "streaming: added time to first token, p50" "$ttft ms" "<= 0.5 ms" "$(verdict "$ttft" 0.5 le)"
+printf '%-58s %-26s %-10s %s\n' "allocations per non-streamed call (1,000 req/s, 10 s)" "$per_call_kb KB" "<= 8 KB" "$(verdict "$per_call_kb" 8 le)"
+printf '%-58s %-26s %-10s %s\n' "  the bare forwarder, the same way" "$floor_kb KB" "" "(the floor)"
+printf '%-58s %-26s %-10s %s\n' "  GC in that window: pause, gen0/gen1/gen2, max queue" "${gc_pause} s, $gen0/$gen1/$gen2, $queue_max" "" ""
+printf '%-58s %-26s %-10s %s\n' "telemetry on (Prometheus) / off, JSON throughput" "${telemetry_cost}x" "~1.0x" ""
+printf '%-58s %-26s %-10s %s\n' "database round trips per call, steady state" "0 (leases, batched writer)" "0" ""
+echo "10,000 concurrent slow streams: bench/run.sh streams"
 sleep 1
 # Every metered call is in the ledger: usage rows, and balance = Σ ledger.
 scripts/pg.sh psql -q -d "$db" -tA -c "select 'usage rows: ' || count(*) || ', ledger = balance: ' || ((select sum(amount_micros) from ledger_entries) = (select sum(balance_micros) from credit_accounts)) from usage_events"

@@ -50,6 +50,18 @@ public sealed class HealthAndPagesTests(AiGateApp app) : IClassFixture<AiGateApp
     }
 
     [Fact]
+    public async Task Api_answers_carry_nosniff_and_a_request_id_but_not_the_page_only_policies()
+    {
+        var response = await app.CreateClient().GetAsync("/api/v1/models");
+
+        Assert.Equal("nosniff", response.Headers.GetValues("X-Content-Type-Options").Single());
+        Assert.StartsWith("req_", response.Headers.GetValues("X-Request-Id").Single(), StringComparison.Ordinal);
+        Assert.False(response.Headers.Contains("Content-Security-Policy"));
+        Assert.False(response.Headers.Contains("X-Frame-Options"));
+        Assert.False(response.Headers.Contains("Permissions-Policy"));
+    }
+
+    [Fact]
     public async Task Unknown_page_gets_a_friendly_404_with_the_request_id()
     {
         var response = await app.CreateClient().GetAsync("/no/such/page");

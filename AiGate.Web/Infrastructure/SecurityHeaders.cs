@@ -9,6 +9,8 @@ namespace AiGate.Web.Infrastructure;
 /// </summary>
 public static class SecurityHeaders
 {
+    private static readonly PathString ApiPath = new("/api");
+
     public static IApplicationBuilder UseSecurityHeaders(this IApplicationBuilder app)
     {
         var policy = ContentSecurityPolicy(app.ApplicationServices.GetRequiredService<IOptions<StripeOptions>>().Value);
@@ -19,12 +21,15 @@ public static class SecurityHeaders
             context.TraceIdentifier = "req_" + Guid.CreateVersion7().ToString("N");
             var headers = context.Response.Headers;
             headers.XContentTypeOptions = "nosniff";
+            headers["X-Request-Id"] = context.TraceIdentifier;
+            // The API answers JSON and event streams to programs, never a document a browser renders: the
+            // page-only policies below would be bytes on every call that nothing reads.
+            if (context.Request.Path.StartsWithSegments(ApiPath)) return next(context);
             headers.XFrameOptions = "DENY";
             headers["Referrer-Policy"] = "strict-origin-when-cross-origin";
             headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), payment=()";
             headers["Cross-Origin-Opener-Policy"] = "same-origin";
             headers.ContentSecurityPolicy = policy;
-            headers["X-Request-Id"] = context.TraceIdentifier;
             return next(context);
         });
     }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Infrastructure;
+using AiGate.Web.Infrastructure.Telemetry;
 using Microsoft.Extensions.Options;
 using Npgsql;
 
@@ -107,8 +108,10 @@ public sealed partial class CreditLeases : BackgroundService
             catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
             {
                 LogLeaseFailed(ex, key.OwnerId);
+                CountAcquisition("failed");
                 return (ReserveOutcome.Unavailable, null);   // fail closed: no credit, no upstream call
             }
+            CountAcquisition(granted > 0 ? "granted" : "empty");
             if (granted > 0)
             {
                 lock (lease)
@@ -131,6 +134,12 @@ public sealed partial class CreditLeases : BackgroundService
         {
             lease.Gate.Release();
         }
+    }
+
+    private static void CountAcquisition(string outcome)
+    {
+        if (AiGateTelemetry.LeaseAcquisitions.Enabled)
+            AiGateTelemetry.LeaseAcquisitions.Add(1, new KeyValuePair<string, object?>("outcome", outcome));
     }
 
     private UserLease CurrentLease(Guid userId)

@@ -2,6 +2,7 @@ using AiGate.Web.Features.Alerts;
 using AiGate.Web.Features.Gateway;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Features.Models;
+using AiGate.Web.Infrastructure.Telemetry;
 using Microsoft.Extensions.Options;
 
 namespace AiGate.Web.Features.Credits;
@@ -35,6 +36,7 @@ public sealed class Metering(CreditLeases leases, UsageWriter writer, Ledger led
         // The account's own hard stop at 100 % of its monthly budget: an in-memory lookup, no round trip.
         if (budgetStops.Find(key.OwnerId) is { } stop)
         {
+            CountRefusal("budget_stop");
             await ApiErrors.WriteAsync(context, StatusCodes.Status402PaymentRequired,
                 $"Your monthly budget of ${ModelPricing.MicrosToUsd(stop.BudgetMicros)} is used up (${ModelPricing.MicrosToUsd(stop.SpendMicros)} spent " +
                 "this month) and your hard stop is on: requests are refused until the month ends (UTC) or you raise the budget in your alert settings.",
@@ -47,16 +49,19 @@ public sealed class Metering(CreditLeases leases, UsageWriter writer, Ledger led
             case ReserveOutcome.Reserved:
                 return reservation;
             case ReserveOutcome.KeyLimitReached:
+                CountRefusal("key_limit");
                 await ApiErrors.WriteAsync(context, StatusCodes.Status402PaymentRequired,
                     $"This API key has reached its credit limit of ${ModelPricing.MicrosToUsd(key.CreditLimitMicros ?? 0)}; " +
                     "raise the limit or use another key.", "insufficient_credits", "insufficient_credits");
                 return null;
             case ReserveOutcome.Unavailable:
+                CountRefusal("billing_unavailable");
                 await ApiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable,
                     "Billing is temporarily unavailable, so no request can be sent upstream. Please retry shortly.",
                     "server_error", "billing_unavailable", retryAfter: TimeSpan.FromSeconds(2));
                 return null;
             default:
+                CountRefusal("insufficient_credits");
                 var balance = await ledger.GetBalanceAsync(key.OwnerId, context.RequestAborted);
                 var busy = leases.InFlight(key.OwnerId) > 0;
                 await ApiErrors.WriteAsync(context, StatusCodes.Status402PaymentRequired,
@@ -75,6 +80,7 @@ public sealed class Metering(CreditLeases leases, UsageWriter writer, Ledger led
         var usage = outcome.Usage ?? new TokenUsage(0, 0);
         var cost = outcome.Usage is null ? 0 : model.Pricing!.Value.CostMicros(usage);
         var providerCost = outcome.Usage is null ? 0 : model.Pricing!.Value.ProviderCostMicros(usage);
+        Record(model.Id, outcome, usage, cost);
         if (ReferenceEquals(reservation, Reservation.Unmetered)) return cost;
         leases.Settle(reservation, cost);
         await writer.EnqueueAsync(new UsageRecord(
@@ -82,5 +88,32 @@ public sealed class Metering(CreditLeases leases, UsageWriter writer, Ledger led
             outcome.Status, (int)System.Diagnostics.Stopwatch.GetElapsedTime(startedTimestamp).TotalMilliseconds, outcome.TimeToFirstByteMs,
             clock.GetUtcNow(), providerCost), CancellationToken.None);
         return cost;
+    }
+
+    private static void CountRefusal(string reason)
+    {
+        if (AiGateTelemetry.Refusals.Enabled) AiGateTelemetry.Refusals.Add(1, new KeyValuePair<string, object?>("reason", reason));
+    }
+
+    /// <summary>The call's metrics and a settlement span; nothing at all when no exporter listens.</summary>
+    private static void Record(string modelId, MeteredOutcome outcome, TokenUsage usage, long cost)
+    {
+        using var span = AiGateTelemetry.Source.StartActivity("aigate.settle");
+        if (span is not null)
+        {
+            span.SetTag("aigate.model", modelId);
+            span.SetTag("aigate.provider", outcome.Provider);
+            span.SetTag("aigate.cost_micros", cost);
+            span.SetTag("aigate.estimated", usage.Estimated);
+        }
+        if (!AiGateTelemetry.Requests.Enabled) return;
+        var model = new KeyValuePair<string, object?>("model", modelId);
+        AiGateTelemetry.Requests.Add(1, model, new("provider", outcome.Provider), new("status", AiGateTelemetry.Status(outcome.Status)),
+            new("streamed", outcome.Streamed ? "true" : "false"));
+        AiGateTelemetry.Tokens.Add(usage.PromptTokens - usage.CachedTokens, model, new("type", "input"));
+        AiGateTelemetry.Tokens.Add(usage.CachedTokens, model, new("type", "cached"));
+        AiGateTelemetry.Tokens.Add(usage.CompletionTokens, model, new("type", "output"));
+        AiGateTelemetry.Cost.Add(cost, model);
+        if (outcome.Streamed && outcome.TimeToFirstByteMs is { } ttft) AiGateTelemetry.TimeToFirstToken.Record(ttft, model);
     }
 }

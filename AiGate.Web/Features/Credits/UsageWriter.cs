@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using AiGate.Web.Features.Models;
+using AiGate.Web.Infrastructure.Telemetry;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using NpgsqlTypes;
@@ -34,6 +35,7 @@ public sealed partial class UsageWriter(NpgsqlDataSource dataSource, CreditLease
     public ValueTask EnqueueAsync(UsageRecord record, CancellationToken ct)
     {
         Interlocked.Increment(ref _pending);
+        AiGateTelemetry.WriterBacklog.Add(1);
         if (_channel.Writer.TryWrite(record)) return ValueTask.CompletedTask;
         return _channel.Writer.WriteAsync(record, ct);   // backpressure only when 100,000 records wait
     }
@@ -88,7 +90,9 @@ public sealed partial class UsageWriter(NpgsqlDataSource dataSource, CreditLease
         {
             try
             {
+                var started = System.Diagnostics.Stopwatch.GetTimestamp();
                 Committed(batch, await FlushAsync(batch, ct));
+                AiGateTelemetry.WriterFlush.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
                 return;
             }
             catch (PostgresException ex) when (IsPermanent(ex))
@@ -156,6 +160,7 @@ public sealed partial class UsageWriter(NpgsqlDataSource dataSource, CreditLease
         foreach (var record in batch) leases.OnFlushed(record.UserId, record.LeaseId, record.KeyId, record.CostMicros);
         foreach (var (keyId, spent) in keys) leases.OnKeySpentRead(keyId, spent);
         Interlocked.Add(ref _pending, -batch.Count);
+        AiGateTelemetry.WriterBacklog.Add(-batch.Count);
     }
 
     /// <summary>
@@ -200,6 +205,7 @@ public sealed partial class UsageWriter(NpgsqlDataSource dataSource, CreditLease
         }
         leases.OnDeadLettered(record.UserId, record.LeaseId, record.KeyId, record.CostMicros);
         Interlocked.Decrement(ref _pending);
+        AiGateTelemetry.WriterBacklog.Add(-1);
     }
 
     /// <summary>The batch's records, and the deletion of the checkpoints their streams left (the stream ended here).</summary>

@@ -162,12 +162,27 @@ public sealed class ChatCompletionsEndpoint(GatewayAdmission admission, Generati
     /// <summary>Relays a JSON answer with the usage billed and its cost; returns the usage to bill (null: nothing billable was produced).</summary>
     private async Task<TokenUsage?> RelayJsonAsync(HttpContext context, ChatCall call, RouteResult route, long started)
     {
-        var adapter = route.Provider!.Adapter;
-        if (await pipeline.ReadAnswerAsync(context, route, bytes => adapter.ReadChatCompletion(bytes, call)) is not { } result) return null;
-        var usage = ChatBilling.Billable(call, result);
+        // OpenAI's format is relayed as its own bytes with model and usage replaced (no DOM); others are translated.
+        var answer = await pipeline.ReadAnswerAsync(context, route, (call, route.Provider!.Adapter), static (bytes, s) =>
+        {
+            if (s.Adapter.TrySplice(bytes) is { } splice) return new JsonAnswer(splice, null, ChatBilling.Billable(s.call, splice));
+            var result = s.Adapter.ReadChatCompletion(bytes, s.call);
+            return new JsonAnswer(null, result, ChatBilling.Billable(s.call, result));
+        });
+        if (answer is null) return null;
+        var usage = answer.Usage;
         var cost = call.Pricing.CostMicros(usage);
-        result.Response["usage"] = UsageJson.Create(usage, cost);
-        await pipeline.WriteAnswerAsync(context, call, route, started, result.Response, cost);
+        if (answer.Splice is { } spliced)
+            await pipeline.WriteAnswerAsync(context, call, route, started, cost, (spliced, call.Model.Id, usage, cost),
+                static (output, s) => s.spliced.WriteTo(output, s.Id, s.usage, s.cost));
+        else
+        {
+            answer.Result!.Response["usage"] = UsageJson.Create(usage, cost);
+            await pipeline.WriteAnswerAsync(context, call, route, started, cost, answer.Result.Response);
+        }
         return usage;
     }
+
+    /// <summary>A read JSON answer: spliced (OpenAI's format, relayed as its bytes) or parsed, and the usage it is billed.</summary>
+    private sealed record JsonAnswer(OpenAiCompletionSplice? Splice, ChatCompletionResult? Result, TokenUsage Usage);
 }

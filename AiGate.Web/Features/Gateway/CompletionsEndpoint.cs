@@ -178,12 +178,12 @@ public sealed class CompletionsEndpoint(GatewayAdmission admission, GenerationPi
     /// <summary>A whole <c>text_completion</c>: billed by the chat rules (its choices' text counted), passed on with our model name and the usage billed.</summary>
     private async Task<TokenUsage?> RelayJsonAsync(HttpContext context, ChatCall call, RouteResult route, long started)
     {
-        var adapter = route.Provider!.Adapter;
-        if (await pipeline.ReadAnswerAsync(context, route, bytes => adapter.ReadChatCompletion(bytes, call)) is not { } result) return null;
+        if (await pipeline.ReadAnswerAsync(context, route, (call, route.Provider!.Adapter), static (bytes, s) => s.Adapter.ReadChatCompletion(bytes, s.call))
+            is not { } result) return null;
         var usage = ChatBilling.Billable(call, result);
         var cost = call.Pricing.CostMicros(usage);
         result.Response["usage"] = UsageJson.Create(usage, cost);
-        await pipeline.WriteAnswerAsync(context, call, route, started, result.Response, cost);
+        await pipeline.WriteAnswerAsync(context, call, route, started, cost, result.Response);
         return usage;
     }
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using AiGate.Web.Infrastructure.Telemetry;
 
 namespace AiGate.Web.Features.Gateway;
 
@@ -59,19 +60,42 @@ public static class GatewayResponses
     /// <summary>The whole body, or null when it is larger than <paramref name="maxBytes"/> or broke off.</summary>
     public static async Task<byte[]?> ReadBoundedAsync(HttpResponseMessage response, int maxBytes, CancellationToken ct)
     {
-        if (response.Content.Headers.ContentLength > maxBytes) return null;
+        var declared = response.Content.Headers.ContentLength;
+        if (declared > maxBytes) return null;
         try
         {
             await using var stream = await response.Content.ReadAsStreamAsync(ct);
-            using var buffer = new MemoryStream(response.Content.Headers.ContentLength is { } length ? (int)length : 16 * 1024);
-            var chunk = new byte[16 * 1024];
-            int read;
-            while ((read = await stream.ReadAsync(chunk, ct)) > 0)
+            // The usual answer says its length: read it into an array of exactly that size, the one allocation.
+            if (declared is { } length)
             {
-                if (buffer.Length + read > maxBytes) return null;
-                buffer.Write(chunk, 0, read);
+                var body = length == 0 ? [] : new byte[length];
+                await stream.ReadExactlyAsync(body, ct);
+                return body;
             }
-            return buffer.ToArray();
+            // Chunked: gather in pooled buffers, copy out once at the end.
+            var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(16 * 1024);
+            var total = 0;
+            try
+            {
+                int read;
+                while ((read = await stream.ReadAsync(buffer.AsMemory(total), ct)) > 0)
+                {
+                    total += read;
+                    if (total > maxBytes) return null;
+                    if (total == buffer.Length)
+                    {
+                        var larger = System.Buffers.ArrayPool<byte>.Shared.Rent(Math.Min(buffer.Length * 2, maxBytes + 1));
+                        buffer.AsSpan(0, total).CopyTo(larger);
+                        System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+                        buffer = larger;
+                    }
+                }
+                return buffer.AsSpan(0, total).ToArray();
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+            }
         }
         catch (Exception ex) when (ex is IOException or HttpRequestException)
         {
@@ -87,6 +111,7 @@ public static class GatewayResponses
     {
         var total = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         var ours = Math.Max(0, total - upstream.TotalMilliseconds);
+        AiGateTelemetry.AddedLatency.Record(ours);
         response.Headers["Server-Timing"] = string.Create(CultureInfo.InvariantCulture,
             $"gateway;dur={ours:0.##}, upstream;dur={upstream.TotalMilliseconds:0.##}");
     }

@@ -122,10 +122,12 @@ public sealed partial class GenerationPipeline(
 
     /// <summary>
     /// A whole (non-streamed) answer's body, read to its end even when the client has gone (the provider generated it
-    /// and bills it), and parsed by <paramref name="read"/>; null after writing the 502 when it is too large, broke
-    /// off, or is not what the provider documents.
+    /// and bills it; the call's total deadline still bounds it), and read by <paramref name="read"/> (which may throw
+    /// <see cref="UpstreamProtocolException"/>); null after writing the 502 when it is too large, broke off, or is not
+    /// what the provider documents.
     /// </summary>
-    public async Task<ChatCompletionResult?> ReadAnswerAsync(HttpContext context, RouteResult route, Func<byte[], ChatCompletionResult> read)
+    public async Task<TAnswer?> ReadAnswerAsync<TState, TAnswer>(HttpContext context, RouteResult route, TState state, Func<byte[], TState, TAnswer> read)
+        where TAnswer : class
     {
         var bytes = await GatewayResponses.ReadBeforeDeadlineAsync(route, _options.MaxUpstreamResponseBytes);
         if (bytes is null)
@@ -135,7 +137,7 @@ public sealed partial class GenerationPipeline(
         }
         try
         {
-            return read(bytes);
+            return read(bytes, state);
         }
         catch (UpstreamProtocolException ex)
         {
@@ -146,25 +148,22 @@ public sealed partial class GenerationPipeline(
     }
 
     /// <summary>Writes a whole answer with its cost header and timings; a client gone by then is logged, and billed all the same.</summary>
-    public Task WriteAnswerAsync(HttpContext context, ChatCall call, RouteResult route, long started, JsonNode answer, long costMicros) =>
-        WriteAnswerAsync(context, call, route, started, answer, null, costMicros);
+    public Task WriteAnswerAsync(HttpContext context, ChatCall call, RouteResult route, long started, long costMicros, JsonNode answer) =>
+        WriteAnswerAsync(context, call, route, started, costMicros, answer, static (output, node) =>
+        {
+            using var writer = new Utf8JsonWriter(output);
+            node.WriteTo(writer);
+        });
 
-    /// <summary>As <see cref="WriteAnswerAsync(HttpContext, ChatCall, RouteResult, long, JsonNode, long)"/>, with the provider's own bytes as the body.</summary>
-    public Task WriteAnswerAsync(HttpContext context, ChatCall call, RouteResult route, long started, byte[] answer, long costMicros) =>
-        WriteAnswerAsync(context, call, route, started, null, answer, costMicros);
-
-    private async Task WriteAnswerAsync(HttpContext context, ChatCall call, RouteResult route, long started, JsonNode? node, byte[]? bytes, long costMicros)
+    /// <summary>As the other overload, the body written by <paramref name="write"/> (the provider's own bytes, or spliced ones).</summary>
+    public async Task WriteAnswerAsync<TState>(HttpContext context, ChatCall call, RouteResult route, long started, long costMicros, TState state,
+        Action<IBufferWriter<byte>, TState> write)
     {
         var response = context.Response;
         response.ContentType = "application/json";
         response.Headers["X-AiGate-Cost-Usd"] = ModelPricing.MicrosToUsd(costMicros).ToString(System.Globalization.CultureInfo.InvariantCulture);
         GatewayResponses.SetServerTiming(response, started, route.UpstreamTime);
-        if (bytes is not null) response.BodyWriter.Write(bytes);
-        else
-        {
-            await using var writer = new Utf8JsonWriter(response.BodyWriter);
-            node!.WriteTo(writer);
-        }
+        write(response.BodyWriter, state);
         try
         {
             await response.BodyWriter.FlushAsync(context.RequestAborted);

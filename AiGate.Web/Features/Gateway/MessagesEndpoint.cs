@@ -252,18 +252,14 @@ public sealed class MessagesEndpoint(
     /// </summary>
     private async Task<TokenUsage?> RelayJsonAsync(HttpContext context, ChatCall call, RouteResult route, long started, bool native)
     {
-        var adapter = route.Provider!.Adapter;
-        byte[]? sent = null;
-        var result = await pipeline.ReadAnswerAsync(context, route, bytes =>
-        {
-            sent = bytes;
-            return adapter.ReadChatCompletion(bytes, call);
-        });
-        if (result is null) return null;
+        var answer = await pipeline.ReadAnswerAsync(context, route, (call, route.Provider!.Adapter),
+            static (bytes, s) => Tuple.Create(bytes, s.Adapter.ReadChatCompletion(bytes, s.call)));
+        if (answer is null) return null;
+        var (sent, result) = answer;
         var usage = ChatBilling.Billable(call, result);
         var cost = call.Pricing.CostMicros(usage);
-        if (native) await pipeline.WriteAnswerAsync(context, call, route, started, sent!, cost);
-        else await pipeline.WriteAnswerAsync(context, call, route, started, MessagesTranslation.ToMessage(result.Response, call, usage), cost);
+        if (native) await pipeline.WriteAnswerAsync(context, call, route, started, cost, sent, static (output, bytes) => output.Write(bytes));
+        else await pipeline.WriteAnswerAsync(context, call, route, started, cost, MessagesTranslation.ToMessage(result.Response, call, usage));
         return usage;
     }
 }

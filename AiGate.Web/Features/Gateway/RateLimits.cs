@@ -57,26 +57,42 @@ public sealed class RateLimits(IOptions<BillingOptions> billing, InstanceRegistr
         lock (accountRequests)
         lock (accountTokens)
         {
-            Bucket?[] all = [accountRequests, accountTokens, keyRequests, keyTokens];
-            foreach (var bucket in all) bucket?.Refill(now, clock);
+            // Unrolled over the four buckets (two per call on the hot path): no arrays, no tuples.
+            accountRequests.Refill(now, clock);
+            accountTokens.Refill(now, clock);
+            keyRequests?.Refill(now, clock);
+            keyTokens?.Refill(now, clock);
             string? exceeded = null;
             var wait = TimeSpan.Zero;
-            foreach (var (bucket, need, kind) in new[] { (keyRequests, requests, "requests"), (accountRequests, requests, "requests"), (keyTokens, tokens, "tokens"), (accountTokens, tokens, "tokens") })
-            {
-                if (bucket is null || need <= 0 || bucket.Available >= Math.Min(need, bucket.Capacity)) continue;
-                exceeded ??= kind;
-                var missing = Math.Min(need, bucket.Capacity) - bucket.Available;
-                wait = TimeSpan.FromSeconds(Math.Max(wait.TotalSeconds, missing / bucket.PerSecond));
-            }
+            Short(keyRequests, requests, "requests", ref exceeded, ref wait);
+            Short(accountRequests, requests, "requests", ref exceeded, ref wait);
+            Short(keyTokens, tokens, "tokens", ref exceeded, ref wait);
+            Short(accountTokens, tokens, "tokens", ref exceeded, ref wait);
             if (exceeded is null)
             {
-                foreach (var (bucket, need) in new[] { (keyRequests, requests), (accountRequests, requests), (keyTokens, tokens), (accountTokens, tokens) })
-                    if (bucket is not null && need > 0) bucket.Available -= Math.Min(need, bucket.Capacity);
+                Take(keyRequests, requests);
+                Take(accountRequests, requests);
+                Take(keyTokens, tokens);
+                Take(accountTokens, tokens);
             }
             return new RateDecision(exceeded is null, exceeded, wait,
                 requestBucket.Capacity, (long)Math.Max(0, requestBucket.Available), requestBucket.UntilFull,
                 tokenBucket.Capacity, (long)Math.Max(0, tokenBucket.Available), tokenBucket.UntilFull);
         }
+    }
+
+    /// <summary>Notes a bucket that cannot give <paramref name="need"/> now, and how long until it can.</summary>
+    private static void Short(Bucket? bucket, long need, string kind, ref string? exceeded, ref TimeSpan wait)
+    {
+        if (bucket is null || need <= 0 || bucket.Available >= Math.Min(need, bucket.Capacity)) return;
+        exceeded ??= kind;
+        var missing = Math.Min(need, bucket.Capacity) - bucket.Available;
+        wait = TimeSpan.FromSeconds(Math.Max(wait.TotalSeconds, missing / bucket.PerSecond));
+    }
+
+    private static void Take(Bucket? bucket, long need)
+    {
+        if (bucket is not null && need > 0) bucket.Available -= Math.Min(need, bucket.Capacity);
     }
 
     /// <summary>Gives back tokens admitted on an estimate that the call did not use.</summary>

@@ -30,51 +30,67 @@ public static class RequestBody
         }
         if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit) limit.MaxRequestBodySize = maxBytes;
 
-        var buffer = new ArrayBufferWriter<byte>(request.ContentLength is > 0 and < 1 << 20 ? (int)request.ContentLength : 16 * 1024);
+        // Read into a pooled buffer (a body is parsed into its own objects, then the buffer goes back).
+        var buffer = ArrayPool<byte>.Shared.Rent(request.ContentLength is > 0 and < 1 << 20 ? (int)request.ContentLength + 1 : 4 * 1024);
+        var length = 0;
         try
         {
-            while (true)
+            try
             {
-                var memory = buffer.GetMemory(16 * 1024);
-                var read = await request.Body.ReadAsync(memory, context.RequestAborted);
-                if (read == 0) break;
-                buffer.Advance(read);
-                if (buffer.WrittenCount > maxBytes)
+                while (true)
                 {
-                    await TooLargeAsync(context, maxBytes);
-                    return null;
+                    if (length == buffer.Length)
+                    {
+                        var larger = ArrayPool<byte>.Shared.Rent(buffer.Length * 2);
+                        buffer.AsSpan(0, length).CopyTo(larger);
+                        ArrayPool<byte>.Shared.Return(buffer);
+                        buffer = larger;
+                    }
+                    var read = await request.Body.ReadAsync(buffer.AsMemory(length), context.RequestAborted);
+                    if (read == 0) break;
+                    length += read;
+                    if (length > maxBytes)
+                    {
+                        await TooLargeAsync(context, maxBytes);
+                        return null;
+                    }
                 }
             }
-        }
-        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
-        {
-            await TooLargeAsync(context, maxBytes);
-            return null;
-        }
+            catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+            {
+                await TooLargeAsync(context, maxBytes);
+                return null;
+            }
 
-        if (buffer.WrittenCount == 0)
-        {
-            await ApiErrors.InvalidRequestAsync(context, "The request body is empty; send a JSON object.");
-            return null;
+            var bytes = buffer.AsSpan(0, length);
+            if (length == 0)
+            {
+                await ApiErrors.InvalidRequestAsync(context, "The request body is empty; send a JSON object.");
+                return null;
+            }
+            if (!System.Text.Unicode.Utf8.IsValid(bytes) || HasUnreadableString(bytes))
+            {
+                await ApiErrors.InvalidRequestAsync(context,
+                    "The JSON body contains a string that is not valid Unicode (a lone UTF-16 surrogate escape or invalid UTF-8).");
+                return null;
+            }
+            try
+            {
+                if (JsonNode.Parse(bytes, documentOptions: DocumentOptions) is JsonObject body) return (body, length);
+                await ApiErrors.InvalidRequestAsync(context, "The request body must be a JSON object.");
+                return null;
+            }
+            catch (JsonException ex)
+            {
+                await ApiErrors.InvalidRequestAsync(context,
+                    $"We could not parse the JSON body of your request ({ApiErrors.Truncate(ex.Message, 200)}). " +
+                    "The OpenAI API expects a JSON payload.");
+                return null;
+            }
         }
-        if (!System.Text.Unicode.Utf8.IsValid(buffer.WrittenSpan) || HasUnreadableString(buffer.WrittenSpan))
+        finally
         {
-            await ApiErrors.InvalidRequestAsync(context,
-                "The JSON body contains a string that is not valid Unicode (a lone UTF-16 surrogate escape or invalid UTF-8).");
-            return null;
-        }
-        try
-        {
-            if (JsonNode.Parse(buffer.WrittenSpan, documentOptions: DocumentOptions) is JsonObject body) return (body, buffer.WrittenCount);
-            await ApiErrors.InvalidRequestAsync(context, "The request body must be a JSON object.");
-            return null;
-        }
-        catch (JsonException ex)
-        {
-            await ApiErrors.InvalidRequestAsync(context,
-                $"We could not parse the JSON body of your request ({ApiErrors.Truncate(ex.Message, 200)}). " +
-                "The OpenAI API expects a JSON payload.");
-            return null;
+            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 

@@ -305,10 +305,9 @@ public sealed class ResponsesEndpoint(GatewayAdmission admission, GenerationPipe
     private async Task<TokenUsage?> RelayJsonAsync(HttpContext context, ResponsesCall responses, RouteResult route, long started, bool native)
     {
         var call = responses.Call;
-        var adapter = route.Provider!.Adapter;
-        var result = await pipeline.ReadAnswerAsync(context, route, bytes =>
+        var result = await pipeline.ReadAnswerAsync(context, route, (call, route.Provider!.Adapter, native), static (bytes, s) =>
         {
-            if (!native) return adapter.ReadChatCompletion(bytes, call);
+            if (!s.native) return s.Adapter.ReadChatCompletion(bytes, s.call);
             var response = OpenAiAdapter.ParseObject(bytes);
             return ResponsesTranslation.ForBilling(response) with { Response = response };
         });
@@ -330,7 +329,7 @@ public sealed class ResponsesEndpoint(GatewayAdmission admission, GenerationPipe
             usage = ChatBilling.Billable(call, result);
             answer = ResponsesTranslation.ToResponse(responses.Request, result.Response, call, usage, call.Pricing.CostMicros(usage));
         }
-        await pipeline.WriteAnswerAsync(context, call, route, started, answer, call.Pricing.CostMicros(usage));
+        await pipeline.WriteAnswerAsync(context, call, route, started, call.Pricing.CostMicros(usage), answer);
         return usage;
     }
 }

@@ -7,12 +7,15 @@ namespace AiGate.Web.Features.Gateway;
 /// An incremental parser for server-sent events (the WHATWG event-stream format): lines ending in
 /// LF or CRLF, <c>event:</c> and <c>data:</c> fields, multi-line data joined with LF, a blank line
 /// ends an event, <c>:</c> starts a comment. It consumes whole lines from the pipe's buffer, leaves a
-/// partial line for the next read, and hands each complete event to the translator as spans.
+/// partial line for the next read, and hands each complete event to the translator as spans. Its buffers are
+/// rented from the shared pool and go back on <see cref="Dispose"/> (one parser per stream: issue 16).
 /// </summary>
-public sealed class SseParser(int maxEventBytes = 1 << 20)
+public sealed class SseParser(int maxEventBytes = 1 << 20) : IDisposable
 {
-    private readonly ArrayBufferWriter<byte> _data = new(4096);
-    private readonly ArrayBufferWriter<byte> _eventName = new(32);
+    private byte[] _data = ArrayPool<byte>.Shared.Rent(2048);
+    private int _dataLength;
+    private byte[] _eventName = ArrayPool<byte>.Shared.Rent(64);
+    private int _eventNameLength;
     private bool _hasData;
 
     public void Parse(ref ReadOnlySequence<byte> buffer, ChatStreamTranslator translator, SseWriter output)
@@ -34,15 +37,15 @@ public sealed class SseParser(int maxEventBytes = 1 << 20)
             if (value.Length > 0 && value[0] == (byte)' ') value = value[1..];
             if (field.SequenceEqual("data"u8))
             {
-                if (_hasData) _data.Write("\n"u8);
-                _data.Write(value);
+                if (_hasData) Append(ref _data, ref _dataLength, "\n"u8);
+                Append(ref _data, ref _dataLength, value);
                 _hasData = true;
-                if (_data.WrittenCount > maxEventBytes) throw new UpstreamProtocolException("An upstream event exceeded the size limit.");
+                if (_dataLength > maxEventBytes) throw new UpstreamProtocolException("An upstream event exceeded the size limit.");
             }
             else if (field.SequenceEqual("event"u8))
             {
-                _eventName.ResetWrittenCount();
-                _eventName.Write(value);
+                _eventNameLength = 0;
+                Append(ref _eventName, ref _eventNameLength, value);
             }
         }
         buffer = buffer.Slice(reader.Position);
@@ -65,9 +68,31 @@ public sealed class SseParser(int maxEventBytes = 1 << 20)
 
     private void Dispatch(ChatStreamTranslator translator, SseWriter output)
     {
-        if (_hasData) translator.OnEvent(_eventName.WrittenSpan, _data.WrittenSpan, output);
-        _data.ResetWrittenCount();
-        _eventName.ResetWrittenCount();
+        if (_hasData) translator.OnEvent(_eventName.AsSpan(0, _eventNameLength), _data.AsSpan(0, _dataLength), output);
+        _dataLength = 0;
+        _eventNameLength = 0;
         _hasData = false;
+    }
+
+    private static void Append(ref byte[] buffer, ref int length, ReadOnlySpan<byte> bytes)
+    {
+        if (length + bytes.Length > buffer.Length)
+        {
+            var larger = ArrayPool<byte>.Shared.Rent(Math.Max(buffer.Length * 2, length + bytes.Length));
+            buffer.AsSpan(0, length).CopyTo(larger);
+            ArrayPool<byte>.Shared.Return(buffer);
+            buffer = larger;
+        }
+        bytes.CopyTo(buffer.AsSpan(length));
+        length += bytes.Length;
+    }
+
+    public void Dispose()
+    {
+        // Idempotent: the arrays go back once; a parser is not used after it is disposed.
+        if (_data.Length > 0) ArrayPool<byte>.Shared.Return(_data);
+        if (_eventName.Length > 0) ArrayPool<byte>.Shared.Return(_eventName);
+        _data = [];
+        _eventName = [];
     }
 }

@@ -36,7 +36,7 @@ public sealed partial class StreamRelay(OpenStreams streams, IOptions<GatewayOpt
         GatewayResponses.SetServerTiming(response, started, route.UpstreamTime);
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
 
-        var parser = new SseParser();
+        using var parser = new SseParser();
         // Not linked to the client: cancelling an upstream read aborts the upstream connection, and a client that
         // leaves starts a drain (below) rather than cutting the provider off. A departure shows at the next flush.
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(streams.MustEnd);
@@ -178,6 +178,15 @@ internal static class ChatBilling
     internal static TokenUsage PromptOnly(ChatCall call) => new(call.PromptTokens, 0, 0, Estimated: true);
 
     /// <summary>The usage to bill for a whole answer (an OpenAI <c>chat.completion</c>): the provider's report when believable, else our count.</summary>
+    /// <summary>
+    /// <see cref="Billable(ChatCall, ChatCompletionResult)"/> without a DOM for the usual answer: a plausible report of
+    /// at least a token per 6 bytes of answer is believed; anything else is decided on the parsed answer, as always.
+    /// </summary>
+    internal static TokenUsage Billable(ChatCall call, OpenAiCompletionSplice splice) =>
+        Plausible(splice.Usage, call) is { } reported && reported.CompletionTokens * 6 >= splice.AnswerBytes
+            ? reported
+            : Billable(call, new ChatCompletionResult(OpenAiAdapter.ParseObject(splice.Body), splice.Usage));
+
     internal static TokenUsage Billable(ChatCall call, ChatCompletionResult result) =>
         Plausible(result.Usage, call) is { } reported ? Checked(call, reported, result.Response) : Estimate(call, result.Response);
 

@@ -2,6 +2,7 @@ using System.Net;
 using AiGate.Web.Features.Models;
 using AiGate.Web.Features.ProviderHealth;
 using AiGate.Web.Features.Providers;
+using AiGate.Web.Infrastructure.Telemetry;
 using Polly.CircuitBreaker;
 
 namespace AiGate.Web.Features.Gateway;
@@ -75,6 +76,8 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
     public async Task<RouteResult> SendAsync(ResolvedModel model, bool stream, Func<Provider, string, string?, HttpRequestMessage?> build,
         CancellationToken clientAborted)
     {
+        using var span = AiGateTelemetry.Source.StartActivity("aigate.route");
+        span?.SetTag("aigate.model", model.Id);
         var plan = Plan(model.Routes, health);
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var attempts = 0;
@@ -97,8 +100,11 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
             }
             using var request = build(provider, route.UpstreamModel, key?.Secret);
             if (request is null) continue;
+            provider.Prepare(request);
             var content = SentSignalContent.Wrap(request);
             attempts++;
+            span?.SetTag("aigate.provider", provider.Name);
+            span?.SetTag("aigate.attempts", attempts);
             retryAfter = null;
 
             var lifetime = CancellationTokenSource.CreateLinkedTokenSource(clientAborted);
@@ -144,6 +150,7 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
                 }
                 retryAfter = response.Headers.RetryAfter?.Delta;
                 LogUpstreamFailed(provider.Name, (int)status, model.Id);
+                CountUpstreamError(provider.Name, AiGateTelemetry.Status((int)status));
             }
             catch (BrokenCircuitException)
             {
@@ -155,6 +162,7 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
                 sawTimeout = true;
                 succeeded = false;
                 LogUpstreamTimedOut(provider.Name, model.Id);
+                CountUpstreamError(provider.Name, "timeout");
                 if (content.Sent)
                 {
                     lifetime.Dispose();
@@ -166,6 +174,7 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
                 sawOnlyOpenBreakers = false;
                 succeeded = false;
                 LogUpstreamUnreachable(provider.Name, model.Id, ex.HttpRequestError);
+                CountUpstreamError(provider.Name, "unreachable");
                 if (content.Sent)
                 {
                     lifetime.Dispose();
@@ -194,30 +203,59 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
     /// </summary>
     private static List<ModelRoute> Plan(IReadOnlyList<ModelRoute> routes, HealthSnapshot health)
     {
-        var ranked = routes.Select(r => (Route: r, State: health.Route(r.Provider, r.UpstreamModel))).ToList();
-        if (ranked.Any(r => r.State != HealthState.Down)) ranked.RemoveAll(r => r.State == HealthState.Down);
-        var ordered = new List<ModelRoute>(routes.Count);
-        foreach (var group in ranked.GroupBy(r => (r.State, r.Route.Priority))
-                     .OrderBy(g => g.Key.State).ThenBy(g => g.Key.Priority).Select(g => g.Select(r => r.Route)))
+        // Runs on every call: plain loops over a handful of routes, no LINQ (STYLE, hot path).
+        var count = routes.Count;
+        if (count == 1) return [routes[0], routes[0], routes[0]];
+        var ranked = new List<(HealthState State, ModelRoute Route)>(count);
+        var anyUsable = false;
+        for (var i = 0; i < count; i++)
         {
-            var pool = group.ToList();
-            while (pool.Count > 0)
+            var state = health.Route(routes[i].Provider, routes[i].UpstreamModel);
+            anyUsable |= state != HealthState.Down;
+            ranked.Add((state, routes[i]));
+        }
+        if (anyUsable) ranked.RemoveAll(static r => r.State == HealthState.Down);
+        // Stable insertion sort by (state, priority): healthy before degraded, then lower priority first.
+        for (var i = 1; i < ranked.Count; i++)
+        {
+            var item = ranked[i];
+            var j = i - 1;
+            for (; j >= 0 && Before(item, ranked[j]); j--) ranked[j + 1] = ranked[j];
+            ranked[j + 1] = item;
+        }
+        // Within each run of equal (state, priority), draw by weight without replacement.
+        var plan = new List<ModelRoute>(Math.Max(MinAttempts, ranked.Count));
+        for (var start = 0; start < ranked.Count;)
+        {
+            var end = start + 1;
+            while (end < ranked.Count && !Before(ranked[start], ranked[end])) end++;
+            for (var next = start; next < end; next++)
             {
-                var total = pool.Sum(r => Math.Max(1, r.Weight));
+                var total = 0;
+                for (var k = next; k < end; k++) total += Math.Max(1, ranked[k].Route.Weight);
                 var pick = Random.Shared.Next(total);
-                var index = 0;
-                for (; index < pool.Count - 1; index++)
+                var index = next;
+                for (; index < end - 1; index++)
                 {
-                    pick -= Math.Max(1, pool[index].Weight);
+                    pick -= Math.Max(1, ranked[index].Route.Weight);
                     if (pick < 0) break;
                 }
-                ordered.Add(pool[index]);
-                pool.RemoveAt(index);
+                (ranked[next], ranked[index]) = (ranked[index], ranked[next]);
+                plan.Add(ranked[next].Route);
             }
+            start = end;
         }
-        var plan = new List<ModelRoute>(Math.Max(MinAttempts, ordered.Count));
-        for (var i = 0; ordered.Count > 0 && i < Math.Max(MinAttempts, ordered.Count); i++) plan.Add(ordered[i % ordered.Count]);
+        for (var i = plan.Count; plan.Count > 0 && i < MinAttempts; i++) plan.Add(plan[i % ranked.Count]);
         return plan;
+
+        static bool Before((HealthState State, ModelRoute Route) a, (HealthState State, ModelRoute Route) b) =>
+            a.State < b.State || (a.State == b.State && a.Route.Priority < b.Route.Priority);
+    }
+
+    private static void CountUpstreamError(string provider, string error)
+    {
+        if (AiGateTelemetry.UpstreamErrors.Enabled)
+            AiGateTelemetry.UpstreamErrors.Add(1, new KeyValuePair<string, object?>("provider", provider), new("error", error));
     }
 
     private static Task BackoffAsync(int attempt, TimeSpan? retryAfter, CancellationToken ct)

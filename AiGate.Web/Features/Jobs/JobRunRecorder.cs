@@ -1,5 +1,6 @@
 using AiGate.Web.Data;
 using AiGate.Web.Infrastructure;
+using AiGate.Web.Infrastructure.Telemetry;
 using Hangfire.Common;
 using Hangfire.Server;
 
@@ -27,6 +28,8 @@ public sealed partial class JobRunRecorder(IServiceScopeFactory scopes, IEnumera
         {
             var elapsed = context.Items.TryGetValue(StartedKey, out var started) ? clock.GetElapsedTime((long)started) : TimeSpan.Zero;
             var recurringId = context.GetJobParameter<string>("RecurringJobId", allowStale: true);
+            AiGateTelemetry.JobRuns.Add(1, new KeyValuePair<string, object?>("job", recurringId ?? Name(context.BackgroundJob.Job)),
+                new("outcome", failed ? "failed" : "succeeded"));
             // A recurring fire carries the time it was due ("Time", Unix seconds): one row per due time proves each fire ran once.
             var due = context.GetJobParameter<long?>("Time", allowStale: true);
             var spec = _byType.GetValueOrDefault(context.BackgroundJob.Job.Type);

@@ -44,6 +44,8 @@ public sealed class OpenAiAdapter : ProviderAdapter
         return new ChatCompletionResult(response, UsageJson.Read(response["usage"]));
     }
 
+    public override OpenAiCompletionSplice? TrySplice(byte[] body) => OpenAiCompletionSplice.TryScan(body);
+
     public override ChatStreamTranslator CreateStreamTranslator(ChatCall call) => new Translator(call);
 
     public override HttpRequestMessage? CreateEmbeddingsRequest(Provider provider, JsonObject body, string upstreamModel, string? apiKey)

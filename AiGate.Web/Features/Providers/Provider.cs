@@ -20,6 +20,16 @@ public sealed class Provider
     public required ResiliencePipeline<HttpResponseMessage> Breaker { get; init; }
     /// <summary>The provider serves OpenAI's Responses API (<c>POST {base}/responses</c>): /api/v1/responses forwards to it instead of translating.</summary>
     public bool SupportsResponses { get; init; }
+    /// <summary>The HTTP version of every request to it, and whether a lower one may be negotiated.</summary>
+    public Version HttpVersion { get; init; } = System.Net.HttpVersion.Version11;
+    public HttpVersionPolicy HttpVersionPolicy { get; init; } = HttpVersionPolicy.RequestVersionOrLower;
+
+    /// <summary>Puts this provider's HTTP version on a request built for it.</summary>
+    public void Prepare(HttpRequestMessage request)
+    {
+        request.Version = HttpVersion;
+        request.VersionPolicy = HttpVersionPolicy;
+    }
 
     /// <summary>The URL of a path under the base URL ("chat/completions" → https://api.openai.com/v1/chat/completions).</summary>
     public Uri Url(string relativePath) => new(BaseUrl.AbsoluteUri.TrimEnd('/') + "/" + relativePath);

@@ -21,6 +21,12 @@ public abstract class ProviderAdapter
     /// <exception cref="UpstreamProtocolException">The body is not what the provider documents.</exception>
     public abstract ChatCompletionResult ReadChatCompletion(ReadOnlySpan<byte> body, ChatCall call);
 
+    /// <summary>
+    /// The answer as bytes to relay with only model and usage replaced, when the provider speaks OpenAI's format
+    /// (no DOM on the hot path); null: read it with <see cref="ReadChatCompletion"/>.
+    /// </summary>
+    public virtual OpenAiCompletionSplice? TrySplice(byte[] body) => null;
+
     public abstract ChatStreamTranslator CreateStreamTranslator(ChatCall call);
 
     /// <summary>

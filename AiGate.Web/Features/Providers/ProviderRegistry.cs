@@ -54,6 +54,12 @@ public sealed class ProviderRegistry : IDisposable
             };
             if (!Uri.TryCreate(baseUrl, UriKind.Absolute, out var uri) || (uri.Scheme != Uri.UriSchemeHttps && uri.Scheme != Uri.UriSchemeHttp))
                 throw new StartupConfigurationException($"Providers__{name}__BaseUrl must be an absolute http(s) URL.");
+            var http2 = options.HttpVersion.Trim() switch
+            {
+                "1.1" or "1" => false,
+                "2" or "2.0" => true,
+                _ => throw new StartupConfigurationException($"Providers__{name}__HttpVersion must be 1.1 or 2."),
+            };
             // A provider without Providers__X__ApiKey is served by the keys stored in the vault (ProviderKeyRing);
             // with neither, its routes are skipped and the ring logs it.
 
@@ -76,6 +82,9 @@ public sealed class ProviderRegistry : IDisposable
                 Http = kind == ProviderKind.Echo ? echo : network,
                 Breaker = BuildBreaker(),
                 SupportsResponses = kind == ProviderKind.OpenAi && (options.ResponsesApi ?? uri.Host == "api.openai.com"),
+                HttpVersion = http2 ? HttpVersion.Version20 : HttpVersion.Version11,
+                // Plain http has no negotiation: HTTP/2 there is prior knowledge, exactly.
+                HttpVersionPolicy = http2 && uri.Scheme == Uri.UriSchemeHttp ? HttpVersionPolicy.RequestVersionExact : HttpVersionPolicy.RequestVersionOrLower,
             };
         }
         ByName = providers.ToFrozenDictionary(StringComparer.Ordinal);

@@ -38,6 +38,13 @@ public sealed class ProviderOptions
     /// <summary>Longest silence between two chunks of a streamed response.</summary>
     [Range(1, 600)]
     public int StreamIdleSeconds { get; set; } = 60;
+
+    /// <summary>
+    /// <c>1.1</c> (default) or <c>2</c>: HTTP/2 multiplexes many calls over few connections. Over https it is
+    /// negotiated (falling back to 1.1); over plain http it is HTTP/2 with prior knowledge, for upstreams on a
+    /// private network that speak it (docs/performance.md).
+    /// </summary>
+    public string HttpVersion { get; set; } = "1.1";
 }
 
 public enum ProviderKind { OpenAi, Anthropic, Gemini, Echo }
