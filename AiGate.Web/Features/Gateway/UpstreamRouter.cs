@@ -70,6 +70,7 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
 
     /// <summary>The adapter of a configured provider, or null when no provider has that name.</summary>
     public ProviderAdapter? Adapter(string provider) => providers.ByName.TryGetValue(provider, out var p) ? p.Adapter : null;
+    /// <summary>A configured provider by name, or null.</summary>
     public Provider? Provider(string provider) => providers.ByName.GetValueOrDefault(provider);
     private static readonly TimeSpan MaxRetryAfter = TimeSpan.FromSeconds(5);
 
