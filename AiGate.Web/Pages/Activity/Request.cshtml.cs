@@ -1,9 +1,11 @@
+using AiGate.Web.Data;
 using AiGate.Web.Features.Accounts;
 using AiGate.Web.Features.Models;
 using AiGate.Web.Features.Usage;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
+using Microsoft.EntityFrameworkCore;
 
 namespace AiGate.Web.Pages.Activity;
 
@@ -15,7 +17,7 @@ namespace AiGate.Web.Pages.Activity;
 /// recorded charge.
 /// </summary>
 [Authorize(Policy = AccountPolicies.ConfirmedEmail)]
-public sealed class RequestModel(RequestLog log, ModelCatalog catalog) : PageModel
+public sealed class RequestModel(AppDbContext db, RequestLog log, ModelCatalog catalog) : PageModel
 {
     public RequestLogRow Row { get; private set; } = null!;
     public ModelPricing? Pricing { get; private set; }
@@ -28,9 +30,11 @@ public sealed class RequestModel(RequestLog log, ModelCatalog catalog) : PageMod
     {
         if (await log.FindAsync(User.GetUserId(), requestId, ct) is not { } row) return NotFound();
         Row = row;
+        // The route as the catalogue has it now, disabled or not (the live catalogue holds only the routes in service).
+        UpstreamModel = await db.Set<ModelRoute>().AsNoTracking().Where(r => r.ModelId == row.Model && r.Provider == row.Provider)
+            .OrderBy(r => r.Priority).Select(r => r.UpstreamModel).FirstOrDefaultAsync(ct);
         if (await catalog.FindAsync(row.Model, ct) is { } model)
         {
-            UpstreamModel = model.Routes.FirstOrDefault(r => r.Provider == row.Provider)?.UpstreamModel;
             if (model.Pricing is { } pricing)
             {
                 Pricing = pricing;
