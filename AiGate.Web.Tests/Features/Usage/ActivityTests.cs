@@ -275,6 +275,58 @@ public sealed partial class ActivityTests(AccountsApp app) : IClassFixture<Accou
         Assert.DoesNotContain(mine, await otherSession.TextAsync("/activity/requests"), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task The_csv_export_streams_200k_rows_while_the_query_still_runs_with_bounded_memory()
+    {
+        const int Rows = 200_000;
+        var userId = await app.CreateUserAsync();
+        var key = (await KeysAsync(userId, 1))[0];
+        // 200,000 calls, one every 100 ms back from now: about five and a half hours, so within today and yesterday.
+        await app.Database.ExecuteAsync($"""
+            insert into usage_events (request_id, user_id, key_id, model_id, provider, prompt_tokens, completion_tokens, cached_tokens,
+                                      cost_micros, estimated, streamed, status, latency_ms, created_at)
+            select 'bulk-' || i, '{userId}', '{key}', 'bulk/model-' || (i % 7), 'bulkprovider', 1000 + i % 500, 200 + i % 300, i % 100,
+                   2000 + i % 1000, i % 50 = 0, i % 2 = 0, case when i % 40 = 0 then 502 else 200 end, 100 + i % 5000,
+                   now() - i * interval '100 milliseconds'
+            from generate_series(1, {Rows}) i
+            """);
+        using var api = ApiClient(await app.IssueKeyAsync(userId));
+        var baseline = GC.GetTotalMemory(forceFullCollection: true);
+
+        using var response = await api.GetAsync($"/api/v1/usage?start={Day(Today.AddDays(-1))}&end={Day(Today)}&format=csv",
+            HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        await using var body = await response.Content.ReadAsStreamAsync();
+        var buffer = new byte[64 * 1024];
+        long read = 0, lines = 0, peak = 0, nextSample = 0;
+        async Task<int> ReadAsync()
+        {
+            var n = await body.ReadAsync(buffer);
+            for (var i = 0; i < n; i++) if (buffer[i] == (byte)'\n') lines++;
+            read += n;
+            return n;
+        }
+        while (read < 256 * 1024) Assert.True(await ReadAsync() > 0, "the export ended early");
+
+        // The first rows are here while PostgreSQL is still sending the rest: a buffered export would have finished its query by now.
+        var running = await app.Database.ScalarAsync<long>("""
+            select count(*) from pg_stat_activity
+            where datname = current_database() and pid <> pg_backend_pid() and state = 'active' and query like '%from usage_events e left join api_keys k%'
+            """);
+        Assert.Equal(1, running);
+
+        while (await ReadAsync() > 0)
+        {
+            if (read < nextSample) continue;
+            peak = Math.Max(peak, GC.GetTotalMemory(forceFullCollection: true) - baseline);
+            nextSample = read + 4 * 1024 * 1024;
+        }
+        Assert.Equal(Rows + 1, lines);   // the header and one line per call
+        Assert.True(read > 20_000_000, $"only {read} bytes");
+        // The whole export is ~25 MB of text and 200,000 rows of objects; streaming keeps a few buffers of it alive at a time.
+        Assert.True(peak < 16 * 1024 * 1024, $"the live heap grew by {peak / 1024 / 1024} MB while the export was read");
+    }
+
     /// <summary>RFC 4180: quoted fields may hold commas, doubled quotes and line breaks; rows end in CRLF.</summary>
     public static List<string[]> ParseCsv(string text)
     {
