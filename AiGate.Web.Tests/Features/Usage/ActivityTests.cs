@@ -327,6 +327,53 @@ public sealed partial class ActivityTests(AccountsApp app) : IClassFixture<Accou
         Assert.True(peak < 16 * 1024 * 1024, $"the live heap grew by {peak / 1024 / 1024} MB while the export was read");
     }
 
+    [Fact]
+    public async Task A_restricted_keys_csv_holds_only_its_own_calls()
+    {
+        var userId = await app.CreateUserAsync();
+        var secret = await app.IssueKeyAsync(userId, new AiGate.Web.Features.Keys.KeyLimits(CreditLimitMicros: 1_000_000));
+        var restricted = await app.Database.ScalarAsync<Guid>($"select id from api_keys where owner_id = '{userId}'");
+        var other = (await KeysAsync(userId, 1)).Single(k => k != restricted);
+        await UsageData.InsertAsync(app.Database, [
+            new RawUsage(userId, restricted, "m/own", "p", DateTimeOffset.UtcNow.AddMinutes(-1), 1, 1, 0, 5, 200, 10, $"req-own-{Guid.NewGuid():N}"),
+            new RawUsage(userId, other, "m/secret", "p", DateTimeOffset.UtcNow.AddMinutes(-1), 1, 1, 0, 5, 200, 10, $"req-other-{Guid.NewGuid():N}")]);
+        using var api = ApiClient(secret);
+
+        var csv = ParseCsv(await api.GetStringAsync("/api/v1/usage?format=csv"));
+
+        Assert.Equal(2, csv.Count);
+        Assert.Equal("m/own", csv[1][Array.IndexOf(UsageCsv.RequestColumns, "model")]);
+    }
+
+    [Fact]
+    public async Task Bad_periods_filters_and_cursors_get_a_clear_answer_never_a_500()
+    {
+        var (_, session) = await app.SignedInAsync("bad");
+        foreach (var url in new[]
+                 {
+                     "/activity?period=custom&from=2026-12-04&to=2026-01-01", "/activity?period=custom&from=1999-01-01&to=2000-01-05",
+                     "/activity?period=custom&from=2024-01-01&to=2026-01-01", "/activity?period=custom&from=9999-12-31&to=9999-12-31",
+                 })
+        {
+            var response = await session.GetAsync(url);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Contains("data-testid=\"period-error\"", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            Assert.Equal(HttpStatusCode.BadRequest, (await session.GetAsync(url + "&handler=csv")).StatusCode);
+        }
+        foreach (var url in new[]
+                 {
+                     "/activity?period=nonsense&group=nonsense", "/activity?period=custom&from=yesterday", "/activity/requests?after=garbage",
+                     "/activity/requests?after=99999999999999999999-1", "/activity/requests?status=abc&streamed=maybe&key=not-a-guid",
+                     "/activity/requests?q=%27%3B%20drop%20table%20usage_events%3B--", "/activity/requests?from=9999-12-31&to=9999-12-31",
+                 })
+            Assert.Equal(HttpStatusCode.OK, (await session.GetAsync(url)).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await session.GetAsync("/activity/requests/no-such-request")).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await session.GetAsync("/activity/requests?handler=csv&from=2026-02-01&to=2026-01-01")).StatusCode);
+        using var anonymous = app.CreateBrowserlessClient();
+        Assert.NotEqual(HttpStatusCode.OK, (await anonymous.GetAsync("/activity")).StatusCode);
+        Assert.NotEqual(HttpStatusCode.OK, (await anonymous.GetAsync("/activity/requests?handler=csv")).StatusCode);
+    }
+
     /// <summary>RFC 4180: quoted fields may hold commas, doubled quotes and line breaks; rows end in CRLF.</summary>
     public static List<string[]> ParseCsv(string text)
     {
