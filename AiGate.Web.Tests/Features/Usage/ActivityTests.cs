@@ -374,6 +374,69 @@ public sealed partial class ActivityTests(AccountsApp app) : IClassFixture<Accou
         Assert.NotEqual(HttpStatusCode.OK, (await anonymous.GetAsync("/activity/requests?handler=csv")).StatusCode);
     }
 
+    [Fact]
+    public async Task Migration_0024_backfills_the_latency_histograms_the_rollup_writes_and_leaves_pruned_hours_unknown()
+    {
+        var rng = new Random(24);
+        var userId = await app.CreateUserAsync();
+        var rows = UsageData.Generate(rng, [(userId, [Guid.NewGuid(), Guid.NewGuid()])], 600, 4, DateTimeOffset.UtcNow);
+        await UsageData.InsertAsync(app.Database, rows);
+        await app.Services.GetRequiredService<UsageRollup>().RunAsync(CancellationToken.None);
+        const string Hours = "select coalesce(string_agg(concat_ws('|', hour, key_id, model_id, provider, coalesce(latency_histogram::text, 'null')), ',' order by hour, key_id, model_id, provider), '') from usage_rollups_hourly where user_id = ";
+        const string Days = "select coalesce(string_agg(concat_ws('|', day, key_id, model_id, provider, coalesce(latency_histogram::text, 'null')), ',' order by day, key_id, model_id, provider), '') from usage_rollups_daily where user_id = ";
+        var hours = await app.Database.ScalarAsync<string>($"{Hours}'{userId}'");
+        var days = await app.Database.ScalarAsync<string>($"{Days}'{userId}'");
+        Assert.DoesNotContain("null", hours, StringComparison.Ordinal);
+        // Each hour's histogram counts its calls by bucket, as computed here from the raw rows.
+        var expected = rows.GroupBy(r => (Hour: new DateTimeOffset(r.At.UtcTicks - r.At.UtcTicks % TimeSpan.TicksPerHour, TimeSpan.Zero), r.KeyId, r.Model, r.Provider))
+            .ToDictionary(g => g.Key, g => g.Aggregate(new long[LatencyHistogram.Bounds.Length + 1], (h, r) =>
+            {
+                h[LatencyHistogram.Bounds.Count(bound => r.LatencyMs >= bound)]++;
+                return h;
+            }));
+        await using (var dataSource = app.Database.CreateDataSource())
+        await using (var command = dataSource.CreateCommand("select hour, key_id, model_id, provider, latency_histogram from usage_rollups_hourly where user_id = $1"))
+        {
+            command.Parameters.Add(new() { Value = userId });
+            await using var reader = await command.ExecuteReaderAsync();
+            var seen = 0;
+            while (await reader.ReadAsync())
+            {
+                Assert.Equal(expected[(reader.GetFieldValue<DateTimeOffset>(0), reader.GetGuid(1), reader.GetString(2), reader.GetString(3))], reader.GetFieldValue<long[]>(4));
+                seen++;
+            }
+            Assert.Equal(expected.Count, seen);
+        }
+
+        // As before the migration: no histograms. Its backfill gives back exactly what the rollup wrote.
+        var migration = await File.ReadAllTextAsync(Path.Combine(RepoPaths.Root, "AiGate.Web", "Data", "Migrations", "0024_usage_latency_histograms.sql"));
+        var backfill = migration[migration.IndexOf("-- Backfill", StringComparison.Ordinal)..];
+        await app.Database.ExecuteAsync($"update usage_rollups_hourly set latency_histogram = null where user_id = '{userId}'; " +
+                                        $"update usage_rollups_daily set latency_histogram = null where user_id = '{userId}'");
+        await app.Database.ExecuteAsync(backfill);
+        Assert.Equal(hours, await app.Database.ScalarAsync<string>($"{Hours}'{userId}'"));
+        Assert.Equal(days, await app.Database.ScalarAsync<string>($"{Days}'{userId}'"));
+
+        // Hours whose raw events were pruned before the migration (pruning cuts at a day boundary) stay unknown, and so do their days.
+        var cutoff = UsageQueries.StartOfDay(Today.AddDays(-2));
+        var keptFrom = await app.Database.ScalarAsync<string>("select raw_kept_from::text from usage_rollup_state where id = 1");
+        await app.Database.ExecuteAsync($"update usage_rollups_hourly set latency_histogram = null where user_id = '{userId}'; " +
+                                        $"update usage_rollups_daily set latency_histogram = null where user_id = '{userId}'; " +
+                                        $"update usage_rollup_state set raw_kept_from = '{cutoff:O}' where id = 1");
+        try
+        {
+            await app.Database.ExecuteAsync(backfill);
+        }
+        finally
+        {
+            await app.Database.ExecuteAsync($"update usage_rollup_state set raw_kept_from = '{keptFrom}' where id = 1");
+        }
+        Assert.Equal(0, await app.Database.ScalarAsync<long>(
+            $"select count(*) from usage_rollups_hourly where user_id = '{userId}' and (latency_histogram is null) <> (hour < '{cutoff:O}')"));
+        Assert.Equal(0, await app.Database.ScalarAsync<long>(
+            $"select count(*) from usage_rollups_daily where user_id = '{userId}' and (latency_histogram is null) <> (day < '{cutoff.UtcDateTime:yyyy-MM-dd}')"));
+    }
+
     /// <summary>RFC 4180: quoted fields may hold commas, doubled quotes and line breaks; rows end in CRLF.</summary>
     public static List<string[]> ParseCsv(string text)
     {
