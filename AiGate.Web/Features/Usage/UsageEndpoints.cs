@@ -16,7 +16,7 @@ namespace AiGate.Web.Features.Usage;
 /// models or a credit limit: made to be handed to someone or something less trusted) sees only its own
 /// usage, never the account's other keys, their names or their models (docs/api.md).
 /// </summary>
-public sealed class UsageEndpoints(ApiKeyAuthenticator authenticator, NpgsqlDataSource dataSource, UsageQueries queries,
+public sealed class UsageEndpoints(ApiKeyAuthenticator authenticator, NpgsqlDataSource dataSource, UsageQueries queries, RequestLog log,
     IOptions<CreditsOptions> options, TimeProvider clock)
 {
     private const int DefaultDays = 30;
@@ -90,6 +90,15 @@ public sealed class UsageEndpoints(ApiKeyAuthenticator authenticator, NpgsqlData
 
         // An unrestricted key sees the owner's usage, all their keys; a restricted one only its own.
         var restricted = IsRestricted(key);
+        if (range.Csv)
+        {
+            // One row per call of the period, streamed from the raw events (a year of calls is never held in memory).
+            var filter = new RequestLogFilter(UsageQueries.StartOfDay(range.Start), UsageQueries.StartOfDay(range.End.AddDays(1)),
+                KeyId: restricted ? key.KeyId : null);
+            await UsageCsv.WriteRequestsAsync(context.Response, string.Create(CultureInfo.InvariantCulture, $"usage-{range.Start:yyyy-MM-dd}-{range.End:yyyy-MM-dd}.csv"),
+                log.StreamAsync(key.OwnerId, filter, context.RequestAborted), context.RequestAborted);
+            return;
+        }
         var summary = await queries.SummarizeDaysAsync(key.OwnerId, range.Start, range.End, range.Grouping, context.RequestAborted,
             restricted ? key.KeyId : null);
         var groups = range.Grouping == UsageGrouping.Day ? UsageQueries.FillDays(summary.Groups, range.Start, range.End) : summary.Groups;
@@ -119,6 +128,9 @@ public sealed class UsageEndpoints(ApiKeyAuthenticator authenticator, NpgsqlData
                         writer.WriteString("key_id", group.KeyId!.Value);
                         if (group.KeyName is null) writer.WriteNull("key_name"); else writer.WriteString("key_name", group.KeyName);
                         if (group.KeyPrefix is null) writer.WriteNull("key_prefix"); else writer.WriteString("key_prefix", group.KeyPrefix);
+                        break;
+                    case UsageGrouping.Provider:
+                        writer.WriteString("provider", group.Provider);
                         break;
                 }
                 WriteTotals(writer, group.Totals);
@@ -150,15 +162,18 @@ public sealed class UsageEndpoints(ApiKeyAuthenticator authenticator, NpgsqlData
     {
         UsageGrouping.Model => "model",
         UsageGrouping.Key => "key",
+        UsageGrouping.Provider => "provider",
         _ => "day",
     };
 
-    public readonly record struct UsageRange(DateOnly Start, DateOnly End, UsageGrouping Grouping);
+    /// <param name="Csv"><c>format=csv</c>: one CSV row per call of the range instead of the JSON summary.</param>
+    public readonly record struct UsageRange(DateOnly Start, DateOnly End, UsageGrouping Grouping, bool Csv = false);
 
     /// <summary>
     /// <c>start</c> and <c>end</c> are UTC days (<c>YYYY-MM-DD</c>), both included; by default the 30
     /// days ending at <c>end</c>, which defaults to today (so <c>start</c> alone means from then to today). At most
-    /// <see cref="UsageQueries.MaxDays"/> days. <c>group_by</c> is day (default), model or key.
+    /// <see cref="UsageQueries.MaxDays"/> days. <c>group_by</c> is day (default), model, key or provider; <c>format</c> json
+    /// (default) or csv.
     /// </summary>
     public static (UsageRange? Range, (string Message, string Param)? Error) ParseRange(IQueryCollection query, DateOnly today)
     {
@@ -172,7 +187,18 @@ public sealed class UsageEndpoints(ApiKeyAuthenticator authenticator, NpgsqlData
                 case "day": grouping = UsageGrouping.Day; break;
                 case "model": grouping = UsageGrouping.Model; break;
                 case "key": grouping = UsageGrouping.Key; break;
-                default: return (null, ("group_by must be one of day, model, key.", "group_by"));
+                case "provider": grouping = UsageGrouping.Provider; break;
+                default: return (null, ("group_by must be one of day, model, key, provider.", "group_by"));
+            }
+        }
+        var csv = false;
+        if (query.TryGetValue("format", out var format))
+        {
+            switch (format.Count == 1 ? format[0] : null)
+            {
+                case "json": break;
+                case "csv": csv = true; break;
+                default: return (null, ("format must be json or csv.", "format"));
             }
         }
         var last = end ?? today;
@@ -180,7 +206,7 @@ public sealed class UsageEndpoints(ApiKeyAuthenticator authenticator, NpgsqlData
         if (first > last) return (null, ("start must not be after end.", "start"));
         if (last.DayNumber - first.DayNumber + 1 > UsageQueries.MaxDays)
             return (null, ($"The range may cover at most {UsageQueries.MaxDays} days (start and end included).", start is null ? "end" : "start"));
-        return (new UsageRange(first, last, grouping), null);
+        return (new UsageRange(first, last, grouping, csv), null);
     }
 
     private static bool TryDay(IQueryCollection query, string name, out DateOnly? day, out (string, string)? error)

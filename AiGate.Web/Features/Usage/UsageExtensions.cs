@@ -10,6 +10,7 @@ public static class UsageExtensions
         builder.Services.AddSingleton<UsageQueries>();
         builder.Services.AddSingleton<UsageEndpoints>();
         builder.Services.AddSingleton<UsageRollup>();
+        builder.Services.AddSingleton<RequestLog>();
 
         var interval = builder.Configuration.GetValue($"{UsageOptions.Section}:{nameof(UsageOptions.RollupIntervalSeconds)}", 300);
         builder.AddRecurringJob<UsageRollupJob>(UsageRollupJob.Id, "usage", RecurringJobs.Every(TimeSpan.FromSeconds(Math.Max(5, interval))),

@@ -2,7 +2,7 @@ using Npgsql;
 
 namespace AiGate.Web.Features.Usage;
 
-public enum UsageGrouping { Day, Model, Key }
+public enum UsageGrouping { Day, Model, Key, Provider }
 
 /// <summary>Sums of a set of calls. Money in micro-USD.</summary>
 public readonly record struct UsageTotals(long Requests, long PromptTokens, long CompletionTokens, long CachedTokens, long CostMicros, long Errors)
@@ -14,11 +14,15 @@ public readonly record struct UsageTotals(long Requests, long PromptTokens, long
 
 /// <summary>
 /// One group of a summary. <see cref="Day"/> is set when grouped by day, <see cref="Model"/> by model,
-/// <see cref="KeyId"/> (with the key's name and prefix, null when the key no longer exists) by key.
+/// <see cref="KeyId"/> (with the key's name and prefix, null when the key no longer exists) by key, <see cref="Provider"/>
+/// by provider. <see cref="Latency"/> counts its calls per <see cref="LatencyHistogram"/> bucket (the calls whose latency
+/// is known: all but those rolled up and pruned before migration 0024); null when none is.
 /// </summary>
-public sealed record UsageGroup(DateOnly? Day, string? Model, Guid? KeyId, string? KeyName, string? KeyPrefix, UsageTotals Totals);
+public sealed record UsageGroup(DateOnly? Day, string? Model, Guid? KeyId, string? KeyName, string? KeyPrefix, UsageTotals Totals,
+    string? Provider = null, long[]? Latency = null);
 
-public sealed record UsageSummary(IReadOnlyList<UsageGroup> Groups, UsageTotals Total);
+/// <summary>The groups and their sum; <see cref="Latency"/> is the sum of the groups' latency histograms.</summary>
+public sealed record UsageSummary(IReadOnlyList<UsageGroup> Groups, UsageTotals Total, long[]? Latency = null);
 
 /// <summary>
 /// What a set of calls earned (micro-USD): <see cref="RevenueMicros"/> charged in all; <see cref="CostedRevenueMicros"/> of it
@@ -42,9 +46,9 @@ public sealed record RevenueGroup(DateOnly? Day, string? Model, Guid? UserId, Re
 
 /// <summary>
 /// Every aggregate over a user's usage (the /api/v1/usage endpoint, the dashboard's month and chart)
-/// goes through <see cref="SummarizeAsync"/>, always filtered by owner. A range of a day or less is
-/// one grouped statement over raw <c>usage_events</c> (the <c>(user_id, created_at)</c> index). A
-/// longer range reads the rollups (<see cref="UsageRollup"/>): daily rows for the whole days inside
+/// goes through <see cref="SummarizeAsync"/>, always filtered by owner. A range shorter than a day is
+/// one grouped statement over raw <c>usage_events</c> (the <c>(user_id, created_at)</c> index). One of a
+/// day or more reads the rollups (<see cref="UsageRollup"/>): daily rows for the whole days inside
 /// it, hourly rows for the whole hours at its edges, raw events for the partial hours at its very
 /// edges, plus the raw events the rollup has not reached yet (ids above its watermark). The rollups
 /// hold exactly the events up to the watermark, and the statement reads the watermark and both
@@ -59,11 +63,12 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
     /// <summary>One usage event as a row of the shape every source below produces.</summary>
     private const string RawRow = """
         (e.created_at at time zone 'UTC')::date as day, e.model_id, e.key_id, 1::bigint as requests, e.prompt_tokens,
-        e.completion_tokens, e.cached_tokens, e.cost_micros, (e.status >= 400)::int::bigint as errors, e.user_id, e.provider_cost_micros
+        e.completion_tokens, e.cached_tokens, e.cost_micros, (e.status >= 400)::int::bigint as errors, e.user_id, e.provider_cost_micros,
+        e.provider, usage_latency_histogram(e.latency_ms) as latency_histogram
         """;
 
     private const string RollupRow = "r.model_id, r.key_id, r.requests, r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.cost_micros, r.errors, r.user_id, " +
-                                     "r.provider_cost_micros";
+                                     "r.provider_cost_micros, r.provider, r.latency_histogram";
 
     /// <summary>
     /// Usage of <paramref name="userId"/> from <paramref name="from"/> (inclusive) to <paramref name="to"/>
@@ -81,11 +86,12 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
             UsageGrouping.Day => ("p.day, null::text, null::uuid, null::text, null::text", "1", "1"),
             UsageGrouping.Model => ("null::date, p.model_id, null::uuid, null::text, null::text", "2", "10 desc, 2"),
             UsageGrouping.Key => ("null::date, null::text, p.key_id, min(k.name), min(k.prefix)", "3", "10 desc, 4, 3"),
+            UsageGrouping.Provider => ("null::date, null::text, null::uuid, null::text, null::text", "p.provider", "10 desc, 13"),
             _ => throw new ArgumentOutOfRangeException(nameof(grouping)),
         };
         // The key join is owner-filtered too: a key of another user never lends its name, whatever usage_events says.
         var join = grouping == UsageGrouping.Key ? "left join api_keys k on k.id = p.key_id and k.owner_id = $1" : "";
-        var useRollups = to - from > TimeSpan.FromDays(1);
+        var useRollups = to - from >= TimeSpan.FromDays(1);
         var source = useRollups ? RollupSource(oneUser: true) : $"select {RawRow} from usage_events e where e.user_id = $1 and e.created_at >= $2 and e.created_at < $3";
         // The key is the parameter after the source's own ($4 after the raw source's three, $10 after the rollups' nine).
         var keyFilter = keyId is null ? "" : $"where p.key_id = ${(useRollups ? 10 : 4)}";
@@ -93,7 +99,8 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
         await using var command = dataSource.CreateCommand($"""
             select {select},
                    coalesce(sum(p.requests), 0)::bigint, coalesce(sum(p.prompt_tokens), 0)::bigint, coalesce(sum(p.completion_tokens), 0)::bigint,
-                   coalesce(sum(p.cached_tokens), 0)::bigint, coalesce(sum(p.cost_micros), 0)::bigint, coalesce(sum(p.errors), 0)::bigint
+                   coalesce(sum(p.cached_tokens), 0)::bigint, coalesce(sum(p.cost_micros), 0)::bigint, coalesce(sum(p.errors), 0)::bigint,
+                   usage_histogram_sum(p.latency_histogram), {(grouping == UsageGrouping.Provider ? "p.provider" : "null::text")}
             from ({source}) p {join}
             {keyFilter}
             group by {groupBy}
@@ -107,6 +114,7 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
 
         var groups = new List<UsageGroup>();
         var total = default(UsageTotals);
+        long[]? latency = null;
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
         {
@@ -117,10 +125,13 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
                 reader.IsDBNull(2) ? null : reader.GetGuid(2),
                 reader.IsDBNull(3) ? null : reader.GetString(3),
                 reader.IsDBNull(4) ? null : reader.GetString(4),
-                totals));
+                totals,
+                reader.IsDBNull(12) ? null : reader.GetString(12),
+                reader.IsDBNull(11) ? null : reader.GetFieldValue<long[]>(11)));
             total += totals;
+            latency = AddHistograms(latency, groups[^1].Latency);
         }
-        return new UsageSummary(groups, total);
+        return new UsageSummary(groups, total, latency);
     }
 
     /// <summary>
@@ -181,10 +192,10 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
     public async Task<long> MonthSpendAsync(Guid userId, DateOnly period, CancellationToken ct) =>
         (await SummarizeAsync(userId, StartOfDay(period), StartOfDay(period.AddMonths(1)), UsageGrouping.Model, ct)).Total.CostMicros;
 
-    /// <summary>$4 to $9 of <see cref="RollupSource"/> for a range longer than a day.</summary>
+    /// <summary>$4 to $9 of <see cref="RollupSource"/> for a range of a day or longer (so one whole UTC day reads its daily rows).</summary>
     private static void AddRollupParameters(NpgsqlCommand command, DateTimeOffset from, DateTimeOffset to)
     {
-        // from <= firstHour <= firstDay <= lastDay <= lastHour <= to, because the range is longer than a day.
+        // from <= firstHour <= firstDay <= lastDay <= lastHour <= to, because the range is at least a day long.
         var firstHour = CeilingTo(from, TimeSpan.FromHours(1));
         var lastHour = FloorTo(to, TimeSpan.FromHours(1));
         var firstDay = CeilingTo(from, TimeSpan.FromDays(1));
@@ -225,6 +236,15 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
             select r.day, {RollupRow} from usage_rollups_daily r
             where {r} and r.day >= $8 and r.day < $9
             """;
+    }
+
+    private static long[]? AddHistograms(long[]? a, long[]? b)
+    {
+        if (a is null) return b;
+        if (b is null) return a;
+        var sum = new long[Math.Max(a.Length, b.Length)];
+        for (var i = 0; i < sum.Length; i++) sum[i] = (i < a.Length ? a[i] : 0) + (i < b.Length ? b[i] : 0);
+        return sum;
     }
 
     private static DateTimeOffset FloorTo(DateTimeOffset at, TimeSpan unit) => new(at.UtcTicks - at.UtcTicks % unit.Ticks, TimeSpan.Zero);

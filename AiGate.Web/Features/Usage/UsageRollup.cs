@@ -26,7 +26,7 @@ public readonly record struct RollupResult(long FromEventId, long ToEventId, int
 ///
 /// Hours before <see cref="UsageRollupState.RawKeptFrom"/> may have lost their raw events to
 /// pruning; an event that arrives that late is added to its hour instead (its latency percentiles
-/// are then kept as they were).
+/// are then kept as they were, and its latency histogram stays unknown if it was).
 ///
 /// A bucket's provider list cost is null when any of its calls has none (metered before migration 0016):
 /// a partial sum would overstate the margin, so such revenue shows as "cost unknown" instead.
@@ -40,11 +40,12 @@ public sealed partial class UsageRollup(NpgsqlDataSource dataSource, TimeProvide
         count(*), coalesce(sum(e.prompt_tokens), 0)::bigint, coalesce(sum(e.completion_tokens), 0)::bigint,
         coalesce(sum(e.cached_tokens), 0)::bigint, coalesce(sum(e.cost_micros), 0)::bigint, count(*) filter (where e.status >= 400),
         percentile_disc(0.5) within group (order by e.latency_ms), percentile_disc(0.95) within group (order by e.latency_ms),
-        case when count(e.provider_cost_micros) = count(*) then sum(e.provider_cost_micros)::bigint end
+        case when count(e.provider_cost_micros) = count(*) then sum(e.provider_cost_micros)::bigint end,
+        usage_histogram_sum(usage_latency_histogram(e.latency_ms))
         """;
 
     private const string Columns = "user_id, hour, key_id, model_id, provider, requests, prompt_tokens, completion_tokens, cached_tokens, " +
-                                   "cost_micros, errors, latency_p50_ms, latency_p95_ms, provider_cost_micros";
+                                   "cost_micros, errors, latency_p50_ms, latency_p95_ms, provider_cost_micros, latency_histogram";
 
     public async Task<RollupResult> RunAsync(CancellationToken ct)
     {
@@ -92,11 +93,12 @@ public sealed partial class UsageRollup(NpgsqlDataSource dataSource, TimeProvide
                 requests = r.requests + excluded.requests, prompt_tokens = r.prompt_tokens + excluded.prompt_tokens,
                 completion_tokens = r.completion_tokens + excluded.completion_tokens, cached_tokens = r.cached_tokens + excluded.cached_tokens,
                 cost_micros = r.cost_micros + excluded.cost_micros, errors = r.errors + excluded.errors,
-                provider_cost_micros = r.provider_cost_micros + excluded.provider_cost_micros
+                provider_cost_micros = r.provider_cost_micros + excluded.provider_cost_micros,
+                latency_histogram = case when r.latency_histogram is not null then usage_histogram_add(r.latency_histogram, excluded.latency_histogram) end
             """, ct, watermark, high, keptFrom);
 
         // Days: the sums of their hours (exact, and cheap: at most 24 rows per group). Latency
-        // percentiles do not add up, so days carry none; the hourly rows have them.
+        // percentiles do not add up, so days carry none; the sum of their hours' latency histograms gives p50/p95 instead.
         await ExecuteAsync(connection, tx, """
             create temp table rollup_dirty_days on commit drop as
                 select distinct user_id, (hour at time zone 'UTC')::date as day from rollup_dirty
@@ -106,10 +108,11 @@ public sealed partial class UsageRollup(NpgsqlDataSource dataSource, TimeProvide
             """, ct);
         await ExecuteAsync(connection, tx, """
             insert into usage_rollups_daily (user_id, day, key_id, model_id, provider, requests, prompt_tokens, completion_tokens,
-                                             cached_tokens, cost_micros, errors, provider_cost_micros)
+                                             cached_tokens, cost_micros, errors, provider_cost_micros, latency_histogram)
             select h.user_id, d.day, h.key_id, h.model_id, h.provider, sum(h.requests)::bigint, sum(h.prompt_tokens)::bigint,
                    sum(h.completion_tokens)::bigint, sum(h.cached_tokens)::bigint, sum(h.cost_micros)::bigint, sum(h.errors)::bigint,
-                   case when count(h.provider_cost_micros) = count(*) then sum(h.provider_cost_micros)::bigint end
+                   case when count(h.provider_cost_micros) = count(*) then sum(h.provider_cost_micros)::bigint end,
+                   case when count(h.latency_histogram) = count(*) then usage_histogram_sum(h.latency_histogram) end
             from rollup_dirty_days d
             join usage_rollups_hourly h on h.user_id = d.user_id
                  and h.hour >= d.day::timestamp at time zone 'UTC' and h.hour < (d.day + 1)::timestamp at time zone 'UTC'

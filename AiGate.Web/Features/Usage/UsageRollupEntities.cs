@@ -18,6 +18,11 @@ public abstract class UsageRollupTotals
     /// <summary>The sum of the calls' provider list cost; null when any call of the bucket has none (metered before migration 0016).</summary>
     public long? ProviderCostMicros { get; set; }
     public long Errors { get; set; }
+    /// <summary>
+    /// Calls per latency bucket (<see cref="LatencyHistogram.Bounds"/>), from which p50/p95 of any range and grouping are
+    /// read; null when the bucket's latencies are unknown (raw events pruned before migration 0024 added it).
+    /// </summary>
+    public long[]? LatencyHistogram { get; set; }
 }
 
 /// <summary>
