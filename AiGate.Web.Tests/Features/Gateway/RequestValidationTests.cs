@@ -30,6 +30,9 @@ public sealed class RequestValidationTests(AiGateApp app) : IClassFixture<AiGate
         { """{"model":"echo/echo-1","messages":[{"role":"user","content":"x"}],"stream_options":7}""", 400, "stream_options" },
         { """{"model":"no/such-model","messages":[{"role":"user","content":"x"}]}""", 404, "model" },
         { """{"model":"echo/echo-embed","messages":[{"role":"user","content":"x"}]}""", 400, "model" },
+        // Priced by OpenAI outside the usage we bill from: refused before anything is reserved.
+        { """{"model":"echo/echo-1","messages":[{"role":"user","content":"x"}],"service_tier":"priority"}""", 400, "service_tier" },
+        { """{"model":"echo/echo-1","messages":[{"role":"user","content":"x"}],"web_search_options":{}}""", 400, "web_search_options" },
     };
 
     [Theory]

@@ -18,6 +18,8 @@ public sealed class ChatCompletionsEndpoint(GatewayAdmission admission, Generati
     private static readonly string[] Roles = ["system", "developer", "user", "assistant", "tool", "function"];
     private readonly GatewayOptions _options = options.Value;
 
+    private static readonly PassthroughRoute ChatRoute = new("chat/completions", null, AllowsStream: true, Embeddings: false);
+
     public async Task HandleAsync(HttpContext context)
     {
         var started = Stopwatch.GetTimestamp();
@@ -81,6 +83,13 @@ public sealed class ChatCompletionsEndpoint(GatewayAdmission admission, Generati
             }
         }
 
+        // What OpenAI prices outside the usage we bill from (its priority tier, per-call web search) is refused
+        // before anything is reserved, by the same rules as the pass-through and /responses.
+        if (PassthroughRules.Unpriceable(ProviderKind.OpenAi, ChatRoute, body, null, "on /api/v1/chat/completions") is { } unpriced)
+        {
+            await ApiErrors.InvalidRequestAsync(context, unpriced, ParamOf(unpriced));
+            return null;
+        }
         if (await pipeline.ResolveChatModelAsync(context, key, modelName) is not { } model) return null;
         // Both limits are checked (an OpenAI-compatible server may honour either); the one forwarded to
         // translated providers is OpenAI's rule, max_completion_tokens first, and the reservation covers the larger.
