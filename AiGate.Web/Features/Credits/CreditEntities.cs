@@ -113,6 +113,8 @@ public sealed class UsageEvent
     /// <summary>Tokens were counted by us, not reported by the provider (a stream cut short, a provider without usage).</summary>
     public bool Estimated { get; set; }
     public bool Streamed { get; set; }
+    /// <summary>Served with the account's own provider key (BYOK): <see cref="CostMicros"/> is the BYOK fee, <see cref="ProviderCostMicros"/> 0.</summary>
+    public bool Byok { get; set; }
     public int Status { get; set; }
     public int LatencyMs { get; set; }
     public int? TimeToFirstByteMs { get; set; }
@@ -185,6 +187,8 @@ public sealed class StreamCheckpoint
     public long CostMicros { get; set; }
     /// <summary>The same usage at the provider's list prices (see <see cref="UsageEvent"/>).</summary>
     public long ProviderCostMicros { get; set; }
+    /// <summary>The stream runs on the account's own provider key (BYOK).</summary>
+    public bool Byok { get; set; }
     public DateTimeOffset StartedAt { get; set; }
     public DateTimeOffset UpdatedAt { get; set; }
 

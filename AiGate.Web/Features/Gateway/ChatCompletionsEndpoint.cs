@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using AiGate.Web.Features.Byok;
 using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Features.Models;
@@ -15,7 +16,7 @@ namespace AiGate.Web.Features.Gateway;
 /// </summary>
 public sealed partial class ChatCompletionsEndpoint(
     GatewayAdmission admission, ModelCatalog catalog, UpstreamRouter router, Metering metering, RateLimits rateLimits, IOptions<GatewayOptions> options,
-    OpenStreams streams, StreamCheckpoints checkpoints, StreamRelay relay, ILogger<ChatCompletionsEndpoint> logger)
+    OpenStreams streams, StreamCheckpoints checkpoints, StreamRelay relay, ByokGateway byokGateway, ILogger<ChatCompletionsEndpoint> logger)
 {
     private static readonly string[] Roles = ["system", "developer", "user", "assistant", "tool", "function"];
     private readonly GatewayOptions _options = options.Value;
@@ -28,6 +29,8 @@ public sealed partial class ChatCompletionsEndpoint(
         if (await RequestBody.ReadObjectAsync(context, _options.MaxRequestBytes) is not var (body, _)) return;
         var call = await ValidateAsync(context, key, body);
         if (call is null) return;
+        var (byokRefused, byok) = await byokGateway.ForCallAsync(context, key, call.Model);
+        if (byokRefused) return;
         using var slot = streams.TryOpen(call.Stream);
         if (!slot.Granted)
         {
@@ -39,7 +42,7 @@ public sealed partial class ChatCompletionsEndpoint(
         var promptBound = ChatBilling.PromptBound(call);
         var admittedTokens = promptBound + call.OutputBound;
         if (!await rateLimits.AdmitTokensAsync(context, key, admittedTokens)) return;
-        var worstCase = Metering.WorstCaseMicros(call.Pricing, promptBound, call.OutputBound);
+        var worstCase = Metering.WorstCaseMicros(byokGateway.ReservePricing(byok, call.Model), promptBound, call.OutputBound);
         if (await metering.ReserveOrRefuseAsync(context, key, worstCase) is not { } reservation) return;
         var outcome = new MeteredOutcome("", null, StatusCodes.Status502BadGateway, call.Stream, null);
         var checkpoint = call.Stream ? checkpoints.Open(context.TraceIdentifier, reservation, key, call.Model) : null;
@@ -47,21 +50,27 @@ public sealed partial class ChatCompletionsEndpoint(
         {
             using var route = await router.SendAsync(call.Model, call.Stream, (provider, upstreamModel, apiKey) =>
                 call.Choices > 1 && !provider.Adapter.SupportsChoices ? null : provider.Adapter.CreateChatRequest(provider, call, upstreamModel, apiKey),
-                context.RequestAborted);
+                context.RequestAborted, byok);
+            // Served (or started) with the user's own key: billed the BYOK fee from here on, the cost in the answer included.
+            if (route.Byok) call.Pricing = byok!.FeePricing;
             if (await GatewayResponses.WriteRouteFailureAsync(context, route))
             {
                 // The upstream had the whole request when the client left: it may be generating and
                 // billing us, so the client pays at least its prompt (issue 11 #4). Our own timeouts and
                 // upstream failures are not billed.
                 var promptOnly = route is { Outcome: RouteOutcome.ClientAborted, RequestSent: true } ? ChatBilling.PromptOnly(call) : (TokenUsage?)null;
-                outcome = outcome with { Provider = route.Provider?.Name ?? "", Status = context.Response.StatusCode, Usage = promptOnly };
+                outcome = outcome with
+                {
+                    Provider = route.Provider?.Name ?? "", Status = context.Response.StatusCode, Usage = promptOnly, Pricing = call.Pricing, Byok = route.Byok,
+                };
                 return;
             }
 
             var provider = route.Provider!;
             context.Response.Headers["X-AiGate-Provider"] = provider.Name;
+            if (route.Byok) context.Response.Headers["X-AiGate-Byok"] = "true";
             var ttfb = (int)route.UpstreamTime.TotalMilliseconds;
-            if (checkpoint is not null) checkpoint.Provider = provider.Name;
+            checkpoint?.Routed(provider.Name, call.Pricing, route.Byok);
             TokenUsage? usage;
             if (call.Stream)
             {
@@ -69,7 +78,7 @@ public sealed partial class ChatCompletionsEndpoint(
                 usage = await relay.RelayAsync(context, call, route, started, checkpoint, translator, new SseWriter(context.Response.BodyWriter));
             }
             else usage = await RelayJsonAsync(context, call, route, started);
-            outcome = new MeteredOutcome(provider.Name, usage, context.Response.StatusCode, call.Stream, ttfb);
+            outcome = new MeteredOutcome(provider.Name, usage, context.Response.StatusCode, call.Stream, ttfb, call.Pricing, route.Byok);
         }
         finally
         {
@@ -124,8 +133,14 @@ public sealed partial class ChatCompletionsEndpoint(
             }
         }
 
-        var model = await catalog.FindAsync(modelName, context.RequestAborted);
-        if (model is null)
+        // byok/<label>/<model>: the account's own OpenAI-compatible endpoint (the 404 is written there when it has none of that label).
+        ResolvedModel? model;
+        if (CustomModels.IsCustom(modelName))
+        {
+            model = await byokGateway.ResolveCustomAsync(context, key, modelName);
+            if (model is null) return null;
+        }
+        else if ((model = await catalog.FindAsync(modelName, context.RequestAborted)) is null)
         {
             await ApiErrors.ModelNotFoundAsync(context, modelName);
             return null;

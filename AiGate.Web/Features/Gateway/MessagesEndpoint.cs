@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using AiGate.Web.Features.Byok;
 using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Features.Models;
@@ -22,7 +23,8 @@ namespace AiGate.Web.Features.Gateway;
 /// </summary>
 public sealed partial class MessagesEndpoint(
     GatewayAdmission admission, ApiKeyAuthenticator authenticator, ModelCatalog catalog, UpstreamRouter router, Metering metering, RateLimits rateLimits,
-    IOptions<GatewayOptions> options, OpenStreams streams, StreamCheckpoints checkpoints, StreamRelay relay, ILogger<MessagesEndpoint> logger)
+    IOptions<GatewayOptions> options, OpenStreams streams, StreamCheckpoints checkpoints, StreamRelay relay, ByokGateway byokGateway,
+    ILogger<MessagesEndpoint> logger)
 {
     private const string UpstreamAnthropicVersion = "2023-06-01";
     /// <summary>count_tokens' estimate of an image: Anthropic's own cap for an image it has resized (about 1.15 megapixels ÷ 750).</summary>
@@ -42,6 +44,8 @@ public sealed partial class MessagesEndpoint(
         var messages = await ValidateAsync(context, key, body, counting: false);
         if (messages is null) return;
         var call = messages.Call;
+        var (byokRefused, byok) = await byokGateway.ForCallAsync(context, key, call.Model);
+        if (byokRefused) return;
         using var slot = streams.TryOpen(call.Stream);
         if (!slot.Granted)
         {
@@ -53,25 +57,31 @@ public sealed partial class MessagesEndpoint(
         var promptBound = ChatBilling.PromptBound(call);
         var admittedTokens = promptBound + call.OutputBound;
         if (!await rateLimits.AdmitTokensAsync(context, key, admittedTokens)) return;
-        var worstCase = Metering.WorstCaseMicros(call.Pricing, promptBound, call.OutputBound);
+        var worstCase = Metering.WorstCaseMicros(byokGateway.ReservePricing(byok, call.Model), promptBound, call.OutputBound);
         if (await metering.ReserveOrRefuseAsync(context, key, worstCase) is not { } reservation) return;
         var outcome = new MeteredOutcome("", null, StatusCodes.Status502BadGateway, call.Stream, null);
         var checkpoint = call.Stream ? checkpoints.Open(context.TraceIdentifier, reservation, key, call.Model) : null;
         try
         {
             using var route = await router.SendAsync(call.Model, call.Stream, (provider, upstreamModel, apiKey) => CreateRequest(context, provider, messages, upstreamModel, apiKey),
-                context.RequestAborted);
+                context.RequestAborted, byok);
+            // Served (or started) with the user's own key: billed the BYOK fee from here on.
+            if (route.Byok) call.Pricing = byok!.FeePricing;
             if (await GatewayResponses.WriteRouteFailureAsync(context, route))
             {
                 var promptOnly = route is { Outcome: RouteOutcome.ClientAborted, RequestSent: true } ? ChatBilling.PromptOnly(call) : (TokenUsage?)null;
-                outcome = outcome with { Provider = route.Provider?.Name ?? "", Status = context.Response.StatusCode, Usage = promptOnly };
+                outcome = outcome with
+                {
+                    Provider = route.Provider?.Name ?? "", Status = context.Response.StatusCode, Usage = promptOnly, Pricing = call.Pricing, Byok = route.Byok,
+                };
                 return;
             }
 
             var provider = route.Provider!;
             context.Response.Headers["X-AiGate-Provider"] = provider.Name;
+            if (route.Byok) context.Response.Headers["X-AiGate-Byok"] = "true";
             var ttfb = (int)route.UpstreamTime.TotalMilliseconds;
-            if (checkpoint is not null) checkpoint.Provider = provider.Name;
+            checkpoint?.Routed(provider.Name, call.Pricing, route.Byok);
             var native = provider.Kind == ProviderKind.Anthropic;
             TokenUsage? usage;
             if (call.Stream)
@@ -83,7 +93,7 @@ public sealed partial class MessagesEndpoint(
                 usage = await relay.RelayAsync(context, call, route, started, checkpoint, translator, writer);
             }
             else usage = await RelayJsonAsync(context, call, route, started, native);
-            outcome = new MeteredOutcome(provider.Name, usage, context.Response.StatusCode, call.Stream, ttfb);
+            outcome = new MeteredOutcome(provider.Name, usage, context.Response.StatusCode, call.Stream, ttfb, call.Pricing, route.Byok);
         }
         finally
         {
@@ -158,8 +168,14 @@ public sealed partial class MessagesEndpoint(
             return null;
         }
 
-        var model = await catalog.FindAsync(modelName, context.RequestAborted);
-        if (model is null)
+        // byok/<label>/<model>: the account's own OpenAI-compatible endpoint (the 404 is written there when it has none of that label).
+        ResolvedModel? model;
+        if (CustomModels.IsCustom(modelName))
+        {
+            model = await byokGateway.ResolveCustomAsync(context, key, modelName);
+            if (model is null) return null;
+        }
+        else if ((model = await catalog.FindAsync(modelName, context.RequestAborted)) is null)
         {
             await ApiErrors.ModelNotFoundAsync(context, modelName);
             return null;
