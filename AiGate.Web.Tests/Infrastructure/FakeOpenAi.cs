@@ -76,6 +76,7 @@ public sealed class FakeOpenAi : IAsyncDisposable
     /// <summary>OpenAI's <c>GET /v1/models</c>: <c>{"object":"list","data":[{"id","object":"model","created","owned_by"}]}</c>.</summary>
     private async Task ModelsAsync(HttpContext context)
     {
+        if (await RefusedKeyAsync(context)) return;
         if (await FailedAsync(context, ModelsMode)) return;
         context.Response.ContentType = "application/json";
         await context.Response.WriteAsync(new JsonObject

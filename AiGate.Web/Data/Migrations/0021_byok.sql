@@ -21,5 +21,6 @@ create table user_provider_keys (
 create unique index ix_user_provider_keys_user_id_label on user_provider_keys (user_id, label);
 
 -- A call served with the user's own key (BYOK) is billed the BYOK fee, and marked so on its usage row.
+-- The default (also in the EF model) fills the rows already there and keeps writers that predate the column working.
 alter table usage_events add column byok boolean not null default false;
 alter table stream_checkpoints add column byok boolean not null default false;

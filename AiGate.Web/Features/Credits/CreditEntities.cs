@@ -128,6 +128,7 @@ public sealed class UsageEvent
             b.Property(e => e.RequestId).HasMaxLength(64);
             b.Property(e => e.ModelId).HasMaxLength(128);
             b.Property(e => e.Provider).HasMaxLength(64);
+            b.Property(e => e.Byok).HasDefaultValue(false);
             b.HasIndex(e => e.RequestId).IsUnique();
             b.HasIndex(e => new { e.UserId, e.CreatedAt });
             b.HasIndex(e => new { e.KeyId, e.CreatedAt });
@@ -201,6 +202,7 @@ public sealed class StreamCheckpoint
             b.Property(c => c.RequestId).HasMaxLength(64);
             b.Property(c => c.ModelId).HasMaxLength(128);
             b.Property(c => c.Provider).HasMaxLength(64);
+            b.Property(c => c.Byok).HasDefaultValue(false);
             b.HasIndex(c => c.LeaseId);
         }
     }
