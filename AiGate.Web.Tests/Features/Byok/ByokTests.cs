@@ -111,6 +111,53 @@ public sealed class ByokTests(ByokApp app) : IClassFixture<ByokApp>
     }
 
     [Fact]
+    public async Task A_streamed_call_with_the_users_key_is_billed_the_fee()
+    {
+        var user = await UserAsync();
+        const string secret = "sk-user-stream-openai-2468";
+        Assert.Equal(HttpStatusCode.Redirect, (await AddKeyAsync(user, "openai", secret)).StatusCode);
+        app.OpenAi.PromptTokens = 1000;
+        app.OpenAi.CompletionTokens = 500;
+
+        using var response = await user.Api.PostAsJsonAsync("/api/v1/chat/completions", new
+        {
+            model = ByokApp.OpenAiModel, stream = true, stream_options = new { include_usage = true },
+            messages = new[] { new { role = "user", content = "hi" } }, max_tokens = 50,
+        });
+        var body = await response.Content.ReadAsStringAsync();
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Contains("[DONE]", body);
+        Assert.Equal(secret, OpenAiKeysSeen()[^1]);
+        var usage = await LastUsageAsync(user.Id);
+        Assert.True(usage.Byok);
+        Assert.Equal(Fee(1500), usage.Cost);
+        await AssertLedgerEqualsBalanceAsync(user.Id, 10_000_000 - Fee(1500));
+    }
+
+    [Fact]
+    public async Task A_change_announced_by_another_instance_reaches_this_one_within_seconds()
+    {
+        var user = await UserAsync();
+        const string secret = "sk-user-notice-openai-1357";
+        Assert.Equal(HttpStatusCode.Redirect, (await AddKeyAsync(user, "openai", secret)).StatusCode);
+        using (var first = await ChatAsync(user.Api, ByokApp.OpenAiModel)) Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        Assert.Equal(secret, OpenAiKeysSeen()[^1]);   // the keys are now in this instance's memory
+
+        // Another instance deletes the key and announces it, as its page does (the row gone, the notice on commit).
+        await app.Database.ExecuteAsync($"delete from user_provider_keys where user_id = '{user.Id}'; select pg_notify('aigate_cache', 'byok:{user.Id:D}');");
+
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (true)
+        {
+            using (var response = await ChatAsync(user.Api, ByokApp.OpenAiModel)) Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            if (OpenAiKeysSeen()[^1] == ByokApp.PlatformOpenAiKey) break;
+            Assert.True(DateTime.UtcNow < deadline, "this instance kept using the deleted key");
+            await Task.Delay(100);
+        }
+    }
+
+    [Fact]
     public async Task Another_account_never_uses_this_users_key_and_a_deleted_key_stops_being_used_at_once()
     {
         var owner = await UserAsync();
