@@ -297,6 +297,10 @@ public sealed class ByokTests(ByokApp app) : IClassFixture<ByokApp>
         Assert.Equal(150, usage.Cost);   // 1,500 tokens at $0.10 per million
         await AssertLedgerEqualsBalanceAsync(user.Id, 10_000_000 - 150);
 
+        // A name too long for a usage row is refused before anything is sent (it could not be billed).
+        using var tooLong = await ChatAsync(user.Api, "byok/mine/" + new string('m', 119));
+        Assert.Equal(HttpStatusCode.NotFound, tooLong.StatusCode);
+
         // Another account has no endpoint of that label.
         var other = await UserAsync();
         using var missing = await ChatAsync(other.Api, "byok/mine/some-org/model-x");

@@ -68,12 +68,15 @@ public sealed class CustomModels(IOptions<BillingOptions> billing)
     /// <summary>A custom endpoint's limits are unknown: the reservation uses the default output cap unless the client sets one.</summary>
     private const int UnknownLimit = 1_000_000;
 
+    /// <summary>The longest model id a usage row holds (<c>usage_events.model_id</c>): a longer name could not be billed.</summary>
+    public const int MaxIdLength = 128;
+
     public static bool IsCustom(string model) => model.StartsWith(Prefix, StringComparison.Ordinal);
 
-    /// <summary>The label and upstream model of <c>byok/{label}/{model}</c>, or null when the name is not of that shape.</summary>
+    /// <summary>The label and upstream model of <c>byok/{label}/{model}</c>, or null when the name is not of that shape or too long.</summary>
     public static (string Label, string Model)? Parse(string model)
     {
-        if (!IsCustom(model)) return null;
+        if (!IsCustom(model) || model.Length > MaxIdLength) return null;
         var rest = model.AsSpan(Prefix.Length);
         var slash = rest.IndexOf('/');
         if (slash <= 0 || slash == rest.Length - 1) return null;

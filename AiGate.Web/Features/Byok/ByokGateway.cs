@@ -25,8 +25,9 @@ public sealed partial class ByokGateway(ByokKeys keys, CustomModels customModels
             return customModels.Resolve(name, endpoint, p.Model);
         if (!context.Response.HasStarted)
             await ApiErrors.WriteAsync(context, StatusCodes.Status404NotFound,
-                $"The model `{name}` does not exist: custom endpoints are called as byok/<label>/<model>, with the label of one of your " +
-                "endpoints on the Provider keys page.", "invalid_request_error", "model_not_found", "model");
+                $"The model `{(name.Length > CustomModels.MaxIdLength ? name[..CustomModels.MaxIdLength] + "…" : name)}` does not exist: custom endpoints " +
+                $"are called as byok/<label>/<model> (at most {CustomModels.MaxIdLength} characters), with the label of one of your endpoints on the " +
+                "Provider keys page.", "invalid_request_error", "model_not_found", "model");
         return null;
     }
 

@@ -204,7 +204,7 @@ public sealed partial class ByokKeys : BackgroundService
     {
         try
         {
-            var owners = new List<Guid>();
+            var owners = new HashSet<Guid>();
             await using (var connection = await _dataSource.OpenConnectionAsync(ct))
             await using (var select = new NpgsqlCommand("select distinct user_id from user_provider_keys", connection))
             await using (var reader = await select.ExecuteReaderAsync(ct))
