@@ -105,7 +105,13 @@ public sealed class ByokTests(ByokApp app) : IClassFixture<ByokApp>
         var json = await response.Content.ReadFromJsonAsync<JsonObject>();
         Assert.Equal(0.000135m, json!["usage"]!["cost"]!.GetValue<decimal>());
         await AssertLedgerEqualsBalanceAsync(user.Id, 10_000_000 - 135);
-        // The dashboard's request list marks it.
+        // /api/v1/usage counts it, and the dashboard's request list marks it.
+        var usageApi = await user.Api.GetFromJsonAsync<JsonObject>("/api/v1/usage");
+        Assert.Equal(1, usageApi!["total"]!["byok_requests"]!.GetValue<long>());
+        Assert.Equal(1, usageApi["total"]!["requests"]!.GetValue<long>());
+        await app.Services.GetRequiredService<AiGate.Web.Features.Usage.UsageRollup>().RunAsync(CancellationToken.None);
+        var rolledUp = await user.Api.GetFromJsonAsync<JsonObject>("/api/v1/usage");
+        Assert.Equal(1, rolledUp!["total"]!["byok_requests"]!.GetValue<long>());
         Assert.Contains("data-testid=\"byok-badge\"", await user.Session.TextAsync("/dashboard"));
         await AssertNowhereInClearAsync(secret);
     }

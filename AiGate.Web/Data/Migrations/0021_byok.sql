@@ -24,3 +24,6 @@ create unique index ix_user_provider_keys_user_id_label on user_provider_keys (u
 -- The default (also in the EF model) fills the rows already there and keeps writers that predate the column working.
 alter table usage_events add column byok boolean not null default false;
 alter table stream_checkpoints add column byok boolean not null default false;
+-- How many of a bucket's calls were BYOK (/api/v1/usage reports it per group); 0 for buckets rolled up before.
+alter table usage_rollups_hourly add column byok_requests bigint not null default 0;
+alter table usage_rollups_daily add column byok_requests bigint not null default 0;

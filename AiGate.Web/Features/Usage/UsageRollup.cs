@@ -40,11 +40,11 @@ public sealed partial class UsageRollup(NpgsqlDataSource dataSource, TimeProvide
         count(*), coalesce(sum(e.prompt_tokens), 0)::bigint, coalesce(sum(e.completion_tokens), 0)::bigint,
         coalesce(sum(e.cached_tokens), 0)::bigint, coalesce(sum(e.cost_micros), 0)::bigint, count(*) filter (where e.status >= 400),
         percentile_disc(0.5) within group (order by e.latency_ms), percentile_disc(0.95) within group (order by e.latency_ms),
-        case when count(e.provider_cost_micros) = count(*) then sum(e.provider_cost_micros)::bigint end
+        case when count(e.provider_cost_micros) = count(*) then sum(e.provider_cost_micros)::bigint end, count(*) filter (where e.byok)
         """;
 
     private const string Columns = "user_id, hour, key_id, model_id, provider, requests, prompt_tokens, completion_tokens, cached_tokens, " +
-                                   "cost_micros, errors, latency_p50_ms, latency_p95_ms, provider_cost_micros";
+                                   "cost_micros, errors, latency_p50_ms, latency_p95_ms, provider_cost_micros, byok_requests";
 
     public async Task<RollupResult> RunAsync(CancellationToken ct)
     {
@@ -92,7 +92,7 @@ public sealed partial class UsageRollup(NpgsqlDataSource dataSource, TimeProvide
                 requests = r.requests + excluded.requests, prompt_tokens = r.prompt_tokens + excluded.prompt_tokens,
                 completion_tokens = r.completion_tokens + excluded.completion_tokens, cached_tokens = r.cached_tokens + excluded.cached_tokens,
                 cost_micros = r.cost_micros + excluded.cost_micros, errors = r.errors + excluded.errors,
-                provider_cost_micros = r.provider_cost_micros + excluded.provider_cost_micros
+                provider_cost_micros = r.provider_cost_micros + excluded.provider_cost_micros, byok_requests = r.byok_requests + excluded.byok_requests
             """, ct, watermark, high, keptFrom);
 
         // Days: the sums of their hours (exact, and cheap: at most 24 rows per group). Latency
@@ -106,10 +106,10 @@ public sealed partial class UsageRollup(NpgsqlDataSource dataSource, TimeProvide
             """, ct);
         await ExecuteAsync(connection, tx, """
             insert into usage_rollups_daily (user_id, day, key_id, model_id, provider, requests, prompt_tokens, completion_tokens,
-                                             cached_tokens, cost_micros, errors, provider_cost_micros)
+                                             cached_tokens, cost_micros, errors, provider_cost_micros, byok_requests)
             select h.user_id, d.day, h.key_id, h.model_id, h.provider, sum(h.requests)::bigint, sum(h.prompt_tokens)::bigint,
                    sum(h.completion_tokens)::bigint, sum(h.cached_tokens)::bigint, sum(h.cost_micros)::bigint, sum(h.errors)::bigint,
-                   case when count(h.provider_cost_micros) = count(*) then sum(h.provider_cost_micros)::bigint end
+                   case when count(h.provider_cost_micros) = count(*) then sum(h.provider_cost_micros)::bigint end, sum(h.byok_requests)::bigint
             from rollup_dirty_days d
             join usage_rollups_hourly h on h.user_id = d.user_id
                  and h.hour >= d.day::timestamp at time zone 'UTC' and h.hour < (d.day + 1)::timestamp at time zone 'UTC'

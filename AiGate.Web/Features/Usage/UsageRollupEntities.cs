@@ -18,6 +18,8 @@ public abstract class UsageRollupTotals
     /// <summary>The sum of the calls' provider list cost; null when any call of the bucket has none (metered before migration 0016).</summary>
     public long? ProviderCostMicros { get; set; }
     public long Errors { get; set; }
+    /// <summary>How many of <see cref="Requests"/> were served with the user's own provider key (BYOK).</summary>
+    public long ByokRequests { get; set; }
 }
 
 /// <summary>
@@ -40,6 +42,7 @@ public sealed class UsageRollupHour : UsageRollupTotals
             b.HasKey(r => new { r.UserId, r.Hour, r.KeyId, r.ModelId, r.Provider });
             b.Property(r => r.ModelId).HasMaxLength(128);
             b.Property(r => r.Provider).HasMaxLength(64);
+            b.Property(r => r.ByokRequests).HasDefaultValue(0L);
         }
     }
 }
@@ -62,6 +65,7 @@ public sealed class UsageRollupDay : UsageRollupTotals
             b.HasIndex(r => r.Day);
             b.Property(r => r.ModelId).HasMaxLength(128);
             b.Property(r => r.Provider).HasMaxLength(64);
+            b.Property(r => r.ByokRequests).HasDefaultValue(0L);
         }
     }
 }
