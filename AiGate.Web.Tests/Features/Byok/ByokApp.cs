@@ -18,6 +18,7 @@ namespace AiGate.Web.Tests.Features.Byok;
 public sealed class ByokApp : AccountsApp
 {
     public const string OpenAiModel = "openai/byok-chat";
+    public const string EmbeddingModel = "openai/byok-embed";
     public const string AnthropicModel = "anthropic/byok-claude";
     public const string GeminiModel = "google/byok-gemini";
     public const string BadGeminiModel = "google/byok-gemini-bad";
@@ -46,6 +47,8 @@ public sealed class ByokApp : AccountsApp
         await Database.InsertMeteredModelAsync(AnthropicModel, "BYOK Claude", "anthropic", "claude-sonnet-4-5", maxOutputTokens: 4096);
         await Database.InsertMeteredModelAsync(GeminiModel, "BYOK Gemini", "gemini", "gemini-2.5-flash");
         await Database.InsertMeteredModelAsync(BadGeminiModel, "BYOK Gemini bad platform key", "gembad", "gemini-2.5-flash");
+        await Database.InsertMeteredModelAsync(EmbeddingModel, "BYOK embeddings", "openai", "text-embedding-3-small");
+        await Database.ExecuteAsync($"update models set kind = 'embedding' where id = '{EmbeddingModel}'");
         await Database.ExecuteAsync($"update models set margin_basis_points = {Margin} where id like '%byok%'");
         await Services.GetRequiredService<ModelCatalog>().ReloadAsync(CancellationToken.None);
     }

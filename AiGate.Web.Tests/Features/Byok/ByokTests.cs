@@ -142,6 +142,25 @@ public sealed class ByokTests(ByokApp app) : IClassFixture<ByokApp>
     }
 
     [Fact]
+    public async Task Embeddings_go_upstream_with_the_users_key_and_are_billed_the_fee()
+    {
+        var user = await UserAsync();
+        const string secret = "sk-user-embed-openai-9753";
+        Assert.Equal(HttpStatusCode.Redirect, (await AddKeyAsync(user, "openai", secret)).StatusCode);
+        app.OpenAi.PromptTokens = 1000;
+
+        using var response = await user.Api.PostAsJsonAsync("/api/v1/embeddings", new { model = ByokApp.EmbeddingModel, input = new[] { "a", "b" } });
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var sent = app.OpenAi.Requests.Last(r => r.PathAndQuery == "/v1/embeddings");
+        Assert.Equal("Bearer " + secret, sent.Headers["Authorization"]);
+        var usage = await LastUsageAsync(user.Id);
+        Assert.True(usage.Byok);
+        Assert.Equal(Fee(1000), usage.Cost);
+        await AssertLedgerEqualsBalanceAsync(user.Id, 10_000_000 - Fee(1000));
+    }
+
+    [Fact]
     public async Task A_change_announced_by_another_instance_reaches_this_one_within_seconds()
     {
         var user = await UserAsync();
