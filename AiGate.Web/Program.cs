@@ -3,6 +3,7 @@ using AiGate.Web.Data.Migrations;
 using AiGate.Web.Features.Accounts;
 using AiGate.Web.Features.Alerts;
 using AiGate.Web.Features.Billing;
+using AiGate.Web.Features.Byok;
 using AiGate.Web.Features.Admin;
 using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Demo;
@@ -37,6 +38,7 @@ try
     builder.AddCredits();
     builder.AddGateway();
     builder.AddProviderKeys();
+    builder.AddByok();
     builder.AddProviderHealth();
     builder.AddDemo();
     builder.AddUsage();

@@ -61,6 +61,7 @@ public sealed partial class FakeOpenAi : IAsyncDisposable
             app.MapGet("/v1/models", fake.ModelsAsync);
             app.MapPost("/v1/responses", fake.ResponsesAsync);
             app.MapPost("/v1/completions", fake.CompletionsAsync);
+            app.MapPost("/v1/embeddings", fake.EmbeddingsAsync);
         });
         return fake;
     }
@@ -78,6 +79,7 @@ public sealed partial class FakeOpenAi : IAsyncDisposable
     /// <summary>OpenAI's <c>GET /v1/models</c>: <c>{"object":"list","data":[{"id","object":"model","created","owned_by"}]}</c>.</summary>
     private async Task ModelsAsync(HttpContext context)
     {
+        if (await RefusedKeyAsync(context)) return;
         if (await FailedAsync(context, ModelsMode)) return;
         context.Response.ContentType = "application/json";
         await context.Response.WriteAsync(new JsonObject
@@ -87,6 +89,27 @@ public sealed partial class FakeOpenAi : IAsyncDisposable
                 new JsonObject { ["id"] = "up-model-a", ["object"] = "model", ["created"] = 1686935002, ["owned_by"] = "organization-owner" },
                 new JsonObject { ["id"] = "up-model-b", ["object"] = "model", ["created"] = 1686935002, ["owned_by"] = "organization-owner" }),
         }.ToJsonString(), context.RequestAborted);
+    }
+
+    /// <summary>
+    /// OpenAI's <c>POST /v1/embeddings</c>: <c>{"object":"list","data":[{"object":"embedding","index","embedding"}],"model",
+    /// "usage":{"prompt_tokens","total_tokens"}}</c>, one 3-dimension vector per input, <see cref="PromptTokens"/> as usage.
+    /// </summary>
+    private async Task EmbeddingsAsync(HttpContext context)
+    {
+        var body = (await System.Text.Json.JsonSerializer.DeserializeAsync<JsonObject>(context.Request.Body))!;
+        if (await RefusedKeyAsync(context)) return;
+        if (await FailedAsync(context, Mode)) return;
+        var inputs = body["input"] is JsonArray array ? array.Count : 1;
+        var data = new JsonArray();
+        for (var i = 0; i < inputs; i++)
+            data.Add(new JsonObject { ["object"] = "embedding", ["index"] = i, ["embedding"] = new JsonArray(0.0023064255, -0.009327292, 0.015797347) });
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync(new JsonObject
+        {
+            ["object"] = "list", ["data"] = data, ["model"] = body["model"]!.GetValue<string>(),
+            ["usage"] = new JsonObject { ["prompt_tokens"] = PromptTokens, ["total_tokens"] = PromptTokens },
+        }.ToJsonString(Wire), context.RequestAborted);
     }
 
     /// <summary>Plays the scripted fault, if any, as OpenAI answers it; true when the request is answered.</summary>

@@ -61,6 +61,14 @@ public static class FakeGemini
         }
         """;
 
+    /// <summary>The Gemini API's answer to a wrong, deleted or missing API key (HTTP 400, not 401/403).</summary>
+    public const string InvalidKeyError = """
+        {"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT",
+          "details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com",
+                      "metadata":{"service":"generativelanguage.googleapis.com"}},
+                     {"@type":"type.googleapis.com/google.rpc.LocalizedMessage","locale":"en-US","message":"API key not valid. Please pass a valid API key."}]}}
+        """;
+
     public const string UnavailableError = """{"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}}""";
 
     public const string ModelList = """
@@ -90,8 +98,9 @@ public static class FakeGemini
             if (problem is not null)
             {
                 violations.Enqueue(problem);
-                await Json(context, problem.StartsWith("API key", StringComparison.Ordinal) ? 403 : 400,
-                    $$$"""{"error":{"code":400,"message":{{{JsonValue.Create(problem).ToJsonString()}}},"status":"INVALID_ARGUMENT"}}""");
+                // A wrong key gets what the Gemini API answers it: 400 INVALID_ARGUMENT with the ErrorInfo reason API_KEY_INVALID.
+                await Json(context, 400, problem.StartsWith("API key", StringComparison.Ordinal) ? InvalidKeyError
+                    : $$$"""{"error":{"code":400,"message":{{{JsonValue.Create(problem).ToJsonString()}}},"status":"INVALID_ARGUMENT"}}""");
                 return;
             }
             var contents = (JsonArray)body["contents"]!;

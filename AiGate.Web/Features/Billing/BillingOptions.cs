@@ -35,6 +35,20 @@ public sealed class BillingOptions
     [Range(10, 86_400)]
     public int DunningPollSeconds { get; set; } = 900;
 
+    /// <summary>
+    /// The fee of a call served with the user's own provider key (BYOK), in percent of what the same call costs with the
+    /// platform's keys (the model's price on our price list, margin included). 0 makes BYOK calls free.
+    /// </summary>
+    [Range(typeof(decimal), "0", "100", ParseLimitsInInvariantCulture = true, ConvertValueInInvariantCulture = true)]
+    public decimal ByokFeePercent { get; set; } = 5m;
+
+    /// <summary>
+    /// The fee of a call to a user's own OpenAI-compatible endpoint (<c>byok/{label}/{model}</c>, no catalogue price), in
+    /// micro-USD per million tokens, input and output alike. Default 100,000: $0.10 per million tokens.
+    /// </summary>
+    [Range(0, 1_000_000_000)]
+    public long ByokCustomFeePerMTokMicros { get; set; } = 100_000;
+
     public PlanOption? FindPlan(string? id) => Plans.FirstOrDefault(p => string.Equals(p.Id, id, StringComparison.Ordinal));
 
     public CreditPackOption? FindPack(string? id) => CreditPacks.FirstOrDefault(p => string.Equals(p.Id, id, StringComparison.Ordinal));

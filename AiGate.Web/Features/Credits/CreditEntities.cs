@@ -113,6 +113,8 @@ public sealed class UsageEvent
     /// <summary>Tokens were counted by us, not reported by the provider (a stream cut short, a provider without usage).</summary>
     public bool Estimated { get; set; }
     public bool Streamed { get; set; }
+    /// <summary>Served with the account's own provider key (BYOK): <see cref="CostMicros"/> is the BYOK fee, <see cref="ProviderCostMicros"/> 0.</summary>
+    public bool Byok { get; set; }
     public int Status { get; set; }
     public int LatencyMs { get; set; }
     public int? TimeToFirstByteMs { get; set; }
@@ -126,6 +128,7 @@ public sealed class UsageEvent
             b.Property(e => e.RequestId).HasMaxLength(64);
             b.Property(e => e.ModelId).HasMaxLength(128);
             b.Property(e => e.Provider).HasMaxLength(64);
+            b.Property(e => e.Byok).HasDefaultValue(false);
             b.HasIndex(e => e.RequestId).IsUnique();
             b.HasIndex(e => new { e.UserId, e.CreatedAt });
             b.HasIndex(e => new { e.KeyId, e.CreatedAt });
@@ -185,6 +188,8 @@ public sealed class StreamCheckpoint
     public long CostMicros { get; set; }
     /// <summary>The same usage at the provider's list prices (see <see cref="UsageEvent"/>).</summary>
     public long ProviderCostMicros { get; set; }
+    /// <summary>The stream runs on the account's own provider key (BYOK).</summary>
+    public bool Byok { get; set; }
     public DateTimeOffset StartedAt { get; set; }
     public DateTimeOffset UpdatedAt { get; set; }
 
@@ -197,6 +202,7 @@ public sealed class StreamCheckpoint
             b.Property(c => c.RequestId).HasMaxLength(64);
             b.Property(c => c.ModelId).HasMaxLength(128);
             b.Property(c => c.Provider).HasMaxLength(64);
+            b.Property(c => c.Byok).HasDefaultValue(false);
             b.HasIndex(c => c.LeaseId);
         }
     }

@@ -7,8 +7,12 @@ using Microsoft.Extensions.Options;
 
 namespace AiGate.Web.Features.Credits;
 
-/// <summary>How a metered call ended, for its settlement and its usage row.</summary>
-public sealed record MeteredOutcome(string Provider, TokenUsage? Usage, int Status, bool Streamed, int? TimeToFirstByteMs);
+/// <summary>
+/// How a metered call ended, for its settlement and its usage row. <paramref name="Pricing"/>: what the call is billed at
+/// when not the model's price (the BYOK fee); <paramref name="Byok"/>: it went upstream with the user's own key.
+/// </summary>
+public sealed record MeteredOutcome(string Provider, TokenUsage? Usage, int Status, bool Streamed, int? TimeToFirstByteMs,
+    ModelPricing? Pricing = null, bool Byok = false);
 
 /// <summary>
 /// The money path of a gateway request (DESIGN rules 1–3, 8): the worst case is reserved before
@@ -78,15 +82,17 @@ public sealed class Metering(CreditLeases leases, UsageWriter writer, Ledger led
         MeteredOutcome outcome, long startedTimestamp)
     {
         var usage = outcome.Usage ?? new TokenUsage(0, 0);
-        var cost = outcome.Usage is null ? 0 : model.Pricing!.Value.CostMicros(usage);
-        var providerCost = outcome.Usage is null ? 0 : model.Pricing!.Value.ProviderCostMicros(usage);
+        var pricing = outcome.Pricing ?? model.Pricing!.Value;
+        var cost = outcome.Usage is null ? 0 : pricing.CostMicros(usage);
+        // A BYOK call costs the platform nothing upstream: the user's provider bills the user.
+        var providerCost = outcome.Usage is null || outcome.Byok ? 0 : pricing.ProviderCostMicros(usage);
         Record(model.Id, outcome, usage, cost);
         if (ReferenceEquals(reservation, Reservation.Unmetered)) return cost;
         leases.Settle(reservation, cost);
         await writer.EnqueueAsync(new UsageRecord(
             context.TraceIdentifier, key.OwnerId, key.KeyId, reservation.LeaseId, model.Id, outcome.Provider, usage, cost, outcome.Streamed,
             outcome.Status, (int)System.Diagnostics.Stopwatch.GetElapsedTime(startedTimestamp).TotalMilliseconds, outcome.TimeToFirstByteMs,
-            clock.GetUtcNow(), providerCost), CancellationToken.None);
+            clock.GetUtcNow(), providerCost, outcome.Byok), CancellationToken.None);
         return cost;
     }
 

@@ -66,15 +66,16 @@ public sealed partial class StreamCheckpoints(NpgsqlDataSource dataSource, Usage
             // A stream that ended while this ran has its usage row already: no checkpoint is (re)written for it.
             await using var command = dataSource.CreateCommand("""
                 insert into stream_checkpoints (request_id, user_id, key_id, lease_id, model_id, provider, prompt_tokens, completion_tokens,
-                                                cached_tokens, cost_micros, started_at, provider_cost_micros, updated_at)
+                                                cached_tokens, cost_micros, started_at, provider_cost_micros, byok, updated_at)
                 select t.*, now() from unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::int8[], $8::int8[],
-                                              $9::int8[], $10::int8[], $11::timestamptz[], $12::int8[])
+                                              $9::int8[], $10::int8[], $11::timestamptz[], $12::int8[], $13::bool[])
                     as t(request_id, user_id, key_id, lease_id, model_id, provider, prompt_tokens, completion_tokens, cached_tokens, cost_micros,
-                         started_at, provider_cost_micros)
+                         started_at, provider_cost_micros, byok)
                 where not exists (select 1 from usage_events u where u.request_id = t.request_id)
                 on conflict (request_id) do update set provider = excluded.provider, prompt_tokens = excluded.prompt_tokens,
                     completion_tokens = excluded.completion_tokens, cached_tokens = excluded.cached_tokens,
-                    cost_micros = excluded.cost_micros, provider_cost_micros = excluded.provider_cost_micros, updated_at = excluded.updated_at
+                    cost_micros = excluded.cost_micros, provider_cost_micros = excluded.provider_cost_micros, byok = excluded.byok,
+                    updated_at = excluded.updated_at
                 """);
             var p = command.Parameters;
             p.Add(new() { Value = changed.Select(c => c.Stream.RequestId).ToArray() });
@@ -89,6 +90,7 @@ public sealed partial class StreamCheckpoints(NpgsqlDataSource dataSource, Usage
             p.Add(new() { Value = changed.Select(c => c.Snapshot.CostMicros).ToArray() });
             p.Add(new() { Value = changed.Select(c => c.Stream.StartedAt).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
             p.Add(new() { Value = changed.Select(c => c.Snapshot.ProviderCostMicros).ToArray() });
+            p.Add(new() { Value = changed.Select(c => c.Stream.Byok).ToArray() });
             await command.ExecuteNonQueryAsync(ct);
         }
         catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
@@ -124,7 +126,7 @@ public sealed partial class StreamCheckpoints(NpgsqlDataSource dataSource, Usage
 /// <summary>One metered stream being relayed: its identity and the latest usage its relay loop recorded.</summary>
 public sealed class OpenStream
 {
-    private readonly ModelPricing _pricing;
+    private ModelPricing _pricing;
     private readonly long _interval;
     private long _nextDue;
     private Snapshot? _latest;
@@ -152,6 +154,16 @@ public sealed class OpenStream
     public DateTimeOffset StartedAt { get; }
     /// <summary>The provider serving the stream, once routed.</summary>
     public string Provider { get; set; } = "";
+    /// <summary>The stream runs on the user's own key (BYOK), see <see cref="Routed"/>.</summary>
+    public bool Byok { get; private set; }
+
+    /// <summary>Once routed, before the first recording: who serves the stream, and what it is billed at (the BYOK fee, or the model's price).</summary>
+    public void Routed(string provider, ModelPricing pricing, bool byok)
+    {
+        Provider = provider;
+        _pricing = pricing;
+        Byok = byok;
+    }
 
     /// <summary>True when a period has passed since the last recording: the relay loop then counts and records.</summary>
     public bool Due => Stopwatch.GetTimestamp() >= Volatile.Read(ref _nextDue);
@@ -161,7 +173,7 @@ public sealed class OpenStream
     {
         Volatile.Write(ref _nextDue, Stopwatch.GetTimestamp() + _interval);
         if (usage is not { } u) return;
-        Volatile.Write(ref _latest, new Snapshot(u, _pricing.CostMicros(u), _pricing.ProviderCostMicros(u)));
+        Volatile.Write(ref _latest, new Snapshot(u, _pricing.CostMicros(u), Byok ? 0 : _pricing.ProviderCostMicros(u)));
         Volatile.Write(ref _changed, 1);
     }
 

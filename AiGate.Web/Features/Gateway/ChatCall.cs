@@ -46,5 +46,11 @@ public sealed class ChatCall
     /// <summary>The prompt's tokens as we count them (<see cref="ModelTokenizer.CountPrompt"/>): billed when the provider reports none.</summary>
     public long PromptTokens { get; init; }
 
-    public ModelPricing Pricing => Model.Pricing!.Value;
+    /// <summary>What the call is billed at: the model's price, or the BYOK fee once the call went upstream with the user's key.</summary>
+    public ModelPricing Pricing
+    {
+        get => _pricing ?? Model.Pricing!.Value;
+        set => _pricing = value;
+    }
+    private ModelPricing? _pricing;
 }

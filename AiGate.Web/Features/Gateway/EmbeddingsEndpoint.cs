@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using AiGate.Web.Features.Byok;
 using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Features.Models;
@@ -14,7 +15,7 @@ namespace AiGate.Web.Features.Gateway;
 /// official SDKs ask for by default) passes through to the provider, which encodes the vectors.
 /// </summary>
 public sealed class EmbeddingsEndpoint(GatewayAdmission admission, ModelCatalog catalog, UpstreamRouter router, Metering metering, RateLimits rateLimits,
-    IOptions<GatewayOptions> options)
+    IOptions<GatewayOptions> options, ByokGateway byokGateway)
 {
     public async Task HandleAsync(HttpContext context)
     {
@@ -64,14 +65,19 @@ public sealed class EmbeddingsEndpoint(GatewayAdmission admission, ModelCatalog 
             return;
         }
 
+        var (byokRefused, byok) = await byokGateway.ForCallAsync(context, key, model);
+        if (byokRefused) return;
         if (!await rateLimits.AdmitTokensAsync(context, key, bytes / 4 + 1)) return;
         // Every request byte as a third of a token: inputs may be token-id arrays, which no tokenizer count bounds.
-        if (await metering.ReserveOrRefuseAsync(context, key, Metering.WorstCaseMicros(pricing, bytes / 3 + 1, 0)) is not { } reservation) return;
+        var worstCase = Metering.WorstCaseMicros(byokGateway.ReservePricing(byok, model), bytes / 3 + 1, 0);
+        if (await metering.ReserveOrRefuseAsync(context, key, worstCase) is not { } reservation) return;
         var outcome = new MeteredOutcome("", null, StatusCodes.Status502BadGateway, false, null);
         try
         {
             using var route = await router.SendAsync(model, stream: false, (provider, upstreamModel, apiKey) =>
-                provider.Adapter.CreateEmbeddingsRequest(provider, body, upstreamModel, apiKey), context.RequestAborted);
+                provider.Adapter.CreateEmbeddingsRequest(provider, body, upstreamModel, apiKey), context.RequestAborted, byok);
+            // Served with the user's own key: billed the BYOK fee.
+            if (route.Byok) pricing = byok!.FeePricing;
             if (await GatewayResponses.WriteRouteFailureAsync(context, route))
             {
                 outcome = outcome with { Provider = route.Provider?.Name ?? "", Status = context.Response.StatusCode };
@@ -101,11 +107,12 @@ public sealed class EmbeddingsEndpoint(GatewayAdmission admission, ModelCatalog 
             var response = context.Response;
             response.ContentType = "application/json";
             response.Headers["X-AiGate-Provider"] = provider.Name;
+            if (route.Byok) response.Headers["X-AiGate-Byok"] = "true";
             response.Headers["X-AiGate-Cost-Usd"] = ModelPricing.MicrosToUsd(cost).ToString(System.Globalization.CultureInfo.InvariantCulture);
             GatewayResponses.SetServerTiming(response, started, route.UpstreamTime);
             await using (var writer = new Utf8JsonWriter(response.BodyWriter))
                 result.Response.WriteTo(writer);
-            outcome = new MeteredOutcome(provider.Name, usage, StatusCodes.Status200OK, false, (int)route.UpstreamTime.TotalMilliseconds);
+            outcome = new MeteredOutcome(provider.Name, usage, StatusCodes.Status200OK, false, (int)route.UpstreamTime.TotalMilliseconds, pricing, route.Byok);
             try
             {
                 await response.BodyWriter.FlushAsync(context.RequestAborted);

@@ -22,6 +22,15 @@ public static class GatewayResponses
                 context.Response.Headers["X-AiGate-Provider"] = route.Provider.Name;
                 await ApiErrors.WriteAsync(context, route.UpstreamStatus, message, "invalid_request_error", "upstream_rejected");
                 return true;
+            case RouteOutcome.ByokKeyRefused:
+                // 403, not 401: the caller's AiGate key is fine (401 would tell SDKs it is not); their own provider key is not.
+                var refused = route.RefusedKey!;
+                context.Response.Headers["X-AiGate-Provider"] = route.Provider!.Name;
+                await ApiErrors.WriteAsync(context, StatusCodes.Status403Forbidden,
+                    $"The provider refused your own {refused.Kind} key \"{refused.Label}\" (ending in {refused.Last4}) with HTTP {route.UpstreamStatus}. " +
+                    "Replace it on the Provider keys page (/keys/providers), or allow it to fall back to the platform's keys.",
+                    "invalid_request_error", "byok_key_refused");
+                return true;
             case RouteOutcome.TimedOut:
                 await ApiErrors.WriteAsync(context, StatusCodes.Status504GatewayTimeout,
                     "The upstream provider did not answer in time. Please retry.", "server_error", "upstream_timeout");

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using AiGate.Web.Features.Byok;
 using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Features.Models;
@@ -15,10 +16,12 @@ namespace AiGate.Web.Features.Gateway;
 /// the reservation of the worst case, the stream checkpoint, routing, the route's failure written in OpenAI's
 /// envelope (a client that left after the upstream took the request owes its prompt), the endpoint's relay, and on
 /// every path the settlement, usage row and token refund. The endpoint supplies only its upstream request and its relay.
+/// A call the account can serve with its own provider key (BYOK, issue 14) goes upstream with that key and is billed the
+/// BYOK fee; <c>byok/&lt;label&gt;/&lt;model&gt;</c> names the account's own OpenAI-compatible endpoint.
 /// </summary>
 public sealed partial class GenerationPipeline(
     ModelCatalog catalog, UpstreamRouter router, Metering metering, RateLimits rateLimits, OpenStreams streams, StreamCheckpoints checkpoints,
-    IOptions<GatewayOptions> options, ILogger<GenerationPipeline> logger)
+    ByokGateway byokGateway, IOptions<GatewayOptions> options, ILogger<GenerationPipeline> logger)
 {
     private readonly GatewayOptions _options = options.Value;
 
@@ -30,8 +33,14 @@ public sealed partial class GenerationPipeline(
     /// </summary>
     public async Task<ResolvedModel?> ResolveChatModelAsync(HttpContext context, KeyIdentity key, string modelName)
     {
-        var model = await catalog.FindAsync(modelName, context.RequestAborted);
-        if (model is null)
+        // byok/<label>/<model>: the account's own OpenAI-compatible endpoint (the 404 is written there when it has none of that label).
+        ResolvedModel? model;
+        if (CustomModels.IsCustom(modelName))
+        {
+            model = await byokGateway.ResolveCustomAsync(context, key, modelName);
+            if (model is null) return null;
+        }
+        else if ((model = await catalog.FindAsync(modelName, context.RequestAborted)) is null)
         {
             await ApiErrors.ModelNotFoundAsync(context, modelName);
             return null;
@@ -79,6 +88,8 @@ public sealed partial class GenerationPipeline(
     public async Task RunAsync(HttpContext context, KeyIdentity key, ChatCall call, long started, Func<Provider, string, string?, HttpRequestMessage?> createRequest,
         Relay relay)
     {
+        var (byokRefused, byok) = await byokGateway.ForCallAsync(context, key, call.Model);
+        if (byokRefused) return;
         using var slot = streams.TryOpen(call.Stream);
         if (!slot.Granted)
         {
@@ -88,28 +99,34 @@ public sealed partial class GenerationPipeline(
         var promptBound = ChatBilling.PromptBound(call);
         var admittedTokens = promptBound + call.OutputBound;
         if (!await rateLimits.AdmitTokensAsync(context, key, admittedTokens)) return;
-        var worstCase = Metering.WorstCaseMicros(call.Pricing, promptBound, call.OutputBound);
+        var worstCase = Metering.WorstCaseMicros(byokGateway.ReservePricing(byok, call.Model), promptBound, call.OutputBound);
         if (await metering.ReserveOrRefuseAsync(context, key, worstCase) is not { } reservation) return;
         var outcome = new MeteredOutcome("", null, StatusCodes.Status502BadGateway, call.Stream, null);
         var checkpoint = call.Stream ? checkpoints.Open(context.TraceIdentifier, reservation, key, call.Model) : null;
         try
         {
-            using var route = await router.SendAsync(call.Model, call.Stream, createRequest, context.RequestAborted);
+            using var route = await router.SendAsync(call.Model, call.Stream, createRequest, context.RequestAborted, byok);
+            // Served (or started) with the user's own key: billed the BYOK fee from here on, the cost in the answer included.
+            if (route.Byok) call.Pricing = byok!.FeePricing;
             if (await GatewayResponses.WriteRouteFailureAsync(context, route))
             {
                 // The upstream had the whole request when the client left: it may be generating and billing us, so the
                 // client pays at least its prompt (issue 11 #4). Our own timeouts and upstream failures are not billed.
                 var promptOnly = route is { Outcome: RouteOutcome.ClientAborted, RequestSent: true } ? ChatBilling.PromptOnly(call) : (TokenUsage?)null;
-                outcome = outcome with { Provider = route.Provider?.Name ?? "", Status = context.Response.StatusCode, Usage = promptOnly };
+                outcome = outcome with
+                {
+                    Provider = route.Provider?.Name ?? "", Status = context.Response.StatusCode, Usage = promptOnly, Pricing = call.Pricing, Byok = route.Byok,
+                };
                 return;
             }
 
             var provider = route.Provider!;
             context.Response.Headers["X-AiGate-Provider"] = provider.Name;
+            if (route.Byok) context.Response.Headers["X-AiGate-Byok"] = "true";
             var ttfb = (int)route.UpstreamTime.TotalMilliseconds;
-            if (checkpoint is not null) checkpoint.Provider = provider.Name;
+            checkpoint?.Routed(provider.Name, call.Pricing, route.Byok);
             var usage = await relay(route, checkpoint);
-            outcome = new MeteredOutcome(provider.Name, usage, context.Response.StatusCode, call.Stream, ttfb);
+            outcome = new MeteredOutcome(provider.Name, usage, context.Response.StatusCode, call.Stream, ttfb, call.Pricing, route.Byok);
         }
         finally
         {

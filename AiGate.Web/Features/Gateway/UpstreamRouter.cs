@@ -1,4 +1,5 @@
 using System.Net;
+using AiGate.Web.Features.Byok;
 using AiGate.Web.Features.Models;
 using AiGate.Web.Features.ProviderHealth;
 using AiGate.Web.Features.Providers;
@@ -19,6 +20,8 @@ public enum RouteOutcome
     TimedOut,
     /// <summary>Every provider's circuit breaker was open.</summary>
     Unavailable,
+    /// <summary>The provider refused the user's own key (BYOK) and the user did not allow the platform's keys instead.</summary>
+    ByokKeyRefused,
     ClientAborted,
 }
 
@@ -31,6 +34,10 @@ public sealed class RouteResult : IDisposable
     public byte[]? ErrorBody { get; init; }
     public int Attempts { get; init; }
     public int UpstreamStatus { get; init; }
+    /// <summary>The last attempt went upstream with the user's own key (BYOK): the call is billed the BYOK fee.</summary>
+    public bool Byok { get; init; }
+    /// <summary>For <see cref="RouteOutcome.ByokKeyRefused"/>: the user's key the provider refused.</summary>
+    public UserKey? RefusedKey { get; init; }
     /// <summary>Time from the first attempt to the answer's headers.</summary>
     public TimeSpan UpstreamTime { get; init; }
     /// <summary>
@@ -63,8 +70,13 @@ public sealed class RouteResult : IDisposable
 /// paid three times). Streams wait <see cref="Provider.Timeout"/> for their first byte; non-streamed
 /// calls get <see cref="Provider.NonStreamTimeout"/> for headers and body together, since a provider sends
 /// their headers only when the generation is done. The caller owns the response once it is answered.
+/// With a <see cref="ByokCall"/>, an attempt at a provider the user has a key for carries the user's key (BYOK): such
+/// attempts bypass the provider's breaker and are left out of its health (a user's bad key must not take a provider
+/// away from everyone), and a refusal of the key (401, 403, Gemini's 400 API_KEY_INVALID) either moves the call to the
+/// platform's keys (the user allowed it) or ends it with <see cref="RouteOutcome.ByokKeyRefused"/>.
 /// </summary>
-public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderKeyRing keys, HealthSnapshot health, ILogger<UpstreamRouter> logger)
+public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderKeyRing keys, ByokKeys userKeys, HealthSnapshot health,
+    ILogger<UpstreamRouter> logger)
 {
     private const int MinAttempts = 3;
 
@@ -75,7 +87,7 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
     private static readonly TimeSpan MaxRetryAfter = TimeSpan.FromSeconds(5);
 
     public async Task<RouteResult> SendAsync(ResolvedModel model, bool stream, Func<Provider, string, string?, HttpRequestMessage?> build,
-        CancellationToken clientAborted)
+        CancellationToken clientAborted, ByokCall? byok = null)
     {
         using var span = AiGateTelemetry.Source.StartActivity("aigate.route");
         span?.SetTag("aigate.model", model.Id);
@@ -86,20 +98,27 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
         var sawOnlyOpenBreakers = true;
         var tried = new HashSet<string>(StringComparer.Ordinal);
         TimeSpan? retryAfter = null;
+        var fellBack = false;
 
         foreach (var route in plan)
         {
-            if (!providers.ByName.TryGetValue(route.Provider, out var provider)) continue;
-            if (!tried.Add(route.Provider + "\n" + route.UpstreamModel))
+            Provider? provider;
+            if (byok?.Custom?.Custom is { } custom) provider = route.Provider == custom.Name ? custom : null;
+            else if (!providers.ByName.TryGetValue(route.Provider, out provider)) provider = null;
+            if (provider is null) continue;
+            // The platform's keys right after the user's key was refused: another key, not another try of the same one.
+            if (!tried.Add(route.Provider + "\n" + route.UpstreamModel) && !fellBack)
                 await BackoffAsync(attempts, retryAfter, clientAborted);
+            fellBack = false;
+            var userKey = byok?.KeyFor(provider);
             // Each attempt takes the provider's next key (round robin), so a retry after a refused key uses another.
-            var key = keys.Next(provider.Name);
-            if (key is null && provider.Kind != ProviderKind.Echo)
+            var key = userKey is null ? keys.Next(provider.Name) : null;
+            if (userKey is null && key is null && provider.Kind != ProviderKind.Echo)
             {
                 LogNoKey(provider.Name);
                 continue;
             }
-            using var request = build(provider, route.UpstreamModel, key?.Secret);
+            using var request = build(provider, route.UpstreamModel, userKey?.Secret ?? key?.Secret);
             if (request is null) continue;
             provider.Prepare(request);
             var content = SentSignalContent.Wrap(request);
@@ -113,19 +132,13 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
             lifetime.CancelAfter(deadline);
             var attemptStarted = System.Diagnostics.Stopwatch.GetTimestamp();
             bool? succeeded = null;   // for the passive checks; stays null when no call went out (breaker open, client gone)
+            var byokAttempt = userKey is not null;
             try
             {
-                var response = await provider.Breaker.ExecuteAsync(static async (state, token) =>
-                {
-                    try
-                    {
-                        return await state.provider.Http.SendAsync(state.request, token);
-                    }
-                    catch (OperationCanceledException) when (!state.clientAborted.IsCancellationRequested)
-                    {
-                        throw new TimeoutException("The upstream did not answer in time.");
-                    }
-                }, (provider, request, clientAborted), lifetime.Token);
+                var state = (provider, request, clientAborted);
+                var response = byokAttempt
+                    ? await SendOnceAsync(state, lifetime.Token)
+                    : await provider.Breaker.ExecuteAsync(static (state, token) => SendOnceAsync(state, token), state, lifetime.Token);
                 sawOnlyOpenBreakers = false;
                 // A refusal of the request itself (400…) still shows the provider is up.
                 succeeded = !ProviderRegistry.IsProviderFailure(response.StatusCode);
@@ -135,19 +148,41 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
                     lifetime.CancelAfter(Timeout.InfiniteTimeSpan);   // from here the relay's own deadlines apply
                     return new RouteResult
                     {
-                        Outcome = RouteOutcome.Answered, Provider = provider, Response = response, Attempts = attempts, RequestSent = true,
+                        Outcome = RouteOutcome.Answered, Provider = provider, Response = response, Attempts = attempts, RequestSent = true, Byok = byokAttempt,
                         UpstreamTime = System.Diagnostics.Stopwatch.GetElapsedTime(started), Lifetime = lifetime,
                         DeadlineTimestamp = attemptStarted + (long)(deadline.TotalSeconds * System.Diagnostics.Stopwatch.Frequency),
                     };
                 }
                 var status = response.StatusCode;
-                if (key is not null && status is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden) keys.Rejected(key, (int)status);
                 var body = await ReadErrorBodyAsync(response, lifetime.Token);
                 response.Dispose();
-                if (!ProviderRegistry.IsProviderFailure(status))
+                var keyRefused = IsKeyRefusal(provider.Kind, status, body);
+                if (userKey is not null && keyRefused)
+                {
+                    succeeded = null;
+                    userKeys.Refused(userKey, (int)status);
+                    if (userKey.FallbackToPlatform && byok!.Custom is null)
+                    {
+                        byok.FallBack(userKey);
+                        fellBack = true;
+                        lifetime.Dispose();
+                        continue;
+                    }
+                    lifetime.Dispose();
+                    return new RouteResult
+                    {
+                        Outcome = RouteOutcome.ByokKeyRefused, Provider = provider, Attempts = attempts, UpstreamStatus = (int)status, RefusedKey = userKey,
+                    };
+                }
+                if (key is not null && keyRefused) keys.Rejected(key, (int)status);
+                if (!ProviderRegistry.IsProviderFailure(status) && !keyRefused)
                 {
                     lifetime.Dispose();
-                    return new RouteResult { Outcome = RouteOutcome.Rejected, Provider = provider, ErrorBody = body, Attempts = attempts, Response = null, UpstreamStatus = (int)status };
+                    return new RouteResult
+                    {
+                        Outcome = RouteOutcome.Rejected, Provider = provider, ErrorBody = body, Attempts = attempts, Response = null, UpstreamStatus = (int)status,
+                        Byok = byokAttempt,
+                    };
                 }
                 retryAfter = response.Headers.RetryAfter?.Delta;
                 LogUpstreamFailed(provider.Name, (int)status, model.Id);
@@ -167,7 +202,7 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
                 if (content.Sent)
                 {
                     lifetime.Dispose();
-                    return new RouteResult { Outcome = RouteOutcome.TimedOut, Provider = provider, Attempts = attempts, RequestSent = true };
+                    return new RouteResult { Outcome = RouteOutcome.TimedOut, Provider = provider, Attempts = attempts, RequestSent = true, Byok = byokAttempt };
                 }
             }
             catch (HttpRequestException ex)
@@ -179,17 +214,17 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
                 if (content.Sent)
                 {
                     lifetime.Dispose();
-                    return new RouteResult { Outcome = RouteOutcome.Failed, Provider = provider, Attempts = attempts, RequestSent = true };
+                    return new RouteResult { Outcome = RouteOutcome.Failed, Provider = provider, Attempts = attempts, RequestSent = true, Byok = byokAttempt };
                 }
             }
             catch (OperationCanceledException) when (clientAborted.IsCancellationRequested)
             {
                 lifetime.Dispose();
-                return new RouteResult { Outcome = RouteOutcome.ClientAborted, Provider = provider, Attempts = attempts, RequestSent = content.Sent };
+                return new RouteResult { Outcome = RouteOutcome.ClientAborted, Provider = provider, Attempts = attempts, RequestSent = content.Sent, Byok = byokAttempt };
             }
             finally
             {
-                if (succeeded is { } ok) health.RecordOutcome(provider.Name, route.UpstreamModel, ok);
+                if (succeeded is { } ok && !byokAttempt) health.RecordOutcome(provider.Name, route.UpstreamModel, ok);
             }
             lifetime.Dispose();
         }
@@ -197,6 +232,27 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
         var outcome = attempts == 0 || sawOnlyOpenBreakers ? RouteOutcome.Unavailable : sawTimeout ? RouteOutcome.TimedOut : RouteOutcome.Failed;
         return new RouteResult { Outcome = outcome, Attempts = attempts };
     }
+
+    private static async ValueTask<HttpResponseMessage> SendOnceAsync((Provider provider, HttpRequestMessage request, CancellationToken clientAborted) state,
+        CancellationToken token)
+    {
+        try
+        {
+            return await state.provider.Http.SendAsync(state.request, token);
+        }
+        catch (OperationCanceledException) when (!state.clientAborted.IsCancellationRequested)
+        {
+            throw new TimeoutException("The upstream did not answer in time.");
+        }
+    }
+
+    /// <summary>
+    /// The provider refused the key itself: 401 or 403, or Gemini's 400 whose error names <c>API_KEY_INVALID</c> (how the
+    /// Gemini API answers a wrong or deleted key).
+    /// </summary>
+    public static bool IsKeyRefusal(ProviderKind kind, HttpStatusCode status, ReadOnlySpan<byte> body) =>
+        status is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden
+        || (kind == ProviderKind.Gemini && status == HttpStatusCode.BadRequest && body.IndexOf("API_KEY_INVALID"u8) >= 0);
 
     /// <summary>
     /// At least <see cref="MinAttempts"/> tries: the usable routes in order, then again from the top. Usable:

@@ -91,7 +91,7 @@ public sealed class ProviderRegistry : IDisposable
         catalog.ConfiguredProviders = ByName.Keys.ToFrozenSet(StringComparer.Ordinal);
     }
 
-    private static ResiliencePipeline<HttpResponseMessage> BuildBreaker() =>
+    internal static ResiliencePipeline<HttpResponseMessage> BuildBreaker() =>
         new ResiliencePipelineBuilder<HttpResponseMessage>()
             .AddCircuitBreaker(new CircuitBreakerStrategyOptions<HttpResponseMessage>
             {

@@ -156,6 +156,7 @@ public sealed class UsageEndpoints(ApiKeyAuthenticator authenticator, NpgsqlData
         writer.WriteNumber("cached_tokens", totals.CachedTokens);
         writer.WriteString("cost_usd", Money.Usd(totals.CostMicros));
         writer.WriteNumber("errors", totals.Errors);
+        writer.WriteNumber("byok_requests", totals.ByokRequests);
     }
 
     private static string GroupingName(UsageGrouping grouping) => grouping switch

@@ -5,11 +5,12 @@ namespace AiGate.Web.Features.Usage;
 public enum UsageGrouping { Day, Model, Key, Provider }
 
 /// <summary>Sums of a set of calls. Money in micro-USD.</summary>
-public readonly record struct UsageTotals(long Requests, long PromptTokens, long CompletionTokens, long CachedTokens, long CostMicros, long Errors)
+public readonly record struct UsageTotals(long Requests, long PromptTokens, long CompletionTokens, long CachedTokens, long CostMicros, long Errors,
+    long ByokRequests = 0)
 {
     public static UsageTotals operator +(UsageTotals a, UsageTotals b) => new(
         a.Requests + b.Requests, a.PromptTokens + b.PromptTokens, a.CompletionTokens + b.CompletionTokens,
-        a.CachedTokens + b.CachedTokens, a.CostMicros + b.CostMicros, a.Errors + b.Errors);
+        a.CachedTokens + b.CachedTokens, a.CostMicros + b.CostMicros, a.Errors + b.Errors, a.ByokRequests + b.ByokRequests);
 }
 
 /// <summary>
@@ -64,11 +65,11 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
     private const string RawRow = """
         (e.created_at at time zone 'UTC')::date as day, e.model_id, e.key_id, 1::bigint as requests, e.prompt_tokens,
         e.completion_tokens, e.cached_tokens, e.cost_micros, (e.status >= 400)::int::bigint as errors, e.user_id, e.provider_cost_micros,
-        e.provider, usage_latency_histogram(e.latency_ms) as latency_histogram
+        e.provider, usage_latency_histogram(e.latency_ms) as latency_histogram, e.byok::int::bigint as byok_requests
         """;
 
     private const string RollupRow = "r.model_id, r.key_id, r.requests, r.prompt_tokens, r.completion_tokens, r.cached_tokens, r.cost_micros, r.errors, r.user_id, " +
-                                     "r.provider_cost_micros, r.provider, r.latency_histogram";
+                                     "r.provider_cost_micros, r.provider, r.latency_histogram, r.byok_requests";
 
     /// <summary>
     /// Usage of <paramref name="userId"/> from <paramref name="from"/> (inclusive) to <paramref name="to"/>
@@ -100,7 +101,8 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
             select {select},
                    coalesce(sum(p.requests), 0)::bigint, coalesce(sum(p.prompt_tokens), 0)::bigint, coalesce(sum(p.completion_tokens), 0)::bigint,
                    coalesce(sum(p.cached_tokens), 0)::bigint, coalesce(sum(p.cost_micros), 0)::bigint, coalesce(sum(p.errors), 0)::bigint,
-                   usage_histogram_sum(p.latency_histogram), {(grouping == UsageGrouping.Provider ? "p.provider" : "null::text")}
+                   usage_histogram_sum(p.latency_histogram), {(grouping == UsageGrouping.Provider ? "p.provider" : "null::text")},
+                   coalesce(sum(p.byok_requests), 0)::bigint
             from ({source}) p {join}
             {keyFilter}
             group by {groupBy}
@@ -118,7 +120,8 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
         {
-            var totals = new UsageTotals(reader.GetInt64(5), reader.GetInt64(6), reader.GetInt64(7), reader.GetInt64(8), reader.GetInt64(9), reader.GetInt64(10));
+            var totals = new UsageTotals(reader.GetInt64(5), reader.GetInt64(6), reader.GetInt64(7), reader.GetInt64(8), reader.GetInt64(9), reader.GetInt64(10),
+                reader.GetInt64(13));
             groups.Add(new UsageGroup(
                 reader.IsDBNull(0) ? null : reader.GetFieldValue<DateOnly>(0),
                 reader.IsDBNull(1) ? null : reader.GetString(1),

@@ -41,11 +41,11 @@ public sealed partial class UsageRollup(NpgsqlDataSource dataSource, TimeProvide
         coalesce(sum(e.cached_tokens), 0)::bigint, coalesce(sum(e.cost_micros), 0)::bigint, count(*) filter (where e.status >= 400),
         percentile_disc(0.5) within group (order by e.latency_ms), percentile_disc(0.95) within group (order by e.latency_ms),
         case when count(e.provider_cost_micros) = count(*) then sum(e.provider_cost_micros)::bigint end,
-        usage_histogram_sum(usage_latency_histogram(e.latency_ms))
+        usage_histogram_sum(usage_latency_histogram(e.latency_ms)), count(*) filter (where e.byok)
         """;
 
     private const string Columns = "user_id, hour, key_id, model_id, provider, requests, prompt_tokens, completion_tokens, cached_tokens, " +
-                                   "cost_micros, errors, latency_p50_ms, latency_p95_ms, provider_cost_micros, latency_histogram";
+                                   "cost_micros, errors, latency_p50_ms, latency_p95_ms, provider_cost_micros, latency_histogram, byok_requests";
 
     public async Task<RollupResult> RunAsync(CancellationToken ct)
     {
@@ -94,7 +94,8 @@ public sealed partial class UsageRollup(NpgsqlDataSource dataSource, TimeProvide
                 completion_tokens = r.completion_tokens + excluded.completion_tokens, cached_tokens = r.cached_tokens + excluded.cached_tokens,
                 cost_micros = r.cost_micros + excluded.cost_micros, errors = r.errors + excluded.errors,
                 provider_cost_micros = r.provider_cost_micros + excluded.provider_cost_micros,
-                latency_histogram = case when r.latency_histogram is not null then usage_histogram_add(r.latency_histogram, excluded.latency_histogram) end
+                latency_histogram = case when r.latency_histogram is not null then usage_histogram_add(r.latency_histogram, excluded.latency_histogram) end,
+                byok_requests = r.byok_requests + excluded.byok_requests
             """, ct, watermark, high, keptFrom);
 
         // Days: the sums of their hours (exact, and cheap: at most 24 rows per group). Latency
@@ -108,11 +109,11 @@ public sealed partial class UsageRollup(NpgsqlDataSource dataSource, TimeProvide
             """, ct);
         await ExecuteAsync(connection, tx, """
             insert into usage_rollups_daily (user_id, day, key_id, model_id, provider, requests, prompt_tokens, completion_tokens,
-                                             cached_tokens, cost_micros, errors, provider_cost_micros, latency_histogram)
+                                             cached_tokens, cost_micros, errors, provider_cost_micros, latency_histogram, byok_requests)
             select h.user_id, d.day, h.key_id, h.model_id, h.provider, sum(h.requests)::bigint, sum(h.prompt_tokens)::bigint,
                    sum(h.completion_tokens)::bigint, sum(h.cached_tokens)::bigint, sum(h.cost_micros)::bigint, sum(h.errors)::bigint,
                    case when count(h.provider_cost_micros) = count(*) then sum(h.provider_cost_micros)::bigint end,
-                   case when count(h.latency_histogram) = count(*) then usage_histogram_sum(h.latency_histogram) end
+                   case when count(h.latency_histogram) = count(*) then usage_histogram_sum(h.latency_histogram) end, sum(h.byok_requests)::bigint
             from rollup_dirty_days d
             join usage_rollups_hourly h on h.user_id = d.user_id
                  and h.hour >= d.day::timestamp at time zone 'UTC' and h.hour < (d.day + 1)::timestamp at time zone 'UTC'

@@ -23,6 +23,8 @@ public abstract class UsageRollupTotals
     /// read; null when the bucket's latencies are unknown (raw events pruned before migration 0024 added it).
     /// </summary>
     public long[]? LatencyHistogram { get; set; }
+    /// <summary>How many of <see cref="Requests"/> were served with the user's own provider key (BYOK).</summary>
+    public long ByokRequests { get; set; }
 }
 
 /// <summary>
@@ -45,6 +47,7 @@ public sealed class UsageRollupHour : UsageRollupTotals
             b.HasKey(r => new { r.UserId, r.Hour, r.KeyId, r.ModelId, r.Provider });
             b.Property(r => r.ModelId).HasMaxLength(128);
             b.Property(r => r.Provider).HasMaxLength(64);
+            b.Property(r => r.ByokRequests).HasDefaultValue(0L);
         }
     }
 }
@@ -67,6 +70,7 @@ public sealed class UsageRollupDay : UsageRollupTotals
             b.HasIndex(r => r.Day);
             b.Property(r => r.ModelId).HasMaxLength(128);
             b.Property(r => r.Provider).HasMaxLength(64);
+            b.Property(r => r.ByokRequests).HasDefaultValue(0L);
         }
     }
 }

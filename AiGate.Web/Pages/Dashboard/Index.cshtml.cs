@@ -68,14 +68,14 @@ public sealed class IndexModel(AppDbContext db, Ledger ledger, UsageQueries usag
         }
         var rows = await events.OrderByDescending(e => e.CreatedAt).ThenByDescending(e => e.Id).Take(PageSize + 1)
             .Select(e => new RequestRow(e.Id, e.CreatedAt, e.ModelId, e.Provider, e.PromptTokens, e.CompletionTokens, e.CostMicros,
-                e.LatencyMs, e.Status, e.Estimated, e.Streamed, e.RequestId))
+                e.LatencyMs, e.Status, e.Estimated, e.Streamed, e.RequestId, e.Byok))
             .ToListAsync(ct);
         Requests = rows.Count > PageSize ? rows[..PageSize] : rows;
         OlderBefore = rows.Count > PageSize ? Requests[^1].Id : null;
     }
 
     public sealed record RequestRow(long Id, DateTimeOffset At, string Model, string Provider, long PromptTokens, long CompletionTokens,
-        long CostMicros, int LatencyMs, int Status, bool Estimated, bool Streamed, string RequestId);
+        long CostMicros, int LatencyMs, int Status, bool Estimated, bool Streamed, string RequestId, bool Byok = false);
 
     /// <summary>One bar of the chart, in the SVG's own units.</summary>
     public sealed record Bar(DateOnly Day, long CostMicros, long Requests, double X, double Y, double Width, double Height);
