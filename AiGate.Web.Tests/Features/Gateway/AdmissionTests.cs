@@ -36,7 +36,22 @@ public sealed class AdmissionTests(AdmissionApp app) : IClassFixture<AdmissionAp
         {
             await stream.WriteAsync("{\"model\":\"echo/echo-1\",\"messages\":["u8.ToArray());
             await stream.FlushAsync();
-            try { await Task.Delay(hold, end); } catch (OperationCanceledException) { }
+            // JSON whitespace, 64 bytes every 100 ms: the body stays unfinished for the whole hold while arriving faster
+            // than Kestrel's minimum body data rate (240 B/s after a 5 s grace), which would otherwise cut a long holder
+            // off on a slow machine.
+            var until = DateTime.UtcNow + hold;
+            var spaces = new byte[64];
+            Array.Fill(spaces, (byte)' ');
+            try
+            {
+                while (DateTime.UtcNow < until && !end.IsCancellationRequested)
+                {
+                    await stream.WriteAsync(spaces, end);
+                    await stream.FlushAsync(end);
+                    await Task.Delay(100, end);
+                }
+            }
+            catch (OperationCanceledException) { }
         }
 
         protected override bool TryComputeLength(out long length)
