@@ -94,4 +94,12 @@ public static class ApiErrors
     }
 
     internal static string Truncate(string value, int max) => value.Length <= max ? value : value[..max] + "…";
+
+    /// <summary>The parameter a validation message names first (<c>'max_tokens'</c> in "Invalid 'max_tokens': …"), for the envelope's <c>param</c>.</summary>
+    public static string? ParamOf(string error)
+    {
+        var start = error.IndexOf('\'');
+        var end = start < 0 ? -1 : error.IndexOf('\'', start + 1);
+        return end > start ? error[(start + 1)..end] : null;
+    }
 }

@@ -70,7 +70,7 @@ public sealed class ChatCompletionsEndpoint(GatewayAdmission admission, Generati
             || !RequestBody.OptionalNumber(body, "temperature", 0, 2, out error)
             || !RequestBody.OptionalNumber(body, "top_p", 0, 1, out error))
         {
-            await ApiErrors.InvalidRequestAsync(context, error!, ParamOf(error!));
+            await ApiErrors.InvalidRequestAsync(context, error!, ApiErrors.ParamOf(error!));
             return null;
         }
         var wantsUsage = false;
@@ -87,7 +87,7 @@ public sealed class ChatCompletionsEndpoint(GatewayAdmission admission, Generati
         // before anything is reserved, by the same rules as the pass-through and /responses.
         if (PassthroughRules.Unpriceable(ProviderKind.OpenAi, ChatRoute, body, null, "on /api/v1/chat/completions") is { } unpriced)
         {
-            await ApiErrors.InvalidRequestAsync(context, unpriced, ParamOf(unpriced));
+            await ApiErrors.InvalidRequestAsync(context, unpriced, ApiErrors.ParamOf(unpriced));
             return null;
         }
         if (await pipeline.ResolveChatModelAsync(context, key, modelName) is not { } model) return null;
@@ -159,13 +159,6 @@ public sealed class ChatCompletionsEndpoint(GatewayAdmission admission, Generati
             }
         }
         return tokens;
-    }
-
-    private static string? ParamOf(string error)
-    {
-        var start = error.IndexOf('\'');
-        var end = start < 0 ? -1 : error.IndexOf('\'', start + 1);
-        return end > start ? error[(start + 1)..end] : null;
     }
 
     /// <summary>Relays a JSON answer with the usage billed and its cost; returns the usage to bill (null: nothing billable was produced).</summary>

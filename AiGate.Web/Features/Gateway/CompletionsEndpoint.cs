@@ -84,7 +84,7 @@ public sealed class CompletionsEndpoint(GatewayAdmission admission, GenerationPi
             || !RequestBody.OptionalNumber(body, "temperature", 0, 2, out error)
             || !RequestBody.OptionalNumber(body, "top_p", 0, 1, out error))
         {
-            await ApiErrors.InvalidRequestAsync(context, error!, ParamOf(error!));
+            await ApiErrors.InvalidRequestAsync(context, error!, ApiErrors.ParamOf(error!));
             return null;
         }
         if (bestOf < n)
@@ -166,13 +166,6 @@ public sealed class CompletionsEndpoint(GatewayAdmission admission, GenerationPi
         foreach (var provider in pipeline.Providers(model))
             if (Serves(provider)) return true;
         return false;
-    }
-
-    private static string? ParamOf(string error)
-    {
-        var start = error.IndexOf('\'');
-        var end = start < 0 ? -1 : error.IndexOf('\'', start + 1);
-        return end > start ? error[(start + 1)..end] : null;
     }
 
     /// <summary>A whole <c>text_completion</c>: billed by the chat rules (its choices' text counted), passed on with our model name and the usage billed.</summary>

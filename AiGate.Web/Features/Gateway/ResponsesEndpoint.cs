@@ -82,7 +82,7 @@ public sealed class ResponsesEndpoint(GatewayAdmission admission, GenerationPipe
             || !RequestBody.OptionalNumber(body, "temperature", 0, 2, out error)
             || !RequestBody.OptionalNumber(body, "top_p", 0, 1, out error))
         {
-            await ApiErrors.InvalidRequestAsync(context, error!, ParamOf(error!));
+            await ApiErrors.InvalidRequestAsync(context, error!, ApiErrors.ParamOf(error!));
             return null;
         }
 
@@ -289,13 +289,6 @@ public sealed class ResponsesEndpoint(GatewayAdmission admission, GenerationPipe
         foreach (var (_, value) in map)
             if (value is not JsonValue v || v.GetValueKind() != JsonValueKind.String) return false;
         return true;
-    }
-
-    private static string? ParamOf(string error)
-    {
-        var start = error.IndexOf('\'');
-        var end = start < 0 ? -1 : error.IndexOf('\'', start + 1);
-        return end > start ? error[(start + 1)..end] : null;
     }
 
     /// <summary>
