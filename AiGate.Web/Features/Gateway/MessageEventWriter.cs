@@ -14,9 +14,8 @@ namespace AiGate.Web.Features.Gateway;
 /// upstream error, or the relay's own ending) becomes <c>event: error</c>. Billing stays with the adapter's
 /// translator: this only changes the shape of what reaches the client.
 /// </summary>
-internal sealed class MessageEventWriter(IBufferWriter<byte> output, ChatCall call) : IBufferWriter<byte>
+internal sealed class MessageEventWriter(IBufferWriter<byte> output, ChatCall call) : ChunkEventRewriter
 {
-    private readonly ArrayBufferWriter<byte> _pending = new(4096);
     private readonly Utf8JsonWriter _json = new(output, new JsonWriterOptions { SkipValidation = true });
     private bool _started, _ended;
     private int _blocks;        // content blocks opened so far
@@ -25,33 +24,7 @@ internal sealed class MessageEventWriter(IBufferWriter<byte> output, ChatCall ca
     private string _stopReason = "end_turn";
     private TokenUsage? _usage;
 
-    public Memory<byte> GetMemory(int sizeHint = 0) => _pending.GetMemory(sizeHint);
-
-    public Span<byte> GetSpan(int sizeHint = 0) => _pending.GetSpan(sizeHint);
-
-    public void Advance(int count)
-    {
-        _pending.Advance(count);
-        var written = _pending.WrittenSpan;
-        var consumed = 0;
-        int end;
-        while ((end = written[consumed..].IndexOf("\n\n"u8)) >= 0)
-        {
-            OnEvent(written.Slice(consumed, end));
-            consumed += end + 2;
-        }
-        if (consumed == 0) return;
-        if (consumed == written.Length)
-        {
-            _pending.ResetWrittenCount();   // the usual case: every SseWriter call ends with a whole event
-            return;
-        }
-        var rest = written[consumed..].ToArray();
-        _pending.ResetWrittenCount();
-        _pending.Write(rest);
-    }
-
-    private void OnEvent(ReadOnlySpan<byte> sse)
+    protected override void OnEvent(ReadOnlySpan<byte> sse)
     {
         if (_ended || !sse.StartsWith("data: "u8)) return;
         var data = sse["data: "u8.Length..];

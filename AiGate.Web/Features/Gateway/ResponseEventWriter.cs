@@ -19,9 +19,8 @@ namespace AiGate.Web.Features.Gateway;
 /// the relay's own ending) becomes the Responses <c>error</c> event and [DONE] is dropped (the Responses stream has none).
 /// Billing stays with the translator: this only changes the shape of what reaches the client.
 /// </summary>
-internal sealed class ResponseEventWriter(IBufferWriter<byte> output, JsonObject request, ChatCall call, bool native) : IBufferWriter<byte>
+internal sealed class ResponseEventWriter(IBufferWriter<byte> output, JsonObject request, ChatCall call, bool native) : ChunkEventRewriter
 {
-    private readonly ArrayBufferWriter<byte> _pending = new(4096);
     private readonly Utf8JsonWriter _json = new(output, new JsonWriterOptions { SkipValidation = true });
     private readonly ArrayBufferWriter<byte> _text = new(1024);   // the open item's text or arguments, as escaped JSON string content
     private readonly JsonArray _done = [];                         // the output items completed so far
@@ -32,33 +31,7 @@ internal sealed class ResponseEventWriter(IBufferWriter<byte> output, JsonObject
     private string? _finishReason;
     private TokenUsage? _usage;
 
-    public Memory<byte> GetMemory(int sizeHint = 0) => _pending.GetMemory(sizeHint);
-
-    public Span<byte> GetSpan(int sizeHint = 0) => _pending.GetSpan(sizeHint);
-
-    public void Advance(int count)
-    {
-        _pending.Advance(count);
-        var written = _pending.WrittenSpan;
-        var consumed = 0;
-        int end;
-        while ((end = written[consumed..].IndexOf("\n\n"u8)) >= 0)
-        {
-            OnEvent(written.Slice(consumed, end + 2));
-            consumed += end + 2;
-        }
-        if (consumed == 0) return;
-        if (consumed == written.Length)
-        {
-            _pending.ResetWrittenCount();   // the usual case: every SseWriter call ends with a whole event
-            return;
-        }
-        var rest = written[consumed..].ToArray();
-        _pending.ResetWrittenCount();
-        _pending.Write(rest);
-    }
-
-    private void OnEvent(ReadOnlySpan<byte> sse)
+    protected override void OnEvent(ReadOnlySpan<byte> sse)
     {
         if (_ended) return;
         if (!sse.StartsWith("data: "u8))
@@ -67,11 +40,12 @@ internal sealed class ResponseEventWriter(IBufferWriter<byte> output, JsonObject
             if (native)
             {
                 output.Write(sse);
+                output.Write("\n\n"u8);
                 _sequence++;
             }
             return;
         }
-        var data = sse["data: "u8.Length..^2];
+        var data = sse["data: "u8.Length..];
         if (data.SequenceEqual("[DONE]"u8))
         {
             if (!native) Finish();
@@ -87,6 +61,7 @@ internal sealed class ResponseEventWriter(IBufferWriter<byte> output, JsonObject
         if (native)
         {
             output.Write(sse);   // a compatible server's unnamed Responses event
+            output.Write("\n\n"u8);
             _sequence++;
             return;
         }
