@@ -55,6 +55,11 @@ public sealed class FakeOpenAi : IAsyncDisposable
     public int ModerationRequests => _server.Requests.Count(r => r.PathAndQuery == "/v1/moderations");
     /// <summary>How many images <c>/v1/images/generations</c> returns; null = the request's <c>n</c> (a refused or partial batch returns fewer).</summary>
     public int? ImagesReturned { get; set; }
+    public int SpeechRequests => _server.Requests.Count(r => r.PathAndQuery == "/v1/audio/speech");
+    /// <summary>When set, speech sends its first chunk and then waits for this before the rest (a test sees audio arrive before the end).</summary>
+    public TaskCompletionSource? SpeechGate { get; set; }
+    /// <summary>The audio every speech request returns, sent in four chunks.</summary>
+    public static readonly byte[] SpeechAudio = [.. Enumerable.Range(0, 4000).Select(i => (byte)(i * 7))];
 
     public static async Task<FakeOpenAi> StartAsync()
     {
@@ -65,6 +70,7 @@ public sealed class FakeOpenAi : IAsyncDisposable
             app.MapGet("/v1/models", fake.ModelsAsync);
             app.MapPost("/v1/images/generations", fake.ImagesAsync);
             app.MapPost("/v1/moderations", fake.ModerationsAsync);
+            app.MapPost("/v1/audio/speech", fake.SpeechAsync);
         });
         return fake;
     }
@@ -74,6 +80,7 @@ public sealed class FakeOpenAi : IAsyncDisposable
         Mode = Behaviour.Ok;
         ModelsMode = Behaviour.Ok;
         ImagesReturned = null;
+        SpeechGate = null;
         JsonDelay = TimeSpan.Zero;
         WordDelay = TimeSpan.Zero;
         _server.Requests.Clear();
@@ -125,6 +132,39 @@ public sealed class FakeOpenAi : IAsyncDisposable
             answer["usage"] = new JsonObject { ["total_tokens"] = 100, ["input_tokens"] = 50, ["output_tokens"] = 50, ["input_tokens_details"] = new JsonObject { ["text_tokens"] = 10, ["image_tokens"] = 40 } };
         context.Response.ContentType = "application/json";
         await context.Response.WriteAsync(answer.ToJsonString(Wire), context.RequestAborted);
+    }
+
+    /// <summary>
+    /// OpenAI's <c>POST /v1/audio/speech</c>: the audio bytes, chunked, with the format's content type (mp3 audio/mpeg,
+    /// opus audio/ogg, aac audio/aac, flac audio/flac, wav audio/wav, pcm audio/pcm). Refuses a missing input or voice.
+    /// </summary>
+    private async Task SpeechAsync(HttpContext context)
+    {
+        var body = (await System.Text.Json.JsonSerializer.DeserializeAsync<JsonObject>(context.Request.Body))!;
+        if (await RefusedKeyAsync(context)) return;
+        if (await FailedAsync(context, Mode)) return;
+        if (body["input"] is null || body["voice"] is null || body["model"] is null)
+        {
+            await Error(context, 400, "Missing input, voice or model.", "invalid_request_error");
+            return;
+        }
+        context.Response.ContentType = (body["response_format"]?.GetValue<string>() ?? "mp3") switch
+        {
+            "opus" => "audio/ogg", "aac" => "audio/aac", "flac" => "audio/flac", "wav" => "audio/wav", "pcm" => "audio/pcm", _ => "audio/mpeg",
+        };
+        try
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                await context.Response.Body.WriteAsync(SpeechAudio.AsMemory(i * 1000, 1000), context.RequestAborted);
+                await context.Response.Body.FlushAsync(context.RequestAborted);
+                if (i == 0 && SpeechGate is { } gate) await gate.Task.WaitAsync(TimeSpan.FromSeconds(10), context.RequestAborted);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            Interlocked.Increment(ref _aborted);
+        }
     }
 
     /// <summary>OpenAI's <c>POST /v1/moderations</c>: <c>{"id","model","results":[{"flagged","categories","category_scores","category_applied_input_types"}]}</c>, one result per input.</summary>

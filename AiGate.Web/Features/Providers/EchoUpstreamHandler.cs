@@ -31,6 +31,23 @@ public sealed class EchoUpstreamHandler : HttpMessageHandler
         return new JsonObject { ["created"] = 1_700_000_000, ["data"] = data };
     }
 
+    /// <summary>A WAV of <paramref name="seconds"/> of silence (8 kHz, 16-bit mono): what the echo provider says aloud, whatever format was asked.</summary>
+    private static HttpResponseMessage Wav(double seconds)
+    {
+        const int rate = 8000;
+        var dataBytes = (int)(rate * seconds) * 2;
+        var wav = new byte[44 + dataBytes];
+        void Ascii(int at, string text) => Encoding.ASCII.GetBytes(text).CopyTo(wav, at);
+        void Int(int at, int value) => BitConverter.TryWriteBytes(wav.AsSpan(at, 4), value);
+        void Short(int at, short value) => BitConverter.TryWriteBytes(wav.AsSpan(at, 2), value);
+        Ascii(0, "RIFF"); Int(4, 36 + dataBytes); Ascii(8, "WAVE");
+        Ascii(12, "fmt "); Int(16, 16); Short(20, 1); Short(22, 1); Int(24, rate); Int(28, rate * 2); Short(32, 2); Short(34, 16);
+        Ascii(36, "data"); Int(40, dataBytes);
+        var response = new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent(wav) };
+        response.Content.Headers.ContentType = new MediaTypeHeaderValue("audio/wav");
+        return response;
+    }
+
     /// <summary>OpenAI's moderation response: nothing flagged, every category false and scored 0.</summary>
     private static JsonObject Moderations(JsonObject body)
     {
@@ -60,6 +77,7 @@ public sealed class EchoUpstreamHandler : HttpMessageHandler
         if (path.EndsWith("/embeddings", StringComparison.Ordinal)) return Json(Embeddings(body));
         if (path.EndsWith("/images/generations", StringComparison.Ordinal)) return Json(Images(body));
         if (path.EndsWith("/moderations", StringComparison.Ordinal)) return Json(Moderations(body));
+        if (path.EndsWith("/audio/speech", StringComparison.Ordinal)) return Wav(0.25);
         if (!path.EndsWith("/chat/completions", StringComparison.Ordinal)) return new HttpResponseMessage(HttpStatusCode.NotFound);
 
         var model = body["model"]?.GetValue<string>() ?? "echo";
