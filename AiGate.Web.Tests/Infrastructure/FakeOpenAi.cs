@@ -55,6 +55,11 @@ public sealed class FakeOpenAi : IAsyncDisposable
     public int ModerationRequests => _server.Requests.Count(r => r.PathAndQuery == "/v1/moderations");
     /// <summary>How many images <c>/v1/images/generations</c> returns; null = the request's <c>n</c> (a refused or partial batch returns fewer).</summary>
     public int? ImagesReturned { get; set; }
+    public int TranscriptionRequests => _server.Requests.Count(r => r.PathAndQuery is "/v1/audio/transcriptions" or "/v1/audio/translations");
+    /// <summary>The duration transcriptions report (json: <c>usage.seconds</c>, verbose_json: <c>duration</c>); the text formats report none.</summary>
+    public double TranscriptionSeconds { get; set; } = 10;
+    /// <summary>The last transcription upload's file bytes and fields.</summary>
+    public (byte[] File, string FileName, Dictionary<string, string> Fields)? LastUpload { get; private set; }
     public int SpeechRequests => _server.Requests.Count(r => r.PathAndQuery == "/v1/audio/speech");
     /// <summary>When set, speech sends its first chunk and then waits for this before the rest (a test sees audio arrive before the end).</summary>
     public TaskCompletionSource? SpeechGate { get; set; }
@@ -71,6 +76,8 @@ public sealed class FakeOpenAi : IAsyncDisposable
             app.MapPost("/v1/images/generations", fake.ImagesAsync);
             app.MapPost("/v1/moderations", fake.ModerationsAsync);
             app.MapPost("/v1/audio/speech", fake.SpeechAsync);
+            app.MapPost("/v1/audio/transcriptions", context => fake.TranscriptionAsync(context, "transcribe"));
+            app.MapPost("/v1/audio/translations", context => fake.TranscriptionAsync(context, "translate"));
         });
         return fake;
     }
@@ -164,6 +171,49 @@ public sealed class FakeOpenAi : IAsyncDisposable
         catch (OperationCanceledException)
         {
             Interlocked.Increment(ref _aborted);
+        }
+    }
+
+    /// <summary>
+    /// OpenAI's <c>POST /v1/audio/transcriptions</c> and <c>/translations</c> (multipart: file, model, response_format…):
+    /// json <c>{"text","usage":{"type":"duration","seconds"}}</c>, verbose_json <c>{"task","language","duration","text","segments"}</c>,
+    /// text, srt and vtt as plain text.
+    /// </summary>
+    private async Task TranscriptionAsync(HttpContext context, string task)
+    {
+        if (await RefusedKeyAsync(context)) return;
+        if (await FailedAsync(context, Mode)) return;
+        var form = await context.Request.ReadFormAsync(context.RequestAborted);
+        var file = form.Files["file"];
+        if (file is null || form["model"].Count == 0)
+        {
+            await Error(context, 400, "Missing file or model.", "invalid_request_error");
+            return;
+        }
+        using var copy = new MemoryStream();
+        await file.CopyToAsync(copy, context.RequestAborted);
+        LastUpload = (copy.ToArray(), file.FileName, form.Where(f => f.Key != "file").ToDictionary(f => f.Key, f => f.Value.ToString()));
+        const string text = "Hello from the fake transcriber.";
+        switch (form["response_format"].ToString())
+        {
+            case "verbose_json":
+                context.Response.ContentType = "application/json";
+                await context.Response.WriteAsync(new JsonObject
+                {
+                    ["task"] = task, ["language"] = "english", ["duration"] = TranscriptionSeconds, ["text"] = text, ["segments"] = new JsonArray(),
+                }.ToJsonString(Wire), context.RequestAborted);
+                break;
+            case "text" or "srt" or "vtt":
+                context.Response.ContentType = "text/plain; charset=utf-8";
+                await context.Response.WriteAsync(text + "\n", context.RequestAborted);
+                break;
+            default:
+                context.Response.ContentType = "application/json";
+                await context.Response.WriteAsync(new JsonObject
+                {
+                    ["text"] = text, ["usage"] = new JsonObject { ["type"] = "duration", ["seconds"] = TranscriptionSeconds },
+                }.ToJsonString(Wire), context.RequestAborted);
+                break;
         }
     }
 

@@ -15,6 +15,7 @@ public sealed class MediaApp : AiGateApp
     public const string FreeModeration = "test/moderation";
     public const string PaidModeration = "test/moderation-paid";
     public const string Tts = "test/tts-1";
+    public const string Whisper = "test/whisper-1";
 
     public FakeOpenAi OpenAi { get; private set; } = null!;
 
@@ -33,10 +34,12 @@ public sealed class MediaApp : AiGateApp
               ('{{PaidModeration}}', 'Paid moderation test', 'moderation', 'openai', 32768, 1, 15000, array[]::text[], array['text'], true, now(), null, 1000);
             insert into models (id, name, kind, owned_by, context_length, max_output_tokens, margin_basis_points, aliases, modalities, enabled, created_at, micros_per_mchar)
               values ('{{Tts}}', 'TTS test', 'speech', 'openai', 4096, 1, 15000, array[]::text[], array['audio'], true, now(), 15000000);
+            insert into models (id, name, kind, owned_by, context_length, max_output_tokens, margin_basis_points, aliases, modalities, enabled, created_at, micros_per_minute)
+              values ('{{Whisper}}', 'Whisper test', 'transcription', 'openai', 1, 1, 15000, array[]::text[], array['audio'], true, now(), 6000);
             insert into model_routes (model_id, provider, upstream_model, priority, weight, enabled) values
               ('{{DallE}}', 'fake', 'dall-e-3', 0, 1, true), ('{{GptImage}}', 'fake', 'gpt-image-1', 0, 1, true),
               ('{{FreeModeration}}', 'fake', 'omni-moderation-latest', 0, 1, true), ('{{PaidModeration}}', 'fake', 'omni-moderation-latest', 0, 1, true),
-              ('{{Tts}}', 'fake', 'tts-1', 0, 1, true);
+              ('{{Tts}}', 'fake', 'tts-1', 0, 1, true), ('{{Whisper}}', 'fake', 'whisper-1', 0, 1, true);
             """);
         await Services.GetRequiredService<ModelCatalog>().ReloadAsync(CancellationToken.None);
     }

@@ -48,6 +48,29 @@ public sealed class EchoUpstreamHandler : HttpMessageHandler
         return response;
     }
 
+    /// <summary>OpenAI's transcription answer (json, with <c>usage.seconds</c>): a text stating the upload's duration as the gateway reads it.</summary>
+    private static async Task<HttpResponseMessage> TranscriptionAsync(HttpContent upload, CancellationToken ct)
+    {
+        var boundary = upload.Headers.ContentType?.Parameters.FirstOrDefault(p => p.Name == "boundary")?.Value?.Trim('"') ?? "";
+        var reader = new Microsoft.AspNetCore.WebUtilities.MultipartReader(boundary, await upload.ReadAsStreamAsync(ct));
+        while (await reader.ReadNextSectionAsync(ct) is { } section)
+        {
+            if (!ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition) || disposition.Name?.Trim('"') != "file") continue;
+            using var audio = new MemoryStream();
+            await section.Body.CopyToAsync(audio, ct);
+            var bytes = audio.ToArray();
+            audio.Position = 0;
+            var (seconds, method) = Gateway.AudioDuration.Read(audio, bytes.Length);
+            var rounded = Math.Ceiling(seconds);
+            return Json(new JsonObject
+            {
+                ["text"] = $"Echo: {seconds.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)} seconds of audio ({method}).",
+                ["usage"] = new JsonObject { ["type"] = "duration", ["seconds"] = rounded },
+            });
+        }
+        return new HttpResponseMessage(HttpStatusCode.BadRequest);
+    }
+
     /// <summary>OpenAI's moderation response: nothing flagged, every category false and scored 0.</summary>
     private static JsonObject Moderations(JsonObject body)
     {
@@ -73,6 +96,8 @@ public sealed class EchoUpstreamHandler : HttpMessageHandler
     {
         var path = request.RequestUri!.AbsolutePath;
         if (request.Method == HttpMethod.Get && path.EndsWith("/models", StringComparison.Ordinal)) return Json(ModelList());   // the health probe
+        if (path.EndsWith("/audio/transcriptions", StringComparison.Ordinal) || path.EndsWith("/audio/translations", StringComparison.Ordinal))
+            return await TranscriptionAsync(request.Content!, cancellationToken);
         var body = JsonNode.Parse(await request.Content!.ReadAsByteArrayAsync(cancellationToken)) as JsonObject ?? [];
         if (path.EndsWith("/embeddings", StringComparison.Ordinal)) return Json(Embeddings(body));
         if (path.EndsWith("/images/generations", StringComparison.Ordinal)) return Json(Images(body));
