@@ -9,10 +9,12 @@ namespace AiGate.Web.Features.Credits;
 
 /// <summary>
 /// How a metered call ended, for its settlement and its usage row. <paramref name="Pricing"/>: what the call is billed at
-/// when not the model's price (the BYOK fee); <paramref name="Byok"/>: it went upstream with the user's own key.
+/// when not the model's price (the BYOK fee); <paramref name="Byok"/>: it went upstream with the user's own key;
+/// <paramref name="Cost"/>: for kinds not priced per token (images, moderations), the charge and list cost, set instead
+/// of token prices.
 /// </summary>
 public sealed record MeteredOutcome(string Provider, TokenUsage? Usage, int Status, bool Streamed, int? TimeToFirstByteMs,
-    ModelPricing? Pricing = null, bool Byok = false);
+    ModelPricing? Pricing = null, bool Byok = false, MediaCost? Cost = null);
 
 /// <summary>
 /// The money path of a gateway request (DESIGN rules 1–3, 8): the worst case is reserved before
@@ -82,10 +84,20 @@ public sealed class Metering(CreditLeases leases, UsageWriter writer, Ledger led
         MeteredOutcome outcome, long startedTimestamp)
     {
         var usage = outcome.Usage ?? new TokenUsage(0, 0);
-        var pricing = outcome.Pricing ?? model.Pricing!.Value;
-        var cost = outcome.Usage is null ? 0 : pricing.CostMicros(usage);
-        // A BYOK call costs the platform nothing upstream: the user's provider bills the user.
-        var providerCost = outcome.Usage is null || outcome.Byok ? 0 : pricing.ProviderCostMicros(usage);
+        long cost, providerCost;
+        if (outcome.Cost is { } media)
+        {
+            // Images and moderations: priced per call by the endpoint (their model may have no token prices at all).
+            cost = media.ChargeMicros;
+            providerCost = outcome.Byok ? 0 : media.ProviderMicros;
+        }
+        else
+        {
+            var pricing = outcome.Pricing ?? model.Pricing!.Value;
+            cost = outcome.Usage is null ? 0 : pricing.CostMicros(usage);
+            // A BYOK call costs the platform nothing upstream: the user's provider bills the user.
+            providerCost = outcome.Usage is null || outcome.Byok ? 0 : pricing.ProviderCostMicros(usage);
+        }
         Record(model.Id, outcome, usage, cost);
         if (ReferenceEquals(reservation, Reservation.Unmetered)) return cost;
         leases.Settle(reservation, cost);

@@ -27,6 +27,10 @@ public static class GatewayExtensions
         builder.Services.AddSingleton<ResponsesEndpoint>();
         builder.Services.AddSingleton<CompletionsEndpoint>();
         builder.Services.AddSingleton<EmbeddingsEndpoint>();
+        builder.Services.AddSingleton<ImagesEndpoint>();
+        builder.Services.AddSingleton<ModerationsEndpoint>();
+        builder.Services.AddSingleton<SpeechEndpoint>();
+        builder.Services.AddSingleton<TranscriptionsEndpoint>();
         builder.Services.AddSingleton<ModelsEndpoints>();
         builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton<PassthroughEndpoint>();
@@ -63,6 +67,12 @@ public static class GatewayExtensions
         api.MapMethods("/responses/{id}", ["GET", "DELETE"], ResponsesEndpoint.NotStoredAsync);
         api.MapPost("/completions", completions.HandleAsync);
         api.MapPost("/embeddings", embeddings.HandleAsync);
+        api.MapPost("/images/generations", services.GetRequiredService<ImagesEndpoint>().HandleAsync);
+        api.MapPost("/moderations", services.GetRequiredService<ModerationsEndpoint>().HandleAsync);
+        api.MapPost("/audio/speech", services.GetRequiredService<SpeechEndpoint>().HandleAsync);
+        var transcriptions = services.GetRequiredService<TranscriptionsEndpoint>();
+        api.MapPost("/audio/transcriptions", transcriptions.TranscribeAsync);
+        api.MapPost("/audio/translations", transcriptions.TranslateAsync);
         api.MapGet("/models", models.ListAsync);
         api.MapGet("/models/{**id}", models.GetAsync);
         api.Map("/passthrough/{**path}", passthrough.HandleAsync);
