@@ -1,5 +1,6 @@
-// Filter-as-you-type for the pricing page's model table. The server already filters on ?q= (rows that do
-// not match are rendered hidden), so this only repeats the same match on each keystroke: every word must
+// Filter-as-you-type for the pricing page's model tables (per token, and images, audio and moderation). The server
+// already filters on ?q= (rows that do not match are rendered hidden), so this only repeats the same match on each
+// keystroke: every word must
 // appear in the row's data-search text (id, name and provider, lower case), as IndexModel matches it.
 
 /** @param {ParentNode} root */

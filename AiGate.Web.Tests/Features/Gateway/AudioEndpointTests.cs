@@ -70,6 +70,7 @@ public sealed class AudioEndpointTests(MediaApp app) : IClassFixture<MediaApp>
             gate.TrySetResult();
         }
         // The client left after the first chunk: 11 characters × $15 / 1M × 1.5 = $0.0002475, rounded up.
+        await app.WaitForUsageRowAsync(userId);
         await app.AssertLedgerMatchesBalanceAsync(userId, Credit - 248);
     }
 

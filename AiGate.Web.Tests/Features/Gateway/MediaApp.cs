@@ -56,6 +56,17 @@ public sealed class MediaApp : AiGateApp
     }
 
     /// <summary>Once every usage record is written: the balance is as expected and equals the ledger's sum.</summary>
+    /// <summary>
+    /// Waits (10 s at most) until the user has a usage row: a call whose client left settles when the app notices, which
+    /// on a loaded machine can be after the test has moved on, so the writer's queue may still be empty.
+    /// </summary>
+    public async Task WaitForUsageRowAsync(Guid userId)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (await Database.ScalarAsync<long>($"select count(*) from usage_events where user_id = '{userId}'") == 0 && DateTime.UtcNow < deadline)
+            await Task.Delay(50);
+    }
+
     public async Task AssertLedgerMatchesBalanceAsync(Guid userId, long expectedBalance)
     {
         await WaitForUsageAsync();

@@ -32,6 +32,7 @@ public static class MigrationCatalog
         SchemaMigration.Sql(20, "vault_and_provider_keys"),
         SchemaMigration.Sql(21, "byok"),
         SchemaMigration.Sql(22, "model_kinds_and_media_prices"),
+        SchemaMigration.Sql(23, "usage_errors"),
         SchemaMigration.Sql(24, "usage_latency_histograms"),
     ];
 }

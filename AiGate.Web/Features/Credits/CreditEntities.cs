@@ -118,6 +118,10 @@ public sealed class UsageEvent
     public int Status { get; set; }
     public int LatencyMs { get; set; }
     public int? TimeToFirstByteMs { get; set; }
+    /// <summary>For a failed call: the error code the client was answered (the envelope's code, else its type).</summary>
+    public string? ErrorCode { get; set; }
+    /// <summary>For a failed call: the error message the client was answered, cut at 300 characters.</summary>
+    public string? ErrorMessage { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
 
     internal sealed class Configuration : IEntityTypeConfiguration<UsageEvent>
@@ -129,6 +133,8 @@ public sealed class UsageEvent
             b.Property(e => e.ModelId).HasMaxLength(128);
             b.Property(e => e.Provider).HasMaxLength(64);
             b.Property(e => e.Byok).HasDefaultValue(false);
+            b.Property(e => e.ErrorCode).HasMaxLength(64);
+            b.Property(e => e.ErrorMessage).HasMaxLength(300);
             b.HasIndex(e => e.RequestId).IsUnique();
             b.HasIndex(e => new { e.UserId, e.CreatedAt });
             b.HasIndex(e => new { e.KeyId, e.CreatedAt });

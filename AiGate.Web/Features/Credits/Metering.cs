@@ -104,7 +104,7 @@ public sealed class Metering(CreditLeases leases, UsageWriter writer, Ledger led
         await writer.EnqueueAsync(new UsageRecord(
             context.TraceIdentifier, key.OwnerId, key.KeyId, reservation.LeaseId, model.Id, outcome.Provider, usage, cost, outcome.Streamed,
             outcome.Status, (int)System.Diagnostics.Stopwatch.GetElapsedTime(startedTimestamp).TotalMilliseconds, outcome.TimeToFirstByteMs,
-            clock.GetUtcNow(), providerCost, outcome.Byok), CancellationToken.None);
+            clock.GetUtcNow(), providerCost, outcome.Byok, outcome.Status >= 400 ? ApiErrors.ErrorOf(context) : null), CancellationToken.None);
         return cost;
     }
 

@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using AiGate.Web.Features.Gateway;
 using AiGate.Web.Features.Models;
 using AiGate.Web.Infrastructure.Telemetry;
 using Microsoft.Extensions.Options;
@@ -10,7 +11,8 @@ namespace AiGate.Web.Features.Credits;
 /// <summary>One metered call, as it leaves the request path.</summary>
 public sealed record UsageRecord(
     string RequestId, Guid UserId, Guid KeyId, Guid LeaseId, string ModelId, string Provider, TokenUsage Usage, long CostMicros,
-    bool Streamed, int Status, int LatencyMs, int? TimeToFirstByteMs, DateTimeOffset At, long? ProviderCostMicros = null, bool Byok = false);
+    bool Streamed, int Status, int LatencyMs, int? TimeToFirstByteMs, DateTimeOffset At, long? ProviderCostMicros = null, bool Byok = false,
+    CallError? Error = null);
 
 /// <summary>
 /// Writes usage off the request path: requests put a <see cref="UsageRecord"/> on a bounded channel;
@@ -213,9 +215,10 @@ public sealed partial class UsageWriter(NpgsqlDataSource dataSource, CreditLease
         with input as (
             select * from unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::int8[], $8::int8[],
                                  $9::int8[], $10::int8[], $11::bool[], $12::bool[], $13::int4[], $14::int4[], $15::int4[], $16::timestamptz[],
-                                 $17::int8[], $18::bool[])
+                                 $17::int8[], $18::bool[], $19::text[], $20::text[])
                 as t(request_id, user_id, key_id, lease_id, model_id, provider, prompt_tokens, completion_tokens, cached_tokens,
-                     cost_micros, estimated, streamed, status, latency_ms, ttfb_ms, created_at, provider_cost_micros, byok)),
+                     cost_micros, estimated, streamed, status, latency_ms, ttfb_ms, created_at, provider_cost_micros, byok,
+                     error_code, error_message)),
         checkpoints as (delete from stream_checkpoints c using input i where c.request_id = i.request_id),
         """;
 
@@ -230,7 +233,7 @@ public sealed partial class UsageWriter(NpgsqlDataSource dataSource, CreditLease
             returning request_id, user_id, key_id, lease_id, model_id, provider, prompt_tokens, completion_tokens, cached_tokens,
                       cost_micros, true as estimated, true as streamed, 200 as status,
                       least(extract(epoch from updated_at - started_at) * 1000, 2147483647)::int4 as latency_ms, null::int4 as ttfb_ms,
-                      updated_at as created_at, provider_cost_micros, byok),
+                      updated_at as created_at, provider_cost_micros, byok, null::text as error_code, null::text as error_message),
         """;
 
     /// <summary>
@@ -241,9 +244,10 @@ public sealed partial class UsageWriter(NpgsqlDataSource dataSource, CreditLease
         usage as (
             insert into usage_events (request_id, user_id, key_id, model_id, provider, prompt_tokens, completion_tokens, cached_tokens,
                                       cost_micros, estimated, streamed, status, latency_ms, time_to_first_byte_ms, created_at,
-                                      provider_cost_micros, byok)
+                                      provider_cost_micros, byok, error_code, error_message)
             select request_id, user_id, key_id, model_id, provider, prompt_tokens, completion_tokens, cached_tokens,
-                   cost_micros, estimated, streamed, status, latency_ms, ttfb_ms, created_at, provider_cost_micros, byok from input
+                   cost_micros, estimated, streamed, status, latency_ms, ttfb_ms, created_at, provider_cost_micros, byok,
+                   error_code, error_message from input
             on conflict (request_id) do nothing
             returning request_id),
         fresh as (select input.* from input join usage using (request_id)),
@@ -310,6 +314,8 @@ public sealed partial class UsageWriter(NpgsqlDataSource dataSource, CreditLease
         p.Add(new() { Value = batch.Select(r => r.At).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
         p.Add(new() { Value = batch.Select(r => r.ProviderCostMicros).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint });
         p.Add(new() { Value = batch.Select(r => r.Byok).ToArray() });
+        p.Add(new() { Value = batch.Select(r => r.Error?.Code).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+        p.Add(new() { Value = batch.Select(r => r.Error?.Message).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
         var keys = new List<(Guid, long)>();
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct)) keys.Add((reader.GetGuid(0), reader.GetInt64(1)));

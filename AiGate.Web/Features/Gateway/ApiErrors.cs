@@ -57,6 +57,8 @@ public static class ApiErrors
     {
         var response = context.Response;
         if (response.HasStarted) return;
+        // Kept for the call's usage row (the request log's detail says why a call failed).
+        context.Items[CallErrorKey] = new CallError(Truncate(code ?? type, 63), Truncate(message, CallError.MaxMessage - 1));
         response.StatusCode = status;
         response.ContentType = "application/json";
         if (retryAfter is { } wait) response.Headers[HeaderNames.RetryAfter] = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -95,6 +97,11 @@ public static class ApiErrors
 
     internal static string Truncate(string value, int max) => value.Length <= max ? value : value[..max] + "…";
 
+    private static readonly object CallErrorKey = new();
+
+    /// <summary>The error this request was answered with, if any (set by <see cref="WriteAsync"/>).</summary>
+    public static CallError? ErrorOf(HttpContext context) => context.Items.TryGetValue(CallErrorKey, out var error) ? error as CallError : null;
+
     /// <summary>The parameter a validation message names first (<c>'max_tokens'</c> in "Invalid 'max_tokens': …"), for the envelope's <c>param</c>.</summary>
     public static string? ParamOf(string error)
     {
@@ -102,4 +109,11 @@ public static class ApiErrors
         var end = start < 0 ? -1 : error.IndexOf('\'', start + 1);
         return end > start ? error[(start + 1)..end] : null;
     }
+}
+
+/// <summary>What a failed call was answered: the envelope's code (its type when it has none) and message.</summary>
+public sealed record CallError(string Code, string Message)
+{
+    /// <summary>The usage row's column width; longer messages are cut (with an ellipsis) to fit.</summary>
+    public const int MaxMessage = 300;
 }

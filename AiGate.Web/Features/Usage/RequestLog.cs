@@ -16,7 +16,7 @@ public sealed record RequestLogFilter(DateTimeOffset From, DateTimeOffset To, st
 /// <summary>One call as the request log, its detail page and its CSV show it. Money in micro-USD.</summary>
 public sealed record RequestLogRow(long Id, string RequestId, DateTimeOffset At, Guid KeyId, string? KeyName, string? KeyPrefix, string Model,
     string Provider, long PromptTokens, long CachedTokens, long CompletionTokens, long CostMicros, long? ProviderCostMicros, bool Estimated,
-    bool Streamed, int Status, int LatencyMs, int? TimeToFirstByteMs);
+    bool Streamed, int Status, int LatencyMs, int? TimeToFirstByteMs, string? ErrorCode = null, string? ErrorMessage = null);
 
 /// <summary>Where a page of the log ends: the next page holds the calls strictly older than (at, id).</summary>
 public readonly record struct RequestLogCursor(DateTimeOffset At, long Id)
@@ -47,7 +47,8 @@ public sealed class RequestLog(NpgsqlDataSource dataSource)
 
     private const string Columns = """
         e.id, e.request_id, e.created_at, e.key_id, k.name, k.prefix, e.model_id, e.provider, e.prompt_tokens, e.cached_tokens,
-        e.completion_tokens, e.cost_micros, e.provider_cost_micros, e.estimated, e.streamed, e.status, e.latency_ms, e.time_to_first_byte_ms
+        e.completion_tokens, e.cost_micros, e.provider_cost_micros, e.estimated, e.streamed, e.status, e.latency_ms, e.time_to_first_byte_ms,
+        e.error_code, e.error_message
         """;
 
     public async Task<(IReadOnlyList<RequestLogRow> Rows, RequestLogCursor? Next)> PageAsync(Guid userId, RequestLogFilter filter,
@@ -125,7 +126,8 @@ public sealed class RequestLog(NpgsqlDataSource dataSource)
     private static RequestLogRow Read(NpgsqlDataReader r) => new(
         r.GetInt64(0), r.GetString(1), r.GetFieldValue<DateTimeOffset>(2), r.GetGuid(3), r.IsDBNull(4) ? null : r.GetString(4),
         r.IsDBNull(5) ? null : r.GetString(5), r.GetString(6), r.GetString(7), r.GetInt64(8), r.GetInt64(9), r.GetInt64(10), r.GetInt64(11),
-        r.IsDBNull(12) ? null : r.GetInt64(12), r.GetBoolean(13), r.GetBoolean(14), r.GetInt32(15), r.GetInt32(16), r.IsDBNull(17) ? null : r.GetInt32(17));
+        r.IsDBNull(12) ? null : r.GetInt64(12), r.GetBoolean(13), r.GetBoolean(14), r.GetInt32(15), r.GetInt32(16), r.IsDBNull(17) ? null : r.GetInt32(17),
+        r.IsDBNull(18) ? null : r.GetString(18), r.IsDBNull(19) ? null : r.GetString(19));
 }
 
 /// <summary>
