@@ -161,7 +161,7 @@ public sealed partial class RealtimeSession
                 }
             }
         }
-        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException)
+        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException)
         {
             // The client broke off, or the provider's side can take no more: the session ends either way.
         }
@@ -200,7 +200,7 @@ public sealed partial class RealtimeSession
                 overflow = false;
             }
         }
-        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException)
+        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException)
         {
             // The provider broke off, or the session is over.
         }
