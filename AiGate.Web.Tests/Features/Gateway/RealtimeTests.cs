@@ -425,6 +425,38 @@ public sealed class RealtimeTests(RealtimeApp app) : IClassFixture<RealtimeApp>
             $"select prompt_tokens || '|' || completion_tokens || '|' || cost_micros from usage_events where user_id = '{userId}'"));
     }
 
+    [Fact]
+    public async Task At_shutdown_an_open_session_is_closed_with_an_error_event_and_its_running_response_billed()
+    {
+        app.Upstream.Reset();
+        app.Upstream.Mode = FakeOpenAiRealtime.Behaviour.FinishOnCancel;
+        var (key, userId) = await UserAsync(credit: 1_000_000);
+        // A second instance on the same database whose streams must end as soon as it is told to stop.
+        await using var instance = app.WithWebHostBuilder(b => b.UseSetting("Gateway:ShutdownMarginSeconds", "600"));
+        instance.UseKestrel(0);
+        instance.StartServer();
+        var address = instance.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        using var socket = new ClientWebSocket();
+        socket.Options.SetRequestHeader("Authorization", "Bearer " + key);
+        await socket.ConnectAsync(new Uri(new Uri(address.Replace("http://", "ws://", StringComparison.Ordinal)), "/api/v1/realtime?model=" + RealtimeApp.Model), Timeout());
+        await ReceiveUntilAsync(socket, "session.created");
+        await SendAsync(socket, """{"type":"response.create"}""");
+        await ReceiveUntilAsync(socket, "response.output_text.delta");
+
+        instance.Services.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>().StopApplication();
+        var error = await ReceiveUntilAsync(socket, "error", seconds: 10);
+        Assert.Equal("server_shutdown", error["error"]!["code"]!.GetValue<string>());
+        await AssertClosedAsync(socket, 1001);
+        Assert.True(Assert.Single(app.Upstream.Sessions).CancelReceived);
+
+        var leases = instance.Services.GetRequiredService<CreditLeases>();
+        await WaitAsync(() => leases.InFlight(userId) == 0);
+        var writer = instance.Services.GetRequiredService<UsageWriter>();
+        await WaitAsync(() => writer.Pending == 0);
+        await WaitAsync(() => app.Database.ScalarAsync<long>($"select count(*) from usage_events where user_id = '{userId}'").Result == 1);
+        Assert.Equal(DefaultUsageCost, await app.Database.ScalarAsync<long>($"select cost_micros from usage_events where user_id = '{userId}'"));
+    }
+
     private static async Task WaitAsync(Func<bool> condition)
     {
         var deadline = DateTime.UtcNow.AddSeconds(10);
