@@ -457,6 +457,36 @@ public sealed class RealtimeTests(RealtimeApp app) : IClassFixture<RealtimeApp>
         Assert.Equal(DefaultUsageCost, await app.Database.ScalarAsync<long>($"select cost_micros from usage_events where user_id = '{userId}'"));
     }
 
+    [Fact]
+    public async Task The_official_OpenAI_SDK_realtime_client_works_against_api_v1_unchanged()
+    {
+        app.Upstream.Reset();
+        var (key, userId) = await UserAsync(credit: 1_000_000);
+#pragma warning disable OPENAI002   // the SDK's Realtime client is marked experimental
+        var client = new OpenAI.Realtime.RealtimeClient(new System.ClientModel.ApiKeyCredential(key),
+            new OpenAI.Realtime.RealtimeClientOptions { Endpoint = new Uri(app.Http().BaseAddress!, "/api/v1") });
+        using (var session = await client.StartConversationSessionAsync(RealtimeApp.Model, cancellationToken: Timeout()))
+        {
+            await session.StartResponseAsync(Timeout());
+            OpenAI.Realtime.RealtimeServerUpdateResponseDone? done = null;
+            await foreach (var update in session.ReceiveUpdatesAsync(Timeout()))
+            {
+                if (update is OpenAI.Realtime.RealtimeServerUpdateResponseDone d)
+                {
+                    done = d;
+                    break;
+                }
+            }
+            Assert.Equal("resp_1", done?.Response.Id);
+        }
+#pragma warning restore OPENAI002
+        var upstream = Assert.Single(app.Upstream.Sessions);
+        Assert.Equal("Bearer " + RealtimeApp.PlatformKey, upstream.Headers["Authorization"]);
+        await AssertNothingHeldAsync(userId);
+        await app.WaitForUsageAsync();
+        Assert.Equal(DefaultUsageCost, await app.Database.ScalarAsync<long>($"select cost_micros from usage_events where user_id = '{userId}'"));
+    }
+
     private static async Task WaitAsync(Func<bool> condition)
     {
         var deadline = DateTime.UtcNow.AddSeconds(10);
