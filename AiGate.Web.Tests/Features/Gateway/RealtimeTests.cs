@@ -467,6 +467,7 @@ public sealed class RealtimeTests(RealtimeApp app) : IClassFixture<RealtimeApp>
             new OpenAI.Realtime.RealtimeClientOptions { Endpoint = new Uri(app.Http().BaseAddress!, "/api/v1") });
         using (var session = await client.StartConversationSessionAsync(RealtimeApp.Model, cancellationToken: Timeout()))
         {
+            await session.AddItemAsync(OpenAI.Realtime.RealtimeItem.CreateUserMessageItem("Say hello"), Timeout());
             await session.StartResponseAsync(Timeout());
             OpenAI.Realtime.RealtimeServerUpdateResponseDone? done = null;
             await foreach (var update in session.ReceiveUpdatesAsync(Timeout()))
@@ -482,6 +483,7 @@ public sealed class RealtimeTests(RealtimeApp app) : IClassFixture<RealtimeApp>
 #pragma warning restore OPENAI002
         var upstream = Assert.Single(app.Upstream.Sessions);
         Assert.Equal("Bearer " + RealtimeApp.PlatformKey, upstream.Headers["Authorization"]);
+        Assert.Contains(upstream.TextEvents, e => e.Contains("\"conversation.item.create\"", StringComparison.Ordinal) && e.Contains("Say hello", StringComparison.Ordinal));
         await AssertNothingHeldAsync(userId);
         await app.WaitForUsageAsync();
         Assert.Equal(DefaultUsageCost, await app.Database.ScalarAsync<long>($"select cost_micros from usage_events where user_id = '{userId}'"));
