@@ -447,7 +447,8 @@ public sealed class RealtimeTests(RealtimeApp app) : IClassFixture<RealtimeApp>
         var error = await ReceiveUntilAsync(socket, "error", seconds: 10);
         Assert.Equal("server_shutdown", error["error"]!["code"]!.GetValue<string>());
         await AssertClosedAsync(socket, 1001);
-        Assert.True(Assert.Single(app.Upstream.Sessions).CancelReceived);
+        // The relay closes the client first, then cancels the running response upstream and waits for its report.
+        await WaitAsync(() => Assert.Single(app.Upstream.Sessions).CancelReceived);
 
         var leases = instance.Services.GetRequiredService<CreditLeases>();
         await WaitAsync(() => leases.InFlight(userId) == 0);

@@ -129,13 +129,21 @@ public sealed partial class RealtimeSession
         }
         finally
         {
+            // Both pumps have stopped before the last settlement: a response.done still being billed by the provider's
+            // pump must not race the estimate of the same response.
             await _stop.CancelAsync();
             _ended.TrySetResult(new EndReason(WebSocketCloseStatus.NormalClosure, "", "", ""));
-            await watch;
-            await FinishMoneyAsync();
             _client.Abort();
             _upstream.Abort();
-            _stop.Dispose();
+            try
+            {
+                await Task.WhenAll(clientPump, upstreamPump, watch);
+            }
+            finally
+            {
+                await FinishMoneyAsync();
+                _stop.Dispose();
+            }
         }
     }
 
@@ -306,8 +314,8 @@ public sealed partial class RealtimeSession
             reservation = zero;
         }
         var sequence = Interlocked.Increment(ref _sequence);
-        var outcome2 = new MeteredOutcome(_provider, usage.ToTokenUsage(), StatusCodes.Status200OK, true, null);
-        await _metering.SettleAsync($"{Id}:{sequence}", reservation, _key, _model.Id, outcome2, _pricing.CostMicros(usage),
+        var metered = new MeteredOutcome(_provider, usage.ToTokenUsage(), StatusCodes.Status200OK, true, null);
+        await _metering.SettleAsync($"{Id}:{sequence}", reservation, _key, _model.Id, metered, _pricing.CostMicros(usage),
             _pricing.ProviderCostMicros(usage), _started);
     }
 
