@@ -30,5 +30,6 @@ public static class MigrationCatalog
         SchemaMigration.Sql(16, "provider_cost_and_append_only_audit"),
         SchemaMigration.Sql(19, "stream_checkpoints"),
         SchemaMigration.Sql(20, "vault_and_provider_keys"),
+        SchemaMigration.Sql(22, "model_kinds_and_media_prices"),
     ];
 }

@@ -57,7 +57,6 @@ public sealed class ModelsEndpoints(ApiKeyAuthenticator authenticator, ModelCata
 
     private static void Write(Utf8JsonWriter writer, ResolvedModel model)
     {
-        var pricing = model.Pricing!.Value;
         writer.WriteStartObject();
         writer.WriteString("id", model.Id);
         writer.WriteString("object", "model");
@@ -68,13 +67,55 @@ public sealed class ModelsEndpoints(ApiKeyAuthenticator authenticator, ModelCata
         writer.WriteNumber("context_length", model.ContextLength);
         writer.WriteNumber("max_output_tokens", model.MaxOutputTokens);
         writer.WriteStartObject("pricing");
-        writer.WriteString("prompt", PerToken(pricing.OurInputPerMTok));
-        writer.WriteString("completion", PerToken(pricing.OurOutputPerMTok));
-        writer.WriteString("cached_prompt", PerToken(pricing.OurCachedInputPerMTok));
-        writer.WriteString("prompt_per_million", PerMillion(pricing.OurInputPerMTok));
-        writer.WriteString("completion_per_million", PerMillion(pricing.OurOutputPerMTok));
+        if (model.Pricing is { } pricing && ModelKinds.IsTokenPriced(model.Kind))
+        {
+            writer.WriteString("prompt", PerToken(pricing.OurInputPerMTok));
+            writer.WriteString("completion", PerToken(pricing.OurOutputPerMTok));
+            writer.WriteString("cached_prompt", PerToken(pricing.OurCachedInputPerMTok));
+            writer.WriteString("prompt_per_million", PerMillion(pricing.OurInputPerMTok));
+            writer.WriteString("completion_per_million", PerMillion(pricing.OurOutputPerMTok));
+        }
+        if (model.Media is { } media) WriteMediaPricing(writer, model.Kind, media);
         writer.WriteEndObject();
         writer.WriteEndObject();
+    }
+
+    /// <summary>The units a non-token kind is sold in, our prices as strings of USD, and <c>units</c> in words as the pricing page shows them.</summary>
+    private static void WriteMediaPricing(Utf8JsonWriter writer, string kind, MediaPricing media)
+    {
+        switch (kind)
+        {
+            case ModelKinds.Image:
+                writer.WriteStartArray("images");
+                foreach (var image in media.ImagePrices)
+                {
+                    writer.WriteStartObject();
+                    writer.WriteString("size", image.Size);
+                    writer.WriteString("quality", image.Quality);
+                    writer.WriteString("per_image", PerMillion(media.Ours(image.Micros)));
+                    writer.WriteEndObject();
+                }
+                writer.WriteEndArray();
+                break;
+            case ModelKinds.Speech:
+                writer.WriteString("per_million_characters", PerMillion(media.Ours(media.MicrosPerMChar ?? 0)));
+                break;
+            case ModelKinds.Transcription:
+                writer.WriteString("per_minute", PerMillion(media.Ours(media.MicrosPerMinute ?? 0)));
+                break;
+            case ModelKinds.Moderation:
+                writer.WriteString("per_request", PerMillion(media.Ours(media.MicrosPerRequest ?? 0)));
+                break;
+            case ModelKinds.Realtime:
+                writer.WriteString("audio_prompt_per_million", PerMillion(media.Ours(media.AudioInputPerMTok ?? 0)));
+                writer.WriteString("audio_completion_per_million", PerMillion(media.Ours(media.AudioOutputPerMTok ?? 0)));
+                break;
+            default:
+                return;
+        }
+        writer.WriteStartArray("units");
+        foreach (var unit in media.Units(kind)) writer.WriteStringValue(unit);
+        writer.WriteEndArray();
     }
 
     /// <summary>USD per token: micro-USD per million tokens / 10^12, printed exactly.</summary>

@@ -14,13 +14,29 @@ namespace AiGate.Web.Features.Models;
 public sealed record ModelSpec(
     string Id, string Name, string Kind, string OwnedBy, int ContextLength, int MaxOutputTokens,
     long? InputMicrosPerMTok, long? OutputMicrosPerMTok, long? CachedInputMicrosPerMTok, int? MarginBasisPoints,
-    IReadOnlyList<string> Aliases, bool Enabled)
+    IReadOnlyList<string> Aliases, bool Enabled, MediaPriceSpec? Media = null)
 {
     public static ModelSpec Of(CatalogModel m) => new(m.Id, m.Name, m.Kind, m.OwnedBy, m.ContextLength, m.MaxOutputTokens,
-        m.InputMicrosPerMTok, m.OutputMicrosPerMTok, m.CachedInputMicrosPerMTok, m.MarginBasisPoints, [.. m.Aliases], m.Enabled);
+        m.InputMicrosPerMTok, m.OutputMicrosPerMTok, m.CachedInputMicrosPerMTok, m.MarginBasisPoints, [.. m.Aliases], m.Enabled,
+        new MediaPriceSpec(ImagePriceTable.Canonical(m.ImagePrices), m.MicrosPerMChar, m.MicrosPerMinute, m.MicrosPerRequest,
+            m.AudioInputMicrosPerMTok, m.AudioOutputMicrosPerMTok));
+
+    /// <summary>The non-token prices, none when unset.</summary>
+    public MediaPriceSpec Prices => Media ?? MediaPriceSpec.None;
 
     /// <summary>Equal field by field (the aliases as a list, in order).</summary>
-    public bool SameAs(ModelSpec other) => this with { Aliases = [] } == other with { Aliases = [] } && Aliases.SequenceEqual(other.Aliases, StringComparer.Ordinal);
+    public bool SameAs(ModelSpec other) => this with { Aliases = [], Media = null } == other with { Aliases = [], Media = null }
+        && Prices == other.Prices && Aliases.SequenceEqual(other.Aliases, StringComparer.Ordinal);
+}
+
+/// <summary>
+/// A model's prices in units other than tokens, integer micro-USD: the image table (canonical JSON, <see cref="ImagePriceTable"/>),
+/// speech per million characters, transcription per minute, moderation per request (null = free), realtime audio tokens per million.
+/// </summary>
+public sealed record MediaPriceSpec(string? ImagePrices, long? MicrosPerMChar, long? MicrosPerMinute, long? MicrosPerRequest,
+    long? AudioInputMicrosPerMTok, long? AudioOutputMicrosPerMTok)
+{
+    public static readonly MediaPriceSpec None = new(null, null, null, null, null, null);
 }
 
 /// <summary>One route as an admin writes it; (model, provider, upstream model) names it.</summary>
@@ -47,7 +63,6 @@ public sealed class CatalogValidationException(IReadOnlyList<FieldError> errors)
 public sealed partial class CatalogAdmin(AppDbContext db, AuditLog audit, TimeProvider clock)
 {
     public const string Notice = "catalog";
-    private static readonly string[] Kinds = ["chat", "embedding"];
 
     public static IReadOnlyList<FieldError> Validate(ModelSpec m)
     {
@@ -55,7 +70,7 @@ public sealed partial class CatalogAdmin(AppDbContext db, AuditLog audit, TimePr
         if (!ModelId().IsMatch(m.Id))
             errors.Add(new("Id", $"Model id '{m.Id}' must look like provider/model (letters, digits and . _ - : /), at most 128 characters."));
         if (string.IsNullOrWhiteSpace(m.Name) || m.Name.Length > 128) errors.Add(new("Name", "Display name is required (at most 128 characters)."));
-        if (!Kinds.Contains(m.Kind)) errors.Add(new("Kind", "Kind must be chat or embedding."));
+        if (!ModelKinds.All.Contains(m.Kind)) errors.Add(new("Kind", $"Kind must be one of {string.Join(", ", ModelKinds.All)}."));
         if (string.IsNullOrWhiteSpace(m.OwnedBy) || m.OwnedBy.Length > 64) errors.Add(new("OwnedBy", "Owned by is required (at most 64 characters)."));
         if (m.ContextLength is < 1 or > 100_000_000) errors.Add(new("ContextLength", "Context length must be between 1 and 100,000,000 tokens."));
         if (m.MaxOutputTokens is < 1 or > 100_000_000) errors.Add(new("MaxOutputTokens", "Max output must be between 1 and 100,000,000 tokens."));
@@ -64,11 +79,37 @@ public sealed partial class CatalogAdmin(AppDbContext db, AuditLog audit, TimePr
             if (price is < 0 or > MaxPriceMicros) errors.Add(new(field, "Prices must be between $0 and $100,000 per million tokens."));
         if (m.InputMicrosPerMTok is null != m.OutputMicrosPerMTok is null)
             errors.Add(new("OutputPrice", "Set both the input and the output price, or neither (an unpriced model is not served)."));
+        ValidatePrices(m, errors);
         if (m.MarginBasisPoints is < 10_000 or > 1_000_000) errors.Add(new("Margin", "Margin must be between 1.0 (sell at cost) and 100."));
         foreach (var alias in m.Aliases)
             if (!ModelId().IsMatch(alias) || alias == m.Id) errors.Add(new("Aliases", $"Alias '{alias}' is not a valid model name, or repeats the id."));
         if (m.Aliases.Distinct(StringComparer.Ordinal).Count() != m.Aliases.Count) errors.Add(new("Aliases", "An alias is listed twice."));
         return errors;
+    }
+
+    /// <summary>Each kind is billed in its own unit; a price in another kind's unit would never be charged, so it is refused.</summary>
+    private static void ValidatePrices(ModelSpec m, List<FieldError> errors)
+    {
+        var p = m.Prices;
+        var tokenPriced = ModelKinds.IsTokenPriced(m.Kind);
+        if (!tokenPriced && (m.InputMicrosPerMTok ?? m.OutputMicrosPerMTok ?? m.CachedInputMicrosPerMTok) is not null)
+            errors.Add(new("InputPrice", $"A {m.Kind} model is not priced per token: leave the token prices empty."));
+        if (p.ImagePrices is not null && m.Kind != ModelKinds.Image) errors.Add(new("ImagePrices", "Image prices apply to image models only."));
+        else if (m.Kind == ModelKinds.Image && ImagePriceTable.Parse(p.ImagePrices, out var imageError) is null) errors.Add(new("ImagePrices", imageError!));
+        Unit("SpeechPrice", p.MicrosPerMChar, ModelKinds.Speech, "per million characters");
+        Unit("MinutePrice", p.MicrosPerMinute, ModelKinds.Transcription, "per minute");
+        Unit("RequestPrice", p.MicrosPerRequest, ModelKinds.Moderation, "per request");
+        Unit("AudioInputPrice", p.AudioInputMicrosPerMTok, ModelKinds.Realtime, "per million audio tokens");
+        Unit("AudioOutputPrice", p.AudioOutputMicrosPerMTok, ModelKinds.Realtime, "per million audio tokens");
+        if (p.AudioInputMicrosPerMTok is null != p.AudioOutputMicrosPerMTok is null)
+            errors.Add(new("AudioOutputPrice", "Set both audio prices, or neither (a realtime model without them is not served)."));
+
+        void Unit(string field, long? price, string kind, string unit)
+        {
+            if (price is null) return;
+            if (m.Kind != kind) errors.Add(new(field, $"A price {unit} applies to {kind} models only."));
+            else if (price is < 0 or > MaxPriceMicros) errors.Add(new(field, $"The price {unit} must be between $0 and $100,000."));
+        }
     }
 
     public static IReadOnlyList<FieldError> Validate(RouteSpec r)
@@ -286,6 +327,13 @@ public sealed partial class CatalogAdmin(AppDbContext db, AuditLog audit, TimePr
         model.OutputMicrosPerMTok = spec.OutputMicrosPerMTok;
         model.CachedInputMicrosPerMTok = spec.CachedInputMicrosPerMTok;
         model.MarginBasisPoints = spec.MarginBasisPoints;
+        var prices = spec.Prices;
+        model.ImagePrices = ImagePriceTable.Canonical(prices.ImagePrices);
+        model.MicrosPerMChar = prices.MicrosPerMChar;
+        model.MicrosPerMinute = prices.MicrosPerMinute;
+        model.MicrosPerRequest = prices.MicrosPerRequest;
+        model.AudioInputMicrosPerMTok = prices.AudioInputMicrosPerMTok;
+        model.AudioOutputMicrosPerMTok = prices.AudioOutputMicrosPerMTok;
         model.Aliases = [.. spec.Aliases];
         model.Enabled = spec.Enabled;
     }
@@ -319,6 +367,7 @@ public sealed partial class CatalogAdmin(AppDbContext db, AuditLog audit, TimePr
     {
         Id = s.Id.Trim(), Name = s.Name.Trim(), Kind = s.Kind.Trim().ToLowerInvariant(), OwnedBy = s.OwnedBy.Trim(),
         Aliases = [.. s.Aliases.Select(a => a.Trim()).Where(a => a.Length > 0)],
+        Media = s.Prices with { ImagePrices = ImagePriceTable.Canonical(s.Prices.ImagePrices) },
     };
 
     private static RouteSpec Trim(RouteSpec r) => r with { Provider = r.Provider.Trim(), UpstreamModel = r.UpstreamModel.Trim() };
@@ -363,7 +412,15 @@ public sealed partial class CatalogAdmin(AppDbContext db, AuditLog audit, TimePr
     public static string RouteTarget(string modelId, RouteSpec r) => $"route:{modelId}/{r.Provider}/{r.UpstreamModel}";
 
     private static string Describe(ModelSpec m) => string.Create(CultureInfo.InvariantCulture,
-        $"{m.Kind}, input {Price(m.InputMicrosPerMTok)}, output {Price(m.OutputMicrosPerMTok)}, cached {Price(m.CachedInputMicrosPerMTok)}, margin {Margin(m.MarginBasisPoints)}, {(m.Enabled ? "enabled" : "disabled")}");
+        $"{m.Kind}, {(ModelKinds.IsTokenPriced(m.Kind) ? $"input {Price(m.InputMicrosPerMTok)}, output {Price(m.OutputMicrosPerMTok)}, cached {Price(m.CachedInputMicrosPerMTok)}, " : "")}{DescribeUnits(m.Prices)}margin {Margin(m.MarginBasisPoints)}, {(m.Enabled ? "enabled" : "disabled")}");
+
+    private static string DescribeUnits(MediaPriceSpec p) =>
+        (p.ImagePrices is { } images ? $"images {images}, " : "") +
+        (p.MicrosPerMChar is { } chars ? $"{Price(chars)} per 1M characters, " : "") +
+        (p.MicrosPerMinute is { } minute ? $"{Price(minute)} per minute, " : "") +
+        (p.MicrosPerRequest is { } request ? $"{Price(request)} per request, " : "") +
+        (p.AudioInputMicrosPerMTok is { } audioIn ? $"audio input {Price(audioIn)}, " : "") +
+        (p.AudioOutputMicrosPerMTok is { } audioOut ? $"audio output {Price(audioOut)}, " : "");
 
     private static string Describe(RouteSpec r) => $"{r.Provider} → {r.UpstreamModel}, priority {r.Priority}, weight {r.Weight}, {(r.Enabled ? "enabled" : "disabled")}";
 
@@ -382,6 +439,12 @@ public sealed partial class CatalogAdmin(AppDbContext db, AuditLog audit, TimePr
         Field("input", a.InputMicrosPerMTok, b.InputMicrosPerMTok, Price);
         Field("output", a.OutputMicrosPerMTok, b.OutputMicrosPerMTok, Price);
         Field("cached", a.CachedInputMicrosPerMTok, b.CachedInputMicrosPerMTok, Price);
+        Field("image prices", a.Prices.ImagePrices, b.Prices.ImagePrices, s => s ?? "none");
+        Field("per 1M characters", a.Prices.MicrosPerMChar, b.Prices.MicrosPerMChar, Price);
+        Field("per minute", a.Prices.MicrosPerMinute, b.Prices.MicrosPerMinute, Price);
+        Field("per request", a.Prices.MicrosPerRequest, b.Prices.MicrosPerRequest, Price);
+        Field("audio input", a.Prices.AudioInputMicrosPerMTok, b.Prices.AudioInputMicrosPerMTok, Price);
+        Field("audio output", a.Prices.AudioOutputMicrosPerMTok, b.Prices.AudioOutputMicrosPerMTok, Price);
         Field("margin", a.MarginBasisPoints, b.MarginBasisPoints, Margin);
         Field("aliases", string.Join(", ", a.Aliases), string.Join(", ", b.Aliases), s => $"[{s}]");
         Field("enabled", a.Enabled, b.Enabled, e => e ? "yes" : "no");

@@ -13,7 +13,7 @@ public sealed class CatalogModel
     /// <summary>Public id, <c>provider/model</c>: "openai/gpt-4o-mini".</summary>
     public required string Id { get; set; }
     public required string Name { get; set; }
-    /// <summary>"chat" or "embedding".</summary>
+    /// <summary>One of <see cref="ModelKinds.All"/>: which endpoint serves it and which price columns it needs.</summary>
     public required string Kind { get; set; }
     /// <summary>Who makes it ("openai", "anthropic", "google"): the <c>owned_by</c> of /api/v1/models.</summary>
     public required string OwnedBy { get; set; }
@@ -23,6 +23,17 @@ public sealed class CatalogModel
     public long? InputMicrosPerMTok { get; set; }
     public long? OutputMicrosPerMTok { get; set; }
     public long? CachedInputMicrosPerMTok { get; set; }
+    /// <summary>Image models: list price per image by size and quality, a JSON array of <c>{"size","quality","micros"}</c> (<see cref="ImagePriceTable"/>).</summary>
+    public string? ImagePrices { get; set; }
+    /// <summary>Speech models: list price per million input characters.</summary>
+    public long? MicrosPerMChar { get; set; }
+    /// <summary>Transcription models: list price per minute of audio.</summary>
+    public long? MicrosPerMinute { get; set; }
+    /// <summary>Moderation models: list price per request; null = free.</summary>
+    public long? MicrosPerRequest { get; set; }
+    /// <summary>Realtime models: audio tokens per million (text tokens use the input and output prices).</summary>
+    public long? AudioInputMicrosPerMTok { get; set; }
+    public long? AudioOutputMicrosPerMTok { get; set; }
     /// <summary>Per-model margin in basis points (18000 = ×1.8); null = the global default.</summary>
     public int? MarginBasisPoints { get; set; }
     /// <summary>Other names that resolve to this model ("gpt-4o-mini").</summary>
@@ -44,6 +55,10 @@ public sealed class CatalogModel
             b.Property(m => m.InputMicrosPerMTok).HasColumnName("input_micros_per_mtok");
             b.Property(m => m.OutputMicrosPerMTok).HasColumnName("output_micros_per_mtok");
             b.Property(m => m.CachedInputMicrosPerMTok).HasColumnName("cached_input_micros_per_mtok");
+            b.Property(m => m.ImagePrices).HasColumnType("jsonb");
+            b.Property(m => m.MicrosPerMChar).HasColumnName("micros_per_mchar");
+            b.Property(m => m.AudioInputMicrosPerMTok).HasColumnName("audio_input_micros_per_mtok");
+            b.Property(m => m.AudioOutputMicrosPerMTok).HasColumnName("audio_output_micros_per_mtok");
             b.HasMany(m => m.Routes).WithOne().HasForeignKey(r => r.ModelId).OnDelete(DeleteBehavior.Cascade);
         }
     }

@@ -9,9 +9,20 @@ namespace AiGate.Web.Features.Models;
 /// <summary>A catalogue model as the gateway uses it: price resolved, only routes whose provider is configured.</summary>
 public sealed record ResolvedModel(
     string Id, string Name, string Kind, string OwnedBy, int ContextLength, int MaxOutputTokens,
-    ModelPricing? Pricing, IReadOnlyList<ModelRoute> Routes, DateTimeOffset CreatedAt)
+    ModelPricing? Pricing, IReadOnlyList<ModelRoute> Routes, DateTimeOffset CreatedAt, MediaPricing? Media = null)
 {
-    public bool IsServable => Pricing is not null && Routes.Count > 0;
+    public bool IsServable => IsPriced && Routes.Count > 0;
+
+    /// <summary>Whether the price this kind is billed by is set; a model without it is never served (it would be billed at $0).</summary>
+    public bool IsPriced => Kind switch
+    {
+        ModelKinds.Image => Media is { ImageMicros.Count: > 0 },
+        ModelKinds.Speech => Media?.MicrosPerMChar is not null,
+        ModelKinds.Transcription => Media?.MicrosPerMinute is not null,
+        ModelKinds.Moderation => Media is not null,   // free unless a per-request price is set
+        ModelKinds.Realtime => Pricing is not null && Media is { AudioInputPerMTok: not null, AudioOutputPerMTok: not null },
+        _ => Pricing is not null,
+    };
 }
 
 /// <summary>
@@ -67,14 +78,14 @@ public sealed partial class ModelCatalog(IServiceScopeFactory scopes, IOptions<M
                     ? new ModelPricing(input, output, m.CachedInputMicrosPerMTok ?? input, m.MarginBasisPoints ?? margin)
                     : null,
                 [.. m.Routes.Where(r => r.Enabled && ConfiguredProviders.Contains(r.Provider) && !disabled.Contains(r.Provider)).OrderBy(r => r.Priority).ThenBy(r => r.Id)],
-                m.CreatedAt)).ToList();
+                m.CreatedAt, MediaPricing.Of(m, margin))).ToList();
             var byName = new Dictionary<string, ResolvedModel>(StringComparer.Ordinal);
             foreach (var (model, row) in models.Zip(rows.OrderBy(m => m.Id, StringComparer.Ordinal)))
             {
                 byName[model.Id] = model;
                 foreach (var alias in row.Aliases) byName.TryAdd(alias, model);
             }
-            foreach (var unpriced in models.Where(m => m.Pricing is null)) LogUnpriced(unpriced.Id);
+            foreach (var unpriced in models.Where(m => !m.IsPriced)) LogUnpriced(unpriced.Id);
             _snapshot = new Snapshot(models, byName.ToFrozenDictionary(StringComparer.Ordinal));
             DisabledProviders = disabled;
             _loaded.TrySetResult();

@@ -127,6 +127,17 @@ public sealed class ModelEditModel(AppDbContext db, CatalogAdmin admin, RouteTes
         public string? InputPrice { get; set; }
         public string? OutputPrice { get; set; }
         public string? CachedPrice { get; set; }
+        /// <summary>Image models: one "size quality USD-per-image" per line.</summary>
+        public string? ImagePrices { get; set; }
+        /// <summary>Speech: USD per 1M input characters.</summary>
+        public string? SpeechPrice { get; set; }
+        /// <summary>Transcription: USD per minute of audio.</summary>
+        public string? MinutePrice { get; set; }
+        /// <summary>Moderation: USD per request; empty = free.</summary>
+        public string? RequestPrice { get; set; }
+        /// <summary>Realtime: USD per 1M audio input / output tokens.</summary>
+        public string? AudioInputPrice { get; set; }
+        public string? AudioOutputPrice { get; set; }
         /// <summary>A multiplier (1.8); empty = the default.</summary>
         public string? Margin { get; set; }
         public bool Enabled { get; set; } = true;
@@ -137,6 +148,9 @@ public sealed class ModelEditModel(AppDbContext db, CatalogAdmin admin, RouteTes
             Aliases = string.Join(", ", m.Aliases), InputPrice = Usd(m.InputMicrosPerMTok), OutputPrice = Usd(m.OutputMicrosPerMTok),
             CachedPrice = Usd(m.CachedInputMicrosPerMTok), Margin = m.MarginBasisPoints is { } bp ? (bp / 10_000m).ToString("0.####", CultureInfo.InvariantCulture) : null,
             Enabled = m.Enabled,
+            ImagePrices = ImagePriceTable.ToLines(ImagePriceTable.Parse(m.ImagePrices, out _) ?? []), SpeechPrice = Usd(m.MicrosPerMChar),
+            MinutePrice = Usd(m.MicrosPerMinute), RequestPrice = Usd(m.MicrosPerRequest), AudioInputPrice = Usd(m.AudioInputMicrosPerMTok),
+            AudioOutputPrice = Usd(m.AudioOutputMicrosPerMTok),
         };
 
         public (ModelSpec? Spec, List<FieldError> Errors) ToSpec(string? existingId)
@@ -145,6 +159,11 @@ public sealed class ModelEditModel(AppDbContext db, CatalogAdmin admin, RouteTes
             var input = Micros(InputPrice, "InputPrice", "Input price", errors);
             var output = Micros(OutputPrice, "OutputPrice", "Output price", errors);
             var cached = Micros(CachedPrice, "CachedPrice", "Cached input price", errors);
+            var images = ImagePriceTable.FromLines(ImagePrices, out var imageError);
+            if (images is null) errors.Add(new("ImagePrices", imageError!));
+            var media = new MediaPriceSpec(ImagePriceTable.ToJson(images ?? []), Micros(SpeechPrice, "SpeechPrice", "Speech price", errors, "per million characters"),
+                Micros(MinutePrice, "MinutePrice", "Transcription price", errors, "per minute"), Micros(RequestPrice, "RequestPrice", "Moderation price", errors, "per request"),
+                Micros(AudioInputPrice, "AudioInputPrice", "Audio input price", errors), Micros(AudioOutputPrice, "AudioOutputPrice", "Audio output price", errors));
             int? margin = null;
             if (!string.IsNullOrWhiteSpace(Margin))
             {
@@ -154,19 +173,19 @@ public sealed class ModelEditModel(AppDbContext db, CatalogAdmin admin, RouteTes
             }
             var id = existingId ?? Id ?? "";
             var spec = new ModelSpec(id, Name ?? "", Kind ?? "", string.IsNullOrWhiteSpace(OwnedBy) ? id.Split('/')[0] : OwnedBy, ContextLength, MaxOutputTokens,
-                input, output, cached, margin, [.. (Aliases ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)], Enabled);
+                input, output, cached, margin, [.. (Aliases ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)], Enabled, media);
             errors.AddRange(CatalogAdmin.Validate(spec with { Id = spec.Id.Trim(), Name = spec.Name.Trim(), Kind = spec.Kind.Trim(), OwnedBy = spec.OwnedBy.Trim() }));
             return (errors.Count == 0 ? spec : null, errors);
         }
 
         private static string? Usd(long? micros) => micros is { } m ? (m / 1_000_000m).ToString("0.######", CultureInfo.InvariantCulture) : null;
 
-        private static long? Micros(string? text, string field, string label, List<FieldError> errors)
+        private static long? Micros(string? text, string field, string label, List<FieldError> errors, string unit = "per million tokens")
         {
             if (string.IsNullOrWhiteSpace(text)) return null;
             if (!decimal.TryParse(text.Trim().TrimStart('$'), NumberStyles.Number, CultureInfo.InvariantCulture, out var usd) || usd < 0 || usd > 100_000 || decimal.Round(usd, 6) != usd)
             {
-                errors.Add(new(field, $"{label} must be an amount in USD per million tokens between 0 and 100000, with at most 6 decimals (e.g. 2.50)."));
+                errors.Add(new(field, $"{label} must be an amount in USD {unit} between 0 and 100000, with at most 6 decimals (e.g. 2.50)."));
                 return null;
             }
             return (long)(usd * 1_000_000m);

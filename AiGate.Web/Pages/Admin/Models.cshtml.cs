@@ -129,7 +129,7 @@ public sealed class ModelsModel(AppDbContext db, CatalogAdmin admin, IOptions<Mo
         if (!string.IsNullOrWhiteSpace(Kind)) rows = rows.Where(m => m.Kind == Kind);
         if (Enabled is "yes" or "no") rows = rows.Where(m => m.Enabled == (Enabled == "yes"));
         if (Unpriced) rows = rows.Where(m => m.InputMicrosPerMTok is null || m.OutputMicrosPerMTok is null);
-        Models = [.. rows.Select(m => new ModelRow(m, Pricing(m, DefaultMarginBasisPoints)))];
+        Models = [.. rows.Select(m => new ModelRow(m, Pricing(m, DefaultMarginBasisPoints), MediaPricing.Of(m, DefaultMarginBasisPoints)))];
     }
 
     /// <summary>The model's price as the gateway will charge it, or null when it is unpriced (and so not served).</summary>
@@ -138,5 +138,9 @@ public sealed class ModelsModel(AppDbContext db, CatalogAdmin admin, IOptions<Mo
             ? new ModelPricing(input, output, m.CachedInputMicrosPerMTok ?? input, m.MarginBasisPoints ?? defaultMargin)
             : null;
 
-    public sealed record ModelRow(CatalogModel Model, ModelPricing? Pricing);
+    public sealed record ModelRow(CatalogModel Model, ModelPricing? Pricing, MediaPricing Media)
+    {
+        /// <summary>Whether the price its kind is billed by is set (<see cref="ResolvedModel.IsPriced"/>).</summary>
+        public bool IsPriced => new ResolvedModel(Model.Id, Model.Name, Model.Kind, Model.OwnedBy, 0, 0, Pricing, [], default, Media).IsPriced;
+    }
 }

@@ -29,6 +29,8 @@ public sealed class IndexModel(ModelCatalog catalog, IOptions<BillingOptions> bi
     public ModelSort Sort { get; private set; } = ModelSort.Model;
     public bool Descending { get; private set; }
     public IReadOnlyList<ModelRow> Models { get; private set; } = [];
+    /// <summary>Models priced per image, character, minute or request (<see cref="ModelRow.Units"/>), by kind then id.</summary>
+    public IReadOnlyList<ModelRow> MediaModels { get; private set; } = [];
     public int MatchCount => Models.Count(m => m.Matches);
 
     /// <summary>What the visitor typed as a custom amount, shown again with <see cref="CustomAmountError"/>.</summary>
@@ -65,13 +67,20 @@ public sealed class IndexModel(ModelCatalog catalog, IOptions<BillingOptions> bi
         var terms = SearchTerms(Query);
         // What /api/v1/models lists: priced models with a route to a provider this deployment has. An unpriced
         // model is refused by the gateway (never billed at $0), so it is not for sale here either.
-        var rows = all.Where(m => m.IsServable).Select(m =>
+        var rows = all.Where(m => m.IsServable && ModelKinds.IsTokenPriced(m.Kind)).Select(m =>
         {
             var pricing = m.Pricing!.Value;
             var search = SearchText(m);
             return new ModelRow(m.Id, m.Name, m.OwnedBy, m.Kind, m.ContextLength, pricing.OurInputPerMTok,
-                m.Kind == "embedding" ? null : pricing.OurOutputPerMTok, search, terms.All(search.Contains));
+                m.Kind == ModelKinds.Embedding ? null : pricing.OurOutputPerMTok, search, terms.All(search.Contains), m.Media?.Units(m.Kind) ?? []);
         });
+        // Images, speech, transcription and moderation are sold in their own units, so they get their own table.
+        MediaModels = [.. all.Where(m => m.IsServable && !ModelKinds.IsTokenPriced(m.Kind)).OrderBy(m => m.Kind, StringComparer.Ordinal).ThenBy(m => m.Id, StringComparer.Ordinal)
+            .Select(m =>
+            {
+                var search = SearchText(m);
+                return new ModelRow(m.Id, m.Name, m.OwnedBy, m.Kind, 0, 0, null, search, terms.All(search.Contains), m.Media!.Units(m.Kind));
+            })];
         Models = Order(rows).ToList();
     }
 
@@ -92,7 +101,7 @@ public sealed class IndexModel(ModelCatalog catalog, IOptions<BillingOptions> bi
     /// The text a query is matched against: id, name and provider, lower case. The page puts it on each row
     /// (<c>data-search</c>) and pricing.js matches the same way, so typing and <c>?q=</c> agree.
     /// </summary>
-    private static string SearchText(ResolvedModel m) => $"{m.Id} {m.Name} {m.OwnedBy}".ToLowerInvariant();
+    private static string SearchText(ResolvedModel m) => $"{m.Id} {m.Name} {m.OwnedBy} {m.Kind}".ToLowerInvariant();
 
     /// <summary>Every word of the query must appear (in any order): "mini gpt" finds "GPT-4o mini".</summary>
     private static string[] SearchTerms(string query) =>
@@ -121,6 +130,7 @@ public sealed class IndexModel(ModelCatalog catalog, IOptions<BillingOptions> bi
     /// <param name="InputPerMTok">Our price (margin included) per million input tokens, micro-USD.</param>
     /// <param name="OutputPerMTok">Our price per million output tokens; null for embedding models, which produce none.</param>
     /// <param name="Matches">Whether it matches the query; rows that do not are rendered hidden.</param>
+    /// <param name="Units">Our prices in the kind's own units ("$0.072 / image 1024x1024 standard"); realtime's audio tokens too.</param>
     public sealed record ModelRow(string Id, string Name, string Provider, string Kind, int ContextLength, long InputPerMTok,
-        long? OutputPerMTok, string SearchText, bool Matches);
+        long? OutputPerMTok, string SearchText, bool Matches, IReadOnlyList<string> Units);
 }
