@@ -15,14 +15,15 @@ namespace AiGate.Web.Tests.Features.Gateway;
 
 /// <summary>
 /// The real app on Kestrel (a real port, so real WebSockets), a fake OpenAI Realtime upstream, and three models: a
-/// realtime model routed to the fake, one routed to the echo provider, and a chat model. Text prices are 1 µ$ a token,
-/// so with the audio factors (×8 input, ×4 output) costs are exact sums a test can write down.
+/// realtime model routed to the fake, one routed to the echo provider, one without audio prices, and a chat model. Text
+/// is 1 µ$ a token, audio 8 µ$ in and 4 µ$ out, so costs are exact sums a test can write down.
 /// </summary>
 public sealed class RealtimeApp : AiGateApp
 {
     public const string Model = "openai/gpt-realtime";
     public const string EchoModel = "echo/realtime";
     public const string ChatModel = "test/chat";
+    public const string UnpricedModel = "openai/gpt-realtime-unpriced";
     public const string PlatformKey = "sk-platform-realtime";
     public const long Reserve = 10_000;
 
@@ -38,7 +39,13 @@ public sealed class RealtimeApp : AiGateApp
         await Database.InsertMeteredModelAsync(Model, "GPT Realtime", "rt", "gpt-realtime-2025-08-28", ownedBy: "openai", contextLength: 32_000, maxOutputTokens: 4096);
         await Database.InsertMeteredModelAsync(EchoModel, "Echo Realtime", "echo", "echo-realtime");
         await Database.InsertMeteredModelAsync(ChatModel, "Chat", "rt", "gpt-4o-mini");
-        await Database.ExecuteAsync($"update models set kind = 'realtime' where id in ('{Model}', '{EchoModel}')");
+        // Audio at 8 µ$ a token in and 4 out (gpt-realtime's ratios to its text prices).
+        await Database.ExecuteAsync($"""
+            update models set kind = 'realtime', audio_input_micros_per_mtok = 8000000, audio_output_micros_per_mtok = 4000000
+            where id in ('{Model}', '{EchoModel}')
+            """);
+        await Database.InsertMeteredModelAsync(UnpricedModel, "No audio price", "rt", "gpt-realtime-mini");
+        await Database.ExecuteAsync($"update models set kind = 'realtime' where id = '{UnpricedModel}'");
         await Services.GetRequiredService<ModelCatalog>().ReloadAsync(CancellationToken.None);
         var address = Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         WsBase = new Uri(address.Replace("http://", "ws://", StringComparison.Ordinal).Replace("[::]", "127.0.0.1", StringComparison.Ordinal)
@@ -285,6 +292,7 @@ public sealed class RealtimeTests(RealtimeApp app) : IClassFixture<RealtimeApp>
 
         Assert.Equal(HttpStatusCode.BadRequest, await RefusalAsync(RealtimeApp.ChatModel, key));
         Assert.Equal(HttpStatusCode.NotFound, await RefusalAsync("nope/nothing", key));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, await RefusalAsync(RealtimeApp.UnpricedModel, key));   // never served without its audio prices
         using (var missing = await http.GetAsync("/api/v1/realtime"))
             Assert.Equal(HttpStatusCode.BadRequest, missing.StatusCode);
         using (var plainGet = await http.GetAsync("/api/v1/realtime?model=" + RealtimeApp.Model))

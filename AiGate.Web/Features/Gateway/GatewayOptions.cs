@@ -97,15 +97,4 @@ public sealed class GatewayOptions
     /// </summary>
     [Range(0, 60)]
     public int RealtimeDrainSeconds { get; set; } = 5;
-
-    /// <summary>
-    /// Until the catalogue carries audio token prices, audio input tokens are priced at the model's text input price
-    /// times this factor (gpt-realtime lists $32 audio against $4 text per 1M input tokens: 8).
-    /// </summary>
-    [Range(1, 1000)]
-    public int RealtimeAudioInputPriceFactor { get; set; } = 8;
-
-    /// <summary>Audio output tokens at the text output price times this factor (gpt-realtime: $64 against $16 per 1M: 4).</summary>
-    [Range(1, 1000)]
-    public int RealtimeAudioOutputPriceFactor { get; set; } = 4;
 }

@@ -49,7 +49,7 @@ public sealed partial class RealtimeEndpoint(
             return;
         }
 
-        var pricing = RealtimePricing.For(model.Pricing!.Value, _options);
+        var pricing = RealtimePricing.For(model)!.Value;
         var reserve = ReserveMicros(model, pricing);
         if (await metering.ReserveOrRefuseAsync(context, key, reserve) is not { } reservation) return;
         WebSocket? upstream = null;
@@ -109,13 +109,13 @@ public sealed partial class RealtimeEndpoint(
                 $"This API key may not use the model `{model.Id}`.", "invalid_request_error", "model_not_allowed", "model");
             return null;
         }
-        if (model.Kind != "realtime")
+        if (model.Kind != ModelKinds.Realtime)
         {
             await ApiErrors.InvalidRequestAsync(context,
                 $"`{model.Id}` is a {model.Kind} model; /api/v1/realtime serves realtime models only (see /api/v1/models).", "model", "model_not_realtime");
             return null;
         }
-        if (model.Pricing is null)
+        if (!model.IsPriced)
         {
             await ApiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable,
                 $"`{model.Id}` is temporarily unavailable: it has no price yet.", "server_error", "model_not_priced", "model");

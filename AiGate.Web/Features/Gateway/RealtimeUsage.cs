@@ -53,19 +53,21 @@ public readonly record struct RealtimeUsage(long TextIn, long AudioIn, long Cach
 }
 
 /// <summary>
-/// What Realtime tokens cost: text at the model's input, output and cached prices, audio at its audio prices, our
-/// margin on the sum, rounded up once per response (integer micro-USD, exact in Int128, as <see cref="ModelPricing"/>).
-/// The catalogue has no audio prices yet, so audio is priced at the text price times
-/// <see cref="GatewayOptions.RealtimeAudioInputPriceFactor"/> and <see cref="GatewayOptions.RealtimeAudioOutputPriceFactor"/>.
-/// Cached audio is priced as cached text (OpenAI lists both at the same rate for its realtime models).
+/// What Realtime tokens cost: text at the model's input, output and cached prices, audio at its audio prices
+/// (<c>audio_input_micros_per_mtok</c>, <c>audio_output_micros_per_mtok</c>), our margin on the sum, rounded up once per
+/// response (integer micro-USD, exact in Int128, as <see cref="ModelPricing"/>). Cached audio is priced as cached
+/// text (OpenAI lists both at the same rate for its realtime models, and the catalogue has one cached price).
 /// </summary>
 public readonly record struct RealtimePricing(ModelPricing Text, long AudioInputPerMTok, long AudioOutputPerMTok)
 {
     private const long TokensPerPrice = 1_000_000;
     private const long BasisPoints = 10_000;
 
-    public static RealtimePricing For(ModelPricing text, GatewayOptions options) =>
-        new(text, text.InputPerMTok * options.RealtimeAudioInputPriceFactor, text.OutputPerMTok * options.RealtimeAudioOutputPriceFactor);
+    /// <summary>The model's Realtime prices, or null when it lacks one (a realtime model is served only when all are set).</summary>
+    public static RealtimePricing? For(ResolvedModel model) =>
+        model.Pricing is { } text && model.Media is { AudioInputPerMTok: { } audioIn, AudioOutputPerMTok: { } audioOut }
+            ? new RealtimePricing(text, audioIn, audioOut)
+            : null;
 
     /// <summary>What the user pays, margin included, rounded up.</summary>
     public long CostMicros(RealtimeUsage usage)
