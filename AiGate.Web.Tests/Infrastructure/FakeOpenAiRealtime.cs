@@ -79,8 +79,9 @@ public sealed class FakeOpenAiRealtime : IAsyncDisposable
         var session = new Session(
             context.Request.Headers.ToDictionary(h => h.Key, h => h.Value.ToString(), StringComparer.OrdinalIgnoreCase),
             context.Request.Query["model"].ToString());
-        Sessions.Enqueue(session);
         using var socket = await context.WebSockets.AcceptWebSocketAsync();
+        session.Socket = socket;
+        Sessions.Enqueue(session);
         var held = new List<string>();
         var sequence = 0;
         try
@@ -184,6 +185,19 @@ public sealed class FakeOpenAiRealtime : IAsyncDisposable
         public ConcurrentQueue<(WebSocketMessageType Type, byte[] Bytes)> Frames { get; } = new();
         public volatile bool CancelReceived;
         public volatile bool ClientClosed;
+
+        internal WebSocket? Socket;
+
+        /// <summary>The provider ends the session, as OpenAI does at its own time limit: an <c>error</c> event, then a close.</summary>
+        public async Task CloseFromProviderAsync(WebSocketCloseStatus status, string reason)
+        {
+            await SendAsync(Socket!, new JsonObject
+            {
+                ["type"] = "error", ["event_id"] = "event_closing",
+                ["error"] = new JsonObject { ["type"] = "invalid_request_error", ["code"] = "session_expired", ["message"] = reason, ["param"] = null, ["event_id"] = null },
+            });
+            await Socket!.CloseOutputAsync(status, reason, CancellationToken.None);
+        }
 
         public IEnumerable<string> TextEvents => Frames.Where(f => f.Type == WebSocketMessageType.Text).Select(f => Encoding.UTF8.GetString(f.Bytes));
     }

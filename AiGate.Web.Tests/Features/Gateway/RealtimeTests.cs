@@ -366,6 +366,22 @@ public sealed class RealtimeTests(RealtimeApp app) : IClassFixture<RealtimeApp>
     }
 
     [Fact]
+    public async Task A_close_from_the_provider_is_passed_on_to_the_client_with_its_code_and_reason()
+    {
+        app.Upstream.Reset();
+        var (key, userId) = await UserAsync();
+        using var socket = await ConnectAsync(key);
+        await ReceiveUntilAsync(socket, "session.created");
+        await Assert.Single(app.Upstream.Sessions).CloseFromProviderAsync(WebSocketCloseStatus.NormalClosure, "Your session hit the maximum duration of 30 minutes.");
+
+        var error = await ReceiveUntilAsync(socket, "error");
+        Assert.Equal("session_expired", error["error"]!["code"]!.GetValue<string>());
+        await AssertClosedAsync(socket, 1000);
+        Assert.Equal("Your session hit the maximum duration of 30 minutes.", socket.CloseStatusDescription);
+        await AssertNothingHeldAsync(userId);
+    }
+
+    [Fact]
     public async Task A_client_that_leaves_mid_response_pays_the_usage_the_provider_reports_for_the_cancelled_response()
     {
         app.Upstream.Reset();

@@ -110,6 +110,7 @@ public sealed partial class RealtimeSession
                 // The provider closed or broke off: pass its close on; anything running is billed from what was seen.
                 var status = _upstreamCloseStatus ?? WebSocketCloseStatus.InternalServerError;
                 await CloseClientAsync(status, _upstreamCloseStatus is null ? "The provider's connection broke off." : _upstreamCloseDescription);
+                await CloseUpstreamAsync();   // completes the provider's closing handshake
             }
             else
             {
@@ -426,6 +427,7 @@ public sealed partial class RealtimeSession
     private async Task CloseClientAsync(WebSocketCloseStatus status, string? description)
     {
         if (_client.State is not (WebSocketState.Open or WebSocketState.CloseReceived)) return;
+        if (status == WebSocketCloseStatus.Empty) description = null;   // a close without a code carries no reason either
         try
         {
             await _clientSend.WaitAsync(_stop.Token);
