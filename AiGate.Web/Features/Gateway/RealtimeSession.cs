@@ -170,7 +170,7 @@ public sealed partial class RealtimeSession
                 }
             }
         }
-        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException)
+        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException or InvalidOperationException)
         {
             // The client broke off, or the provider's side can take no more: the session ends either way.
         }
@@ -209,7 +209,7 @@ public sealed partial class RealtimeSession
                 overflow = false;
             }
         }
-        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException)
+        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException or InvalidOperationException)
         {
             // The provider broke off, or the session is over.
         }
