@@ -51,6 +51,15 @@ public sealed class FakeOpenAi : IAsyncDisposable
     public IReadOnlyCollection<FakeUpstream.RecordedRequest> Requests => _server.Requests;
     public int ChatRequests => _server.Requests.Count(r => r.PathAndQuery == "/v1/chat/completions");
     public int ModelListRequests => _server.Requests.Count(r => r.PathAndQuery == "/v1/models");
+    public int ImageRequests => _server.Requests.Count(r => r.PathAndQuery == "/v1/images/generations");
+    public int ModerationRequests => _server.Requests.Count(r => r.PathAndQuery == "/v1/moderations");
+    /// <summary>How many images <c>/v1/images/generations</c> returns; null = the request's <c>n</c> (a refused or partial batch returns fewer).</summary>
+    public int? ImagesReturned { get; set; }
+    public int SpeechRequests => _server.Requests.Count(r => r.PathAndQuery == "/v1/audio/speech");
+    /// <summary>When set, speech sends its first chunk and then waits for this before the rest (a test sees audio arrive before the end).</summary>
+    public TaskCompletionSource? SpeechGate { get; set; }
+    /// <summary>The audio every speech request returns, sent in four chunks.</summary>
+    public static readonly byte[] SpeechAudio = [.. Enumerable.Range(0, 4000).Select(i => (byte)(i * 7))];
 
     public static async Task<FakeOpenAi> StartAsync()
     {
@@ -59,6 +68,9 @@ public sealed class FakeOpenAi : IAsyncDisposable
         {
             app.MapPost("/v1/chat/completions", fake.ChatAsync);
             app.MapGet("/v1/models", fake.ModelsAsync);
+            app.MapPost("/v1/images/generations", fake.ImagesAsync);
+            app.MapPost("/v1/moderations", fake.ModerationsAsync);
+            app.MapPost("/v1/audio/speech", fake.SpeechAsync);
         });
         return fake;
     }
@@ -67,6 +79,8 @@ public sealed class FakeOpenAi : IAsyncDisposable
     {
         Mode = Behaviour.Ok;
         ModelsMode = Behaviour.Ok;
+        ImagesReturned = null;
+        SpeechGate = null;
         JsonDelay = TimeSpan.Zero;
         WordDelay = TimeSpan.Zero;
         _server.Requests.Clear();
@@ -85,6 +99,99 @@ public sealed class FakeOpenAi : IAsyncDisposable
                 new JsonObject { ["id"] = "up-model-a", ["object"] = "model", ["created"] = 1686935002, ["owned_by"] = "organization-owner" },
                 new JsonObject { ["id"] = "up-model-b", ["object"] = "model", ["created"] = 1686935002, ["owned_by"] = "organization-owner" }),
         }.ToJsonString(), context.RequestAborted);
+    }
+
+    /// <summary>A valid 1×1 PNG, base64: the image every generation returns.</summary>
+    public const string Png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+
+    /// <summary>
+    /// OpenAI's <c>POST /v1/images/generations</c>: <c>{"created","data":[{"b64_json"|"url","revised_prompt"}]}</c>; gpt-image
+    /// models answer b64_json only and add <c>usage</c> in tokens. Refuses what OpenAI refuses: no prompt, n outside 1–10,
+    /// n &gt; 1 for dall-e-3, response_format for gpt-image models.
+    /// </summary>
+    private async Task ImagesAsync(HttpContext context)
+    {
+        var body = (await System.Text.Json.JsonSerializer.DeserializeAsync<JsonObject>(context.Request.Body))!;
+        if (await RefusedKeyAsync(context)) return;
+        if (await FailedAsync(context, Mode)) return;
+        var model = body["model"]?.GetValue<string>() ?? "dall-e-2";
+        var n = body["n"]?.GetValue<int>() ?? 1;
+        var gptImage = model.StartsWith("gpt-image", StringComparison.Ordinal);
+        if (body["prompt"] is null || n is < 1 or > 10 || (model == "dall-e-3" && n != 1) || (gptImage && body["response_format"] is not null))
+        {
+            await Error(context, 400, "Invalid images request.", "invalid_request_error");
+            return;
+        }
+        var url = !gptImage && body["response_format"]?.GetValue<string>() == "url";
+        var data = new JsonArray();
+        for (var i = 0; i < (ImagesReturned ?? n); i++)
+            data.Add(url ? new JsonObject { ["url"] = "https://oaidalleapiprodscus.blob.core.windows.net/private/img-" + i + ".png", ["revised_prompt"] = "A revised prompt." }
+                : new JsonObject { ["b64_json"] = Png, ["revised_prompt"] = gptImage ? null : "A revised prompt." });
+        var answer = new JsonObject { ["created"] = 1713833628, ["data"] = data };
+        if (gptImage)
+            answer["usage"] = new JsonObject { ["total_tokens"] = 100, ["input_tokens"] = 50, ["output_tokens"] = 50, ["input_tokens_details"] = new JsonObject { ["text_tokens"] = 10, ["image_tokens"] = 40 } };
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync(answer.ToJsonString(Wire), context.RequestAborted);
+    }
+
+    /// <summary>
+    /// OpenAI's <c>POST /v1/audio/speech</c>: the audio bytes, chunked, with the format's content type (mp3 audio/mpeg,
+    /// opus audio/ogg, aac audio/aac, flac audio/flac, wav audio/wav, pcm audio/pcm). Refuses a missing input or voice.
+    /// </summary>
+    private async Task SpeechAsync(HttpContext context)
+    {
+        var body = (await System.Text.Json.JsonSerializer.DeserializeAsync<JsonObject>(context.Request.Body))!;
+        if (await RefusedKeyAsync(context)) return;
+        if (await FailedAsync(context, Mode)) return;
+        if (body["input"] is null || body["voice"] is null || body["model"] is null)
+        {
+            await Error(context, 400, "Missing input, voice or model.", "invalid_request_error");
+            return;
+        }
+        context.Response.ContentType = (body["response_format"]?.GetValue<string>() ?? "mp3") switch
+        {
+            "opus" => "audio/ogg", "aac" => "audio/aac", "flac" => "audio/flac", "wav" => "audio/wav", "pcm" => "audio/pcm", _ => "audio/mpeg",
+        };
+        try
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                await context.Response.Body.WriteAsync(SpeechAudio.AsMemory(i * 1000, 1000), context.RequestAborted);
+                await context.Response.Body.FlushAsync(context.RequestAborted);
+                if (i == 0 && SpeechGate is { } gate) await gate.Task.WaitAsync(TimeSpan.FromSeconds(10), context.RequestAborted);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            Interlocked.Increment(ref _aborted);
+        }
+    }
+
+    /// <summary>OpenAI's <c>POST /v1/moderations</c>: <c>{"id","model","results":[{"flagged","categories","category_scores","category_applied_input_types"}]}</c>, one result per input.</summary>
+    private async Task ModerationsAsync(HttpContext context)
+    {
+        var body = (await System.Text.Json.JsonSerializer.DeserializeAsync<JsonObject>(context.Request.Body))!;
+        if (await RefusedKeyAsync(context)) return;
+        if (await FailedAsync(context, Mode)) return;
+        var inputs = body["input"] switch { JsonArray a when a.All(i => i is JsonValue) => a.Select(i => i!.GetValue<string>()).ToList(), JsonValue v => [v.GetValue<string>()], _ => ["image"] };
+        string[] categories = ["harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent", "self-harm",
+            "self-harm/instructions", "self-harm/intent", "sexual", "sexual/minors", "violence", "violence/graphic"];
+        var results = new JsonArray();
+        foreach (var input in inputs)
+        {
+            var violent = input.Contains("kill", StringComparison.OrdinalIgnoreCase);
+            JsonObject flags = [], scores = [], applied = [];
+            foreach (var category in categories)
+            {
+                flags[category] = violent && category == "violence";
+                scores[category] = violent && category == "violence" ? 0.91 : 0.0001;
+                applied[category] = new JsonArray("text");
+            }
+            results.Add(new JsonObject { ["flagged"] = violent, ["categories"] = flags, ["category_scores"] = scores, ["category_applied_input_types"] = applied });
+        }
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync(new JsonObject { ["id"] = "modr-970d409ef3bef3b70c73d8232df86e7d", ["model"] = "omni-moderation-2024-09-26", ["results"] = results }.ToJsonString(Wire),
+            context.RequestAborted);
     }
 
     /// <summary>Plays the scripted fault, if any, as OpenAI answers it; true when the request is answered.</summary>

@@ -8,7 +8,8 @@ using Microsoft.Extensions.Options;
 namespace AiGate.Web.Features.Credits;
 
 /// <summary>How a metered call ended, for its settlement and its usage row.</summary>
-public sealed record MeteredOutcome(string Provider, TokenUsage? Usage, int Status, bool Streamed, int? TimeToFirstByteMs);
+/// <param name="Cost">For kinds not priced per token (images, moderations): the charge and list cost, set instead of token prices.</param>
+public sealed record MeteredOutcome(string Provider, TokenUsage? Usage, int Status, bool Streamed, int? TimeToFirstByteMs, MediaCost? Cost = null);
 
 /// <summary>
 /// The money path of a gateway request (DESIGN rules 1–3, 8): the worst case is reserved before
@@ -78,8 +79,8 @@ public sealed class Metering(CreditLeases leases, UsageWriter writer, Ledger led
         MeteredOutcome outcome, long startedTimestamp)
     {
         var usage = outcome.Usage ?? new TokenUsage(0, 0);
-        var cost = outcome.Usage is null ? 0 : model.Pricing!.Value.CostMicros(usage);
-        var providerCost = outcome.Usage is null ? 0 : model.Pricing!.Value.ProviderCostMicros(usage);
+        var cost = outcome.Cost?.ChargeMicros ?? (outcome.Usage is null ? 0 : model.Pricing!.Value.CostMicros(usage));
+        var providerCost = outcome.Cost?.ProviderMicros ?? (outcome.Usage is null ? 0 : model.Pricing!.Value.ProviderCostMicros(usage));
         return SettleAsync(context.TraceIdentifier, reservation, key, model.Id, outcome, cost, providerCost, startedTimestamp);
     }
 

@@ -24,6 +24,9 @@ public static class GatewayExtensions
         builder.Services.AddSingleton<ChatCompletionsEndpoint>();
         builder.Services.AddSingleton<MessagesEndpoint>();
         builder.Services.AddSingleton<EmbeddingsEndpoint>();
+        builder.Services.AddSingleton<ImagesEndpoint>();
+        builder.Services.AddSingleton<ModerationsEndpoint>();
+        builder.Services.AddSingleton<SpeechEndpoint>();
         builder.Services.AddSingleton<ModelsEndpoints>();
         builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton<PassthroughEndpoint>();
@@ -64,6 +67,9 @@ public static class GatewayExtensions
         api.MapPost("/messages", messages.HandleAsync);
         api.MapPost("/messages/count_tokens", messages.CountTokensAsync);
         api.MapPost("/embeddings", embeddings.HandleAsync);
+        api.MapPost("/images/generations", services.GetRequiredService<ImagesEndpoint>().HandleAsync);
+        api.MapPost("/moderations", services.GetRequiredService<ModerationsEndpoint>().HandleAsync);
+        api.MapPost("/audio/speech", services.GetRequiredService<SpeechEndpoint>().HandleAsync);
         api.MapGet("/models", models.ListAsync);
         api.MapGet("/models/{**id}", models.GetAsync);
         api.Map("/passthrough/{**path}", passthrough.HandleAsync);

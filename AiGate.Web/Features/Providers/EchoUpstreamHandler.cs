@@ -16,12 +16,68 @@ namespace AiGate.Web.Features.Providers;
 /// </summary>
 public sealed class EchoUpstreamHandler : HttpMessageHandler
 {
+    /// <summary>A valid 1×1 transparent PNG: what every echo image is.</summary>
+    private const string TinyPng = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+
+    /// <summary>OpenAI's images response: n tiny PNGs, as base64 or as data: URLs (there is no server to fetch from).</summary>
+    private static JsonObject Images(JsonObject body)
+    {
+        var n = body["n"] is JsonValue count && count.TryGetValue<int>(out var c) ? Math.Clamp(c, 1, 10) : 1;
+        var url = body["response_format"]?.GetValue<string>() == "url";
+        var data = new JsonArray();
+        for (var i = 0; i < n; i++)
+            data.Add(url ? new JsonObject { ["url"] = "data:image/png;base64," + TinyPng, ["revised_prompt"] = body["prompt"]?.GetValue<string>() }
+                : new JsonObject { ["b64_json"] = TinyPng, ["revised_prompt"] = body["prompt"]?.GetValue<string>() });
+        return new JsonObject { ["created"] = 1_700_000_000, ["data"] = data };
+    }
+
+    /// <summary>A WAV of <paramref name="seconds"/> of silence (8 kHz, 16-bit mono): what the echo provider says aloud, whatever format was asked.</summary>
+    private static HttpResponseMessage Wav(double seconds)
+    {
+        const int rate = 8000;
+        var dataBytes = (int)(rate * seconds) * 2;
+        var wav = new byte[44 + dataBytes];
+        void Ascii(int at, string text) => Encoding.ASCII.GetBytes(text).CopyTo(wav, at);
+        void Int(int at, int value) => BitConverter.TryWriteBytes(wav.AsSpan(at, 4), value);
+        void Short(int at, short value) => BitConverter.TryWriteBytes(wav.AsSpan(at, 2), value);
+        Ascii(0, "RIFF"); Int(4, 36 + dataBytes); Ascii(8, "WAVE");
+        Ascii(12, "fmt "); Int(16, 16); Short(20, 1); Short(22, 1); Int(24, rate); Int(28, rate * 2); Short(32, 2); Short(34, 16);
+        Ascii(36, "data"); Int(40, dataBytes);
+        var response = new HttpResponseMessage(HttpStatusCode.OK) { Content = new ByteArrayContent(wav) };
+        response.Content.Headers.ContentType = new MediaTypeHeaderValue("audio/wav");
+        return response;
+    }
+
+    /// <summary>OpenAI's moderation response: nothing flagged, every category false and scored 0.</summary>
+    private static JsonObject Moderations(JsonObject body)
+    {
+        var inputs = body["input"] is JsonArray array && array.All(i => i is JsonValue) ? array.Count : 1;
+        string[] categories = ["harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent", "self-harm",
+            "self-harm/instructions", "self-harm/intent", "sexual", "sexual/minors", "violence", "violence/graphic"];
+        var results = new JsonArray();
+        for (var i = 0; i < inputs; i++)
+        {
+            JsonObject flags = [], scores = [], applied = [];
+            foreach (var category in categories)
+            {
+                flags[category] = false;
+                scores[category] = 0.0;
+                applied[category] = new JsonArray("text");
+            }
+            results.Add(new JsonObject { ["flagged"] = false, ["categories"] = flags, ["category_scores"] = scores, ["category_applied_input_types"] = applied });
+        }
+        return new JsonObject { ["id"] = "modr-echo", ["model"] = body["model"]?.GetValue<string>() ?? "echo-moderation", ["results"] = results };
+    }
+
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         var path = request.RequestUri!.AbsolutePath;
         if (request.Method == HttpMethod.Get && path.EndsWith("/models", StringComparison.Ordinal)) return Json(ModelList());   // the health probe
         var body = JsonNode.Parse(await request.Content!.ReadAsByteArrayAsync(cancellationToken)) as JsonObject ?? [];
         if (path.EndsWith("/embeddings", StringComparison.Ordinal)) return Json(Embeddings(body));
+        if (path.EndsWith("/images/generations", StringComparison.Ordinal)) return Json(Images(body));
+        if (path.EndsWith("/moderations", StringComparison.Ordinal)) return Json(Moderations(body));
+        if (path.EndsWith("/audio/speech", StringComparison.Ordinal)) return Wav(0.25);
         if (!path.EndsWith("/chat/completions", StringComparison.Ordinal)) return new HttpResponseMessage(HttpStatusCode.NotFound);
 
         var model = body["model"]?.GetValue<string>() ?? "echo";
