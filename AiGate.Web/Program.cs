@@ -55,6 +55,7 @@ try
         return await CommandLine.RunAsync(app.Services, args, Console.Out, Console.Error, CancellationToken.None);
 
     app.UseInfrastructure();
+    app.UseGatewayWebSockets();   // the upgrade of /api/v1/realtime
     app.MapUsage();     // /api/v1/balance, /api/v1/usage
     app.MapGateway();   // the rest of /api/v1, its 404 catch-all last
     app.MapEmail();

@@ -80,7 +80,7 @@ public sealed class Metering(CreditLeases leases, UsageWriter writer, Ledger led
     }
 
     /// <summary>Settles the reservation to what the call cost and queues its usage row. Returns the cost.</summary>
-    public async ValueTask<long> CompleteAsync(HttpContext context, Reservation reservation, KeyIdentity key, ResolvedModel model,
+    public ValueTask<long> CompleteAsync(HttpContext context, Reservation reservation, KeyIdentity key, ResolvedModel model,
         MeteredOutcome outcome, long startedTimestamp)
     {
         var usage = outcome.Usage ?? new TokenUsage(0, 0);
@@ -98,14 +98,49 @@ public sealed class Metering(CreditLeases leases, UsageWriter writer, Ledger led
             // A BYOK call costs the platform nothing upstream: the user's provider bills the user.
             providerCost = outcome.Usage is null || outcome.Byok ? 0 : pricing.ProviderCostMicros(usage);
         }
-        Record(model.Id, outcome, usage, cost);
+        return SettleAsync(context.TraceIdentifier, reservation, key, model.Id, outcome, cost, providerCost, startedTimestamp,
+            outcome.Status >= 400 ? ApiErrors.ErrorOf(context) : null);
+    }
+
+    /// <summary>
+    /// Settles at a cost the caller priced (the Realtime relay prices audio and text tokens apart) under its own request id.
+    /// <paramref name="error"/>: what a failed call was answered, kept on its usage row.
+    /// </summary>
+    public async ValueTask<long> SettleAsync(string requestId, Reservation reservation, KeyIdentity key, string modelId, MeteredOutcome outcome,
+        long cost, long providerCost, long startedTimestamp, CallError? error = null)
+    {
+        var usage = outcome.Usage ?? new TokenUsage(0, 0);
+        Record(modelId, outcome, usage, cost);
         if (ReferenceEquals(reservation, Reservation.Unmetered)) return cost;
         leases.Settle(reservation, cost);
         await writer.EnqueueAsync(new UsageRecord(
-            context.TraceIdentifier, key.OwnerId, key.KeyId, reservation.LeaseId, model.Id, outcome.Provider, usage, cost, outcome.Streamed,
+            requestId, key.OwnerId, key.KeyId, reservation.LeaseId, modelId, outcome.Provider, usage, cost, outcome.Streamed,
             outcome.Status, (int)System.Diagnostics.Stopwatch.GetElapsedTime(startedTimestamp).TotalMilliseconds, outcome.TimeToFirstByteMs,
-            clock.GetUtcNow(), providerCost, outcome.Byok, outcome.Status >= 400 ? ApiErrors.ErrorOf(context) : null), CancellationToken.None);
+            clock.GetUtcNow(), providerCost, outcome.Byok, error), CancellationToken.None);
         return cost;
+    }
+
+    /// <summary>
+    /// Reserves without an HTTP answer to write (a Realtime session renewing its reservation mid-session); the monthly
+    /// budget's hard stop counts as insufficient credit.
+    /// </summary>
+    public async ValueTask<(ReserveOutcome Outcome, Reservation? Reservation)> TryReserveAsync(KeyIdentity key, long worstCaseMicros, CancellationToken ct)
+    {
+        if (options.Value.DisableMeteringForBenchmarks) return (ReserveOutcome.Reserved, Reservation.Unmetered);
+        if (budgetStops.Find(key.OwnerId) is not null)
+        {
+            CountRefusal("budget_stop");
+            return (ReserveOutcome.InsufficientCredits, null);
+        }
+        var result = await leases.ReserveAsync(key, worstCaseMicros, ct);
+        if (result.Outcome != ReserveOutcome.Reserved) CountRefusal(result.Outcome == ReserveOutcome.Unavailable ? "billing_unavailable" : "insufficient_credits");
+        return result;
+    }
+
+    /// <summary>Gives a reservation back whole (nothing was spent and no usage row is written).</summary>
+    public void Release(Reservation reservation)
+    {
+        if (!ReferenceEquals(reservation, Reservation.Unmetered)) leases.Release(reservation);
     }
 
     private static void CountRefusal(string reason)

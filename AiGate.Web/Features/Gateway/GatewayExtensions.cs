@@ -34,12 +34,21 @@ public static class GatewayExtensions
         builder.Services.AddSingleton<ModelsEndpoints>();
         builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton<PassthroughEndpoint>();
+        builder.Services.AddSingleton<RealtimeEndpoint>();
         builder.Services.AddScoped<CatalogAdmin>();
         builder.Services.AddSingleton<RouteTester>();
         builder.Services.AddCliVerb(CatalogVerbs.Export);
         builder.Services.AddCliVerb(CatalogVerbs.Import);
         return builder;
     }
+
+    /// <summary>
+    /// WebSocket upgrades for <c>/api/v1/realtime</c> only (before routing's endpoints run); every other path keeps
+    /// the plain HTTP pipeline. Keep-alive pings are the relay's business (it passes the provider's frames through).
+    /// </summary>
+    public static IApplicationBuilder UseGatewayWebSockets(this IApplicationBuilder app) =>
+        app.UseWhen(static c => c.Request.Path.StartsWithSegments(RealtimeEndpoint.Path),
+            static ws => ws.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(30) }));
 
     /// <summary>
     /// <c>/api/v1</c>: plain request delegates (no MVC, no antiforgery, no session), bearer keys only.
@@ -57,6 +66,7 @@ public static class GatewayExtensions
         var embeddings = services.GetRequiredService<EmbeddingsEndpoint>();
         var models = services.GetRequiredService<ModelsEndpoints>();
         var passthrough = services.GetRequiredService<PassthroughEndpoint>();
+        var realtime = services.GetRequiredService<RealtimeEndpoint>();
 
         var api = app.MapGroup("/api/v1");
         api.MapPost("/chat/completions", chat.HandleAsync);
@@ -76,6 +86,7 @@ public static class GatewayExtensions
         api.MapGet("/models", models.ListAsync);
         api.MapGet("/models/{**id}", models.GetAsync);
         api.Map("/passthrough/{**path}", passthrough.HandleAsync);
+        api.MapGet("/realtime", realtime.HandleAsync);
         api.Map("/{**path}", static context => ApiErrors.WriteAsync(context, StatusCodes.Status404NotFound,
             $"Unknown endpoint: {context.Request.Method} {context.Request.Path}.", "invalid_request_error", "unknown_url"));
         return app;

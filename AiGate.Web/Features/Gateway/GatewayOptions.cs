@@ -70,4 +70,31 @@ public sealed class GatewayOptions
     /// </summary>
     [Range(1, 600)]
     public int ShutdownMarginSeconds { get; set; } = 10;
+
+    /// <summary>
+    /// Credit a Realtime session holds while it runs (<c>/api/v1/realtime</c>), renewed after each response; 0 = the
+    /// model's worst case for one response (<see cref="RealtimePromptAllowanceTokens"/> at the audio input price plus
+    /// its max output at the dearer output price).
+    /// </summary>
+    [Range(0, long.MaxValue)]
+    public long RealtimeReserveMicros { get; set; }
+
+    /// <summary>Input tokens one Realtime response is assumed to read at most, for the computed reservation (capped at the context length).</summary>
+    [Range(0, 10_000_000)]
+    public int RealtimePromptAllowanceTokens { get; set; } = 16_000;
+
+    /// <summary>A Realtime session with no frame either way for this long is closed (code 4000).</summary>
+    [Range(1, 86_400)]
+    public int RealtimeIdleSeconds { get; set; } = 120;
+
+    /// <summary>A Realtime session is closed (code 4001) after this long, whatever it is doing.</summary>
+    [Range(1, 24 * 60)]
+    public int RealtimeMaxSessionMinutes { get; set; } = 30;
+
+    /// <summary>
+    /// When a Realtime session ends with a response still running (client gone, limit, shutdown), how long the relay
+    /// waits for the provider's <c>response.done</c> (after sending <c>response.cancel</c>) to bill it; then it bills what it saw.
+    /// </summary>
+    [Range(0, 60)]
+    public int RealtimeDrainSeconds { get; set; } = 5;
 }
