@@ -25,13 +25,20 @@ app.Run(async context =>
     context.Response.StatusCode = (int)response.StatusCode;
     if (response.Content.Headers.ContentType is { } contentType) context.Response.ContentType = contentType.ToString();
     await using var body = await response.Content.ReadAsStreamAsync(context.RequestAborted);
-    var buffer = new byte[16 * 1024];
-    int read;
-    // Flush each read: a stream's events reach the client as they come, as the gateway's relay does.
-    while ((read = await body.ReadAsync(buffer, context.RequestAborted)) > 0)
+    var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(16 * 1024);
+    try
     {
-        await context.Response.Body.WriteAsync(buffer.AsMemory(0, read), context.RequestAborted);
-        await context.Response.Body.FlushAsync(context.RequestAborted);
+        int read;
+        // Flush each read: a stream's events reach the client as they come, as the gateway's relay does.
+        while ((read = await body.ReadAsync(buffer, context.RequestAborted)) > 0)
+        {
+            await context.Response.Body.WriteAsync(buffer.AsMemory(0, read), context.RequestAborted);
+            await context.Response.Body.FlushAsync(context.RequestAborted);
+        }
+    }
+    finally
+    {
+        System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
     }
 });
 app.Run();
