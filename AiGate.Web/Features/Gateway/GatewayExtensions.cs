@@ -27,6 +27,7 @@ public static class GatewayExtensions
         builder.Services.AddSingleton<ResponsesEndpoint>();
         builder.Services.AddSingleton<CompletionsEndpoint>();
         builder.Services.AddSingleton<EmbeddingsEndpoint>();
+        builder.Services.AddSingleton<MediaPipeline>();
         builder.Services.AddSingleton<ImagesEndpoint>();
         builder.Services.AddSingleton<ModerationsEndpoint>();
         builder.Services.AddSingleton<SpeechEndpoint>();

@@ -15,7 +15,7 @@ namespace AiGate.Web.Features.Gateway;
 /// settles on the images the provider actually returned (never more than n). The cost goes in the
 /// <c>X-AiGate-Cost-Usd</c> header: OpenAI's image response has no field for it.
 /// </summary>
-public sealed class ImagesEndpoint(GatewayAdmission admission, ModelCatalog catalog, UpstreamRouter router, Metering metering, IOptions<GatewayOptions> options)
+public sealed class ImagesEndpoint(GatewayAdmission admission, ModelCatalog catalog, MediaPipeline pipeline, IOptions<GatewayOptions> options)
 {
     /// <summary>OpenAI's own bounds: at most 10 images a request, prompts of at most 32,000 characters (gpt-image-1).</summary>
     private const int MaxImages = 10;
@@ -66,18 +66,10 @@ public sealed class ImagesEndpoint(GatewayAdmission admission, ModelCatalog cata
             return;
         }
 
-        if (await metering.ReserveOrRefuseAsync(context, key, media.Images(perImage, n).ChargeMicros) is not { } reservation) return;
-        var outcome = new MeteredOutcome("", null, StatusCodes.Status502BadGateway, false, null, Cost: default(MediaCost));
-        try
+        await pipeline.RunAsync(context, key, model, media.Images(perImage, n).ChargeMicros, stream: false, started,
+            (provider, upstreamModel, apiKey) => MediaCall.OpenAiJson(provider, "images/generations", body, upstreamModel, apiKey),
+            async (route, charge) =>
         {
-            using var route = await router.SendAsync(model, stream: false, (provider, upstreamModel, apiKey) =>
-                MediaCall.OpenAiJson(provider, "images/generations", body, upstreamModel, apiKey), context.RequestAborted);
-            if (await GatewayResponses.WriteRouteFailureAsync(context, route))
-            {
-                outcome = outcome with { Provider = route.Provider?.Name ?? "", Status = context.Response.StatusCode };
-                return;
-            }
-            var provider = route.Provider!;
             var upstreamBytes = await GatewayResponses.ReadBeforeDeadlineAsync(route, options.Value.MaxUpstreamResponseBytes * MaxImages);
             JsonObject? response = null;
             try
@@ -88,26 +80,20 @@ public sealed class ImagesEndpoint(GatewayAdmission admission, ModelCatalog cata
             if (response?["data"] is not JsonArray data)
             {
                 await ApiErrors.WriteAsync(context, StatusCodes.Status502BadGateway, "The upstream provider answered in an unexpected format.", "server_error", "upstream_error");
-                outcome = outcome with { Provider = provider.Name };
                 return;
             }
             // Fewer images than asked (a refused prompt, a partial failure) cost fewer; more than asked are not billed beyond n.
             var cost = media.Images(perImage, Math.Min(data.Count, n));
             var http = context.Response;
             http.ContentType = "application/json";
-            http.Headers["X-AiGate-Provider"] = provider.Name;
             http.Headers["X-AiGate-Cost-Usd"] = ModelPricing.MicrosToUsd(cost.ChargeMicros).ToString(CultureInfo.InvariantCulture);
             GatewayResponses.SetServerTiming(http, started, route.UpstreamTime);
-            outcome = new MeteredOutcome(provider.Name, new TokenUsage(0, 0), StatusCodes.Status200OK, false, (int)route.UpstreamTime.TotalMilliseconds, Cost: cost);
+            charge.Bill(cost);
             try
             {
                 await http.Body.WriteAsync(upstreamBytes, context.RequestAborted);
             }
             catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested) { }   // generated, so billed
-        }
-        finally
-        {
-            await metering.CompleteAsync(context, reservation, key, model, outcome, started);
-        }
+        });
     }
 }

@@ -13,7 +13,7 @@ namespace AiGate.Web.Features.Gateway;
 /// text and image_url parts; model). Free unless the catalogue sets a per-request price; either way the call is
 /// admitted, reserved (for the per-request price, possibly zero) and leaves a usage row, like every other call.
 /// </summary>
-public sealed class ModerationsEndpoint(GatewayAdmission admission, ModelCatalog catalog, UpstreamRouter router, Metering metering,
+public sealed class ModerationsEndpoint(GatewayAdmission admission, ModelCatalog catalog, MediaPipeline pipeline,
     IOptions<GatewayOptions> options)
 {
     public async Task HandleAsync(HttpContext context)
@@ -39,18 +39,10 @@ public sealed class ModerationsEndpoint(GatewayAdmission admission, ModelCatalog
         if (await MediaCall.ResolveAsync(context, catalog, key, modelName, ModelKinds.Moderation, "/moderations") is not { } model) return;
 
         var price = model.Media!.Moderation();
-        if (await metering.ReserveOrRefuseAsync(context, key, price.ChargeMicros) is not { } reservation) return;
-        var outcome = new MeteredOutcome("", null, StatusCodes.Status502BadGateway, false, null, Cost: default(MediaCost));
-        try
+        await pipeline.RunAsync(context, key, model, price.ChargeMicros, stream: false, started,
+            (provider, upstreamModel, apiKey) => MediaCall.OpenAiJson(provider, "moderations", body, upstreamModel, apiKey),
+            async (route, charge) =>
         {
-            using var route = await router.SendAsync(model, stream: false, (provider, upstreamModel, apiKey) =>
-                MediaCall.OpenAiJson(provider, "moderations", body, upstreamModel, apiKey), context.RequestAborted);
-            if (await GatewayResponses.WriteRouteFailureAsync(context, route))
-            {
-                outcome = outcome with { Provider = route.Provider?.Name ?? "", Status = context.Response.StatusCode };
-                return;
-            }
-            var provider = route.Provider!;
             var upstreamBytes = await GatewayResponses.ReadBeforeDeadlineAsync(route, options.Value.MaxUpstreamResponseBytes);
             JsonObject? response = null;
             try
@@ -61,16 +53,14 @@ public sealed class ModerationsEndpoint(GatewayAdmission admission, ModelCatalog
             if (response?["results"] is not JsonArray)
             {
                 await ApiErrors.WriteAsync(context, StatusCodes.Status502BadGateway, "The upstream provider answered in an unexpected format.", "server_error", "upstream_error");
-                outcome = outcome with { Provider = provider.Name };
                 return;
             }
             response["model"] = model.Id;
             var http = context.Response;
             http.ContentType = "application/json";
-            http.Headers["X-AiGate-Provider"] = provider.Name;
             http.Headers["X-AiGate-Cost-Usd"] = ModelPricing.MicrosToUsd(price.ChargeMicros).ToString(CultureInfo.InvariantCulture);
             GatewayResponses.SetServerTiming(http, started, route.UpstreamTime);
-            outcome = new MeteredOutcome(provider.Name, new TokenUsage(0, 0), StatusCodes.Status200OK, false, (int)route.UpstreamTime.TotalMilliseconds, Cost: price);
+            charge.Bill(price);
             await using (var writer = new Utf8JsonWriter(http.BodyWriter))
                 response.WriteTo(writer);
             try
@@ -78,10 +68,6 @@ public sealed class ModerationsEndpoint(GatewayAdmission admission, ModelCatalog
                 await http.BodyWriter.FlushAsync(context.RequestAborted);
             }
             catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested) { }
-        }
-        finally
-        {
-            await metering.CompleteAsync(context, reservation, key, model, outcome, started);
-        }
+        });
     }
 }

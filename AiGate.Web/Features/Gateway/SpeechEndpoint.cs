@@ -12,7 +12,7 @@ namespace AiGate.Web.Features.Gateway;
 /// content type (never buffered whole); once the provider answered, a client that leaves is still billed: the
 /// audio was generated.
 /// </summary>
-public sealed class SpeechEndpoint(GatewayAdmission admission, ModelCatalog catalog, UpstreamRouter router, Metering metering)
+public sealed class SpeechEndpoint(GatewayAdmission admission, ModelCatalog catalog, MediaPipeline pipeline)
 {
     private const int MaxInputChars = 4096;
     private const long MaxRequestBytes = 64 * 1024;
@@ -52,26 +52,18 @@ public sealed class SpeechEndpoint(GatewayAdmission admission, ModelCatalog cata
         if (await MediaCall.ResolveAsync(context, catalog, key, modelName, ModelKinds.Speech, "/audio/speech") is not { } model) return;
 
         var price = model.Media!.Speech(characters);
-        if (await metering.ReserveOrRefuseAsync(context, key, price.ChargeMicros) is not { } reservation) return;
-        var outcome = new MeteredOutcome("", null, StatusCodes.Status502BadGateway, false, null, Cost: default(MediaCost));
-        try
+        await pipeline.RunAsync(context, key, model, price.ChargeMicros, stream: true, started,
+            (provider, upstreamModel, apiKey) => MediaCall.OpenAiJson(provider, "audio/speech", body, upstreamModel, apiKey),
+            async (route, charge) =>
         {
-            using var route = await router.SendAsync(model, stream: true, (provider, upstreamModel, apiKey) =>
-                MediaCall.OpenAiJson(provider, "audio/speech", body, upstreamModel, apiKey), context.RequestAborted);
-            if (await GatewayResponses.WriteRouteFailureAsync(context, route))
-            {
-                outcome = outcome with { Provider = route.Provider?.Name ?? "", Status = context.Response.StatusCode };
-                return;
-            }
             var provider = route.Provider!;
             var upstream = route.Response!;
             var http = context.Response;
             http.ContentType = upstream.Content.Headers.ContentType?.ToString() ?? "application/octet-stream";
-            http.Headers["X-AiGate-Provider"] = provider.Name;
             http.Headers["X-AiGate-Cost-Usd"] = ModelPricing.MicrosToUsd(price.ChargeMicros).ToString(CultureInfo.InvariantCulture);
             GatewayResponses.SetServerTiming(http, started, route.UpstreamTime);
             // The provider accepted the text and is generating: billed from here on, whatever the client does.
-            outcome = new MeteredOutcome(provider.Name, new TokenUsage(0, 0), StatusCodes.Status200OK, true, (int)route.UpstreamTime.TotalMilliseconds, Cost: price);
+            charge.Bill(price);
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
             deadline.CancelAfter(provider.NonStreamTimeout);
             try
@@ -86,10 +78,6 @@ public sealed class SpeechEndpoint(GatewayAdmission admission, ModelCatalog cata
                 // The client left, or the provider broke off mid-audio: the connection ends short, the audio is billed.
                 context.Abort();
             }
-        }
-        finally
-        {
-            await metering.CompleteAsync(context, reservation, key, model, outcome, started);
-        }
+        });
     }
 }

@@ -19,7 +19,7 @@ namespace AiGate.Web.Features.Gateway;
 /// seconds) is reserved before anything goes upstream; the call settles on the provider's reported duration
 /// (verbose_json <c>duration</c>, or <c>usage.seconds</c>) when it sends one, else on ours, never above the reservation.
 /// </summary>
-public sealed class TranscriptionsEndpoint(GatewayAdmission admission, ModelCatalog catalog, UpstreamRouter router, Metering metering,
+public sealed class TranscriptionsEndpoint(GatewayAdmission admission, ModelCatalog catalog, MediaPipeline pipeline,
     IOptions<GatewayOptions> options)
 {
     public const long MaxFileBytes = 25 * 1024 * 1024;
@@ -83,46 +83,38 @@ public sealed class TranscriptionsEndpoint(GatewayAdmission admission, ModelCata
             (measured, _) = AudioDuration.Read(audio, file.Length);
         var seconds = Math.Max(1, (long)Math.Ceiling(measured));
         var media = model.Media!;
-        if (await metering.ReserveOrRefuseAsync(context, key, media.Transcription(seconds).ChargeMicros) is not { } reservation) return;
-        var outcome = new MeteredOutcome("", null, StatusCodes.Status502BadGateway, false, null, Cost: default(MediaCost));
         var streams = new List<Stream>();
         try
         {
-            using var route = await router.SendAsync(model, stream: false, (provider, upstreamModel, apiKey) =>
-                Build(provider, path, form, file, upstreamModel, apiKey, streams), context.RequestAborted);
-            if (await GatewayResponses.WriteRouteFailureAsync(context, route))
+            await pipeline.RunAsync(context, key, model, media.Transcription(seconds).ChargeMicros, stream: false, started,
+                (provider, upstreamModel, apiKey) => Build(provider, path, form, file, upstreamModel, apiKey, streams),
+                async (route, charge) =>
             {
-                outcome = outcome with { Provider = route.Provider?.Name ?? "", Status = context.Response.StatusCode };
-                return;
-            }
-            var provider = route.Provider!;
-            var upstreamBytes = await GatewayResponses.ReadBeforeDeadlineAsync(route, options.Value.MaxUpstreamResponseBytes);
-            if (upstreamBytes is null)
-            {
-                await ApiErrors.WriteAsync(context, StatusCodes.Status502BadGateway, "The upstream provider did not answer in time.", "server_error", "upstream_error");
-                outcome = outcome with { Provider = provider.Name };
-                return;
-            }
-            var reported = ReportedSeconds(upstreamBytes);
-            var billed = Math.Min(seconds, reported is { } r ? Math.Max(1, (long)Math.Ceiling(r)) : seconds);
-            var cost = media.Transcription(billed);
-            var http = context.Response;
-            http.ContentType = route.Response!.Content.Headers.ContentType?.ToString() ?? "application/json";
-            http.Headers["X-AiGate-Provider"] = provider.Name;
-            http.Headers["X-AiGate-Cost-Usd"] = ModelPricing.MicrosToUsd(cost.ChargeMicros).ToString(CultureInfo.InvariantCulture);
-            http.Headers["X-AiGate-Audio-Seconds"] = billed.ToString(CultureInfo.InvariantCulture);
-            GatewayResponses.SetServerTiming(http, started, route.UpstreamTime);
-            outcome = new MeteredOutcome(provider.Name, new TokenUsage(0, 0), StatusCodes.Status200OK, false, (int)route.UpstreamTime.TotalMilliseconds, Cost: cost);
-            try
-            {
-                await http.Body.WriteAsync(upstreamBytes, context.RequestAborted);
-            }
-            catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested) { }   // transcribed, so billed
+                var upstreamBytes = await GatewayResponses.ReadBeforeDeadlineAsync(route, options.Value.MaxUpstreamResponseBytes);
+                if (upstreamBytes is null)
+                {
+                    await ApiErrors.WriteAsync(context, StatusCodes.Status502BadGateway, "The upstream provider did not answer in time.", "server_error", "upstream_error");
+                    return;
+                }
+                var reported = ReportedSeconds(upstreamBytes);
+                var billed = Math.Min(seconds, reported is { } r ? Math.Max(1, (long)Math.Ceiling(r)) : seconds);
+                var cost = media.Transcription(billed);
+                var http = context.Response;
+                http.ContentType = route.Response!.Content.Headers.ContentType?.ToString() ?? "application/json";
+                http.Headers["X-AiGate-Cost-Usd"] = ModelPricing.MicrosToUsd(cost.ChargeMicros).ToString(CultureInfo.InvariantCulture);
+                http.Headers["X-AiGate-Audio-Seconds"] = billed.ToString(CultureInfo.InvariantCulture);
+                GatewayResponses.SetServerTiming(http, started, route.UpstreamTime);
+                charge.Bill(cost);
+                try
+                {
+                    await http.Body.WriteAsync(upstreamBytes, context.RequestAborted);
+                }
+                catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested) { }   // transcribed, so billed
+            });
         }
         finally
         {
             foreach (var stream in streams) await stream.DisposeAsync();
-            await metering.CompleteAsync(context, reservation, key, model, outcome, started);
         }
     }
 
