@@ -76,7 +76,7 @@ public sealed class PricingTests(PricingApp app, Browser browser) : IClassFixtur
         Assert.Contains("q=gpt", page.Url, StringComparison.Ordinal);
         var prices = await VisibleRows(page).Locator("[data-testid=input-price]").AllInnerTextsAsync();
         var dollars = prices.Select(p => decimal.Parse(p.Trim().TrimStart('$'), System.Globalization.CultureInfo.InvariantCulture)).ToList();
-        Assert.Equal(5, dollars.Count);   // gpt-4o, gpt-4o-mini, gpt-4.1, -mini, -nano
+        Assert.Equal(6, dollars.Count);   // gpt-4o, gpt-4o-mini, gpt-4.1, -mini, -nano, gpt-4o-realtime-preview (its text tokens)
         Assert.Equal(dollars.Order(), dollars);
         Assert.Equal("ascending", await page.Locator("th[aria-sort]").GetAttributeAsync("aria-sort"));
 
