@@ -30,7 +30,7 @@ public sealed class PricingApp : RunningApp
 /// </summary>
 public sealed class PricingTests(PricingApp app, Browser browser) : IClassFixture<PricingApp>, IClassFixture<Browser>
 {
-    private static ILocator VisibleRows(IPage page) => page.Locator("table.price-table tbody tr:not([hidden])");
+    private static ILocator VisibleRows(IPage page) => page.Locator("table.price-table tbody tr[data-model]:not([hidden])");
 
     private static async Task<List<string>> VisibleIdsAsync(IPage page) =>
         [.. await VisibleRows(page).EvaluateAllAsync<string[]>("rows => rows.map(r => r.dataset.model)")];

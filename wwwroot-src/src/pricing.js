@@ -7,7 +7,9 @@
 export function initModelSearch(root) {
   const form = root.querySelector("[data-model-search]");
   const input = form?.querySelector('input[name="q"]');
+  // Both tables are filtered; the count above them is of the per-token table's models (data-model rows).
   const rows = [...root.querySelectorAll("tr[data-search]")];
+  const counted = rows.filter((row) => row.hasAttribute("data-model"));
   const count = root.querySelector("[data-model-count]");
   const empty = root.querySelector("[data-model-empty]");
   if (!(input instanceof HTMLInputElement) || rows.length === 0) return;
@@ -20,9 +22,9 @@ export function initModelSearch(root) {
       const text = row.getAttribute("data-search") ?? "";
       const match = terms.every((term) => text.includes(term));
       row.hidden = !match;
-      if (match) shown++;
+      if (match && row.hasAttribute("data-model")) shown++;
     }
-    if (count) count.textContent = query ? `${shown} of ${rows.length} models match “${query}”` : `${rows.length} models`;
+    if (count) count.textContent = query ? `${shown} of ${counted.length} models match “${query}”` : `${counted.length} models`;
     if (empty) {
       empty.hidden = shown > 0 || !query;
       const echo = empty.querySelector("[data-model-empty-query]");

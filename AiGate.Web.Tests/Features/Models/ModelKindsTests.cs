@@ -52,7 +52,7 @@ public sealed class ModelKindsTests(PricingApp app) : IClassFixture<PricingApp>
         Assert.Equal(18_000, Margin);   // the hand-checked figures below are list price × 1.8
         var html = await (await app.CreateBrowserlessClient().GetAsync("/pricing")).Content.ReadAsStringAsync();
 
-        Assert.Contains("data-model=\"openai/dall-e-3\"", html, StringComparison.Ordinal);
+        Assert.Contains("data-media-model=\"openai/dall-e-3\"", html, StringComparison.Ordinal);
         Assert.Contains(">$0.072 / image 1024x1024 standard<", html, StringComparison.Ordinal);       // $0.040 × 1.8
         Assert.Contains(">$0.216 / image 1792x1024 hd<", html, StringComparison.Ordinal);             // $0.120 × 1.8
         Assert.Contains(">$27.00 / 1M characters<", html, StringComparison.Ordinal);                  // tts-1 $15 × 1.8
@@ -61,8 +61,8 @@ public sealed class ModelKindsTests(PricingApp app) : IClassFixture<PricingApp>
         Assert.Contains(">$72.00 / 1M audio input tokens<", html, StringComparison.Ordinal);          // realtime $40 × 1.8
         // Filtering by ?q= applies to the unit table too.
         var filtered = await (await app.CreateBrowserlessClient().GetAsync("/pricing?q=whisper")).Content.ReadAsStringAsync();
-        Assert.Matches("<tr data-model=\"openai/dall-e-3\" data-search=\"[^\"]*\" hidden", filtered);
-        Assert.DoesNotMatch("<tr data-model=\"openai/whisper-1\" data-search=\"[^\"]*\" hidden", filtered);
+        Assert.Matches("<tr data-media-model=\"openai/dall-e-3\" data-search=\"[^\"]*\" hidden", filtered);
+        Assert.DoesNotMatch("<tr data-media-model=\"openai/whisper-1\" data-search=\"[^\"]*\" hidden", filtered);
     }
 
     private static ModelSpec Spec(string kind, long? input = null, long? output = null, MediaPriceSpec? media = null) =>

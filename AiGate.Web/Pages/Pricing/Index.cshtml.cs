@@ -31,9 +31,9 @@ public sealed class IndexModel(ModelCatalog catalog, IOptions<BillingOptions> bi
     public IReadOnlyList<ModelRow> Models { get; private set; } = [];
     /// <summary>Models priced per image, character, minute or request (<see cref="ModelRow.Units"/>), by kind then id.</summary>
     public IReadOnlyList<ModelRow> MediaModels { get; private set; } = [];
-    /// <summary>Both tables: the filter (here on ?q= and as you type) applies to every priced model.</summary>
-    public int TotalCount => Models.Count + MediaModels.Count;
-    public int MatchCount => Models.Count(m => m.Matches) + MediaModels.Count(m => m.Matches);
+    /// <summary>The per-token table's models (the count above it); the filter applies to the media table too.</summary>
+    public int TotalCount => Models.Count;
+    public int MatchCount => Models.Count(m => m.Matches);
 
     /// <summary>What the visitor typed as a custom amount, shown again with <see cref="CustomAmountError"/>.</summary>
     public string? CustomUsd { get; private set; }
