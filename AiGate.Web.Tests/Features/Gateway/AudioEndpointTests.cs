@@ -18,19 +18,12 @@ public sealed class AudioEndpointTests(MediaApp app) : IClassFixture<MediaApp>
 {
     private const long Credit = 10_000_000;
 
-    private OpenAIClient Sdk(string key) => new(new ApiKeyCredential(key), new OpenAIClientOptions
-    {
-        Endpoint = new Uri(app.Server.BaseAddress, "/api/v1"),
-        Transport = new HttpClientPipelineTransport(app.CreateClient()),
-        RetryPolicy = new ClientRetryPolicy(maxRetries: 0),
-    });
-
     [Fact]
     public async Task The_sdk_gets_the_providers_audio_and_pays_per_character()
     {
         var (_, key, userId) = await app.CreateApiClientAsync(creditMicros: Credit);
         var text = new string('a', 999) + "é";   // 1,000 characters (1,001 UTF-8 bytes)
-        var audio = (await Sdk(key).GetAudioClient(MediaApp.Tts).GenerateSpeechAsync(text, GeneratedSpeechVoice.Alloy)).Value;
+        var audio = (await app.Sdk(key).GetAudioClient(MediaApp.Tts).GenerateSpeechAsync(text, GeneratedSpeechVoice.Alloy)).Value;
 
         Assert.Equal(FakeOpenAi.SpeechAudio, audio.ToArray());
         // 1,000 characters × $15 / 1M × 1.5 = $0.0225
@@ -116,7 +109,7 @@ public sealed class AudioEndpointTests(MediaApp app) : IClassFixture<MediaApp>
     public async Task The_echo_provider_says_a_short_wav()
     {
         var (_, key, _) = await app.CreateApiClientAsync(creditMicros: Credit);
-        var audio = (await Sdk(key).GetAudioClient("echo/echo-tts").GenerateSpeechAsync("hi", GeneratedSpeechVoice.Echo)).Value.ToArray();
+        var audio = (await app.Sdk(key).GetAudioClient("echo/echo-tts").GenerateSpeechAsync("hi", GeneratedSpeechVoice.Echo)).Value.ToArray();
         Assert.Equal("RIFF", System.Text.Encoding.ASCII.GetString(audio, 0, 4));
         Assert.Equal("WAVE", System.Text.Encoding.ASCII.GetString(audio, 8, 4));
     }
@@ -151,7 +144,7 @@ public sealed class AudioEndpointTests(MediaApp app) : IClassFixture<MediaApp>
         var (_, key, userId) = await app.CreateApiClientAsync(creditMicros: Credit);
         app.OpenAi.TranscriptionSeconds = 10;
         using var audio = new MemoryStream(Wav(81_600));   // 10.2 s: 11 s reserved
-        var transcription = (await Sdk(key).GetAudioClient(MediaApp.Whisper).TranscribeAudioAsync(audio, "speech.wav")).Value;
+        var transcription = (await app.Sdk(key).GetAudioClient(MediaApp.Whisper).TranscribeAudioAsync(audio, "speech.wav")).Value;
 
         Assert.Equal("Hello from the fake transcriber.", transcription.Text);
         // The provider's 10 s × $0.006 / 60 × 1.5 = $0.0015
@@ -171,7 +164,7 @@ public sealed class AudioEndpointTests(MediaApp app) : IClassFixture<MediaApp>
         try
         {
             using var audio = new MemoryStream(Wav(81_600));
-            var verbose = (await Sdk(key).GetAudioClient(MediaApp.Whisper).TranscribeAudioAsync(audio, "a.wav",
+            var verbose = (await app.Sdk(key).GetAudioClient(MediaApp.Whisper).TranscribeAudioAsync(audio, "a.wav",
                 new AudioTranscriptionOptions { ResponseFormat = AudioTranscriptionFormat.Verbose })).Value;
             Assert.Equal(TimeSpan.FromSeconds(600), verbose.Duration);
             await app.AssertLedgerMatchesBalanceAsync(userId, Credit - 1_650);   // capped at our 11 s
@@ -181,7 +174,7 @@ public sealed class AudioEndpointTests(MediaApp app) : IClassFixture<MediaApp>
             app.OpenAi.TranscriptionSeconds = 10;
         }
         using var again = new MemoryStream(Wav(81_600));
-        var translated = (await Sdk(key).GetAudioClient(MediaApp.Whisper).TranslateAudioAsync(again, "a.wav",
+        var translated = (await app.Sdk(key).GetAudioClient(MediaApp.Whisper).TranslateAudioAsync(again, "a.wav",
             new AudioTranslationOptions { ResponseFormat = AudioTranslationFormat.Text })).Value;
         Assert.Equal("Hello from the fake transcriber.", translated.Text.Trim());
         await app.AssertLedgerMatchesBalanceAsync(userId, Credit - 3_300);   // text reports no duration: our 11 s

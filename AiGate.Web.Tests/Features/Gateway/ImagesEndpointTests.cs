@@ -17,18 +17,11 @@ public sealed class ImagesEndpointTests(MediaApp app) : IClassFixture<MediaApp>
 {
     private const long Credit = 10_000_000;
 
-    private OpenAIClient Sdk(string key) => new(new ApiKeyCredential(key), new OpenAIClientOptions
-    {
-        Endpoint = new Uri(app.Server.BaseAddress, "/api/v1"),
-        Transport = new HttpClientPipelineTransport(app.CreateClient()),
-        RetryPolicy = new ClientRetryPolicy(maxRetries: 0),
-    });
-
     [Fact]
     public async Task The_sdk_generates_images_and_pays_n_times_the_price_of_their_size_and_quality()
     {
         var (_, key, userId) = await app.CreateApiClientAsync(creditMicros: Credit);
-        var images = (await Sdk(key).GetImageClient(MediaApp.GptImage).GenerateImagesAsync("A lighthouse at dawn", 3,
+        var images = (await app.Sdk(key).GetImageClient(MediaApp.GptImage).GenerateImagesAsync("A lighthouse at dawn", 3,
             new ImageGenerationOptions { Quality = new GeneratedImageQuality("high"), Size = GeneratedImageSize.W1024xH1024 })).Value;
 
         Assert.Equal(3, images.Count);
@@ -46,7 +39,7 @@ public sealed class ImagesEndpointTests(MediaApp app) : IClassFixture<MediaApp>
     public async Task Dall_e_3_defaults_to_standard_quality_and_returns_urls()
     {
         var (_, key, userId) = await app.CreateApiClientAsync(creditMicros: Credit);
-        var image = (await Sdk(key).GetImageClient(MediaApp.DallE).GenerateImageAsync("A cat",
+        var image = (await app.Sdk(key).GetImageClient(MediaApp.DallE).GenerateImageAsync("A cat",
             new ImageGenerationOptions { ResponseFormat = GeneratedImageFormat.Uri })).Value;
 
         Assert.StartsWith("https://", image.ImageUri.ToString(), StringComparison.Ordinal);
@@ -117,7 +110,7 @@ public sealed class ImagesEndpointTests(MediaApp app) : IClassFixture<MediaApp>
     public async Task The_echo_provider_answers_offline_with_a_valid_png()
     {
         var (_, key, userId) = await app.CreateApiClientAsync(creditMicros: Credit);
-        var image = (await Sdk(key).GetImageClient("echo/echo-image").GenerateImageAsync("anything",
+        var image = (await app.Sdk(key).GetImageClient("echo/echo-image").GenerateImageAsync("anything",
             new ImageGenerationOptions { ResponseFormat = GeneratedImageFormat.Bytes })).Value;
 
         Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], image.ImageBytes.ToArray()[..4]);

@@ -56,6 +56,14 @@ public sealed class MediaApp : AiGateApp
     }
 
     /// <summary>Once every usage record is written: the balance is as expected and equals the ledger's sum.</summary>
+    /// <summary>The official OpenAI SDK pointed at this app's /api/v1 with <paramref name="key"/>, no retries.</summary>
+    public OpenAI.OpenAIClient Sdk(string key) => new(new System.ClientModel.ApiKeyCredential(key), new OpenAI.OpenAIClientOptions
+    {
+        Endpoint = new Uri(Server.BaseAddress, "/api/v1"),
+        Transport = new System.ClientModel.Primitives.HttpClientPipelineTransport(CreateClient()),
+        RetryPolicy = new System.ClientModel.Primitives.ClientRetryPolicy(maxRetries: 0),
+    });
+
     /// <summary>
     /// Waits (10 s at most) until the user has a usage row: a call whose client left settles when the app notices, which
     /// on a loaded machine can be after the test has moved on, so the writer's queue may still be empty.

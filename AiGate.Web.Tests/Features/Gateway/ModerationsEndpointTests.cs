@@ -16,18 +16,11 @@ public sealed class ModerationsEndpointTests(MediaApp app) : IClassFixture<Media
 {
     private const long Credit = 10_000_000;
 
-    private OpenAIClient Sdk(string key) => new(new ApiKeyCredential(key), new OpenAIClientOptions
-    {
-        Endpoint = new Uri(app.Server.BaseAddress, "/api/v1"),
-        Transport = new HttpClientPipelineTransport(app.CreateClient()),
-        RetryPolicy = new ClientRetryPolicy(maxRetries: 0),
-    });
-
     [Fact]
     public async Task The_sdk_classifies_text_for_free_with_a_usage_row()
     {
         var (_, key, userId) = await app.CreateApiClientAsync(creditMicros: Credit);
-        var result = (await Sdk(key).GetModerationClient(MediaApp.FreeModeration).ClassifyTextAsync("I will kill the process")).Value;
+        var result = (await app.Sdk(key).GetModerationClient(MediaApp.FreeModeration).ClassifyTextAsync("I will kill the process")).Value;
 
         Assert.True(result.Flagged);
         Assert.True(result.Violence.Flagged);
@@ -41,7 +34,7 @@ public sealed class ModerationsEndpointTests(MediaApp app) : IClassFixture<Media
     public async Task A_priced_moderation_model_charges_per_request()
     {
         var (_, key, userId) = await app.CreateApiClientAsync(creditMicros: Credit);
-        var results = (await Sdk(key).GetModerationClient(MediaApp.PaidModeration).ClassifyTextAsync(["hello", "kill it"])).Value;
+        var results = (await app.Sdk(key).GetModerationClient(MediaApp.PaidModeration).ClassifyTextAsync(["hello", "kill it"])).Value;
 
         Assert.Equal([false, true], results.Select(r => r.Flagged));
         await app.AssertLedgerMatchesBalanceAsync(userId, Credit - 1_500);   // $0.001 × 1.5, once per request
