@@ -11,6 +11,7 @@ using AiGate.Web.Features.Email;
 using AiGate.Web.Features.Gateway;
 using AiGate.Web.Features.Jobs;
 using AiGate.Web.Features.Keys;
+using AiGate.Web.Features.Organizations;
 using AiGate.Web.Features.ProviderHealth;
 using AiGate.Web.Features.Providers;
 using AiGate.Web.Features.Usage;
@@ -34,6 +35,7 @@ try
     builder.AddJobs();
     builder.AddAccounts();
     builder.AddEmail();
+    builder.AddOrganizations();
     builder.AddKeys();
     builder.AddCredits();
     builder.AddGateway();

@@ -2,7 +2,7 @@ using Microsoft.AspNetCore.Identity;
 
 namespace AiGate.Web.Data;
 
-/// <summary>A person who signs in to AiGate. Keys, credits and usage hang off this id.</summary>
+/// <summary>A person who signs in to AiGate. Keys, credits and usage belong to organizations; each user has a personal one with this id.</summary>
 public sealed class AppUser : IdentityUser<Guid>
 {
     public DateTimeOffset CreatedAt { get; set; }
@@ -25,4 +25,7 @@ public sealed class AppUser : IdentityUser<Guid>
 
     /// <summary>Account-wide tokens a minute set by an operator; beats the plan and the usage tier. Null: none.</summary>
     public long? TokensPerMinuteOverride { get; set; }
+
+    /// <summary>The organization last chosen in the switcher; checked against the memberships on every request.</summary>
+    public Guid? CurrentOrgId { get; set; }
 }

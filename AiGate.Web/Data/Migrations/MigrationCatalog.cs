@@ -34,5 +34,6 @@ public static class MigrationCatalog
         SchemaMigration.Sql(22, "model_kinds_and_media_prices"),
         SchemaMigration.Sql(23, "usage_errors"),
         SchemaMigration.Sql(24, "usage_latency_histograms"),
+        SchemaMigration.Sql(25, "organizations"),
     ];
 }

@@ -1,4 +1,5 @@
 using AiGate.Web.Data;
+using AiGate.Web.Features.Organizations;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
 
@@ -29,7 +30,7 @@ public sealed class AlertSettings
         {
             b.ToTable("alert_settings");
             b.HasKey(s => s.UserId);
-            b.HasOne<AppUser>().WithOne().HasForeignKey<AlertSettings>(s => s.UserId).OnDelete(DeleteBehavior.Cascade);
+            b.HasOne<Organization>().WithOne().HasForeignKey<AlertSettings>(s => s.UserId).OnDelete(DeleteBehavior.Cascade);
         }
     }
 }
@@ -55,7 +56,7 @@ public sealed class UsageAlert
         {
             b.ToTable("usage_alerts");
             b.HasKey(a => new { a.UserId, a.Period, a.Threshold });
-            b.HasOne<AppUser>().WithMany().HasForeignKey(a => a.UserId).OnDelete(DeleteBehavior.Cascade);
+            b.HasOne<Organization>().WithMany().HasForeignKey(a => a.UserId).OnDelete(DeleteBehavior.Cascade);
         }
     }
 }
@@ -77,7 +78,7 @@ public sealed class LowBalanceAlert
         {
             b.ToTable("low_balance_alerts");
             b.HasKey(a => a.UserId);
-            b.HasOne<AppUser>().WithOne().HasForeignKey<LowBalanceAlert>(a => a.UserId).OnDelete(DeleteBehavior.Cascade);
+            b.HasOne<Organization>().WithOne().HasForeignKey<LowBalanceAlert>(a => a.UserId).OnDelete(DeleteBehavior.Cascade);
         }
     }
 }
@@ -100,7 +101,7 @@ public sealed class BudgetStop
         {
             b.ToTable("budget_stops");
             b.HasKey(s => s.UserId);
-            b.HasOne<AppUser>().WithOne().HasForeignKey<BudgetStop>(s => s.UserId).OnDelete(DeleteBehavior.Cascade);
+            b.HasOne<Organization>().WithOne().HasForeignKey<BudgetStop>(s => s.UserId).OnDelete(DeleteBehavior.Cascade);
         }
     }
 }

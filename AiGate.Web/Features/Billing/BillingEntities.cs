@@ -1,4 +1,5 @@
 using AiGate.Web.Data;
+using AiGate.Web.Features.Organizations;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
 
@@ -46,7 +47,7 @@ public sealed class BillingAccount
             b.HasIndex(a => a.StripeCustomerId).IsUnique();
             b.HasIndex(a => a.SubscriptionId);
             b.HasIndex(a => a.DunningNextAt);
-            b.HasOne<AppUser>().WithOne().HasForeignKey<BillingAccount>(a => a.UserId).OnDelete(DeleteBehavior.Cascade);
+            b.HasOne<Organization>().WithOne().HasForeignKey<BillingAccount>(a => a.UserId).OnDelete(DeleteBehavior.Cascade);
         }
     }
 }

@@ -1,4 +1,5 @@
 using AiGate.Web.Data;
+using AiGate.Web.Features.Organizations;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
 
@@ -44,7 +45,7 @@ public sealed class UserProviderKey
             b.Property(k => k.Last4).HasMaxLength(4);
             b.Property(k => k.LastError).HasMaxLength(300);
             b.HasIndex(k => new { k.UserId, k.Label }).IsUnique();
-            b.HasOne<AppUser>().WithMany().HasForeignKey(k => k.UserId).OnDelete(DeleteBehavior.Cascade);
+            b.HasOne<Organization>().WithMany().HasForeignKey(k => k.UserId).OnDelete(DeleteBehavior.Cascade);
         }
     }
 }

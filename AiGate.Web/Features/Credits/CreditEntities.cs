@@ -1,4 +1,5 @@
 using AiGate.Web.Data;
+using AiGate.Web.Features.Organizations;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
 
@@ -23,7 +24,7 @@ public sealed class CreditAccount
         {
             b.ToTable("credit_accounts", t => t.HasCheckConstraint("ck_credit_accounts_held", "held_micros >= 0"));
             b.HasKey(a => a.UserId);
-            b.HasOne<AppUser>().WithOne().HasForeignKey<CreditAccount>(a => a.UserId).OnDelete(DeleteBehavior.Cascade);
+            b.HasOne<Organization>().WithOne().HasForeignKey<CreditAccount>(a => a.UserId).OnDelete(DeleteBehavior.Cascade);
         }
     }
 }

@@ -1,4 +1,4 @@
-using AiGate.Web.Data;
+using AiGate.Web.Features.Organizations;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
 
@@ -8,7 +8,10 @@ namespace AiGate.Web.Features.Keys;
 public sealed class ApiKey
 {
     public Guid Id { get; set; }
+    /// <summary>The organization the key belongs to (its balance, plan and limits).</summary>
     public Guid OwnerId { get; set; }
+    /// <summary>The member who created it: the key carries that member's budget and caps, and goes when they leave.</summary>
+    public Guid CreatedBy { get; set; }
     public required string Name { get; set; }
     /// <summary>HMAC-SHA256(pepper, secret), see <see cref="ApiKeyHasher"/>.</summary>
     public required byte[] KeyHash { get; set; }
@@ -30,8 +33,6 @@ public sealed class ApiKey
     /// <summary>Set on the old key when it was rotated: the key that replaced it.</summary>
     public Guid? ReplacedById { get; set; }
 
-    public AppUser? Owner { get; set; }
-
     internal sealed class Configuration : IEntityTypeConfiguration<ApiKey>
     {
         public void Configure(EntityTypeBuilder<ApiKey> b)
@@ -42,7 +43,8 @@ public sealed class ApiKey
             b.Property(k => k.Last4).HasMaxLength(4);
             b.HasIndex(k => k.KeyHash).IsUnique();
             b.HasIndex(k => new { k.OwnerId, k.CreatedAt });
-            b.HasOne(k => k.Owner).WithMany().HasForeignKey(k => k.OwnerId).OnDelete(DeleteBehavior.Cascade);
+            b.HasIndex(k => k.CreatedBy);
+            b.HasOne<Organization>().WithMany().HasForeignKey(k => k.OwnerId).OnDelete(DeleteBehavior.Cascade);
         }
     }
 }

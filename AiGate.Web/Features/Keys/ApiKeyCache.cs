@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Collections.Frozen;
 using AiGate.Web.Data;
 using AiGate.Web.Features.Billing;
+using AiGate.Web.Features.Organizations;
 using AiGate.Web.Infrastructure;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -13,12 +14,13 @@ namespace AiGate.Web.Features.Keys;
 /// billing account yet, the free plan). <see cref="AccountRequestsPerMinute"/> and <see cref="AccountTokensPerMinute"/>
 /// are the account-wide rate limits (plan, usage tier or admin override, <see cref="UsageTiers"/>), resolved when the
 /// key is loaded so there is no lookup per request; 0 = not resolved, the plan's. <see cref="Suspended"/>: an operator
-/// suspended the account, every call gets a 403.
+/// suspended the account, every call gets a 403. <see cref="OwnerId"/> is the organization; <see cref="CreatedBy"/> the member
+/// whose caps the key carries; <see cref="OrgOwnerId"/> the user who owns the organization.
 /// </summary>
 public sealed record KeyIdentity(
     Guid KeyId, Guid OwnerId, string Prefix, DateTimeOffset? ExpiresAt, long? CreditLimitMicros, long SpentMicros,
     int? RequestsPerMinute, int? TokensPerMinute, FrozenSet<string> AllowedModels, string? PlanId = null,
-    long AccountRequestsPerMinute = 0, long AccountTokensPerMinute = 0, bool Suspended = false);
+    long AccountRequestsPerMinute = 0, long AccountTokensPerMinute = 0, bool Suspended = false, Guid CreatedBy = default, Guid OrgOwnerId = default);
 
 /// <summary>
 /// Bearer key → <see cref="KeyIdentity"/>, without a database round trip in the steady state.
@@ -102,18 +104,27 @@ public sealed class ApiKeyCache
     {
         await using var scope = _scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-        var row = await db.Set<ApiKey>().AsNoTracking()
-            // A disputed account's keys stop working (billing flags it and notifies owner:{id}).
-            .Where(k => k.KeyHash == hash && k.RevokedAt == null && k.Owner!.EmailConfirmed &&
-                !db.Set<BillingAccount>().Any(b => b.UserId == k.OwnerId && b.DisputedAt != null))
-            .Select(k => new
+        // The key's organization and the member who created it: the creator must still be a member with a confirmed
+        // e-mail. Suspension and the operator's rate overrides are the owner's (an operator suspends a person: the keys
+        // they created and the organizations they own stop); a disputed organization's keys stop too (billing flags
+        // it and notifies owner:{org id}).
+        var row = await (
+            from k in db.Set<ApiKey>().AsNoTracking()
+            join member in db.Set<OrgMember>() on new { Org = k.OwnerId, User = k.CreatedBy } equals new { Org = member.OrgId, User = member.UserId }
+            join creator in db.Set<AppUser>() on k.CreatedBy equals creator.Id
+            join ownership in db.Set<OrgMember>().Where(m => m.Role == OrgRole.Owner) on k.OwnerId equals ownership.OrgId
+            join owner in db.Set<AppUser>() on ownership.UserId equals owner.Id
+            where k.KeyHash == hash && k.RevokedAt == null && creator.EmailConfirmed &&
+                !db.Set<BillingAccount>().Any(b => b.UserId == k.OwnerId && b.DisputedAt != null)
+            select new
             {
-                k.Id, k.OwnerId, k.Prefix, k.ExpiresAt, k.CreditLimitMicros, k.SpentMicros, k.RequestsPerMinute, k.TokensPerMinute, k.AllowedModels,
+                k.Id, k.OwnerId, k.CreatedBy, OwnerUserId = owner.Id, k.Prefix, k.ExpiresAt, k.CreditLimitMicros, k.SpentMicros,
+                k.RequestsPerMinute, k.TokensPerMinute, k.AllowedModels,
                 PlanId = db.Set<BillingAccount>().Where(b => b.UserId == k.OwnerId).Select(b => b.PlanId).FirstOrDefault(),
                 // Suspension, overrides and the total paid (usage tier) change with an owner:{id} notice.
-                Suspended = k.Owner!.SuspendedAt != null,
-                k.Owner!.RequestsPerMinuteOverride,
-                k.Owner!.TokensPerMinuteOverride,
+                Suspended = creator.SuspendedAt != null || owner.SuspendedAt != null,
+                owner.RequestsPerMinuteOverride,
+                owner.TokensPerMinuteOverride,
                 PaidCents = db.Set<StripePayment>().Where(p => p.UserId == k.OwnerId).Sum(UsageTiers.NetPaidCents),
             })
             .FirstOrDefaultAsync(ct);
@@ -121,7 +132,7 @@ public sealed class ApiKeyCache
         var limits = UsageTiers.Resolve(_billing, row.PlanId, row.PaidCents, row.RequestsPerMinuteOverride, row.TokensPerMinuteOverride);
         return new KeyIdentity(row.Id, row.OwnerId, row.Prefix, row.ExpiresAt, row.CreditLimitMicros, row.SpentMicros, row.RequestsPerMinute,
             row.TokensPerMinute, row.AllowedModels.ToFrozenSet(StringComparer.Ordinal), row.PlanId, limits.RequestsPerMinute, limits.TokensPerMinute,
-            row.Suspended);
+            row.Suspended, row.CreatedBy, row.OwnerUserId);
     }
 
     private void OnNotice(string? payload)
@@ -140,7 +151,7 @@ public sealed class ApiKeyCache
         if (payload.StartsWith("key:", StringComparison.Ordinal) && Guid.TryParse(payload.AsSpan(4), out var keyId))
             Evict(e => e.KeyId == keyId);
         else if (payload.StartsWith("owner:", StringComparison.Ordinal) && Guid.TryParse(payload.AsSpan(6), out var ownerId))
-            Evict(e => e.OwnerId == ownerId);
+            Evict(e => e.OwnerId == ownerId || e.CreatedBy == ownerId || e.OrgOwnerId == ownerId);
     }
 
     private void Evict(Func<KeyIdentity, bool> match)

@@ -1,6 +1,7 @@
 using System.Globalization;
 using AiGate.Web.Features.Accounts;
 using AiGate.Web.Features.Credits;
+using AiGate.Web.Features.Organizations;
 using AiGate.Web.Features.Usage;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;
@@ -17,7 +18,8 @@ namespace AiGate.Web.Pages.Activity;
 /// daily totals.
 /// </summary>
 [Authorize(Policy = AccountPolicies.ConfirmedEmail)]
-public sealed class IndexModel(UsageQueries usage, TimeProvider clock) : PageModel
+[RequiresOrg(OrgPermission.UseOwnKeys)]
+public sealed class IndexModel(UsageQueries usage, TimeProvider clock, OrgContext orgs) : PageModel
 {
     public static readonly (string Value, string Label)[] Periods = [("today", "Today"), ("7d", "7 days"), ("30d", "30 days"), ("month", "This month"), ("custom", "Custom")];
     public static readonly (string Value, string Label, UsageGrouping Grouping)[] Groupings =
@@ -42,7 +44,7 @@ public sealed class IndexModel(UsageQueries usage, TimeProvider clock) : PageMod
     public async Task<IActionResult> OnGetAsync(CancellationToken ct)
     {
         if (!Resolve()) return Page();
-        var summary = await usage.SummarizeDaysAsync(User.GetUserId(), First, Last, Grouping, ct);
+        var summary = await usage.SummarizeDaysAsync(orgs.Current.Id, First, Last, Grouping, ct);
         var groups = Grouping == UsageGrouping.Day ? UsageQueries.FillDays(summary.Groups, First, Last) : summary.Groups;
         Rows = [.. groups.Select(g => new Row(Label(g), g.Totals, LatencyHistogram.Percentile(g.Latency, 0.5), LatencyHistogram.Percentile(g.Latency, 0.95)))];
         Total = summary.Total;
@@ -56,7 +58,7 @@ public sealed class IndexModel(UsageQueries usage, TimeProvider clock) : PageMod
     public async Task<IActionResult> OnGetCsvAsync(CancellationToken ct)
     {
         if (!Resolve()) return BadRequest(Error!);
-        var summary = await usage.SummarizeDaysAsync(User.GetUserId(), First, Last, UsageGrouping.Day, ct);
+        var summary = await usage.SummarizeDaysAsync(orgs.Current.Id, First, Last, UsageGrouping.Day, ct);
         await UsageCsv.WriteDaysAsync(Response, string.Create(CultureInfo.InvariantCulture, $"daily-totals-{First:yyyy-MM-dd}-{Last:yyyy-MM-dd}.csv"),
             UsageQueries.FillDays(summary.Groups, First, Last), ct);
         return new EmptyResult();

@@ -1,6 +1,7 @@
 using AiGate.Web.Data;
 using AiGate.Web.Features.Accounts;
 using AiGate.Web.Features.Models;
+using AiGate.Web.Features.Organizations;
 using AiGate.Web.Features.Usage;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;
@@ -17,7 +18,8 @@ namespace AiGate.Web.Pages.Activity;
 /// recorded charge.
 /// </summary>
 [Authorize(Policy = AccountPolicies.ConfirmedEmail)]
-public sealed class RequestModel(AppDbContext db, RequestLog log, ModelCatalog catalog) : PageModel
+[RequiresOrg(OrgPermission.UseOwnKeys)]
+public sealed class RequestModel(AppDbContext db, RequestLog log, ModelCatalog catalog, OrgContext orgs) : PageModel
 {
     public RequestLogRow Row { get; private set; } = null!;
     public ModelPricing? Pricing { get; private set; }
@@ -28,7 +30,7 @@ public sealed class RequestModel(AppDbContext db, RequestLog log, ModelCatalog c
 
     public async Task<IActionResult> OnGetAsync(string requestId, CancellationToken ct)
     {
-        if (await log.FindAsync(User.GetUserId(), requestId, ct) is not { } row) return NotFound();
+        if (await log.FindAsync(orgs.Current.Id, requestId, ct) is not { } row) return NotFound();
         Row = row;
         // The route as the catalogue has it now, disabled or not (the live catalogue holds only the routes in service).
         UpstreamModel = await db.Set<ModelRoute>().AsNoTracking().Where(r => r.ModelId == row.Model && r.Provider == row.Provider)

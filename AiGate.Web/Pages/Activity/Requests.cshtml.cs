@@ -2,6 +2,7 @@ using System.Globalization;
 using AiGate.Web.Data;
 using AiGate.Web.Features.Accounts;
 using AiGate.Web.Features.Keys;
+using AiGate.Web.Features.Organizations;
 using AiGate.Web.Features.Usage;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;
@@ -16,7 +17,8 @@ namespace AiGate.Web.Pages.Activity;
 /// every call of the same filters as CSV with the page's columns (see <see cref="UsageCsv.RequestColumns"/>).
 /// </summary>
 [Authorize(Policy = AccountPolicies.ConfirmedEmail)]
-public sealed class RequestsModel(AppDbContext db, RequestLog log, TimeProvider clock) : PageModel
+[RequiresOrg(OrgPermission.UseOwnKeys)]
+public sealed class RequestsModel(AppDbContext db, RequestLog log, TimeProvider clock, OrgContext orgs) : PageModel
 {
     private const int DefaultDays = 30;
 
@@ -39,10 +41,10 @@ public sealed class RequestsModel(AppDbContext db, RequestLog log, TimeProvider 
 
     public async Task<IActionResult> OnGetAsync(CancellationToken ct)
     {
-        Keys = await db.Set<ApiKey>().AsNoTracking().Where(k => k.OwnerId == User.GetUserId()).OrderBy(k => k.Name)
+        Keys = await db.Set<ApiKey>().AsNoTracking().Where(k => k.OwnerId == orgs.Current.Id).OrderBy(k => k.Name)
             .Select(k => new KeyOption(k.Id, k.Name, k.Prefix)).ToListAsync(ct);
         if (Filter() is not { } filter) return Page();
-        (Rows, Next) = await log.PageAsync(User.GetUserId(), filter, RequestLogCursor.Parse(After), ct);
+        (Rows, Next) = await log.PageAsync(orgs.Current.Id, filter, RequestLogCursor.Parse(After), ct);
         return Page();
     }
 
@@ -51,7 +53,7 @@ public sealed class RequestsModel(AppDbContext db, RequestLog log, TimeProvider 
         if (Filter() is not { } filter) return BadRequest(Error!);
         await UsageCsv.WriteRequestsAsync(Response,
             string.Create(CultureInfo.InvariantCulture, $"requests-{filter.From.UtcDateTime:yyyy-MM-dd}-{filter.To.UtcDateTime.AddDays(-1):yyyy-MM-dd}.csv"),
-            log.StreamAsync(User.GetUserId(), filter, ct), ct);
+            log.StreamAsync(orgs.Current.Id, filter, ct), ct);
         return new EmptyResult();
     }
 

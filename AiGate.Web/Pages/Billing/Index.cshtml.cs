@@ -4,6 +4,7 @@ using AiGate.Web.Features.Accounts;
 using AiGate.Web.Features.Billing;
 using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Email;
+using AiGate.Web.Features.Organizations;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
@@ -21,9 +22,10 @@ namespace AiGate.Web.Pages.Billing;
 /// are sent to log in and come back to the same address.
 /// </summary>
 [Authorize(Policy = AccountPolicies.ConfirmedEmail)]
+[RequiresOrg(OrgPermission.ManageBilling)]
 public sealed partial class IndexModel(
     AppDbContext db, Ledger ledger, BillingCheckout checkout, IOptions<BillingOptions> billing, IOptions<StripeOptions> stripe,
-    IOptions<EmailOptions> email, ILogger<IndexModel> logger) : PageModel
+    IOptions<EmailOptions> email, ILogger<IndexModel> logger, OrgContext orgs) : PageModel
 {
     public const int HistorySize = 50;
 
@@ -81,7 +83,7 @@ public sealed partial class IndexModel(
         (var purchase, Error) = BillingCheckout.Parse(Options, null, null, plan ?? "");
         Selected = $"plan:{plan}";
         if (purchase is null) return await PageAsync(ct);
-        var current = await db.Set<BillingAccount>().AsNoTracking().FirstOrDefaultAsync(a => a.UserId == User.GetUserId(), ct);
+        var current = await db.Set<BillingAccount>().AsNoTracking().FirstOrDefaultAsync(a => a.UserId == orgs.Current.Id, ct);
         if (current?.HasLiveSubscription == true)
             return await PortalAsync(ct);   // already subscribed: plan changes go through the portal, never a second subscription
         return await StartAsync(purchase, ct);
@@ -96,8 +98,8 @@ public sealed partial class IndexModel(
     /// </summary>
     public async Task<IActionResult> OnGetReceiptAsync(string? id, [FromServices] IStripeApi stripe, CancellationToken ct)
     {
-        var userId = User.GetUserId();
-        var payment = await db.Set<StripePayment>().FirstOrDefaultAsync(p => p.Id == id && p.UserId == userId, ct);
+        var orgId = orgs.Current.Id;
+        var payment = await db.Set<StripePayment>().FirstOrDefaultAsync(p => p.Id == id && p.UserId == orgId, ct);
         if (payment is null) return NotFound();
         if (payment.ReceiptUrl is null && payment.PaymentIntentId is not null)
         {
@@ -125,7 +127,7 @@ public sealed partial class IndexModel(
     {
         try
         {
-            var url = await checkout.StartPortalAsync(User.GetUserId(), SiteBase(), ct);
+            var url = await checkout.StartPortalAsync(orgs.Current.Id, SiteBase(), ct);
             if (url is not null) return Redirect(url);
             Error = "There is no subscription to manage yet.";
         }
@@ -142,7 +144,7 @@ public sealed partial class IndexModel(
         try
         {
             var email = User.Identity?.Name ?? "";
-            return Redirect(await checkout.StartCheckoutAsync(User.GetUserId(), email, purchase, SiteBase(), ct));
+            return Redirect(await checkout.StartCheckoutAsync(orgs.Current.Id, email, purchase, SiteBase(), ct));
         }
         catch (StripeException ex)
         {
@@ -173,12 +175,14 @@ public sealed partial class IndexModel(
 
     private async Task LoadAsync(CancellationToken ct)
     {
-        var userId = User.GetUserId();
-        Balance = await ledger.GetBalanceAsync(userId, ct);
-        Account = await db.Set<BillingAccount>().AsNoTracking().FirstOrDefaultAsync(a => a.UserId == userId, ct);
+        var orgId = orgs.Current.Id;
+        Balance = await ledger.GetBalanceAsync(orgId, ct);
+        Account = await db.Set<BillingAccount>().AsNoTracking().FirstOrDefaultAsync(a => a.UserId == orgId, ct);
         Plan = Options.FindPlan(Account?.PlanId) ?? Options.FreePlan;
-        PaidCents = await UsageTiers.PaidCentsAsync(db, userId, ct);
-        var overrides = await db.Users.AsNoTracking().Where(u => u.Id == userId)
+        PaidCents = await UsageTiers.PaidCentsAsync(db, orgId, ct);
+        // An operator's overrides are the owner's (see ApiKeyCache): they follow the person, not the organization.
+        var overrides = await (from m in db.Set<OrgMember>() where m.OrgId == orgId && m.Role == OrgRole.Owner
+                               join u in db.Users on m.UserId equals u.Id select u)
             .Select(u => new { u.RequestsPerMinuteOverride, u.TokensPerMinuteOverride }).FirstAsync(ct);
         Limits = UsageTiers.Resolve(Options, Account?.PlanId, PaidCents, overrides.RequestsPerMinuteOverride, overrides.TokensPerMinuteOverride);
         NextTier = Options.UsageTiers.Where(t => t.MinPaidCents > PaidCents).MinBy(t => t.MinPaidCents);
@@ -186,12 +190,12 @@ public sealed partial class IndexModel(
         // Money history: every ledger entry but metered usage (the dashboard lists requests), newest first,
         // with the Stripe payment it came from (receipt or invoice link) when there is one.
         var entries = await db.Set<LedgerEntry>().AsNoTracking()
-            .Where(e => e.UserId == userId && e.Kind != LedgerKinds.Usage)
+            .Where(e => e.UserId == orgId && e.Kind != LedgerKinds.Usage)
             .OrderByDescending(e => e.CreatedAt).ThenByDescending(e => e.Id).Take(HistorySize)
             .Select(e => new { e.Id, e.CreatedAt, e.Kind, e.AmountMicros, e.Reference, e.IdempotencyKey })
             .ToListAsync(ct);
         var stripeIds = entries.Select(e => StripeObjectOf(e.IdempotencyKey)).OfType<string>().Distinct().ToList();
-        var paidCents = await db.Set<StripePayment>().AsNoTracking().Where(p => p.UserId == userId && stripeIds.Contains(p.Id))
+        var paidCents = await db.Set<StripePayment>().AsNoTracking().Where(p => p.UserId == orgId && stripeIds.Contains(p.Id))
             .Select(p => new { p.Id, p.AmountCents }).ToDictionaryAsync(p => p.Id, p => p.AmountCents, ct);
         History = entries.Select(e =>
         {

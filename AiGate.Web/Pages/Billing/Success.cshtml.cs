@@ -1,6 +1,7 @@
 using AiGate.Web.Features.Accounts;
 using AiGate.Web.Features.Billing;
 using AiGate.Web.Features.Credits;
+using AiGate.Web.Features.Organizations;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
@@ -15,7 +16,8 @@ namespace AiGate.Web.Pages.Billing;
 /// credits, the other finds it done). Only the session's own user (its <c>client_reference_id</c>) may use it.
 /// </summary>
 [Authorize(Policy = AccountPolicies.ConfirmedEmail)]
-public sealed partial class SuccessModel(IStripeApi stripe, CheckoutFulfilment fulfilment, Ledger ledger, ILogger<SuccessModel> logger) : PageModel
+[RequiresOrg(OrgPermission.ManageBilling)]
+public sealed partial class SuccessModel(IStripeApi stripe, CheckoutFulfilment fulfilment, Ledger ledger, ILogger<SuccessModel> logger, OrgContext orgs) : PageModel
 {
     public Session? Session { get; private set; }
     public long BalanceMicros { get; private set; }
@@ -24,11 +26,11 @@ public sealed partial class SuccessModel(IStripeApi stripe, CheckoutFulfilment f
     public async Task<IActionResult> OnGetAsync(string? session_id, CancellationToken ct)
     {
         if (string.IsNullOrEmpty(session_id) || !session_id.StartsWith("cs_", StringComparison.Ordinal) || session_id.Length > 255) return NotFound();
-        var userId = User.GetUserId();
+        var orgId = orgs.Current.Id;
         try
         {
             var session = await stripe.GetCheckoutSessionAsync(session_id, ct);
-            if (session.ClientReferenceId != userId.ToString()) return NotFound();
+            if (session.ClientReferenceId != orgId.ToString()) return NotFound();
             Session = session;
             if (session.Mode == "payment" && session.PaymentStatus == "paid") await fulfilment.FulfilAsync(session, ct);
         }
@@ -42,7 +44,7 @@ public sealed partial class SuccessModel(IStripeApi stripe, CheckoutFulfilment f
             LogUnavailable((int)ex.HttpStatusCode, ex.StripeError?.Type);
             Unavailable = true;
         }
-        BalanceMicros = (await ledger.GetBalanceAsync(userId, ct)).BalanceMicros;
+        BalanceMicros = (await ledger.GetBalanceAsync(orgId, ct)).BalanceMicros;
         return Page();
     }
 

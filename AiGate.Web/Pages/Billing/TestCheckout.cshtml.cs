@@ -1,5 +1,6 @@
 using AiGate.Web.Features.Accounts;
 using AiGate.Web.Features.Billing;
+using AiGate.Web.Features.Organizations;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
@@ -15,7 +16,8 @@ namespace AiGate.Web.Pages.Billing;
 /// the success page, which retrieves the session like it would from Stripe.
 /// </summary>
 [Authorize(Policy = AccountPolicies.ConfirmedEmail)]
-public sealed class TestCheckoutModel : PageModel
+[RequiresOrg(OrgPermission.ManageBilling)]
+public sealed class TestCheckoutModel(OrgContext orgs) : PageModel
 {
     public Session Session { get; private set; } = null!;
     public string? Error { get; private set; }
@@ -45,7 +47,7 @@ public sealed class TestCheckoutModel : PageModel
     private bool Load(string? id)
     {
         var local = HttpContext.RequestServices.GetService<LocalStripe>();
-        if (local is null || id is null || local.FindSession(id) is not { } found || found.ClientReferenceId != User.GetUserId().ToString()) return false;
+        if (local is null || id is null || local.FindSession(id) is not { } found || found.ClientReferenceId != orgs.Current.Id.ToString()) return false;
         Session = found;
         return true;
     }

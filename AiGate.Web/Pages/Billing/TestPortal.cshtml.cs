@@ -1,6 +1,7 @@
 using AiGate.Web.Data;
 using AiGate.Web.Features.Accounts;
 using AiGate.Web.Features.Billing;
+using AiGate.Web.Features.Organizations;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
@@ -16,7 +17,8 @@ namespace AiGate.Web.Pages.Billing;
 /// <c>customer.subscription.deleted</c>), signed, to our own webhook endpoint.
 /// </summary>
 [Authorize(Policy = AccountPolicies.ConfirmedEmail)]
-public sealed class TestPortalModel(AppDbContext db, IOptions<BillingOptions> billing) : PageModel
+[RequiresOrg(OrgPermission.ManageBilling)]
+public sealed class TestPortalModel(AppDbContext db, IOptions<BillingOptions> billing, OrgContext orgs) : PageModel
 {
     public BillingOptions Options => billing.Value;
     public BillingAccount? Account { get; private set; }
@@ -49,8 +51,8 @@ public sealed class TestPortalModel(AppDbContext db, IOptions<BillingOptions> bi
     private async Task<bool> LoadAsync(CancellationToken ct)
     {
         if (HttpContext.RequestServices.GetService<LocalStripe>() is not { } local) return false;
-        var userId = User.GetUserId();
-        Account = await db.Set<BillingAccount>().AsNoTracking().FirstOrDefaultAsync(a => a.UserId == userId, ct);
+        var orgId = orgs.Current.Id;
+        Account = await db.Set<BillingAccount>().AsNoTracking().FirstOrDefaultAsync(a => a.UserId == orgId, ct);
         var sub = local.FindSubscription(Account?.SubscriptionId);
         Subscription = sub is not null && sub.Status != "canceled" ? sub : null;
         return true;

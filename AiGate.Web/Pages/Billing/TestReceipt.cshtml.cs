@@ -1,5 +1,6 @@
 using AiGate.Web.Features.Accounts;
 using AiGate.Web.Features.Billing;
+using AiGate.Web.Features.Organizations;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
@@ -9,7 +10,8 @@ namespace AiGate.Web.Pages.Billing;
 
 /// <summary>The local TEST stand-in for Stripe's hosted receipt page (only in local TEST mode; 404 otherwise).</summary>
 [Authorize(Policy = AccountPolicies.ConfirmedEmail)]
-public sealed class TestReceiptModel : PageModel
+[RequiresOrg(OrgPermission.ManageBilling)]
+public sealed class TestReceiptModel(OrgContext orgs) : PageModel
 {
     public Charge Charge { get; private set; } = null!;
 
@@ -25,6 +27,6 @@ public sealed class TestReceiptModel : PageModel
             return NotFound();
         }
         // Only the customer's own user sees it, as only they have Stripe's unguessable receipt link.
-        return local.CustomerOf(Charge.CustomerId) == User.GetUserId() ? Page() : NotFound();
+        return local.CustomerOf(Charge.CustomerId) == orgs.Current.Id ? Page() : NotFound();
     }
 }

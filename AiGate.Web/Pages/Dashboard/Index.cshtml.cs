@@ -2,6 +2,7 @@ using AiGate.Web.Data;
 using AiGate.Web.Features.Accounts;
 using AiGate.Web.Features.Alerts;
 using AiGate.Web.Features.Credits;
+using AiGate.Web.Features.Organizations;
 using AiGate.Web.Features.Usage;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc.RazorPages;
@@ -18,8 +19,9 @@ namespace AiGate.Web.Pages.Dashboard;
 /// month's budget a banner links to the alert settings.
 /// </summary>
 [Authorize(Policy = AccountPolicies.ConfirmedEmail)]
+[RequiresOrg(OrgPermission.UseOwnKeys)]
 public sealed class IndexModel(AppDbContext db, Ledger ledger, UsageQueries usage, AlertPreferencesReader alerts, BudgetStops stops, IOptions<CreditsOptions> options,
-    TimeProvider clock)
+    TimeProvider clock, OrgContext orgs)
     : PageModel
 {
     public const int PageSize = 50;
@@ -43,23 +45,23 @@ public sealed class IndexModel(AppDbContext db, Ledger ledger, UsageQueries usag
 
     public async Task OnGetAsync(long? before, CancellationToken ct)
     {
-        var userId = User.GetUserId();
+        var orgId = orgs.Current.Id;
         var now = clock.GetUtcNow();
         var today = DateOnly.FromDateTime(now.UtcDateTime);
         var monthStart = new DateOnly(today.Year, today.Month, 1);
         MonthName = monthStart.ToString("MMMM yyyy", System.Globalization.CultureInfo.InvariantCulture);
 
-        Balance = await ledger.GetBalanceAsync(userId, ct);
+        Balance = await ledger.GetBalanceAsync(orgId, ct);
         // One summary by day covers both the month so far and the chart.
         var first = today.AddDays(-(ChartDays - 1));
-        var days = (await usage.SummarizeDaysAsync(userId, monthStart < first ? monthStart : first, today, UsageGrouping.Day, ct)).Groups;
+        var days = (await usage.SummarizeDaysAsync(orgId, monthStart < first ? monthStart : first, today, UsageGrouping.Day, ct)).Groups;
         Month = days.Where(d => d.Day >= monthStart).Aggregate(default(UsageTotals), (sum, d) => sum + d.Totals);
-        Budget = await alerts.GetStatusAsync(userId, now, Month.CostMicros, ct);
-        Stopped = stops.Find(userId) is not null;
+        Budget = await alerts.GetStatusAsync(orgId, now, Month.CostMicros, ct);
+        Stopped = stops.Find(orgId) is not null;
         Days = UsageQueries.FillDays([.. days.Where(d => d.Day >= first)], first, today);
 
         Before = before;
-        var events = db.Set<UsageEvent>().AsNoTracking().Where(e => e.UserId == userId);
+        var events = db.Set<UsageEvent>().AsNoTracking().Where(e => e.UserId == orgId);
         if (before is { } id)
         {
             // Keyset paging on (created_at, id), newest first, so the (user_id, created_at) index serves every page.

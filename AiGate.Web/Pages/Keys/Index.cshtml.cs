@@ -6,6 +6,7 @@ using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Email;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Features.Models;
+using AiGate.Web.Features.Organizations;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
@@ -15,13 +16,16 @@ using Microsoft.Extensions.Options;
 namespace AiGate.Web.Pages.Keys;
 
 /// <summary>
-/// The user's API keys: list, create, rename, rotate, revoke (issue #4, RELIABILITY K3, K4, K6, K9, K12).
-/// A new secret travels once, in TempData (an encrypted cookie that is deleted when read), to the
+/// The current organization's API keys: list, create, rename, rotate, revoke (issue #4, RELIABILITY K3, K4, K6, K9,
+/// K12). A new secret travels once, in TempData (an encrypted cookie that is deleted when read), to the
 /// GET after the redirect; it is never written to the database, a log or a URL. Every query and
-/// command filters by owner: another user's key id answers 404 and changes nothing.
+/// command filters by <see cref="CurrentOrganization.Keys"/>: owners and admins reach every key of the organization,
+/// other members only the keys they created; any other key id answers 404 and changes nothing.
 /// </summary>
 [Authorize(Policy = AccountPolicies.ConfirmedEmail)]
-public sealed class IndexModel(AppDbContext db, ApiKeyIssuer issuer, ModelCatalog catalog, TimeProvider clock, IOptions<EmailOptions> email) : PageModel
+[RequiresOrg(OrgPermission.UseOwnKeys)]
+public sealed class IndexModel(AppDbContext db, ApiKeyIssuer issuer, ModelCatalog catalog, OrgContext orgs, TimeProvider clock,
+    IOptions<EmailOptions> email) : PageModel
 {
     /// <summary>The rotation grace periods the form offers (RELIABILITY K6).</summary>
     public static readonly IReadOnlyDictionary<string, (TimeSpan Grace, string Label)> GraceChoices = new Dictionary<string, (TimeSpan, string)>
@@ -32,6 +36,8 @@ public sealed class IndexModel(AppDbContext db, ApiKeyIssuer issuer, ModelCatalo
     };
 
     public IReadOnlyList<KeyRow> Keys { get; private set; } = [];
+    /// <summary>The organization the keys belong to; <see cref="CurrentOrganization.Role"/> decides whose keys are listed.</summary>
+    public CurrentOrganization Org => orgs.Current;
     public IReadOnlyList<ModelOption> Models { get; private set; } = [];
     public InputModel Input { get; set; } = new();
     public RenameModel Rename { get; set; } = new();
@@ -75,7 +81,7 @@ public sealed class IndexModel(AppDbContext db, ApiKeyIssuer issuer, ModelCatalo
         DateTimeOffset? expiresAt = input.ExpiresOn is { } day ? new DateTimeOffset(day.AddDays(1), TimeOnly.MinValue, TimeSpan.Zero) : null;
         var limits = new KeyLimits(expiresAt, input.CreditLimitUsd is { } limit ? Money.FromUsd(limit) : null,
             input.RequestsPerMinute, input.TokensPerMinute, requested);
-        var (_, secret) = await issuer.IssueAsync(User.GetUserId(), input.Name, limits, ct);
+        var (_, secret) = await issuer.IssueAsync(Org.Id, Org.UserId, input.Name, limits, ct);
         NewSecret = secret;
         NewSecretName = input.Name.Trim();
         return RedirectToPage();
@@ -91,7 +97,7 @@ public sealed class IndexModel(AppDbContext db, ApiKeyIssuer issuer, ModelCatalo
             await LoadAsync(ct);
             return Page();
         }
-        if (!await issuer.RenameAsync(User.GetUserId(), id, rename.Name, ct)) return NotFound();
+        if (!await issuer.RenameAsync(Org.Keys, id, rename.Name, ct)) return NotFound();
         StatusMessage = $"Renamed the key to “{rename.Name.Trim()}”.";
         return RedirectToPage();
     }
@@ -99,10 +105,9 @@ public sealed class IndexModel(AppDbContext db, ApiKeyIssuer issuer, ModelCatalo
     public async Task<IActionResult> OnPostRotateAsync(Guid id, string? grace, CancellationToken ct)
     {
         if (grace is null || !GraceChoices.TryGetValue(grace, out var choice)) return BadRequest();
-        var userId = User.GetUserId();
         var now = clock.GetUtcNow();
         // Null when the key is not this user's or not in use (revoked, expired or already rotated): nothing was changed.
-        if (await issuer.RotateAsync(userId, id, choice.Grace, ct) is not { } rotated) return NotFound();
+        if (await issuer.RotateAsync(Org.Keys, id, choice.Grace, ct) is not { } rotated) return NotFound();
         NewSecret = rotated.Secret;
         NewSecretName = rotated.Key.Name;
         StatusMessage = choice.Grace == TimeSpan.Zero
@@ -113,30 +118,27 @@ public sealed class IndexModel(AppDbContext db, ApiKeyIssuer issuer, ModelCatalo
 
     public async Task<IActionResult> OnPostRevokeAsync(Guid id, CancellationToken ct)
     {
-        if (!await issuer.RevokeAsync(User.GetUserId(), id, ct)) return NotFound();
+        if (!await issuer.RevokeAsync(Org.Keys, id, ct)) return NotFound();
         StatusMessage = "Revoked: the key no longer works.";
         return RedirectToPage();
     }
 
     public static string Format(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture);
 
-    private Task<bool> OwnsAsync(Guid id, CancellationToken ct)
-    {
-        var userId = User.GetUserId();
-        return db.Set<ApiKey>().AsNoTracking().AnyAsync(k => k.Id == id && k.OwnerId == userId, ct);
-    }
+    private Task<bool> OwnsAsync(Guid id, CancellationToken ct) => issuer.InScope(Org.Keys).AsNoTracking().AnyAsync(k => k.Id == id, ct);
 
     private async Task LoadAsync(CancellationToken ct)
     {
         // The page may carry a secret: no browser or proxy keeps a copy (the back button refetches instead).
         Response.Headers.CacheControl = "no-store";
-        var userId = User.GetUserId();
         Now = clock.GetUtcNow();
-        Keys = await db.Set<ApiKey>().AsNoTracking()
-            .Where(k => k.OwnerId == userId)
-            .OrderByDescending(k => k.CreatedAt)
-            .Select(k => new KeyRow(k.Id, k.Name, k.Prefix, k.Last4, k.CreatedAt, k.LastUsedAt, k.ExpiresAt, k.RevokedAt, k.ReplacedById != null,
-                k.CreditLimitMicros, k.SpentMicros, k.RequestsPerMinute, k.TokensPerMinute, k.AllowedModels))
+        Keys = await (
+            from k in issuer.InScope(Org.Keys).AsNoTracking()
+            join u in db.Users on k.CreatedBy equals u.Id into creators
+            from creator in creators.DefaultIfEmpty()
+            orderby k.CreatedAt descending
+            select new KeyRow(k.Id, k.Name, k.Prefix, k.Last4, k.CreatedAt, k.LastUsedAt, k.ExpiresAt, k.RevokedAt, k.ReplacedById != null,
+                k.CreditLimitMicros, k.SpentMicros, k.RequestsPerMinute, k.TokensPerMinute, k.AllowedModels, creator != null ? creator.Email : null))
             .ToListAsync(ct);
         Models = (await catalog.GetAllAsync(ct)).Select(m => new ModelOption(m.Id, m.Name)).ToList();
     }
@@ -146,7 +148,7 @@ public sealed class IndexModel(AppDbContext db, ApiKeyIssuer issuer, ModelCatalo
     public sealed record KeyRow(
         Guid Id, string Name, string Prefix, string Last4, DateTimeOffset CreatedAt, DateTimeOffset? LastUsedAt, DateTimeOffset? ExpiresAt,
         DateTimeOffset? RevokedAt, bool Rotated, long? CreditLimitMicros, long SpentMicros, int? RequestsPerMinute, int? TokensPerMinute,
-        List<string> AllowedModels)
+        List<string> AllowedModels, string? CreatorEmail = null)
     {
         /// <summary>What the list shows instead of the key: <c>ag_test_AbCd…wxyz</c>.</summary>
         public string Masked => $"{Prefix}…{Last4}";

@@ -4,6 +4,7 @@ using AiGate.Web.Data;
 using AiGate.Web.Features.Accounts;
 using AiGate.Web.Features.Billing;
 using AiGate.Web.Features.Byok;
+using AiGate.Web.Features.Organizations;
 using AiGate.Web.Features.Vault;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;
@@ -17,10 +18,12 @@ namespace AiGate.Web.Pages.Keys;
 /// The user's own provider keys (BYOK, issue 14): add an OpenAI, Anthropic or Gemini key, or an OpenAI-compatible
 /// endpoint (base URL + key + label); test, delete, and choose per key whether a refused key falls back to the platform's
 /// keys. A key is sealed under the account's DEK as soon as it arrives and never shown again (only its last 4): the form
-/// never echoes it, not even when the add fails. Every query and command filters by owner.
+/// never echoes it, not even when the add fails. The keys are the current organization's (owners and admins manage
+/// them; every member's calls use them). Every query and command filters by organization.
 /// </summary>
 [Authorize(Policy = AccountPolicies.ConfirmedEmail)]
-public sealed class ProvidersModel(AppDbContext db, ByokKeyAdmin admin, SecretVault vault, IOptions<BillingOptions> billing, IOptions<ByokOptions> options)
+[RequiresOrg(OrgPermission.ManageProviderKeys)]
+public sealed class ProvidersModel(AppDbContext db, ByokKeyAdmin admin, SecretVault vault, OrgContext orgs, IOptions<BillingOptions> billing, IOptions<ByokOptions> options)
     : PageModel
 {
     public IReadOnlyList<KeyRow> Keys { get; private set; } = [];
@@ -44,7 +47,7 @@ public sealed class ProvidersModel(AppDbContext db, ByokKeyAdmin admin, SecretVa
             ModelState.AddModelError($"{nameof(Input)}.{nameof(InputModel.Secret)}", "Paste the key.");
         if (ModelState.IsValid)
         {
-            var (_, error) = await admin.AddAsync(User.GetUserId(), input.Kind, input.Label, input.BaseUrl, secret, input.FallbackToPlatform, ct);
+            var (_, error) = await admin.AddAsync(orgs.Current.Id, input.Kind, input.Label, input.BaseUrl, secret, input.FallbackToPlatform, ct);
             if (error is null)
             {
                 StatusMessage = $"Saved your {input.Kind} key (ending in {Features.Providers.ProviderKey.LastFour(secret.Trim())}). Calls use it within seconds.";
@@ -58,14 +61,14 @@ public sealed class ProvidersModel(AppDbContext db, ByokKeyAdmin admin, SecretVa
 
     public async Task<IActionResult> OnPostDeleteAsync(Guid id, CancellationToken ct)
     {
-        if (!await admin.DeleteAsync(User.GetUserId(), id, ct)) return NotFound();
+        if (!await admin.DeleteAsync(orgs.Current.Id, id, ct)) return NotFound();
         StatusMessage = "Deleted the key: calls use the platform's keys again.";
         return RedirectToPage();
     }
 
     public async Task<IActionResult> OnPostFallbackAsync(Guid id, bool fallback, CancellationToken ct)
     {
-        if (!await admin.SetFallbackAsync(User.GetUserId(), id, fallback, ct)) return NotFound();
+        if (!await admin.SetFallbackAsync(orgs.Current.Id, id, fallback, ct)) return NotFound();
         StatusMessage = fallback ? "If the provider refuses this key, calls now fall back to the platform's keys (at the normal price)."
             : "If the provider refuses this key, calls now fail with an error instead of using the platform's keys.";
         return RedirectToPage();
@@ -73,7 +76,7 @@ public sealed class ProvidersModel(AppDbContext db, ByokKeyAdmin admin, SecretVa
 
     public async Task<IActionResult> OnPostTestAsync(Guid id, CancellationToken ct)
     {
-        if (await admin.TestAsync(User.GetUserId(), id, ct) is not { } result) return NotFound();
+        if (await admin.TestAsync(orgs.Current.Id, id, ct) is not { } result) return NotFound();
         StatusMessage = result;
         return RedirectToPage();
     }
@@ -83,9 +86,9 @@ public sealed class ProvidersModel(AppDbContext db, ByokKeyAdmin admin, SecretVa
     private async Task LoadAsync(CancellationToken ct)
     {
         Response.Headers.CacheControl = "no-store";
-        var userId = User.GetUserId();
+        var orgId = orgs.Current.Id;
         Keys = await db.Set<UserProviderKey>().AsNoTracking()
-            .Where(k => k.UserId == userId)
+            .Where(k => k.UserId == orgId)
             .OrderBy(k => k.CreatedAt)
             .Select(k => new KeyRow(k.Id, k.Kind, k.Label, k.BaseUrl, k.Last4, k.FallbackToPlatform, k.CreatedAt, k.LastErrorAt, k.LastError))
             .ToListAsync(ct);

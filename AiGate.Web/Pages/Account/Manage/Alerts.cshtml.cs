@@ -2,6 +2,7 @@ using System.ComponentModel.DataAnnotations;
 using AiGate.Web.Data;
 using AiGate.Web.Features.Accounts;
 using AiGate.Web.Features.Alerts;
+using AiGate.Web.Features.Organizations;
 using AiGate.Web.Features.Usage;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
@@ -17,23 +18,24 @@ namespace AiGate.Web.Pages.Account.Manage;
 /// own row (there is no id in the URL). Saving re-evaluates the hard stop at once, so raising the
 /// budget lifts a stop on every instance within moments.
 /// </summary>
-public sealed class AlertsModel(AppDbContext db, AlertPreferencesReader reader, UsageQueries usage, BudgetStops stops, TimeProvider clock) : PageModel
+[RequiresOrg(OrgPermission.ManageAlerts)]
+public sealed class AlertsModel(AppDbContext db, AlertPreferencesReader reader, UsageQueries usage, BudgetStops stops, TimeProvider clock, OrgContext orgs) : PageModel
 {
     [BindProperty] public InputModel Input { get; set; } = new();
     [TempData] public string? StatusMessage { get; set; }
     public BudgetStatus Status { get; private set; } = null!;
     /// <summary>The hard stop is in force: the set the gateway enforces, not a recomputation of its rule.</summary>
-    public bool Stopped => stops.Find(User.GetUserId()) is not null;
+    public bool Stopped => stops.Find(orgs.Current.Id) is not null;
 
     public async Task OnGetAsync(CancellationToken ct)
     {
-        Status = await reader.GetStatusAsync(User.GetUserId(), clock.GetUtcNow(), null, ct);
+        Status = await reader.GetStatusAsync(orgs.Current.Id, clock.GetUtcNow(), null, ct);
         Input = InputModel.From(Status.Preferences);
     }
 
     public async Task<IActionResult> OnPostAsync(CancellationToken ct)
     {
-        var userId = User.GetUserId();
+        var orgId = orgs.Current.Id;
         var now = clock.GetUtcNow();
         if (Input.LowBalanceEnabled && Input.LowBalanceUsd is null)
             ModelState.AddModelError("Input.LowBalanceUsd", "Enter the amount, or untick the low-balance e-mail.");
@@ -41,16 +43,16 @@ public sealed class AlertsModel(AppDbContext db, AlertPreferencesReader reader, 
         CheckCents(Input.LowBalanceUsd, "Input.LowBalanceUsd");
         if (!ModelState.IsValid)
         {
-            Status = await reader.GetStatusAsync(userId, now, null, ct);
+            Status = await reader.GetStatusAsync(orgId, now, null, ct);
             return Page();
         }
 
         var period = BudgetStatus.PeriodOf(now);
-        var spend = await usage.MonthSpendAsync(userId, period, ct);
+        var spend = await usage.MonthSpendAsync(orgId, period, ct);
         await using (var tx = await db.Database.BeginTransactionAsync(ct))
         {
-            var row = await db.Set<AlertSettings>().FirstOrDefaultAsync(s => s.UserId == userId, ct);
-            if (row is null) db.Add(row = new AlertSettings { UserId = userId });
+            var row = await db.Set<AlertSettings>().FirstOrDefaultAsync(s => s.UserId == orgId, ct);
+            if (row is null) db.Add(row = new AlertSettings { UserId = orgId });
             row.MonthlyBudgetMicros = ToMicros(Input.MonthlyBudgetUsd);
             row.Notify70 = Input.Notify70;
             row.Notify90 = Input.Notify90;
@@ -62,7 +64,7 @@ public sealed class AlertsModel(AppDbContext db, AlertPreferencesReader reader, 
             row.UpdatedAt = now;
             await db.SaveChangesAsync(ct);
             await BudgetStops.SyncAsync((NpgsqlConnection)db.Database.GetDbConnection(), (NpgsqlTransaction)tx.GetDbTransaction(),
-                period, [(userId, spend)], onlyThese: true, now, ct);
+                period, [(orgId, spend)], onlyThese: true, now, ct);
             await tx.CommitAsync(ct);
         }
         await stops.ReloadAsync(ct);   // this instance at once; the others on the notice

@@ -1,17 +1,20 @@
 using System.ComponentModel.DataAnnotations;
 using AiGate.Web.Data;
+using AiGate.Web.Features.Organizations;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
+using Microsoft.EntityFrameworkCore;
 
 namespace AiGate.Web.Pages.Account.Manage;
 
 /// <summary>
 /// Deleting an account (docs/accounts.md): the user row goes, and with it (foreign keys, on delete cascade)
-/// roles, tokens, its outbox mail and — as later features add them — API keys and settings. Ledger and
-/// usage rows are kept for accounting with the user id removed. A remaining balance is forfeited.
+/// roles, tokens, its outbox mail and memberships; the organizations they own alone go too, with their keys and
+/// settings (ledger and usage rows are kept for accounting). A remaining balance is forfeited. Someone who owns an
+/// organization with other members must hand it over first: deleting it would take the team's balance with it.
 /// </summary>
-public sealed class DeleteModel(UserManager<AppUser> users, SignInManager<AppUser> signIn) : PageModel
+public sealed class DeleteModel(UserManager<AppUser> users, SignInManager<AppUser> signIn, AppDbContext db) : PageModel
 {
     [BindProperty] public InputModel Input { get; set; } = new();
 
@@ -27,8 +30,19 @@ public sealed class DeleteModel(UserManager<AppUser> users, SignInManager<AppUse
             ModelState.AddModelError($"{nameof(Input)}.{nameof(Input.Password)}", "That is not your password.");
             return Page();
         }
+        var owned = db.Set<OrgMember>().Where(m => m.UserId == user.Id && m.Role == OrgRole.Owner).Select(m => m.OrgId);
+        var shared = await db.Set<Organization>().Where(o => owned.Contains(o.Id) && db.Set<OrgMember>().Count(m => m.OrgId == o.Id) > 1)
+            .Select(o => o.Name).ToListAsync();
+        if (shared.Count > 0)
+        {
+            ModelState.AddModelError("", $"You own {string.Join(", ", shared)}, which has other members: hand it over to one of them (Team page) or remove them first.");
+            return Page();
+        }
+        await using var transaction = await db.Database.BeginTransactionAsync();
+        await db.Set<Organization>().Where(o => owned.Contains(o.Id)).ExecuteDeleteAsync();
         var result = await users.DeleteAsync(user);
         if (!result.Succeeded) throw new InvalidOperationException("Could not delete the account.");
+        await transaction.CommitAsync();
         await signIn.SignOutAsync();
         return RedirectToPage("/Account/Deleted");
     }
