@@ -93,13 +93,11 @@ public sealed class ChatCompletionsEndpoint(GatewayAdmission admission, Generati
         if (await pipeline.ResolveChatModelAsync(context, key, modelName) is not { } model) return null;
         // Both limits are checked (an OpenAI-compatible server may honour either); the one forwarded to
         // translated providers is OpenAI's rule, max_completion_tokens first, and the reservation covers the larger.
-        foreach (var (name, limit) in new[] { ("max_completion_tokens", maxCompletionTokens), ("max_tokens", maxTokens) })
+        var tooMany = maxCompletionTokens > model.MaxOutputTokens ? "max_completion_tokens" : maxTokens > model.MaxOutputTokens ? "max_tokens" : null;
+        if (tooMany is not null)
         {
-            if (limit > model.MaxOutputTokens)
-            {
-                await ApiErrors.InvalidRequestAsync(context, $"Invalid '{name}': `{model.Id}` writes at most {model.MaxOutputTokens} tokens.", name);
-                return null;
-            }
+            await ApiErrors.InvalidRequestAsync(context, $"Invalid '{tooMany}': `{model.Id}` writes at most {model.MaxOutputTokens} tokens.", tooMany);
+            return null;
         }
         var choices = (int)(n ?? 1);
         if (choices > 1 && !HasRouteWithChoices(model))

@@ -130,20 +130,38 @@ public sealed class RateLimits(IOptions<BillingOptions> billing, InstanceRegistr
     public static void WriteHeaders(HttpResponse response, in RateDecision d)
     {
         var h = response.Headers;
-        h["x-ratelimit-limit-requests"] = d.RequestLimit.ToString(CultureInfo.InvariantCulture);
-        h["x-ratelimit-remaining-requests"] = d.RequestsRemaining.ToString(CultureInfo.InvariantCulture);
+        h["x-ratelimit-limit-requests"] = Number(d.RequestLimit);
+        h["x-ratelimit-remaining-requests"] = Number(d.RequestsRemaining);
         h["x-ratelimit-reset-requests"] = Duration(d.RequestsReset);
-        h["x-ratelimit-limit-tokens"] = d.TokenLimit.ToString(CultureInfo.InvariantCulture);
-        h["x-ratelimit-remaining-tokens"] = d.TokensRemaining.ToString(CultureInfo.InvariantCulture);
+        h["x-ratelimit-limit-tokens"] = Number(d.TokenLimit);
+        h["x-ratelimit-remaining-tokens"] = Number(d.TokensRemaining);
         h["x-ratelimit-reset-tokens"] = Duration(d.TokensReset);
     }
 
+    // Six header values on every answer, mostly the same few small numbers and durations: each text is made once
+    // (issue 16). A race writes the same string twice, harmlessly.
+    private static readonly string?[] NumberTexts = new string?[10_000];
+    private static readonly string?[] MillisecondTexts = new string?[1000];
+    private static readonly string?[] SecondTexts = new string?[61];
+
+    private static string Number(long n) => (ulong)n < (ulong)NumberTexts.Length
+        ? NumberTexts[n] ??= n.ToString(CultureInfo.InvariantCulture)
+        : n.ToString(CultureInfo.InvariantCulture);
+
     /// <summary>OpenAI's reset format: "1s", "6m0s", "120ms".</summary>
-    internal static string Duration(TimeSpan t) => t.TotalSeconds < 1
-        ? $"{Math.Max(0, (int)Math.Ceiling(t.TotalMilliseconds))}ms"
-        : t.TotalMinutes >= 1
-            ? string.Create(CultureInfo.InvariantCulture, $"{(int)t.TotalMinutes}m{t.Seconds}s")
-            : string.Create(CultureInfo.InvariantCulture, $"{Math.Ceiling(t.TotalSeconds):0}s");
+    internal static string Duration(TimeSpan t)
+    {
+        if (t.TotalSeconds < 1)
+        {
+            var ms = Math.Max(0, (int)Math.Ceiling(t.TotalMilliseconds));
+            return ms < MillisecondTexts.Length
+                ? MillisecondTexts[ms] ??= string.Create(CultureInfo.InvariantCulture, $"{ms}ms")
+                : "1000ms";
+        }
+        if (t.TotalMinutes >= 1) return string.Create(CultureInfo.InvariantCulture, $"{(int)t.TotalMinutes}m{t.Seconds}s");
+        var seconds = (int)Math.Ceiling(t.TotalSeconds);
+        return SecondTexts[seconds] ??= string.Create(CultureInfo.InvariantCulture, $"{seconds}s");
+    }
 
     private static long Share(long limit, int instances) => Math.Max(1, limit / instances);
 

@@ -96,7 +96,9 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
         var attempts = 0;
         var sawTimeout = false;
         var sawOnlyOpenBreakers = true;
-        var tried = new HashSet<string>(StringComparer.Ordinal);
+        // The routes tried so far: most calls make one attempt, so the set exists only from the second on.
+        (string Provider, string Model)? first = null;
+        HashSet<(string, string)>? tried = null;
         TimeSpan? retryAfter = null;
         var fellBack = false;
 
@@ -107,7 +109,7 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
             else if (!providers.ByName.TryGetValue(route.Provider, out provider)) provider = null;
             if (provider is null) continue;
             // The platform's keys right after the user's key was refused: another key, not another try of the same one.
-            if (!tried.Add(route.Provider + "\n" + route.UpstreamModel) && !fellBack)
+            if (!FirstTry(ref first, ref tried, route.Provider, route.UpstreamModel) && !fellBack)
                 await BackoffAsync(attempts, retryAfter, clientAborted);
             fellBack = false;
             var userKey = byok?.KeyFor(provider);
@@ -231,6 +233,18 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
 
         var outcome = attempts == 0 || sawOnlyOpenBreakers ? RouteOutcome.Unavailable : sawTimeout ? RouteOutcome.TimedOut : RouteOutcome.Failed;
         return new RouteResult { Outcome = outcome, Attempts = attempts };
+    }
+
+    /// <summary>True the first time a (provider, upstream model) is tried in this call.</summary>
+    private static bool FirstTry(ref (string Provider, string Model)? first, ref HashSet<(string, string)>? tried, string provider, string model)
+    {
+        if (first is null)
+        {
+            first = (provider, model);
+            return true;
+        }
+        tried ??= [first.Value];
+        return tried.Add((provider, model));
     }
 
     private static async ValueTask<HttpResponseMessage> SendOnceAsync((Provider provider, HttpRequestMessage request, CancellationToken clientAborted) state,
