@@ -194,6 +194,30 @@ public sealed class IndexTests(AccountsApp app) : IClassFixture<AccountsApp>
     }
 
     [Fact]
+    public async Task A_limits_change_tells_every_instance_to_reload_the_organizations_keys_and_only_the_owner_caps_the_owner()
+    {
+        var (ownerId, _, owner) = await app.UserAsync("owner");
+        var (adminId, _, admin) = await app.UserAsync("admin");
+        await app.JoinAsync(ownerId, adminId, OrgRole.Admin);
+        await using var listener = new Npgsql.NpgsqlConnection(app.Database.ConnectionString);
+        await listener.OpenAsync();
+        var notices = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        listener.Notification += (_, e) => notices.Enqueue(e.Payload);
+        await using (var listen = new Npgsql.NpgsqlCommand("listen aigate_cache", listener)) await listen.ExecuteNonQueryAsync();
+
+        Assert.Contains("Only the owner", TeamSteps.ErrorOn(await admin.PostAndReadAsync("SetLimits", new() { ["userId"] = ownerId.ToString(), ["requestsPerMinute"] = "1" })));
+        Assert.Null((await app.MemberAsync(ownerId, ownerId))!.RequestsPerMinute);
+        await admin.PostAndReadAsync("SetLimits", new() { ["userId"] = adminId.ToString(), ["requestsPerMinute"] = "5" });
+        await owner.PostAndReadAsync("SetLimits", new() { ["userId"] = ownerId.ToString(), ["tokensPerMinute"] = "7" });
+
+        using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        while (notices.Count(n => n == $"owner:{ownerId}") < 2 && !wait.IsCancellationRequested)
+            await listener.WaitAsync(TimeSpan.FromMilliseconds(200));
+        Assert.Equal(2, notices.Count(n => n == $"owner:{ownerId}"));
+        Assert.Equal((5, 7L), ((await app.MemberAsync(ownerId, adminId))!.RequestsPerMinute!.Value, (await app.MemberAsync(ownerId, ownerId))!.TokensPerMinute!.Value));
+    }
+
+    [Fact]
     public async Task Removing_a_member_revokes_their_keys_in_that_organization_only()
     {
         var (ownerId, _, owner) = await app.UserAsync("owner");

@@ -79,7 +79,12 @@ public sealed class InviteTests(AccountsApp app) : IClassFixture<AccountsApp>
         var (intruderId, intruderEmail, intruder) = await app.UserAsync("intruder");
         await owner.PostAndReadAsync("Invite", new() { ["inviteEmail"] = invitedEmail, ["inviteRole"] = "admin" });
 
-        var response = await intruder.AcceptAsync(await app.InviteTokenAsync(invitedEmail));
+        var token = await app.InviteTokenAsync(invitedEmail);
+        var shown = WebUtility.HtmlDecode(await intruder.TextAsync($"/organization/invite?token={token}"));
+        Assert.Contains($"sent to another e-mail address than yours ({intruderEmail})", shown, StringComparison.Ordinal);
+        Assert.DoesNotContain("invite-accept", shown, StringComparison.Ordinal);
+
+        var response = await intruder.AcceptAsync(token);   // the POST itself, as a hand-made request would send it
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Contains($"sent to another e-mail address than yours ({intruderEmail})", WebUtility.HtmlDecode(await response.Content.ReadAsStringAsync()), StringComparison.Ordinal);

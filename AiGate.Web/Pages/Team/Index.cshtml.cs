@@ -135,6 +135,7 @@ public sealed class IndexModel(AppDbContext db, OrgContext orgs, OrgInvitations 
         }
         var member = await FindMemberAsync(userId, ct);
         if (member is null) return NotFound();
+        if (member.Role == OrgRole.Owner && Org.Role != OrgRole.Owner) return Fail("Only the owner sets the owner’s own limits.");
         var before = Limits(member);
         member.MonthlyBudgetMicros = budget;
         member.RequestsPerMinute = rpm;

@@ -28,7 +28,10 @@ public sealed class InviteModel(AppDbContext db, OrgInvitations invitations, Use
     public async Task OnGetAsync(string? token, CancellationToken ct)
     {
         Response.Headers.CacheControl = "no-store";
-        await LoadAsync(token, ct);
+        var invitation = await LoadAsync(token, ct);
+        // Say at once when the signed-in account is not the invited one (the POST checks again).
+        if (Error is null && SignedIn && await users.GetUserAsync(User) is { } user && user.NormalizedEmail != invitation!.NormalizedEmail)
+            Error = $"This invitation was sent to another e-mail address than yours ({user.Email}). Log in with the invited address to accept it.";
     }
 
     public async Task<IActionResult> OnPostAsync(string? token, CancellationToken ct)
@@ -49,13 +52,14 @@ public sealed class InviteModel(AppDbContext db, OrgInvitations invitations, Use
         return Redirect("/organization");
     }
 
-    private async Task LoadAsync(string? token, CancellationToken ct)
+    private async Task<OrgInvitation?> LoadAsync(string? token, CancellationToken ct)
     {
         Token = token;
         var invitation = await invitations.FindAsync(token, ct);
         Error = invitations.Unusable(invitation);
-        if (invitation is null) return;
+        if (invitation is null) return null;
         Role = invitation.Role;
         OrganizationName = await db.Set<Organization>().AsNoTracking().Where(o => o.Id == invitation.OrgId).Select(o => o.Name).FirstOrDefaultAsync(ct);
+        return invitation;
     }
 }
