@@ -109,6 +109,24 @@ public sealed class IndexTests(AccountsApp app) : IClassFixture<AccountsApp>
     }
 
     [Fact]
+    public async Task Concurrent_invitations_never_take_more_seats_than_the_plan_has()
+    {
+        var (ownerId, _, owner) = await app.UserAsync("owner");   // Free: 3 seats, the owner uses one
+        await owner.PostAndReadAsync("Invite", new() { ["inviteEmail"] = $"first-{Guid.NewGuid():N}@example.com", ["inviteRole"] = "member" });
+        var token = await owner.AntiforgeryTokenAsync("/organization");
+
+        var responses = await Task.WhenAll(Enumerable.Range(0, 6).Select(i => owner.Http.PostAsync("/organization?handler=Invite",
+            new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["inviteEmail"] = $"race{i}-{Guid.NewGuid():N}@example.com", ["inviteRole"] = "member", ["__RequestVerificationToken"] = token,
+            }))));
+
+        Assert.All(responses, r => Assert.Equal(HttpStatusCode.Redirect, r.StatusCode));
+        var pending = (await app.InvitationsAsync(ownerId)).Count(i => i.RevokedAt is null);
+        Assert.Equal(2, pending);
+    }
+
+    [Fact]
     public async Task Roles_without_the_permission_get_403_and_change_nothing()
     {
         var (ownerId, _, _) = await app.UserAsync("owner");

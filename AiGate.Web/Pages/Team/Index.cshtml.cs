@@ -14,6 +14,7 @@ using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Options;
 
 namespace AiGate.Web.Pages.Team;
@@ -92,6 +93,8 @@ public sealed class IndexModel(AppDbContext db, OrgContext orgs, OrgInvitations 
     {
         if (!OrgRoles.TryParse(role, out var newRole)) return Fail("Choose a role: member, billing or admin.");
         if (newRole == OrgRole.Owner) return Fail("An organization has one owner; use “Transfer ownership” to hand it over.");
+        await using var transaction = await BeginChangeAsync(OrgPermission.ManageMembers, ct);
+        if (transaction is null) return Forbid();
         var member = await FindMemberAsync(userId, ct);
         if (member is null) return NotFound();
         if (member.Role == OrgRole.Owner) return Fail("The owner’s role cannot be changed; the owner can transfer ownership to another member.");
@@ -101,7 +104,6 @@ public sealed class IndexModel(AppDbContext db, OrgContext orgs, OrgInvitations 
         var who = await EmailOfAsync(userId, ct);
         audit.Add(new AuditChange("org.member-role", OrgInvitations.Target(Org.Id), new { member = who, role = OrgRoles.Name(before) },
             new { member = who, role = OrgRoles.Name(newRole) }));
-        await using var transaction = await db.Database.BeginTransactionAsync(ct);
         await db.SaveChangesAsync(ct);
         await NotifyOrgAsync(ct);
         await transaction.CommitAsync(ct);
@@ -133,16 +135,17 @@ public sealed class IndexModel(AppDbContext db, OrgContext orgs, OrgInvitations 
                 return Fail("Enter tokens per minute from 1 to 1,000,000,000, or leave it empty for none.");
             tpm = t;
         }
+        await using var transaction = await BeginChangeAsync(OrgPermission.ManageMembers, ct);
+        if (transaction is null) return Forbid();
         var member = await FindMemberAsync(userId, ct);
         if (member is null) return NotFound();
-        if (member.Role == OrgRole.Owner && Org.Role != OrgRole.Owner) return Fail("Only the owner sets the owner’s own limits.");
+        if (member.Role == OrgRole.Owner && member.UserId != Org.UserId) return Fail("Only the owner sets the owner’s own limits.");
         var before = Limits(member);
         member.MonthlyBudgetMicros = budget;
         member.RequestsPerMinute = rpm;
         member.TokensPerMinute = tpm;
         var who = await EmailOfAsync(userId, ct);
         audit.Add(new AuditChange("org.member-limits", OrgInvitations.Target(Org.Id), before, Limits(member), Detail: who));
-        await using var transaction = await db.Database.BeginTransactionAsync(ct);
         await db.SaveChangesAsync(ct);
         // Every instance reloads the organization's keys, which carry their creator's caps.
         await NotifyOrgAsync(ct);
@@ -153,23 +156,29 @@ public sealed class IndexModel(AppDbContext db, OrgContext orgs, OrgInvitations 
     [RequiresOrg(OrgPermission.ManageMembers)]
     public async Task<IActionResult> OnPostRemoveAsync(Guid userId, CancellationToken ct)
     {
+        await using var transaction = await BeginChangeAsync(OrgPermission.ManageMembers, ct);
+        if (transaction is null) return Forbid();
         var member = await FindMemberAsync(userId, ct);
         if (member is null) return NotFound();
         if (member.Role == OrgRole.Owner) return Fail("The owner cannot be removed; the owner can transfer ownership first.");
         if (userId == Org.UserId) return Fail("To go yourself, use “Leave organization”.");
         var who = await EmailOfAsync(userId, ct);
         var revoked = await RemoveAsync(member, "org.member-remove", who, ct);
+        await transaction.CommitAsync(ct);
         return Done($"Removed {who}; {revoked} of their keys {(revoked == 1 ? "was" : "were")} revoked.");
     }
 
     public async Task<IActionResult> OnPostLeaveAsync(CancellationToken ct)
     {
+        await using var transaction = await BeginChangeAsync(OrgPermission.UseOwnKeys, ct);
+        if (transaction is null) return NotFound();
         var member = await FindMemberAsync(Org.UserId, ct);
         if (member is null) return NotFound();
         if (member.Role == OrgRole.Owner)
             return Fail("The owner cannot leave: transfer ownership to another member first, or delete the organization.");
         var name = Org.Name;
         await RemoveAsync(member, "org.member-leave", Actor, ct);
+        await transaction.CommitAsync(ct);
         StatusMessage = $"You left {name}; your keys there were revoked.";
         return RedirectToPage();
     }
@@ -190,12 +199,12 @@ public sealed class IndexModel(AppDbContext db, OrgContext orgs, OrgInvitations 
     public async Task<IActionResult> OnPostTransferAsync(Guid userId, CancellationToken ct)
     {
         if (userId == Org.UserId) return Fail("You already own this organization.");
+        await using var transaction = await BeginChangeAsync(OrgPermission.DeleteOrTransfer, ct);
+        if (transaction is null) return Forbid();
         var successor = await FindMemberAsync(userId, ct);
         if (successor is null) return Fail("Ownership can go only to a member of the organization.");
-        var owner = await FindMemberAsync(Org.UserId, ct);
-        if (owner is null) return NotFound();
+        var owner = (await FindMemberAsync(Org.UserId, ct))!;
         var who = await EmailOfAsync(userId, ct);
-        await using var transaction = await db.Database.BeginTransactionAsync(ct);
         // Two steps, in this order: the partial unique index allows one owner per organization at every moment.
         owner.Role = OrgRole.Admin;
         await db.SaveChangesAsync(ct);
@@ -217,7 +226,8 @@ public sealed class IndexModel(AppDbContext db, OrgContext orgs, OrgInvitations 
         if (!string.Equals(confirmName?.Trim(), Org.Name, StringComparison.Ordinal))
             return Fail($"Type the organization’s name, {Org.Name}, to confirm the deletion.");
 
-        await using var transaction = await db.Database.BeginTransactionAsync(ct);
+        await using var transaction = await BeginChangeAsync(OrgPermission.DeleteOrTransfer, ct);
+        if (transaction is null) return Forbid();
         // Lock the balance row so no payment or settlement lands between the check and the delete.
         var account = await db.Set<CreditAccount>()
             .FromSql($"select * from credit_accounts where user_id = {Org.Id} for update").AsNoTracking().FirstOrDefaultAsync(ct);
@@ -270,19 +280,32 @@ public sealed class IndexModel(AppDbContext db, OrgContext orgs, OrgInvitations 
         new { monthlyBudgetMicros = m.MonthlyBudgetMicros, requestsPerMinute = m.RequestsPerMinute, tokensPerMinute = m.TokensPerMinute };
 
     /// <summary>
-    /// Takes <paramref name="member"/> out of the organization and revokes every key they created there, in one
-    /// transaction; the revocations' notices reach every instance on commit.
+    /// Begins the transaction of a change to the team: locks the organization's row (invitations and acceptances take
+    /// the same lock), so concurrent changes run one after the other and each reads the rows as they are, then checks
+    /// the actor still holds <paramref name="permission"/> (a transfer or role change may have landed since the page
+    /// filter looked). Null, with nothing begun, when they do not.
+    /// </summary>
+    private async Task<IDbContextTransaction?> BeginChangeAsync(OrgPermission permission, CancellationToken ct)
+    {
+        var transaction = await db.Database.BeginTransactionAsync(ct);
+        await db.Database.ExecuteSqlAsync($"select 1 from organizations where id = {Org.Id} for update", ct);
+        if (await FindMemberAsync(Org.UserId, ct) is { } me && OrgRoles.Allows(me.Role, permission)) return transaction;
+        await transaction.DisposeAsync();
+        return null;
+    }
+
+    /// <summary>
+    /// Takes <paramref name="member"/> out of the organization and revokes every key they created there, in the
+    /// caller's transaction; the revocations' notices reach every instance on commit.
     /// </summary>
     private async Task<int> RemoveAsync(OrgMember member, string action, string who, CancellationToken ct)
     {
-        await using var transaction = await db.Database.BeginTransactionAsync(ct);
         db.Remove(member);
         audit.Add(new AuditChange(action, OrgInvitations.Target(member.OrgId), new { member = who, role = OrgRoles.Name(member.Role) }, null));
         await db.SaveChangesAsync(ct);
         var revoked = await issuer.RevokeMemberKeysAsync(member.OrgId, member.UserId, ct);
         await db.Users.Where(u => u.Id == member.UserId && u.CurrentOrgId == member.OrgId)
             .ExecuteUpdateAsync(s => s.SetProperty(u => u.CurrentOrgId, (Guid?)null), ct);
-        await transaction.CommitAsync(ct);
         return revoked;
     }
 
