@@ -127,7 +127,8 @@ public sealed class OrgInvitations(AppDbContext db, EmailOutbox outbox, AuditLog
         { AcceptedAt: not null } => "This invitation has already been used. Ask the organization for a new one if you need it.",
         { RevokedAt: not null } => "This invitation was withdrawn. Ask the organization for a new one if you need it.",
         _ when invitation.ExpiresAt <= clock.GetUtcNow() =>
-            $"This invitation expired on {invitation.ExpiresAt.UtcDateTime:yyyy-MM-dd HH:mm} UTC. Ask the organization for a new one.",
+            string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"This invitation expired on {invitation.ExpiresAt.UtcDateTime:yyyy-MM-dd HH:mm} UTC. Ask the organization for a new one."),
         _ => null,
     };
 
