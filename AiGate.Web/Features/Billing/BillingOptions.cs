@@ -81,6 +81,13 @@ public sealed class PlanOption
     [Range(1, long.MaxValue)]
     public long TokensPerMinute { get; set; }
 
+    /// <summary>
+    /// How many people an organization on this plan may hold: members plus pending invitations (issue 17), checked
+    /// when someone is invited and again when they accept.
+    /// </summary>
+    [Range(1, 100_000)]
+    public int Seats { get; set; } = 1;
+
     /// <summary>The Stripe Price (recurring, monthly) this plan is sold with; empty for the free plan and in local test mode.</summary>
     [StringLength(100)]
     public string? StripePriceId { get; set; }

@@ -117,6 +117,15 @@ public static class EmailTemplates
         ("Go to billing", billingUrl),
         "If you think this is a mistake, reply to this e-mail.");
 
+    /// <summary>An invitation to join an organization (issue 17); the link carries the only copy of its token.</summary>
+    public static EmailContent OrganizationInvite(string organization, string invitedBy, string role, string acceptUrl, DateTimeOffset expiresAt) => Build("organization-invite",
+        $"{invitedBy} invited you to {organization} on AiGate",
+        $"Join {organization} on AiGate",
+        [$"{invitedBy} invited you to join the organization {organization} on AiGate as {role}.",
+         "Open the link to accept. If you have no AiGate account yet, sign up with this e-mail address first; the link brings you back."],
+        ("Accept the invitation", acceptUrl),
+        $"The link works once, until {expiresAt.UtcDateTime.ToString("yyyy-MM-dd HH:mm 'UTC'", System.Globalization.CultureInfo.InvariantCulture)}. If you did not expect it, ignore this e-mail: nothing happens unless you accept.");
+
     internal static EmailContent Build(string kind, string subject, string heading, string[] paragraphs, (string Label, string Url)? action, string footnote,
         IReadOnlyList<(string Label, string Value)>? facts = null)
     {

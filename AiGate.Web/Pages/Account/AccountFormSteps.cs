@@ -38,11 +38,16 @@ internal static class AccountFormSteps
         return false;
     }
 
-    /// <summary>Queues the "confirm your e-mail" message with a fresh confirmation link (sign-up and resend); the caller saves.</summary>
-    public static async Task QueueConfirmationLinkAsync(this PageModel page, UserManager<AppUser> users, EmailOutbox outbox, EmailOptions options, AppUser user)
+    /// <summary>
+    /// Queues the "confirm your e-mail" message with a fresh confirmation link (sign-up and resend); the caller saves.
+    /// A local <paramref name="returnUrl"/> (an invitation's page) rides along, so logging in after confirming leads back to it.
+    /// </summary>
+    public static async Task QueueConfirmationLinkAsync(this PageModel page, UserManager<AppUser> users, EmailOutbox outbox, EmailOptions options, AppUser user,
+        string? returnUrl = null)
     {
         var token = await users.GenerateEmailConfirmationTokenAsync(user);
-        outbox.Enqueue(user.Email!, EmailTemplates.ConfirmEmail(page.TokenLink(options, "/Account/ConfirmEmail", user.Id, token)), user.Id);
+        var values = page.Url.IsLocalUrl(returnUrl) ? new { returnUrl } : null;
+        outbox.Enqueue(user.Email!, EmailTemplates.ConfirmEmail(page.TokenLink(options, "/Account/ConfirmEmail", user.Id, token, values)), user.Id);
     }
 
     /// <summary>

@@ -19,10 +19,14 @@ public sealed class RegisterModel(UserManager<AppUser> users, AppDbContext db, E
 {
     [BindProperty] public InputModel Input { get; set; } = new();
 
-    public void OnGet() { }
+    /// <summary>A local page to come back to after confirming and logging in (an invitation); carried in the confirmation link.</summary>
+    public string? ReturnUrl { get; private set; }
 
-    public async Task<IActionResult> OnPostAsync(CancellationToken ct)
+    public void OnGet(string? returnUrl) => ReturnUrl = Url.IsLocalUrl(returnUrl) ? returnUrl : null;
+
+    public async Task<IActionResult> OnPostAsync(string? returnUrl, CancellationToken ct)
     {
+        ReturnUrl = Url.IsLocalUrl(returnUrl) ? returnUrl : null;
         if (!this.TryAccept(limits, AccountForm.Register, Input.Email, out var email)) return Page();
 
         var user = new AppUser { Id = Guid.CreateVersion7(), UserName = email, Email = email, CreatedAt = clock.GetUtcNow() };
@@ -50,7 +54,7 @@ public sealed class RegisterModel(UserManager<AppUser> users, AppDbContext db, E
                 foreach (var error in created.Errors) ModelState.AddModelError("", error.Description);
                 return Page();
             }
-            await this.QueueConfirmationLinkAsync(users, outbox, emailOptions.Value, user);
+            await this.QueueConfirmationLinkAsync(users, outbox, emailOptions.Value, user, ReturnUrl);
             await db.SaveChangesAsync(ct);
             await transaction.CommitAsync(ct);
         }
