@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using AiGate.Web.Features.Organizations;
+using AiGate.Web.Tests.Infrastructure;
 
 namespace AiGate.Web.Tests.Features.Organizations;
 
@@ -10,7 +11,7 @@ namespace AiGate.Web.Tests.Features.Organizations;
 /// (and billing) only the keys they created, owners and admins every key of the organization, and nobody a key of an
 /// organization other than the one they are working in. A key out of reach answers 404 and stays as it was.
 /// </summary>
-public sealed class OrgKeyScopingTests(OrgTeamApp app) : IClassFixture<OrgTeamApp>
+public sealed class OrgKeyScopingTests(AccountsApp app) : IClassFixture<AccountsApp>
 {
     [Fact]
     public async Task Members_list_only_their_own_keys_while_owners_and_admins_list_everyones_with_the_creator()
@@ -50,10 +51,10 @@ public sealed class OrgKeyScopingTests(OrgTeamApp app) : IClassFixture<OrgTeamAp
             {
                 var responses = new[]
                 {
-                    await OrgTeamApp.PostAsync(actor.Session, "/keys?handler=Revoke", new Dictionary<string, string> { ["id"] = id.ToString() }),
-                    await OrgTeamApp.PostAsync(actor.Session, "/keys?handler=Rename", new Dictionary<string, string> { ["id"] = id.ToString(), ["Rename.Name"] = "stolen" }),
-                    await OrgTeamApp.PostAsync(actor.Session, "/keys?handler=Rename", new Dictionary<string, string> { ["id"] = id.ToString(), ["Rename.Name"] = "" }),
-                    await OrgTeamApp.PostAsync(actor.Session, "/keys?handler=Rotate", new Dictionary<string, string> { ["id"] = id.ToString(), ["grace"] = "now" }),
+                    await Teams.PostAsync(actor.Session, "/keys?handler=Revoke", new Dictionary<string, string> { ["id"] = id.ToString() }),
+                    await Teams.PostAsync(actor.Session, "/keys?handler=Rename", new Dictionary<string, string> { ["id"] = id.ToString(), ["Rename.Name"] = "stolen" }),
+                    await Teams.PostAsync(actor.Session, "/keys?handler=Rename", new Dictionary<string, string> { ["id"] = id.ToString(), ["Rename.Name"] = "" }),
+                    await Teams.PostAsync(actor.Session, "/keys?handler=Rotate", new Dictionary<string, string> { ["id"] = id.ToString(), ["grace"] = "now" }),
                 };
                 Assert.All(responses, r => Assert.Equal(HttpStatusCode.NotFound, r.StatusCode));
             }
@@ -78,18 +79,18 @@ public sealed class OrgKeyScopingTests(OrgTeamApp app) : IClassFixture<OrgTeamAp
         var (id, secret) = await app.IssueKeyAsync(team.OrgId, member.UserId, "member key");
         Assert.Equal(HttpStatusCode.OK, (await ApiAsync(secret)).StatusCode);   // cached now
 
-        var renamed = await OrgTeamApp.PostAsync(admin.Session, "/keys?handler=Rename", new Dictionary<string, string> { ["id"] = id.ToString(), ["Rename.Name"] = "renamed by admin" });
+        var renamed = await Teams.PostAsync(admin.Session, "/keys?handler=Rename", new Dictionary<string, string> { ["id"] = id.ToString(), ["Rename.Name"] = "renamed by admin" });
         Assert.Equal(HttpStatusCode.Redirect, renamed.StatusCode);
         Assert.Equal("renamed by admin", (await app.KeyAsync(id)).Name);
 
-        var rotated = await OrgTeamApp.PostAsync(admin.Session, "/keys?handler=Rotate", new Dictionary<string, string> { ["id"] = id.ToString(), ["grace"] = "1h" });
+        var rotated = await Teams.PostAsync(admin.Session, "/keys?handler=Rotate", new Dictionary<string, string> { ["id"] = id.ToString(), ["grace"] = "1h" });
         Assert.Equal(HttpStatusCode.Redirect, rotated.StatusCode);
         var newId = (await app.KeyAsync(id)).ReplacedById ?? throw new InvalidOperationException("not rotated");
         var replacement = await app.KeyAsync(newId);
         Assert.Equal((team.OrgId, member.UserId), (replacement.OwnerId, replacement.CreatedBy));
         Assert.Contains("renamed by admin", await member.Session.TextAsync("/keys"), StringComparison.Ordinal);
 
-        var revoked = await OrgTeamApp.PostAsync(admin.Session, "/keys?handler=Revoke", new Dictionary<string, string> { ["id"] = id.ToString() });
+        var revoked = await Teams.PostAsync(admin.Session, "/keys?handler=Revoke", new Dictionary<string, string> { ["id"] = id.ToString() });
         Assert.Equal(HttpStatusCode.Redirect, revoked.StatusCode);
         Assert.NotNull((await app.KeyAsync(id)).RevokedAt);
         await AssertRefusedSoonAsync(secret);
@@ -116,16 +117,16 @@ public sealed class OrgKeyScopingTests(OrgTeamApp app) : IClassFixture<OrgTeamAp
         Assert.DoesNotContain(mineInA, inB, StringComparison.Ordinal);   // created by them, but not B's
         foreach (var (id, _) in new[] { keyOfA, ownKeyInA })
         {
-            Assert.Equal(HttpStatusCode.NotFound, (await OrgTeamApp.PostAsync(person.Session, "/keys?handler=Revoke", new Dictionary<string, string> { ["id"] = id.ToString() })).StatusCode);
-            Assert.Equal(HttpStatusCode.NotFound, (await OrgTeamApp.PostAsync(person.Session, "/keys?handler=Rename", new Dictionary<string, string> { ["id"] = id.ToString(), ["Rename.Name"] = "x" })).StatusCode);
-            Assert.Equal(HttpStatusCode.NotFound, (await OrgTeamApp.PostAsync(person.Session, "/keys?handler=Rotate", new Dictionary<string, string> { ["id"] = id.ToString(), ["grace"] = "now" })).StatusCode);
+            Assert.Equal(HttpStatusCode.NotFound, (await Teams.PostAsync(person.Session, "/keys?handler=Revoke", new Dictionary<string, string> { ["id"] = id.ToString() })).StatusCode);
+            Assert.Equal(HttpStatusCode.NotFound, (await Teams.PostAsync(person.Session, "/keys?handler=Rename", new Dictionary<string, string> { ["id"] = id.ToString(), ["Rename.Name"] = "x" })).StatusCode);
+            Assert.Equal(HttpStatusCode.NotFound, (await Teams.PostAsync(person.Session, "/keys?handler=Rotate", new Dictionary<string, string> { ["id"] = id.ToString(), ["grace"] = "now" })).StatusCode);
             var key = await app.KeyAsync(id);
             Assert.Null(key.RevokedAt);
             Assert.Null(key.ReplacedById);
             Assert.StartsWith(id == keyOfA.Id ? "a-key-" : "mine-in-a-", key.Name, StringComparison.Ordinal);
         }
         // A's owner, working in A, cannot reach B's key either.
-        Assert.Equal(HttpStatusCode.NotFound, (await OrgTeamApp.PostAsync(a[OrgRole.Owner].Session, "/keys?handler=Revoke", new Dictionary<string, string> { ["id"] = keyOfB.Id.ToString() })).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await Teams.PostAsync(a[OrgRole.Owner].Session, "/keys?handler=Revoke", new Dictionary<string, string> { ["id"] = keyOfB.Id.ToString() })).StatusCode);
         Assert.DoesNotContain(nameOfB, await a[OrgRole.Owner].Session.TextAsync("/keys"), StringComparison.Ordinal);
         Assert.Null((await app.KeyAsync(keyOfB.Id)).RevokedAt);
 
@@ -140,8 +141,8 @@ public sealed class OrgKeyScopingTests(OrgTeamApp app) : IClassFixture<OrgTeamAp
         Assert.Contains(nameOfA, inA, StringComparison.Ordinal);
         Assert.Contains(mineInA, inA, StringComparison.Ordinal);
         Assert.DoesNotContain(nameOfB, inA, StringComparison.Ordinal);
-        Assert.Equal(HttpStatusCode.NotFound, (await OrgTeamApp.PostAsync(person.Session, "/keys?handler=Revoke", new Dictionary<string, string> { ["id"] = keyOfB.Id.ToString() })).StatusCode);
-        Assert.Equal(HttpStatusCode.Redirect, (await OrgTeamApp.PostAsync(person.Session, "/keys?handler=Revoke", new Dictionary<string, string> { ["id"] = keyOfA.Id.ToString() })).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await Teams.PostAsync(person.Session, "/keys?handler=Revoke", new Dictionary<string, string> { ["id"] = keyOfB.Id.ToString() })).StatusCode);
+        Assert.Equal(HttpStatusCode.Redirect, (await Teams.PostAsync(person.Session, "/keys?handler=Revoke", new Dictionary<string, string> { ["id"] = keyOfA.Id.ToString() })).StatusCode);
         Assert.NotNull((await app.KeyAsync(keyOfA.Id)).RevokedAt);
         Assert.Null((await app.KeyAsync(keyOfB.Id)).RevokedAt);
     }

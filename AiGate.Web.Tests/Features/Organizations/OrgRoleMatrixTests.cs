@@ -9,7 +9,7 @@ using static AiGate.Web.Features.Organizations.OrgPermission;
 namespace AiGate.Web.Tests.Features.Organizations;
 
 /// <summary>The matrix fixture: one team organization with an owner, an admin, a billing member and a plain member, all signed in.</summary>
-public sealed class OrgMatrixApp : OrgTeamApp
+public sealed class OrgMatrixApp : AccountsApp
 {
     private Team? _team;
     public Team Team => _team ?? throw new InvalidOperationException("Not initialised yet.");
@@ -17,7 +17,7 @@ public sealed class OrgMatrixApp : OrgTeamApp
     public override async Task InitializeAsync()
     {
         await base.InitializeAsync();
-        _team = await CreateTeamAsync("Matrix team", OrgRole.Owner, OrgRole.Admin, OrgRole.Billing, OrgRole.Member);
+        _team = await this.CreateTeamAsync("Matrix team", OrgRole.Owner, OrgRole.Admin, OrgRole.Billing, OrgRole.Member);
     }
 }
 
@@ -149,7 +149,7 @@ public sealed class OrgRoleMatrixTests(OrgMatrixApp app) : IClassFixture<OrgMatr
         var member = app.Team[role];
         var response = await SendAsync(member, endpoint);
 
-        var where = OrgTeamApp.RedirectPath(response);
+        var where = Teams.RedirectPath(response);
         if (Matrix[endpoint.Permission].Contains(role))
         {
             Assert.True(response.StatusCode == endpoint.Served && where is not ("/Account/AccessDenied" or "/Account/Login"),
@@ -171,7 +171,7 @@ public sealed class OrgRoleMatrixTests(OrgMatrixApp app) : IClassFixture<OrgMatr
         var response = endpoint.Method == "GET"
             ? await anonymous.GetAsync(endpoint.Url)
             : await anonymous.Http.PostAsync(endpoint.Url, new FormUrlEncodedContent(endpoint.Fields.Where(f => f.Value != "{key}")));
-        Assert.True(response.StatusCode == HttpStatusCode.Redirect && OrgTeamApp.RedirectPath(response) == "/Account/Login",
+        Assert.True(response.StatusCode == HttpStatusCode.Redirect && Teams.RedirectPath(response) == "/Account/Login",
             $"{endpoint}: {(int)response.StatusCode} {response.Headers.Location}");
     }
 
@@ -185,7 +185,7 @@ public sealed class OrgRoleMatrixTests(OrgMatrixApp app) : IClassFixture<OrgMatr
         foreach (var (name, value) in endpoint.Fields)
             if (value == "{key}")
                 fields[name] = (await app.IssueKeyAsync(app.Team.OrgId, member.UserId, $"{member.Role} key")).Id.ToString();
-        return await OrgTeamApp.PostAsync(member.Session, endpoint.Url, fields);
+        return await Teams.PostAsync(member.Session, endpoint.Url, fields);
     }
 }
 

@@ -19,20 +19,20 @@ public sealed record Team(Guid OrgId, string Name, IReadOnlyList<TeamMember> Mem
 }
 
 /// <summary>
-/// The account-test app plus teams: users made through the app's <c>UserManager</c> (confirmed e-mails; the trigger gives each
+/// Teams on any account-test app: users made through the app's <c>UserManager</c> (confirmed e-mails; the trigger gives each
 /// a personal organization), an organization with their <see cref="OrgMember"/> rows, and each member signed in through the
 /// real login form with the team as their current organization.
 /// </summary>
-public class OrgTeamApp : AccountsApp
+public static class Teams
 {
     public const string Password = "a long enough passphrase";
 
     /// <summary>A new team with one member per role given (the first role given should be <see cref="OrgRole.Owner"/>).</summary>
-    public async Task<Team> CreateTeamAsync(string name, params OrgRole[] roles)
+    public static async Task<Team> CreateTeamAsync(this AccountsApp app, string name, params OrgRole[] roles)
     {
         var orgId = Guid.CreateVersion7();
         var members = new List<TeamMember>();
-        await using (var scope = Services.CreateAsyncScope())
+        await using (var scope = app.Services.CreateAsyncScope())
         {
             var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
             db.Add(new Organization { Id = orgId, Name = name, Personal = false, CreatedAt = DateTimeOffset.UtcNow });
@@ -41,9 +41,9 @@ public class OrgTeamApp : AccountsApp
         foreach (var role in roles)
         {
             var email = $"{OrgRoles.Name(role)}-{Guid.NewGuid():N}@example.com";
-            var user = await CreateUserAsync(email, Password);
-            await AddMemberAsync(orgId, user.Id, role, makeCurrent: true);
-            var session = NewSession();
+            var user = await app.CreateUserAsync(email, Password);
+            await app.AddMemberAsync(orgId, user.Id, role, makeCurrent: true);
+            var session = app.NewSession();
             var login = await session.LogInAsync(email, Password);
             Assert.Equal("/dashboard", login.Headers.Location?.OriginalString);
             members.Add(new TeamMember(role, user.Id, email, session));
@@ -52,9 +52,9 @@ public class OrgTeamApp : AccountsApp
     }
 
     /// <summary>Adds a membership row and, when asked, makes the organization the user's current one (as the switcher does).</summary>
-    public async Task AddMemberAsync(Guid orgId, Guid userId, OrgRole role, bool makeCurrent)
+    public static async Task AddMemberAsync(this AccountsApp app, Guid orgId, Guid userId, OrgRole role, bool makeCurrent)
     {
-        await using var scope = Services.CreateAsyncScope();
+        await using var scope = app.Services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
         db.Add(new OrgMember { OrgId = orgId, UserId = userId, Role = role, JoinedAt = DateTimeOffset.UtcNow });
         await db.SaveChangesAsync();
@@ -63,17 +63,17 @@ public class OrgTeamApp : AccountsApp
     }
 
     /// <summary>A key of <paramref name="orgId"/> created by <paramref name="createdBy"/>, through the app's own issuer.</summary>
-    public async Task<(Guid Id, string Secret)> IssueKeyAsync(Guid orgId, Guid createdBy, string name)
+    public static async Task<(Guid Id, string Secret)> IssueKeyAsync(this AccountsApp app, Guid orgId, Guid createdBy, string name)
     {
-        await using var scope = Services.CreateAsyncScope();
+        await using var scope = app.Services.CreateAsyncScope();
         var (key, secret) = await scope.ServiceProvider.GetRequiredService<ApiKeyIssuer>()
             .IssueAsync(orgId, createdBy, name, new KeyLimits(), CancellationToken.None);
         return (key.Id, secret);
     }
 
-    public async Task<ApiKey> KeyAsync(Guid id)
+    public static async Task<ApiKey> KeyAsync(this AccountsApp app, Guid id)
     {
-        await using var scope = Services.CreateAsyncScope();
+        await using var scope = app.Services.CreateAsyncScope();
         return await scope.ServiceProvider.GetRequiredService<AppDbContext>().Set<ApiKey>().AsNoTracking().SingleAsync(k => k.Id == id);
     }
 
