@@ -1,7 +1,9 @@
 using System.Net;
+using AiGate.Web.Features.Alerts;
 using AiGate.Web.Features.Billing;
 using AiGate.Web.Features.Organizations;
 using AiGate.Web.Tests.Features.Billing;
+using AiGate.Web.Tests.Features.Usage;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace AiGate.Web.Tests.Features.Organizations;
@@ -9,7 +11,8 @@ namespace AiGate.Web.Tests.Features.Organizations;
 /// <summary>
 /// Money of a team organization through Stripe (issue 17): the account is the organization, whose id is no user's. A team's
 /// purchase is credited to the team, a refund or dispute of it is taken back from the team (not written off as a deleted
-/// account's), and an unpaid team plan goes through dunning (the owner is e-mailed) and ends on the free plan.
+/// account's), an unpaid team plan goes through dunning (the owner is e-mailed) and ends on the free plan, and a team's budget
+/// alerts, hard stop and low-balance e-mail work as a person's do.
 /// </summary>
 public sealed class OrgBillingTests(BillingApp app) : IClassFixture<BillingApp>
 {
@@ -101,6 +104,28 @@ public sealed class OrgBillingTests(BillingApp app) : IClassFixture<BillingApp>
 
         Assert.Equal("free", await app.Database.ScalarAsync<string>($"select plan_id from billing_accounts where user_id = '{team.OrgId}'"));
         Assert.Equal(["payment-failed-1", "payment-failed-2", "plan-ended-unpaid"], (await app.MailToAsync(team[OrgRole.Owner].Email)).Select(m => m.Kind));
+        Assert.Empty(await app.MailToAsync(team[OrgRole.Member].Email));
+    }
+
+    [Fact]
+    public async Task A_team_over_its_budget_is_hard_stopped_and_its_owner_gets_the_budget_and_low_balance_e_mails()
+    {
+        var team = await app.CreateTeamAsync("Over budget", OrgRole.Owner, OrgRole.Member);
+        await app.GrantAsync(team.OrgId, 500_000);   // under the default low-balance amount
+        await app.Database.ExecuteAsync($"""
+            insert into alert_settings (user_id, monthly_budget_micros, notify70, notify90, notify100, hard_stop, low_balance_enabled, low_balance_micros, updated_at)
+            values ('{team.OrgId}', 2000000, true, true, true, true, true, 1000000, now())
+            """);
+        await UsageData.InsertAsync(app.Database,
+            [new RawUsage(team.OrgId, Guid.NewGuid(), "openai/gpt-4o-mini", "openai", DateTimeOffset.UtcNow, 10, 10, 0, 2_500_000, 200, 5)]);
+
+        await using (var scope = app.Services.CreateAsyncScope())
+            await scope.ServiceProvider.GetRequiredService<UsageAlertChecker>().RunAsync(DateTimeOffset.UtcNow, CancellationToken.None);
+
+        Assert.Equal(1L, await app.Database.ScalarAsync<long>($"select count(*) from budget_stops where user_id = '{team.OrgId}'"));
+        Assert.Equal(3L, await app.Database.ScalarAsync<long>($"select count(*) from usage_alerts where user_id = '{team.OrgId}'"));
+        var kinds = (await app.MailToAsync(team[OrgRole.Owner].Email)).Select(m => m.Kind).Order().ToList();
+        Assert.Equal(["low-balance", "usage-alert-100", "usage-alert-70", "usage-alert-90"], kinds);
         Assert.Empty(await app.MailToAsync(team[OrgRole.Member].Email));
     }
 
