@@ -1,8 +1,10 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
+using AiGate.Web.Features.Keys;
 using AiGate.Web.Features.Organizations;
 using AiGate.Web.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace AiGate.Web.Tests.Features.Organizations;
 
@@ -163,6 +165,47 @@ public sealed class OrgKeyScopingTests(AccountsApp app) : IClassFixture<Accounts
         Assert.DoesNotContain("Closed", await outsider.Session.TextAsync("/keys"), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_key_works_only_while_its_creator_is_a_member_and_nobody_over_it_is_suspended()
+    {
+        var team = await app.CreateTeamAsync("Gatekeeping", OrgRole.Owner, OrgRole.Member, OrgRole.Member);
+        var (owner, leaver, stayer) = (team.Members[0], team.Members[1], team.Members[2]);
+        var leaverKey = await app.IssueKeyAsync(team.OrgId, leaver.UserId, "leaver");
+        var stayerKey = await app.IssueKeyAsync(team.OrgId, stayer.UserId, "stayer");
+
+        // Removed from the team (the row only, no notice, never used so never cached): the key no longer loads.
+        await app.Database.ExecuteAsync($"delete from organization_members where org_id = '{team.OrgId}' and user_id = '{leaver.UserId}'");
+        Assert.Equal(HttpStatusCode.Unauthorized, (await ApiAsync(leaverKey.Secret)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await ApiAsync(stayerKey.Secret)).StatusCode);
+
+        // The owner suspended by an operator (who publishes owner:{id}): every member's key of the team stops, cached or not.
+        await app.Database.ExecuteAsync($"update users set suspended_at = now() where id = '{owner.UserId}'; select pg_notify('aigate_cache', 'owner:{owner.UserId}')");
+        await AssertStatusSoonAsync(stayerKey.Secret, HttpStatusCode.Forbidden);
+    }
+
+    [Fact]
+    public async Task Revoking_a_members_keys_stops_them_on_the_cache_and_leaves_the_others()
+    {
+        var team = await app.CreateTeamAsync("Offboarding", OrgRole.Owner, OrgRole.Member, OrgRole.Member);
+        var (leaver, stayer) = (team.Members[1], team.Members[2]);
+        var first = await app.IssueKeyAsync(team.OrgId, leaver.UserId, "one");
+        var second = await app.IssueKeyAsync(team.OrgId, leaver.UserId, "two");
+        var personal = await app.IssueKeyAsync(leaver.UserId, leaver.UserId, "their own");   // their personal organization's
+        var kept = await app.IssueKeyAsync(team.OrgId, stayer.UserId, "kept");
+        foreach (var key in new[] { first, second, personal, kept })
+            Assert.Equal(HttpStatusCode.OK, (await ApiAsync(key.Secret)).StatusCode);   // all cached now
+
+        int revoked;
+        await using (var scope = app.Services.CreateAsyncScope())
+            revoked = await scope.ServiceProvider.GetRequiredService<ApiKeyIssuer>().RevokeMemberKeysAsync(team.OrgId, leaver.UserId, CancellationToken.None);
+
+        Assert.Equal(2, revoked);
+        await AssertRefusedSoonAsync(first.Secret);
+        await AssertRefusedSoonAsync(second.Secret);
+        Assert.Equal(HttpStatusCode.OK, (await ApiAsync(personal.Secret)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await ApiAsync(kept.Secret)).StatusCode);
+    }
+
     private async Task<HttpResponseMessage> ApiAsync(string secret)
     {
         using var client = app.CreateClient();
@@ -170,12 +213,16 @@ public sealed class OrgKeyScopingTests(AccountsApp app) : IClassFixture<Accounts
         return await client.GetAsync("/api/v1/models");
     }
 
-    private async Task AssertRefusedSoonAsync(string secret)
+    private Task AssertRefusedSoonAsync(string secret) => AssertStatusSoonAsync(secret, HttpStatusCode.Unauthorized);
+
+    /// <summary>The key is answered <paramref name="expected"/> within two seconds (a cache notice, not the cache's expiry).</summary>
+    private async Task AssertStatusSoonAsync(string secret, HttpStatusCode expected)
     {
         var since = Stopwatch.StartNew();
         HttpStatusCode status;
         while ((status = (await ApiAsync(secret)).StatusCode) == HttpStatusCode.OK && since.Elapsed < TimeSpan.FromSeconds(10))
             await Task.Delay(20);
-        Assert.Equal(HttpStatusCode.Unauthorized, status);
+        Assert.Equal(expected, status);
+        Assert.True(since.Elapsed < TimeSpan.FromSeconds(2), $"the key was accepted for {since.Elapsed.TotalMilliseconds:0} ms");
     }
 }
