@@ -1,10 +1,13 @@
 using System.ComponentModel.DataAnnotations;
 using AiGate.Web.Data;
 using AiGate.Web.Features.Organizations;
+using AiGate.Web.Infrastructure;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage;
+using Npgsql;
 
 namespace AiGate.Web.Pages.Account.Manage;
 
@@ -42,6 +45,10 @@ public sealed class DeleteModel(UserManager<AppUser> users, SignInManager<AppUse
         await db.Set<Organization>().Where(o => owned.Contains(o.Id)).ExecuteDeleteAsync();
         var result = await users.DeleteAsync(user);
         if (!result.Succeeded) throw new InvalidOperationException("Could not delete the account.");
+        // Every instance drops the keys they created (in teams they leave behind too) and those of what they owned at once,
+        // instead of letting a cached key spend a team's balance until the entry expires.
+        await CacheNotifications.PublishAsync((NpgsqlConnection)db.Database.GetDbConnection(), (NpgsqlTransaction)transaction.GetDbTransaction(),
+            $"owner:{user.Id}", CancellationToken.None);
         await transaction.CommitAsync();
         await signIn.SignOutAsync();
         return RedirectToPage("/Account/Deleted");
