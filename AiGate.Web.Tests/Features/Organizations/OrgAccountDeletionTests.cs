@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using AiGate.Web.Features.Organizations;
 using AiGate.Web.Tests.Infrastructure;
+using Npgsql;
 
 namespace AiGate.Web.Tests.Features.Organizations;
 
@@ -61,6 +62,36 @@ public sealed class OrgAccountDeletionTests(AccountsApp app) : IClassFixture<Acc
         Assert.Equal(HttpStatusCode.Unauthorized, status);
         Assert.True(since.Elapsed < TimeSpan.FromSeconds(2), $"the deleted member's key was accepted for {since.Elapsed.TotalMilliseconds:0} ms");
         Assert.Equal(HttpStatusCode.OK, (await ApiAsync(ownerKey.Secret)).StatusCode);
+    }
+
+    [Fact]
+    public async Task Someone_joining_while_the_owner_deletes_their_account_is_not_deleted_with_the_organization()
+    {
+        var owner = (await app.CreateTeamAsync($"Joined {Guid.NewGuid():N}", OrgRole.Owner))[OrgRole.Owner];
+        var joinerEmail = $"joiner-{Guid.NewGuid():N}@example.com";
+        var joiner = await app.CreateUserAsync(joinerEmail, Teams.Password);
+        var token = await owner.Session.AntiforgeryTokenAsync("/Account/Manage/Delete");
+
+        // The joiner's membership of the owner's personal organization is written but not committed yet (an invitation being accepted).
+        await using var connection = new NpgsqlConnection(app.Database.ConnectionString);
+        await connection.OpenAsync();
+        await using var joining = await connection.BeginTransactionAsync();
+        await using (var insert = new NpgsqlCommand(
+            $"insert into organization_members (org_id, user_id, role, joined_at) values ('{owner.UserId}', '{joiner.Id}', 'member', now())", connection, joining))
+            await insert.ExecuteNonQueryAsync();
+        var deleting = owner.Session.Http.PostAsync("/Account/Manage/Delete", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["__RequestVerificationToken"] = token, ["Input.Password"] = Teams.Password, ["Input.Understood"] = "true",
+        }));
+        await Task.Delay(1000);
+        await joining.CommitAsync();
+        var answer = await deleting;
+
+        // Either order is fine as long as the organization and its new member are never both gone while the member lives on.
+        Assert.Equal(1L, await app.Database.ScalarAsync<long>($"select count(*) from organization_members where org_id = '{owner.UserId}' and user_id = '{joiner.Id}'"));
+        Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+        Assert.Contains("which has other members", await answer.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(1L, await app.Database.ScalarAsync<long>($"select count(*) from users where id = '{owner.UserId}'"));
     }
 
     private static async Task<HttpResponseMessage> DeleteAsync(TeamMember who) =>
