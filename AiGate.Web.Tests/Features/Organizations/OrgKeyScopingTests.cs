@@ -206,6 +206,28 @@ public sealed class OrgKeyScopingTests(AccountsApp app) : IClassFixture<Accounts
         Assert.Equal(HttpStatusCode.OK, (await ApiAsync(kept.Secret)).StatusCode);
     }
 
+    [Fact]
+    public async Task Removed_from_the_current_organization_one_works_in_ones_personal_one_from_the_next_request()
+    {
+        var team = await app.CreateTeamAsync("Left behind", OrgRole.Owner, OrgRole.Member);
+        var member = team[OrgRole.Member];
+        var teamKey = $"team-{Guid.NewGuid():N}";
+        var personalKey = $"personal-{Guid.NewGuid():N}";
+        await app.IssueKeyAsync(team.OrgId, member.UserId, teamKey);
+        await app.IssueKeyAsync(member.UserId, member.UserId, personalKey);
+        var inTeam = await member.Session.TextAsync("/keys");
+        Assert.Contains(teamKey, inTeam, StringComparison.Ordinal);
+        Assert.DoesNotContain(personalKey, inTeam, StringComparison.Ordinal);
+        Assert.Equal("/Account/AccessDenied", Teams.RedirectPath(await member.Session.GetAsync("/billing")));   // a member of the team
+
+        await app.Database.ExecuteAsync($"delete from organization_members where org_id = '{team.OrgId}' and user_id = '{member.UserId}'");
+
+        var alone = await member.Session.TextAsync("/keys");
+        Assert.Contains(personalKey, alone, StringComparison.Ordinal);
+        Assert.DoesNotContain(teamKey, alone, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await member.Session.GetAsync("/billing")).StatusCode);   // the owner of their own
+    }
+
     private async Task<HttpResponseMessage> ApiAsync(string secret)
     {
         using var client = app.CreateClient();
