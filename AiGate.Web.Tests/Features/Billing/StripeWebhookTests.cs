@@ -332,8 +332,8 @@ public sealed class StripeWebhookTests(BillingApp app) : IClassFixture<BillingAp
         var disputed = $"pi_{Guid.NewGuid():N}";
         await app.DeliverAsync(BillingApp.Event("checkout.session.completed", BillingApp.PaidSession(userId, customer, 2000, paymentIntent: refunded)));
         await app.DeliverAsync(BillingApp.Event("checkout.session.completed", BillingApp.PaidSession(userId, customer, 1000, paymentIntent: disputed)));
-        // What /Account/Manage/Delete does: the organization the user owns alone goes (its credit account and billing
-        // account cascade), then the users row.
+        // What /Account/Manage/Delete does: the organizations the user owns alone go (their credit and billing accounts
+        // cascade), then the users row.
         await app.Database.ExecuteAsync($"delete from organizations where id = '{userId}'; delete from users where id = '{userId}'");
         var ledgerBefore = await app.Database.ScalarAsync<long>($"select count(*) from ledger_entries where user_id = '{userId}'");
 

@@ -55,9 +55,10 @@ update api_keys set created_by = owner_id;
 alter table api_keys alter column created_by set not null;
 create index ix_api_keys_created_by on api_keys (created_by);
 
--- A personal organization for every user there is, named after them, with them as its owner.
+-- A personal organization for every user there is, named after them, with them as its owner. An address may have 256
+-- characters and a name 100: the name is the address's first 100 (the owner can rename it).
 insert into organizations (id, name, personal, created_at)
-select id, coalesce(email, user_name, 'Personal'), true, created_at from users;
+select id, left(coalesce(email, user_name, 'Personal'), 100), true, created_at from users;
 insert into organization_members (org_id, user_id, role, joined_at)
 select id, id, 'owner', created_at from users;
 
@@ -65,7 +66,7 @@ select id, id, 'owner', created_at from users;
 create function create_personal_organization() returns trigger language plpgsql as $$
 begin
     insert into organizations (id, name, personal, created_at)
-    values (new.id, coalesce(new.email, new.user_name, 'Personal'), true, new.created_at);
+    values (new.id, left(coalesce(new.email, new.user_name, 'Personal'), 100), true, new.created_at);
     insert into organization_members (org_id, user_id, role, joined_at) values (new.id, new.id, 'owner', new.created_at);
     return new;
 end $$;

@@ -21,7 +21,8 @@ public readonly record struct AlertRunResult(int BudgetAlerts, int LowBalanceAle
 public sealed partial class UsageAlertChecker(AppDbContext db, EmailOutbox outbox, NpgsqlDataSource dataSource, UsageQueries usage, BudgetStops stops,
     IOptions<EmailOptions> emailOptions, ILogger<UsageAlertChecker> logger)
 {
-    private sealed record Account(Guid UserId, string Email, long Spend, long? Budget, AlertPreferences Preferences);
+    /// <summary>An account (an organization, issue 17) and its owner, who gets the e-mails (a team's id is no user's).</summary>
+    private sealed record Account(Guid UserId, Guid OwnerId, string Email, long Spend, long? Budget, AlertPreferences Preferences);
 
     public async Task<AlertRunResult> RunAsync(DateTimeOffset now, CancellationToken ct)
     {
@@ -63,9 +64,10 @@ public sealed partial class UsageAlertChecker(AppDbContext db, EmailOutbox outbo
         await using var command = dataSource.CreateCommand($"""
             select s.user_id, u.email, s.spend, coalesce(a.monthly_budget_micros, {string.Format(AlertPreferences.DefaultBudgetSql, "s.user_id")}),
                    coalesce(a.notify70, true), coalesce(a.notify90, true), coalesce(a.notify100, true),
-                   coalesce(a.hard_stop, false), a.monthly_budget_micros
+                   coalesce(a.hard_stop, false), a.monthly_budget_micros, u.id
             from unnest($1::uuid[], $2::int8[]) as s(user_id, spend)
-            join users u on u.id = s.user_id
+            join organization_members o on o.org_id = s.user_id and o.role = 'owner'
+            join users u on u.id = o.user_id
             left join alert_settings a on a.user_id = s.user_id
             where s.spend > 0 and u.email is not null
             """);
@@ -77,7 +79,7 @@ public sealed partial class UsageAlertChecker(AppDbContext db, EmailOutbox outbo
         {
             var preferences = new AlertPreferences(reader.IsDBNull(8) ? null : reader.GetInt64(8), reader.GetBoolean(4), reader.GetBoolean(5),
                 reader.GetBoolean(6), reader.GetBoolean(7), true, AlertPreferences.DefaultLowBalanceMicros);
-            accounts.Add(new Account(reader.GetGuid(0), reader.GetString(1), reader.GetInt64(2), reader.IsDBNull(3) ? null : reader.GetInt64(3), preferences));
+            accounts.Add(new Account(reader.GetGuid(0), reader.GetGuid(9), reader.GetString(1), reader.GetInt64(2), reader.IsDBNull(3) ? null : reader.GetInt64(3), preferences));
         }
         return accounts;
     }
@@ -105,7 +107,7 @@ public sealed partial class UsageAlertChecker(AppDbContext db, EmailOutbox outbo
             await tx.RollbackAsync(ct);
             return false;
         }
-        outbox.Enqueue(account.Email, content, account.UserId);
+        outbox.Enqueue(account.Email, content, account.OwnerId);
         await db.SaveChangesAsync(ct);
         await tx.CommitAsync(ct);
         return true;
@@ -124,9 +126,10 @@ public sealed partial class UsageAlertChecker(AppDbContext db, EmailOutbox outbo
 
         var due = new List<LowBalanceRow>();
         await using (var command = dataSource.CreateCommand($"""
-            select c.user_id, u.email, c.balance_micros, {threshold}
+            select c.user_id, u.email, c.balance_micros, {threshold}, u.id
             from credit_accounts c
-            join users u on u.id = c.user_id
+            join organization_members o on o.org_id = c.user_id and o.role = 'owner'
+            join users u on u.id = o.user_id
             left join alert_settings a on a.user_id = c.user_id
             where coalesce(a.low_balance_enabled, true) and c.balance_micros < {threshold} and u.email is not null
               and not exists (select 1 from low_balance_alerts l where l.user_id = c.user_id)
@@ -134,7 +137,7 @@ public sealed partial class UsageAlertChecker(AppDbContext db, EmailOutbox outbo
         await using (var reader = await command.ExecuteReaderAsync(ct))
         {
             while (await reader.ReadAsync(ct))
-                due.Add(new LowBalanceRow(reader.GetGuid(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3)));
+                due.Add(new LowBalanceRow(reader.GetGuid(0), reader.GetGuid(4), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3)));
         }
 
         var sent = 0;
@@ -152,7 +155,7 @@ public sealed partial class UsageAlertChecker(AppDbContext db, EmailOutbox outbo
                 continue;
             }
             outbox.Enqueue(row.Email, EmailTemplates.LowBalance(row.Balance, row.Threshold, Link("/billing"),
-                Link("/Account/Manage/Alerts")), row.UserId);
+                Link("/Account/Manage/Alerts")), row.OwnerId);
             await db.SaveChangesAsync(ct);
             await tx.CommitAsync(ct);
             sent++;
@@ -160,7 +163,7 @@ public sealed partial class UsageAlertChecker(AppDbContext db, EmailOutbox outbo
         return sent;
     }
 
-    private sealed record LowBalanceRow(Guid UserId, string Email, long Balance, long Threshold);
+    private sealed record LowBalanceRow(Guid UserId, Guid OwnerId, string Email, long Balance, long Threshold);
 
     /// <summary>
     /// Jobs have no request to take an address from: links use <c>Email:BaseUrl</c> (required in

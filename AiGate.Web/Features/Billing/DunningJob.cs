@@ -1,5 +1,6 @@
 using AiGate.Web.Data;
 using AiGate.Web.Features.Email;
+using AiGate.Web.Features.Organizations;
 using AiGate.Web.Infrastructure;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage;
@@ -35,15 +36,18 @@ public sealed partial class DunningJob(AppDbContext db, EmailOutbox outbox, IOpt
         var due = await db.Set<BillingAccount>().AsNoTracking()
             .Where(a => a.DunningNextAt != null && a.DunningNextAt <= now && a.PastDueSince != null)
             .OrderBy(a => a.DunningNextAt).Take(200)
-            .Join(db.Users, a => a.UserId, u => u.Id, (a, u) => new { a.UserId, a.DunningStep, a.PastDueSince, a.PlanId, u.Email })
+            // The account is an organization (issue 17): its owner is the one e-mailed (a team's id is no user's).
+            .Join(db.Set<OrgMember>().Where(m => m.Role == OrgRole.Owner), a => a.UserId, m => m.OrgId, (a, m) => new { Account = a, m.UserId })
+            .Join(db.Users, x => x.UserId, u => u.Id, (x, u) => new { x.Account.UserId, x.Account.DunningStep, x.Account.PastDueSince, x.Account.PlanId, OwnerId = u.Id, u.Email })
             .ToListAsync(ct);
         var sent = 0;
         foreach (var account in due)
-            if (await StepAsync(account.UserId, account.DunningStep, account.PastDueSince!.Value, account.PlanId, account.Email, now, ct)) sent++;
+            if (await StepAsync(account.UserId, account.DunningStep, account.PastDueSince!.Value, account.PlanId, account.OwnerId, account.Email, now, ct)) sent++;
         return sent;
     }
 
-    private async Task<bool> StepAsync(Guid userId, int step, DateTimeOffset pastDueSince, string planId, string? to, DateTimeOffset now, CancellationToken ct)
+    private async Task<bool> StepAsync(Guid userId, int step, DateTimeOffset pastDueSince, string planId, Guid ownerId, string? to, DateTimeOffset now,
+        CancellationToken ct)
     {
         var o = billing.Value;
         var last = step >= Days.Length - 1;
@@ -71,7 +75,7 @@ public sealed partial class DunningJob(AppDbContext db, EmailOutbox outbox, IOpt
         {
             outbox.Enqueue(to, last
                 ? EmailTemplates.PlanEndedUnpaid(plan.Name, o.FreePlan.Name, billingUrl)
-                : EmailTemplates.PaymentFailed(plan.Name, step + 1, Days[^1] - Days[step], billingUrl), userId);
+                : EmailTemplates.PaymentFailed(plan.Name, step + 1, Days[^1] - Days[step], billingUrl), ownerId);
             await db.SaveChangesAsync(ct);
         }
         await transaction.CommitAsync(ct);
