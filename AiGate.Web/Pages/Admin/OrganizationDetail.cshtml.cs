@@ -44,8 +44,8 @@ public sealed class OrganizationDetailModel(AppDbContext db, Ledger ledger, IOpt
             .OrderByDescending(m => m.Role).ThenBy(m => m.Email, StringComparer.OrdinalIgnoreCase)];
         Ledger = await db.Set<LedgerEntry>().AsNoTracking().Where(e => e.UserId == id).OrderByDescending(e => e.Id).Take(LedgerRows)
             .Select(e => new UserModel.LedgerRow(e.Id, e.Kind, e.AmountMicros, e.Reference, e.CreatedAt)).ToListAsync(ct);
-        LedgerByKind = await db.Set<LedgerEntry>().AsNoTracking().Where(e => e.UserId == id).GroupBy(e => e.Kind)
-            .Select(g => new KindTotal(g.Key, g.Count(), g.Sum(e => e.AmountMicros))).OrderBy(k => k.Kind).ToListAsync(ct);
+        LedgerByKind = await db.Set<LedgerEntry>().AsNoTracking().Where(e => e.UserId == id).GroupBy(e => e.Kind).OrderBy(g => g.Key)
+            .Select(g => new KindTotal(g.Key, g.Count(), g.Sum(e => e.AmountMicros))).ToListAsync(ct);
         Keys = await db.Set<ApiKey>().CountAsync(k => k.OwnerId == id, ct);
         LiveKeys = await db.Set<ApiKey>().CountAsync(k => k.OwnerId == id && k.RevokedAt == null, ct);
         return Page();
