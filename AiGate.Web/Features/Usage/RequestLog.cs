@@ -8,15 +8,21 @@ namespace AiGate.Web.Features.Usage;
 
 /// <summary>
 /// Which of an account's calls the request log shows: created in [<see cref="From"/>, <see cref="To"/>), and, when set,
-/// of one model, one key, a status (<c>ok</c>, <c>error</c> or a code such as <c>429</c>), streamed or not, or one request id.
+/// of one model, one key, a status (<c>ok</c>, <c>error</c> or a code such as <c>429</c>), streamed or not, one request id, or
+/// the keys one member created (<see cref="MemberId"/>: <c>api_keys.created_by</c>).
 /// </summary>
 public sealed record RequestLogFilter(DateTimeOffset From, DateTimeOffset To, string? Model = null, Guid? KeyId = null, string? Status = null,
-    bool? Streamed = null, string? RequestId = null);
+    bool? Streamed = null, string? RequestId = null, Guid? MemberId = null);
 
 /// <summary>One call as the request log, its detail page and its CSV show it. Money in micro-USD.</summary>
 public sealed record RequestLogRow(long Id, string RequestId, DateTimeOffset At, Guid KeyId, string? KeyName, string? KeyPrefix, string Model,
     string Provider, long PromptTokens, long CachedTokens, long CompletionTokens, long CostMicros, long? ProviderCostMicros, bool Estimated,
-    bool Streamed, int Status, int LatencyMs, int? TimeToFirstByteMs, string? ErrorCode = null, string? ErrorMessage = null);
+    bool Streamed, int Status, int LatencyMs, int? TimeToFirstByteMs, string? ErrorCode = null, string? ErrorMessage = null,
+    Guid? MemberId = null, string? MemberEmail = null)
+{
+    /// <summary>Who made the call: the e-mail of the key's creator, "former member" when they are no longer a user.</summary>
+    public string MemberLabel => MemberEmail ?? (MemberId is null ? "deleted key" : "former member");
+}
 
 /// <summary>Where a page of the log ends: the next page holds the calls strictly older than (at, id).</summary>
 public readonly record struct RequestLogCursor(DateTimeOffset At, long Id)
@@ -48,8 +54,11 @@ public sealed class RequestLog(NpgsqlDataSource dataSource)
     private const string Columns = """
         e.id, e.request_id, e.created_at, e.key_id, k.name, k.prefix, e.model_id, e.provider, e.prompt_tokens, e.cached_tokens,
         e.completion_tokens, e.cost_micros, e.provider_cost_micros, e.estimated, e.streamed, e.status, e.latency_ms, e.time_to_first_byte_ms,
-        e.error_code, e.error_message
+        e.error_code, e.error_message, k.created_by, u.email
         """;
+
+    /// <summary>The key (owner-filtered: another organization's key never lends its name) and its creator.</summary>
+    private const string Joins = "left join api_keys k on k.id = e.key_id and k.owner_id = $1 left join users u on u.id = k.created_by";
 
     public async Task<(IReadOnlyList<RequestLogRow> Rows, RequestLogCursor? Next)> PageAsync(Guid userId, RequestLogFilter filter,
         RequestLogCursor? after, CancellationToken ct)
@@ -71,15 +80,19 @@ public sealed class RequestLog(NpgsqlDataSource dataSource)
         while (await reader.ReadAsync(ct)) yield return Read(reader);
     }
 
-    /// <summary>One of the account's calls; null when it has no call of that id (another account's included).</summary>
-    public async Task<RequestLogRow?> FindAsync(Guid userId, string requestId, CancellationToken ct)
+    /// <summary>
+    /// One of the account's calls; null when it has no call of that id (another account's included), or, with
+    /// <paramref name="memberId"/>, when the call was not made with a key that member created.
+    /// </summary>
+    public async Task<RequestLogRow?> FindAsync(Guid userId, string requestId, CancellationToken ct, Guid? memberId = null)
     {
         await using var command = dataSource.CreateCommand($"""
-            select {Columns} from usage_events e left join api_keys k on k.id = e.key_id and k.owner_id = $1
-            where e.user_id = $1 and e.request_id = $2
+            select {Columns} from usage_events e {Joins}
+            where e.user_id = $1 and e.request_id = $2 {(memberId is null ? "" : "and k.created_by = $3")}
             """);
         command.Parameters.Add(new() { Value = userId });
         command.Parameters.Add(new() { Value = requestId });
+        if (memberId is { } member) command.Parameters.Add(new() { Value = member });
         await using var reader = await command.ExecuteReaderAsync(ct);
         return await reader.ReadAsync(ct) ? Read(reader) : null;
     }
@@ -87,7 +100,7 @@ public sealed class RequestLog(NpgsqlDataSource dataSource)
     private NpgsqlCommand Build(Guid userId, RequestLogFilter filter, RequestLogCursor? after, int? limit)
     {
         var command = dataSource.CreateCommand();
-        var sql = new StringBuilder($"select {Columns} from usage_events e left join api_keys k on k.id = e.key_id and k.owner_id = $1 ");
+        var sql = new StringBuilder($"select {Columns} from usage_events e {Joins} ");
         sql.Append("where e.user_id = $1 and e.created_at >= $2 and e.created_at < $3");
         command.Parameters.Add(new() { Value = userId });
         command.Parameters.Add(new() { Value = filter.From.ToUniversalTime() });
@@ -100,6 +113,8 @@ public sealed class RequestLog(NpgsqlDataSource dataSource)
         }
         if (!string.IsNullOrEmpty(filter.Model)) Where("e.model_id = @", filter.Model);
         if (filter.KeyId is { } keyId) Where("e.key_id = @", keyId);
+        // The joined key is this organization's (k.owner_id = $1), so its creator is a member's of this organization.
+        if (filter.MemberId is { } memberId) Where("k.created_by = @", memberId);
         if (filter.Streamed is { } streamed) Where("e.streamed = @", streamed);
         if (!string.IsNullOrEmpty(filter.RequestId)) Where("e.request_id = @", filter.RequestId);
         switch (filter.Status)
@@ -127,7 +142,8 @@ public sealed class RequestLog(NpgsqlDataSource dataSource)
         r.GetInt64(0), r.GetString(1), r.GetFieldValue<DateTimeOffset>(2), r.GetGuid(3), r.IsDBNull(4) ? null : r.GetString(4),
         r.IsDBNull(5) ? null : r.GetString(5), r.GetString(6), r.GetString(7), r.GetInt64(8), r.GetInt64(9), r.GetInt64(10), r.GetInt64(11),
         r.IsDBNull(12) ? null : r.GetInt64(12), r.GetBoolean(13), r.GetBoolean(14), r.GetInt32(15), r.GetInt32(16), r.IsDBNull(17) ? null : r.GetInt32(17),
-        r.IsDBNull(18) ? null : r.GetString(18), r.IsDBNull(19) ? null : r.GetString(19));
+        r.IsDBNull(18) ? null : r.GetString(18), r.IsDBNull(19) ? null : r.GetString(19), r.IsDBNull(20) ? null : r.GetGuid(20),
+        r.IsDBNull(21) ? null : r.GetString(21));
 }
 
 /// <summary>

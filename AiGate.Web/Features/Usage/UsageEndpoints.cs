@@ -3,6 +3,7 @@ using System.Text.Json;
 using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Gateway;
 using AiGate.Web.Features.Keys;
+using AiGate.Web.Features.Organizations;
 using Microsoft.Extensions.Options;
 using Npgsql;
 
@@ -14,7 +15,8 @@ namespace AiGate.Web.Features.Usage;
 /// over whole UTC days, grouped by day, model or key). Bearer key auth, OpenAI's error envelope;
 /// USD amounts are exact decimal strings of the integer micro-USD we store. A restricted key (allowed
 /// models or a credit limit: made to be handed to someone or something less trusted) sees only its own
-/// usage, never the account's other keys, their names or their models (docs/api.md).
+/// usage, never the account's other keys, their names or their models; a key made by a plain member of a team sees the usage of
+/// that member's keys only, while its balance stays the organization's, which its calls spend (docs/api.md).
 /// </summary>
 public sealed class UsageEndpoints(ApiKeyAuthenticator authenticator, NpgsqlDataSource dataSource, UsageQueries queries, RequestLog log,
     IOptions<CreditsOptions> options, TimeProvider clock)
@@ -88,19 +90,22 @@ public sealed class UsageEndpoints(ApiKeyAuthenticator authenticator, NpgsqlData
             return;
         }
 
-        // An unrestricted key sees the owner's usage, all their keys; a restricted one only its own.
+        // An unrestricted key sees its organization's usage, all its keys, when its creator may (ViewOrgUsage), else the
+        // usage of the keys its creator made; a restricted one only its own.
         var restricted = IsRestricted(key);
+        var member = restricted ? null : await UsageMemberAsync(key, context.RequestAborted);
+        var scope = restricted ? "key" : member is null ? "account" : "member";
         if (range.Csv)
         {
             // One row per call of the period, streamed from the raw events (a year of calls is never held in memory).
             var filter = new RequestLogFilter(UsageQueries.StartOfDay(range.Start), UsageQueries.StartOfDay(range.End.AddDays(1)),
-                KeyId: restricted ? key.KeyId : null);
+                KeyId: restricted ? key.KeyId : null, MemberId: member);
             await UsageCsv.WriteRequestsAsync(context.Response, string.Create(CultureInfo.InvariantCulture, $"usage-{range.Start:yyyy-MM-dd}-{range.End:yyyy-MM-dd}.csv"),
                 log.StreamAsync(key.OwnerId, filter, context.RequestAborted), context.RequestAborted);
             return;
         }
         var summary = await queries.SummarizeDaysAsync(key.OwnerId, range.Start, range.End, range.Grouping, context.RequestAborted,
-            restricted ? key.KeyId : null);
+            restricted ? key.KeyId : null, member);
         var groups = range.Grouping == UsageGrouping.Day ? UsageQueries.FillDays(summary.Groups, range.Start, range.End) : summary.Groups;
 
         context.Response.ContentType = "application/json";
@@ -111,7 +116,7 @@ public sealed class UsageEndpoints(ApiKeyAuthenticator authenticator, NpgsqlData
             writer.WriteString("start", range.Start.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
             writer.WriteString("end", range.End.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
             writer.WriteString("group_by", GroupingName(range.Grouping));
-            writer.WriteString("scope", restricted ? "key" : "account");
+            writer.WriteString("scope", scope);
             writer.WriteStartArray("data");
             foreach (var group in groups)
             {
@@ -132,6 +137,11 @@ public sealed class UsageEndpoints(ApiKeyAuthenticator authenticator, NpgsqlData
                     case UsageGrouping.Provider:
                         writer.WriteString("provider", group.Provider);
                         break;
+                    case UsageGrouping.Member:
+                        // Both null for the calls of a key that no longer exists; the e-mail alone for a creator no longer a user.
+                        if (group.MemberId is { } memberId) writer.WriteString("member_id", memberId); else writer.WriteNull("member_id");
+                        if (group.MemberEmail is null) writer.WriteNull("member_email"); else writer.WriteString("member_email", group.MemberEmail);
+                        break;
                 }
                 WriteTotals(writer, group.Totals);
                 writer.WriteEndObject();
@@ -143,6 +153,20 @@ public sealed class UsageEndpoints(ApiKeyAuthenticator authenticator, NpgsqlData
             writer.WriteEndObject();
         }
         await context.Response.BodyWriter.FlushAsync(context.RequestAborted);
+    }
+
+    /// <summary>
+    /// Null when the key's creator may see the whole organization's usage (<see cref="OrgPermission.ViewOrgUsage"/>), else the
+    /// creator, whose keys' usage is all the key sees. One small query per usage call (not the chat path): the role is read
+    /// fresh, so a demoted admin's keys see less at once.
+    /// </summary>
+    private async Task<Guid?> UsageMemberAsync(KeyIdentity key, CancellationToken ct)
+    {
+        await using var command = dataSource.CreateCommand("select role from organization_members where org_id = $1 and user_id = $2");
+        command.Parameters.Add(new() { Value = key.OwnerId });
+        command.Parameters.Add(new() { Value = key.CreatedBy });
+        var role = await command.ExecuteScalarAsync(ct) as string;
+        return role is not null && OrgRoles.Allows(OrgRoles.Parse(role), OrgPermission.ViewOrgUsage) ? null : key.CreatedBy;
     }
 
     /// <summary>A key limited to some models or to a credit limit: its usage view is its own.</summary>
@@ -164,6 +188,7 @@ public sealed class UsageEndpoints(ApiKeyAuthenticator authenticator, NpgsqlData
         UsageGrouping.Model => "model",
         UsageGrouping.Key => "key",
         UsageGrouping.Provider => "provider",
+        UsageGrouping.Member => "member",
         _ => "day",
     };
 
@@ -173,7 +198,7 @@ public sealed class UsageEndpoints(ApiKeyAuthenticator authenticator, NpgsqlData
     /// <summary>
     /// <c>start</c> and <c>end</c> are UTC days (<c>YYYY-MM-DD</c>), both included; by default the 30
     /// days ending at <c>end</c>, which defaults to today (so <c>start</c> alone means from then to today). At most
-    /// <see cref="UsageQueries.MaxDays"/> days. <c>group_by</c> is day (default), model, key or provider; <c>format</c> json
+    /// <see cref="UsageQueries.MaxDays"/> days. <c>group_by</c> is day (default), model, key, provider or member; <c>format</c> json
     /// (default) or csv.
     /// </summary>
     public static (UsageRange? Range, (string Message, string Param)? Error) ParseRange(IQueryCollection query, DateOnly today)
@@ -189,7 +214,8 @@ public sealed class UsageEndpoints(ApiKeyAuthenticator authenticator, NpgsqlData
                 case "model": grouping = UsageGrouping.Model; break;
                 case "key": grouping = UsageGrouping.Key; break;
                 case "provider": grouping = UsageGrouping.Provider; break;
-                default: return (null, ("group_by must be one of day, model, key, provider.", "group_by"));
+                case "member": grouping = UsageGrouping.Member; break;
+                default: return (null, ("group_by must be one of day, model, key, provider, member.", "group_by"));
             }
         }
         var csv = false;

@@ -2,7 +2,7 @@ using Npgsql;
 
 namespace AiGate.Web.Features.Usage;
 
-public enum UsageGrouping { Day, Model, Key, Provider }
+public enum UsageGrouping { Day, Model, Key, Provider, Member }
 
 /// <summary>Sums of a set of calls. Money in micro-USD.</summary>
 public readonly record struct UsageTotals(long Requests, long PromptTokens, long CompletionTokens, long CachedTokens, long CostMicros, long Errors,
@@ -16,11 +16,12 @@ public readonly record struct UsageTotals(long Requests, long PromptTokens, long
 /// <summary>
 /// One group of a summary. <see cref="Day"/> is set when grouped by day, <see cref="Model"/> by model,
 /// <see cref="KeyId"/> (with the key's name and prefix, null when the key no longer exists) by key, <see cref="Provider"/>
-/// by provider. <see cref="Latency"/> counts its calls per <see cref="LatencyHistogram"/> bucket (the calls whose latency
+/// by provider, <see cref="MemberId"/> and <see cref="MemberEmail"/> by member (the user who created the key; both null when the
+/// key no longer exists, the e-mail alone null when its creator is no longer a user: "former member"). <see cref="Latency"/> counts its calls per <see cref="LatencyHistogram"/> bucket (the calls whose latency
 /// is known: all but those rolled up and pruned before migration 0024); null when none is.
 /// </summary>
 public sealed record UsageGroup(DateOnly? Day, string? Model, Guid? KeyId, string? KeyName, string? KeyPrefix, UsageTotals Totals,
-    string? Provider = null, long[]? Latency = null);
+    string? Provider = null, long[]? Latency = null, Guid? MemberId = null, string? MemberEmail = null);
 
 /// <summary>The groups and their sum; <see cref="Latency"/> is the sum of the groups' latency histograms.</summary>
 public sealed record UsageSummary(IReadOnlyList<UsageGroup> Groups, UsageTotals Total, long[]? Latency = null);
@@ -72,12 +73,13 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
                                      "r.provider_cost_micros, r.provider, r.latency_histogram, r.byok_requests";
 
     /// <summary>
-    /// Usage of <paramref name="userId"/> from <paramref name="from"/> (inclusive) to <paramref name="to"/>
-    /// (exclusive), grouped. Groups come ordered (day ascending; model and key by cost, highest first).
-    /// Days without calls are not returned (see <see cref="FillDays"/>). With <paramref name="keyId"/>, only that key's calls.
+    /// Usage of <paramref name="userId"/> (the organization) from <paramref name="from"/> (inclusive) to <paramref name="to"/>
+    /// (exclusive), grouped. Groups come ordered (day ascending; model, key, provider and member by cost, highest first).
+    /// Days without calls are not returned (see <see cref="FillDays"/>). With <paramref name="keyId"/>, only that key's calls;
+    /// with <paramref name="memberId"/>, only the calls of the keys that member created (<c>api_keys.created_by</c>).
     /// </summary>
     public async Task<UsageSummary> SummarizeAsync(Guid userId, DateTimeOffset from, DateTimeOffset to, UsageGrouping grouping, CancellationToken ct,
-        Guid? keyId = null)
+        Guid? keyId = null, Guid? memberId = null)
     {
         from = from.ToUniversalTime();
         to = to.ToUniversalTime();
@@ -88,23 +90,35 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
             UsageGrouping.Model => ("null::date, p.model_id, null::uuid, null::text, null::text", "2", "10 desc, 2"),
             UsageGrouping.Key => ("null::date, null::text, p.key_id, min(k.name), min(k.prefix)", "3", "10 desc, 4, 3"),
             UsageGrouping.Provider => ("null::date, null::text, null::uuid, null::text, null::text", "p.provider", "10 desc, 13"),
+            UsageGrouping.Member => ("null::date, null::text, null::uuid, null::text, null::text", "k.created_by", "10 desc, 16, 15"),
             _ => throw new ArgumentOutOfRangeException(nameof(grouping)),
         };
-        // The key join is owner-filtered too: a key of another user never lends its name, whatever usage_events says.
-        var join = grouping == UsageGrouping.Key ? "left join api_keys k on k.id = p.key_id and k.owner_id = $1" : "";
+        // The key join is owner-filtered too: a key of another organization never lends its name or creator, whatever usage_events says.
+        var join = grouping switch
+        {
+            UsageGrouping.Key => "left join api_keys k on k.id = p.key_id and k.owner_id = $1",
+            UsageGrouping.Member => "left join api_keys k on k.id = p.key_id and k.owner_id = $1 left join users u on u.id = k.created_by",
+            _ => "",
+        };
         var useRollups = to - from >= TimeSpan.FromDays(1);
         var source = useRollups ? RollupSource(oneUser: true) : $"select {RawRow} from usage_events e where e.user_id = $1 and e.created_at >= $2 and e.created_at < $3";
-        // The key is the parameter after the source's own ($4 after the raw source's three, $10 after the rollups' nine).
-        var keyFilter = keyId is null ? "" : $"where p.key_id = ${(useRollups ? 10 : 4)}";
+        // The filters' parameters follow the source's own ($4 on after the raw source's three, $10 on after the rollups' nine).
+        var next = useRollups ? 10 : 4;
+        var filters = new List<string>(2);
+        if (keyId is not null) filters.Add($"p.key_id = ${next++}");
+        // A member's usage is that of the keys they created in this organization; the rollups carry the key, not its creator.
+        if (memberId is not null) filters.Add($"p.key_id in (select mk.id from api_keys mk where mk.owner_id = $1 and mk.created_by = ${next++})");
+        var where = filters.Count == 0 ? "" : "where " + string.Join(" and ", filters);
 
         await using var command = dataSource.CreateCommand($"""
             select {select},
                    coalesce(sum(p.requests), 0)::bigint, coalesce(sum(p.prompt_tokens), 0)::bigint, coalesce(sum(p.completion_tokens), 0)::bigint,
                    coalesce(sum(p.cached_tokens), 0)::bigint, coalesce(sum(p.cost_micros), 0)::bigint, coalesce(sum(p.errors), 0)::bigint,
                    usage_histogram_sum(p.latency_histogram), {(grouping == UsageGrouping.Provider ? "p.provider" : "null::text")},
-                   coalesce(sum(p.byok_requests), 0)::bigint
+                   coalesce(sum(p.byok_requests), 0)::bigint,
+                   {(grouping == UsageGrouping.Member ? "k.created_by, min(u.email)" : "null::uuid, null::text")}
             from ({source}) p {join}
-            {keyFilter}
+            {where}
             group by {groupBy}
             order by {orderBy}
             """);
@@ -113,6 +127,7 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
         command.Parameters.Add(new() { Value = to });
         if (useRollups) AddRollupParameters(command, from, to);
         if (keyId is not null) command.Parameters.Add(new() { Value = keyId.Value });
+        if (memberId is not null) command.Parameters.Add(new() { Value = memberId.Value });
 
         var groups = new List<UsageGroup>();
         var total = default(UsageTotals);
@@ -130,7 +145,9 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
                 reader.IsDBNull(4) ? null : reader.GetString(4),
                 totals,
                 reader.IsDBNull(12) ? null : reader.GetString(12),
-                reader.IsDBNull(11) ? null : reader.GetFieldValue<long[]>(11)));
+                reader.IsDBNull(11) ? null : reader.GetFieldValue<long[]>(11),
+                reader.IsDBNull(14) ? null : reader.GetGuid(14),
+                reader.IsDBNull(15) ? null : reader.GetString(15)));
             total += totals;
             latency = AddHistograms(latency, groups[^1].Latency);
         }
@@ -192,8 +209,8 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
     }
 
     /// <summary>The month's spend (micro-USD) of one user; <paramref name="period"/> is the first of a UTC month.</summary>
-    public async Task<long> MonthSpendAsync(Guid userId, DateOnly period, CancellationToken ct) =>
-        (await SummarizeAsync(userId, StartOfDay(period), StartOfDay(period.AddMonths(1)), UsageGrouping.Model, ct)).Total.CostMicros;
+    public async Task<long> MonthSpendAsync(Guid userId, DateOnly period, CancellationToken ct, Guid? memberId = null) =>
+        (await SummarizeAsync(userId, StartOfDay(period), StartOfDay(period.AddMonths(1)), UsageGrouping.Model, ct, memberId: memberId)).Total.CostMicros;
 
     /// <summary>$4 to $9 of <see cref="RollupSource"/> for a range of a day or longer (so one whole UTC day reads its daily rows).</summary>
     private static void AddRollupParameters(NpgsqlCommand command, DateTimeOffset from, DateTimeOffset to)
@@ -260,8 +277,8 @@ public sealed class UsageQueries(NpgsqlDataSource dataSource)
 
     /// <summary>Whole UTC days <paramref name="first"/> to <paramref name="last"/> inclusive, grouped.</summary>
     public Task<UsageSummary> SummarizeDaysAsync(Guid userId, DateOnly first, DateOnly last, UsageGrouping grouping, CancellationToken ct,
-        Guid? keyId = null) =>
-        SummarizeAsync(userId, StartOfDay(first), StartOfDay(last.AddDays(1)), grouping, ct, keyId);
+        Guid? keyId = null, Guid? memberId = null) =>
+        SummarizeAsync(userId, StartOfDay(first), StartOfDay(last.AddDays(1)), grouping, ct, keyId, memberId);
 
     /// <summary>Day groups with a zero group for every day of the range that had no calls (charts and clients want every bucket).</summary>
     public static IReadOnlyList<UsageGroup> FillDays(IReadOnlyList<UsageGroup> days, DateOnly first, DateOnly last)

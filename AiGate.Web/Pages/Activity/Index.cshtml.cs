@@ -11,7 +11,8 @@ namespace AiGate.Web.Pages.Activity;
 
 /// <summary>
 /// The Activity page: the signed-in account's spend, requests, tokens, errors and latency (p50/p95) over a period
-/// (today, 7 or 30 days, this month, or custom whole UTC days), grouped by model, key, provider or day. Every number
+/// (today, 7 or 30 days, this month, or custom whole UTC days), grouped by model, key, provider, day or (for those who see
+/// everyone's usage) member; a plain member sees only the usage of the keys they created. Every number
 /// comes from <see cref="UsageQueries.SummarizeDaysAsync"/>, the rollup read behind <c>GET /api/v1/usage</c>, so the
 /// page and the API agree for the same period and grouping. Charts are server-rendered SVG (the CSP allows no inline
 /// script or style), each with a table under it as its text alternative. <c>?handler=csv</c> streams the period's
@@ -23,7 +24,12 @@ public sealed class IndexModel(UsageQueries usage, TimeProvider clock, OrgContex
 {
     public static readonly (string Value, string Label)[] Periods = [("today", "Today"), ("7d", "7 days"), ("30d", "30 days"), ("month", "This month"), ("custom", "Custom")];
     public static readonly (string Value, string Label, UsageGrouping Grouping)[] Groupings =
-        [("model", "Model", UsageGrouping.Model), ("key", "Key", UsageGrouping.Key), ("provider", "Provider", UsageGrouping.Provider), ("day", "Day", UsageGrouping.Day)];
+        [("model", "Model", UsageGrouping.Model), ("key", "Key", UsageGrouping.Key), ("provider", "Provider", UsageGrouping.Provider), ("day", "Day", UsageGrouping.Day),
+         ("member", "Member", UsageGrouping.Member)];
+
+    /// <summary>The groupings this user may choose: by member only for those who see everyone's usage.</summary>
+    public IEnumerable<(string Value, string Label, UsageGrouping Grouping)> Choices =>
+        orgs.Current.UsageMember is null ? Groupings : Groupings.Where(g => g.Grouping != UsageGrouping.Member);
 
     [BindProperty(SupportsGet = true)] public string Period { get; set; } = "30d";
     [BindProperty(SupportsGet = true)] public string Group { get; set; } = "model";
@@ -44,7 +50,7 @@ public sealed class IndexModel(UsageQueries usage, TimeProvider clock, OrgContex
     public async Task<IActionResult> OnGetAsync(CancellationToken ct)
     {
         if (!Resolve()) return Page();
-        var summary = await usage.SummarizeDaysAsync(orgs.Current.Id, First, Last, Grouping, ct);
+        var summary = await usage.SummarizeDaysAsync(orgs.Current.Id, First, Last, Grouping, ct, memberId: orgs.Current.UsageMember);
         var groups = Grouping == UsageGrouping.Day ? UsageQueries.FillDays(summary.Groups, First, Last) : summary.Groups;
         Rows = [.. groups.Select(g => new Row(Label(g), g.Totals, LatencyHistogram.Percentile(g.Latency, 0.5), LatencyHistogram.Percentile(g.Latency, 0.95)))];
         Total = summary.Total;
@@ -58,7 +64,7 @@ public sealed class IndexModel(UsageQueries usage, TimeProvider clock, OrgContex
     public async Task<IActionResult> OnGetCsvAsync(CancellationToken ct)
     {
         if (!Resolve()) return BadRequest(Error!);
-        var summary = await usage.SummarizeDaysAsync(orgs.Current.Id, First, Last, UsageGrouping.Day, ct);
+        var summary = await usage.SummarizeDaysAsync(orgs.Current.Id, First, Last, UsageGrouping.Day, ct, memberId: orgs.Current.UsageMember);
         await UsageCsv.WriteDaysAsync(Response, string.Create(CultureInfo.InvariantCulture, $"daily-totals-{First:yyyy-MM-dd}-{Last:yyyy-MM-dd}.csv"),
             UsageQueries.FillDays(summary.Groups, First, Last), ct);
         return new EmptyResult();
@@ -68,7 +74,7 @@ public sealed class IndexModel(UsageQueries usage, TimeProvider clock, OrgContex
     private bool Resolve()
     {
         var today = DateOnly.FromDateTime(clock.GetUtcNow().UtcDateTime);
-        Grouping = Groupings.FirstOrDefault(g => g.Value == Group, Groupings[0]).Grouping;
+        Grouping = Choices.FirstOrDefault(g => g.Value == Group, Groupings[0]).Grouping;
         Group = Groupings.First(g => g.Grouping == Grouping).Value;
         (First, Last) = Period switch
         {
@@ -96,6 +102,8 @@ public sealed class IndexModel(UsageQueries usage, TimeProvider clock, OrgContex
         UsageGrouping.Day => g.Day!.Value.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
         UsageGrouping.Key => g.KeyName is null ? $"deleted key {g.KeyId!.Value.ToString()[..8]}" : $"{g.KeyName} ({g.KeyPrefix}…)",
         UsageGrouping.Provider => string.IsNullOrEmpty(g.Provider) ? "(none)" : g.Provider,
+        // No creator e-mail: the key's creator is no longer a user, or the key itself is gone.
+        UsageGrouping.Member => g.MemberEmail ?? "former member",
         _ => g.Model ?? "",
     };
 

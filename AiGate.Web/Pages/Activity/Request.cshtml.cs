@@ -11,7 +11,7 @@ using Microsoft.EntityFrameworkCore;
 namespace AiGate.Web.Pages.Activity;
 
 /// <summary>
-/// One call of the signed-in account (404 for any other id, another account's included): tokens, the price per 1M
+/// One call of the signed-in account (404 for any other id, another account's included, and for a plain member another member's): tokens, the price per 1M
 /// tokens, the cost formula with its numbers, latency and time to first token, provider and route, status, and whether
 /// the tokens were reported by the provider or estimated by us. The usage row keeps tokens and the charge, not the
 /// prices of the moment, so the formula uses the catalogue's current price and says so when that no longer gives the
@@ -30,7 +30,8 @@ public sealed class RequestModel(AppDbContext db, RequestLog log, ModelCatalog c
 
     public async Task<IActionResult> OnGetAsync(string requestId, CancellationToken ct)
     {
-        if (await log.FindAsync(orgs.Current.Id, requestId, ct) is not { } row) return NotFound();
+        // A plain member finds only the calls of their own keys: another member's request id is a 404, as another organization's is.
+        if (await log.FindAsync(orgs.Current.Id, requestId, ct, orgs.Current.UsageMember) is not { } row) return NotFound();
         Row = row;
         // The route as the catalogue has it now, disabled or not (the live catalogue holds only the routes in service).
         UpstreamModel = await db.Set<ModelRoute>().AsNoTracking().Where(r => r.ModelId == row.Model && r.Provider == row.Provider)

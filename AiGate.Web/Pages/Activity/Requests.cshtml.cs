@@ -14,7 +14,9 @@ namespace AiGate.Web.Pages.Activity;
 /// <summary>
 /// The request log: the signed-in account's calls, newest first, 50 a page by keyset (<c>?after=</c> a cursor, never
 /// OFFSET), filtered by model, key, status, streamed and UTC days, or found by request id; <c>?handler=csv</c> streams
-/// every call of the same filters as CSV with the page's columns (see <see cref="UsageCsv.RequestColumns"/>).
+/// every call of the same filters as CSV with the page's columns (see <see cref="UsageCsv.RequestColumns"/>). A plain member
+/// sees only the calls of the keys they created (<see cref="CurrentOrganization.UsageMember"/>); those who see everyone's usage
+/// get a member filter and a member column.
 /// </summary>
 [Authorize(Policy = AccountPolicies.ConfirmedEmail)]
 [RequiresOrg(OrgPermission.UseOwnKeys)]
@@ -33,16 +35,30 @@ public sealed class RequestsModel(AppDbContext db, RequestLog log, TimeProvider 
     /// <summary>A request id to find (exact).</summary>
     [BindProperty(SupportsGet = true)] public string? Q { get; set; }
     [BindProperty(SupportsGet = true)] public string? After { get; set; }
+    /// <summary>Only the calls of the keys this member created (for those who see everyone's usage).</summary>
+    [BindProperty(SupportsGet = true)] public Guid? Member { get; set; }
 
     public IReadOnlyList<RequestLogRow> Rows { get; private set; } = [];
     public RequestLogCursor? Next { get; private set; }
     public IReadOnlyList<KeyOption> Keys { get; private set; } = [];
+    /// <summary>The organization's members to filter by; empty for a plain member, who sees only their own calls.</summary>
+    public IReadOnlyList<MemberOption> Members { get; private set; } = [];
+    /// <summary>The member column and filter are shown: the user sees everyone's usage.</summary>
+    public bool ShowMembers => orgs.Current.UsageMember is null;
     public string? Error { get; private set; }
 
     public async Task<IActionResult> OnGetAsync(CancellationToken ct)
     {
-        Keys = await db.Set<ApiKey>().AsNoTracking().Where(k => k.OwnerId == orgs.Current.Id).OrderBy(k => k.Name)
+        var orgId = orgs.Current.Id;
+        var member = orgs.Current.UsageMember;
+        Keys = await db.Set<ApiKey>().AsNoTracking().Where(k => k.OwnerId == orgId && (member == null || k.CreatedBy == member)).OrderBy(k => k.Name)
             .Select(k => new KeyOption(k.Id, k.Name, k.Prefix)).ToListAsync(ct);
+        if (ShowMembers)
+            Members = await (from m in db.Set<OrgMember>().AsNoTracking()
+                             join u in db.Users on m.UserId equals u.Id
+                             where m.OrgId == orgId
+                             orderby u.Email
+                             select new MemberOption(m.UserId, u.Email ?? "")).ToListAsync(ct);
         if (Filter() is not { } filter) return Page();
         (Rows, Next) = await log.PageAsync(orgs.Current.Id, filter, RequestLogCursor.Parse(After), ct);
         return Page();
@@ -68,8 +84,9 @@ public sealed class RequestsModel(AppDbContext db, RequestLog log, TimeProvider 
         else if (first.Year < 2000 || last.Year > 9000) Error = "Choose dates between the years 2000 and 9000.";
         if (Error is not null) return null;
         bool? streamed = Streamed switch { "yes" => true, "no" => false, _ => null };
+        // A plain member's filter is always their own keys, whatever the query asks.
         return new RequestLogFilter(UsageQueries.StartOfDay(first), UsageQueries.StartOfDay(last.AddDays(1)), NullIfEmpty(Model), Key,
-            NullIfEmpty(Status), streamed, NullIfEmpty(Q));
+            NullIfEmpty(Status), streamed, NullIfEmpty(Q), orgs.Current.UsageMember ?? Member);
     }
 
     private static string? NullIfEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value.Trim();
@@ -84,6 +101,7 @@ public sealed class RequestsModel(AppDbContext db, RequestLog log, TimeProvider 
         };
         if (!string.IsNullOrEmpty(Model)) query["model"] = Model;
         if (Key is { } key) query["key"] = key.ToString();
+        if (Member is { } member && ShowMembers) query["member"] = member.ToString();
         if (!string.IsNullOrEmpty(Status)) query["status"] = Status;
         if (!string.IsNullOrEmpty(Streamed)) query["streamed"] = Streamed;
         if (!string.IsNullOrEmpty(Q)) query["q"] = Q;
@@ -92,4 +110,6 @@ public sealed class RequestsModel(AppDbContext db, RequestLog log, TimeProvider 
     }
 
     public sealed record KeyOption(Guid Id, string Name, string Prefix);
+
+    public sealed record MemberOption(Guid Id, string Email);
 }

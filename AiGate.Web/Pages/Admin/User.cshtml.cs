@@ -6,6 +6,7 @@ using AiGate.Web.Features.Billing;
 using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Email;
 using AiGate.Web.Features.Keys;
+using AiGate.Web.Features.Organizations;
 using AiGate.Web.Pages.Account;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.AspNetCore.Mvc;
@@ -39,6 +40,8 @@ public sealed class UserModel(AppDbContext db, AccountActions actions, Ledger le
     public IReadOnlyList<UsageRow> Usage { get; private set; } = [];
     public IReadOnlyList<PaymentRow> Payments { get; private set; } = [];
     public IReadOnlyList<AuditRow> History { get; private set; } = [];
+    /// <summary>The organizations the user belongs to, with their role (links to /Admin/Organizations/{id}).</summary>
+    public IReadOnlyList<MembershipRow> Memberships { get; private set; } = [];
 
     [TempData] public string? Notice { get; set; }
     [TempData] public string? Problem { get; set; }
@@ -54,6 +57,12 @@ public sealed class UserModel(AppDbContext db, AccountActions actions, Ledger le
         if (profile is null) return NotFound();
         Profile = profile;
         Balance = await ledger.GetBalanceAsync(id, ct);
+        Memberships = [.. (await (from m in db.Set<OrgMember>().AsNoTracking()
+                                  join o in db.Set<Organization>() on m.OrgId equals o.Id
+                                  where m.UserId == id
+                                  select new MembershipRow(o.Id, o.Name, o.Personal, m.Role, db.Set<OrgMember>().Count(x => x.OrgId == o.Id)))
+                .ToListAsync(ct))
+            .OrderByDescending(m => m.OrgId == id).ThenBy(m => m.Name, StringComparer.OrdinalIgnoreCase)];
 
         var account = await db.Set<BillingAccount>().AsNoTracking().Where(a => a.UserId == id)
             .Select(a => new { a.PlanId, a.StripeCustomerId, a.SubscriptionId, a.SubscriptionStatus, a.CurrentPeriodEnd, a.CancelAtPeriodEnd, a.PastDueSince, a.DisputedAt })
@@ -154,6 +163,8 @@ public sealed class UserModel(AppDbContext db, AccountActions actions, Ledger le
 
     public sealed record KeyRow(Guid Id, string Name, string Prefix, string Last4, DateTimeOffset CreatedAt, DateTimeOffset? LastUsedAt,
         DateTimeOffset? ExpiresAt, DateTimeOffset? RevokedAt);
+
+    public sealed record MembershipRow(Guid OrgId, string Name, bool Personal, OrgRole Role, int Members);
 
     public sealed record LedgerRow(long Id, string Kind, long AmountMicros, string? Reference, DateTimeOffset CreatedAt);
 

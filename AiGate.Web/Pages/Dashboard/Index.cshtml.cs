@@ -2,6 +2,7 @@ using AiGate.Web.Data;
 using AiGate.Web.Features.Accounts;
 using AiGate.Web.Features.Alerts;
 using AiGate.Web.Features.Credits;
+using AiGate.Web.Features.Keys;
 using AiGate.Web.Features.Organizations;
 using AiGate.Web.Features.Usage;
 using Microsoft.AspNetCore.Authorization;
@@ -16,7 +17,9 @@ namespace AiGate.Web.Pages.Dashboard;
 /// the CSP allows no inline style or script) and the latest requests, 50 a page, older ones by
 /// <c>?before=&lt;id&gt;</c>. Everything is the signed-in user's own; aggregates go through
 /// <see cref="UsageQueries"/>, the single place that reads rollups. From 70 % of the
-/// month's budget a banner links to the alert settings.
+/// month's budget a banner links to the alert settings. A plain member (no <see cref="OrgPermission.ViewBalance"/>) sees no
+/// organization balance or budget: only the usage and requests of the keys they created, and the monthly budget an admin
+/// set for them (<c>organization_members.monthly_budget_micros</c>) with what is left of it.
 /// </summary>
 [Authorize(Policy = AccountPolicies.ConfirmedEmail)]
 [RequiresOrg(OrgPermission.UseOwnKeys)]
@@ -28,6 +31,16 @@ public sealed class IndexModel(AppDbContext db, Ledger ledger, UsageQueries usag
     public const int ChartDays = 30;
 
     public CreditBalance Balance { get; private set; } = new(0, 0);
+    /// <summary>The user may see the organization's balance (owner, admin, billing).</summary>
+    public bool ShowBalance { get; private set; }
+    /// <summary>The month's spend is the user's own keys' (a plain member), not the organization's.</summary>
+    public bool OwnUsage { get; private set; }
+    /// <summary>The monthly budget (micro-USD) an admin set for this member; null when none is, or when the page shows everyone's usage.</summary>
+    public long? MemberBudgetMicros { get; private set; }
+    /// <summary>What is left of <see cref="MemberBudgetMicros"/> this month (never below zero).</summary>
+    public long MemberBudgetLeftMicros => MemberBudgetMicros is { } b ? Math.Max(0, b - Month.CostMicros) : 0;
+    /// <summary>The organization has no credits left (shown to a member without the amount).</summary>
+    public bool OutOfCredits { get; private set; }
     public decimal UsdPerCredit => options.Value.UsdPerCredit;
     public UsageTotals Month { get; private set; }
     /// <summary>This month's spend against the budget (the banner at 70 % and over).</summary>
@@ -51,17 +64,28 @@ public sealed class IndexModel(AppDbContext db, Ledger ledger, UsageQueries usag
         var monthStart = new DateOnly(today.Year, today.Month, 1);
         MonthName = monthStart.ToString("MMMM yyyy", System.Globalization.CultureInfo.InvariantCulture);
 
-        Balance = await ledger.GetBalanceAsync(orgId, ct);
+        var member = orgs.Current.UsageMember;
+        OwnUsage = member is not null;
+        ShowBalance = orgs.Current.Can(OrgPermission.ViewBalance);
+        var balance = await ledger.GetBalanceAsync(orgId, ct);
+        OutOfCredits = balance.BalanceMicros <= 0;
+        if (ShowBalance) Balance = balance;
         // One summary by day covers both the month so far and the chart.
         var first = today.AddDays(-(ChartDays - 1));
-        var days = (await usage.SummarizeDaysAsync(orgId, monthStart < first ? monthStart : first, today, UsageGrouping.Day, ct)).Groups;
+        var days = (await usage.SummarizeDaysAsync(orgId, monthStart < first ? monthStart : first, today, UsageGrouping.Day, ct, memberId: member)).Groups;
         Month = days.Where(d => d.Day >= monthStart).Aggregate(default(UsageTotals), (sum, d) => sum + d.Totals);
-        Budget = await alerts.GetStatusAsync(orgId, now, Month.CostMicros, ct);
+        // The organization's budget and its alerts are for those who see its balance; a member sees the budget set for them.
+        if (ShowBalance) Budget = await alerts.GetStatusAsync(orgId, now, Month.CostMicros, ct);
+        if (member is { } self)
+            MemberBudgetMicros = await db.Set<OrgMember>().AsNoTracking().Where(m => m.OrgId == orgId && m.UserId == self)
+                .Select(m => m.MonthlyBudgetMicros).FirstOrDefaultAsync(ct);
         Stopped = stops.Find(orgId) is not null;
         Days = UsageQueries.FillDays([.. days.Where(d => d.Day >= first)], first, today);
 
         Before = before;
         var events = db.Set<UsageEvent>().AsNoTracking().Where(e => e.UserId == orgId);
+        if (member is { } creator)
+            events = events.Where(e => db.Set<ApiKey>().Any(k => k.Id == e.KeyId && k.OwnerId == orgId && k.CreatedBy == creator));
         if (before is { } id)
         {
             // Keyset paging on (created_at, id), newest first, so the (user_id, created_at) index serves every page.
