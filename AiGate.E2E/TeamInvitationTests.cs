@@ -89,6 +89,13 @@ public sealed class TeamInvitationTests(RunningApp app, Browser browser) : IClas
         await Assertions.Expect(row).ToContainTextAsync("echo/echo-1");
         await Browser.ScreenshotAsync(owner, "team-04-owner-request-log");
 
+        // ... and on the Activity page grouped by member: the invitee's call under their own address, one request.
+        await owner.GotoAsync("/activity?period=today&group=member");
+        var memberRow = owner.GetByTestId("table-requests").GetByTestId("row").Filter(new() { HasText = inviteeEmail });
+        await Assertions.Expect(memberRow).ToHaveCountAsync(1);
+        await Assertions.Expect(memberRow.Locator("td").First).ToHaveTextAsync("1");
+        await Browser.ScreenshotAsync(owner, "team-05-owner-activity-by-member");
+
         Assert.Empty(ownerErrors);
         Assert.Empty(inviteeErrors);
     }

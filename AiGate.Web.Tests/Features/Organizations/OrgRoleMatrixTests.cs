@@ -104,6 +104,18 @@ public sealed class OrgRoleMatrixTests(OrgMatrixApp app) : IClassFixture<OrgMatr
         Post("/billing/test-portal", "Cancel", ManageBilling, HttpStatusCode.Redirect),
         Get("/billing/test-receipt?charge=ch_nowhere", ManageBilling, HttpStatusCode.NotFound),
 
+        // The Team page: every role reads it; each command's own permission. Inputs that change nothing (no address, an
+        // id that exists nowhere, a wrong confirmation) still show whether the handler let the role in.
+        Get("/organization", UseOwnKeys),
+        Post("/organization", "Invite", ManageMembers, HttpStatusCode.Redirect, new() { ["inviteEmail"] = "", ["inviteRole"] = "member" }),
+        Post("/organization", "RevokeInvitation", ManageMembers, HttpStatusCode.NotFound, new() { ["id"] = NoSuchId }),
+        Post("/organization", "ChangeRole", ManageMembers, HttpStatusCode.NotFound, new() { ["userId"] = NoSuchId, ["role"] = "member" }),
+        Post("/organization", "SetLimits", ManageMembers, HttpStatusCode.NotFound, new() { ["userId"] = NoSuchId, ["budgetUsd"] = "10" }),
+        Post("/organization", "Remove", ManageMembers, HttpStatusCode.NotFound, new() { ["userId"] = NoSuchId }),
+        Post("/organization", "Rename", RenameOrganization, HttpStatusCode.Redirect, new() { ["name"] = "" }),
+        Post("/organization", "Transfer", DeleteOrTransfer, HttpStatusCode.Redirect, new() { ["userId"] = NoSuchId }),
+        Post("/organization", "Delete", DeleteOrTransfer, HttpStatusCode.Redirect, new() { ["confirmName"] = "not the name" }),
+
         Get("/Account/Manage/Alerts", ManageAlerts),
         Post("/Account/Manage/Alerts", null, ManageAlerts, HttpStatusCode.Redirect, new()
         {
@@ -192,12 +204,15 @@ public sealed class OrgRoleMatrixTests(OrgMatrixApp app) : IClassFixture<OrgMatr
 /// <summary>A page that works inside an organization cannot forget to say so.</summary>
 public sealed class OrgPageCoverageTests
 {
-    /// <summary>Pages outside any organization: sign-in and account pages, the operator's, the public ones and the switcher itself.</summary>
+    /// <summary>
+    /// Pages outside any organization: sign-in and account pages, the operator's, the public ones, the switcher itself and
+    /// the invitation page (a visitor opens it before they belong to the organization it names).
+    /// </summary>
     private static readonly string[] ExemptNamespaces = ["AiGate.Web.Pages.Account", "AiGate.Web.Pages.Admin"];
     private static readonly string[] ExemptPages =
     [
         "AiGate.Web.Pages.Pricing.IndexModel", "AiGate.Web.Pages.Status.IndexModel", "AiGate.Web.Pages.ErrorModel",
-        "AiGate.Web.Pages.Team.SwitchModel",
+        "AiGate.Web.Pages.Team.SwitchModel", "AiGate.Web.Pages.Team.InviteModel",
     ];
 
     private static IEnumerable<Type> PageModels() =>
