@@ -18,7 +18,7 @@ public sealed record PaymentRow(string Id, Guid UserId, long AmountCents, long C
 /// </summary>
 public sealed class BillingAccounts(IOptions<BillingOptions> billing)
 {
-    /// <summary>The AiGate user behind a Stripe customer, else the user id we put in the object's metadata (if that user exists).</summary>
+    /// <summary>The AiGate account (organization) behind a Stripe customer, else the account id we put in the object's metadata (if it exists).</summary>
     public async Task<Guid?> ResolveUserAsync(BillingTransaction tx, string? customerId, string? userIdFromMetadata, CancellationToken ct)
     {
         if (customerId is not null)
@@ -27,7 +27,8 @@ public sealed class BillingAccounts(IOptions<BillingOptions> billing)
             if (await byCustomer.ExecuteScalarAsync(ct) is Guid found) return found;
         }
         if (!Guid.TryParse(userIdFromMetadata, out var userId)) return null;
-        await using var exists = tx.Command("select 1 from users where id = $1", userId);
+        // The account is an organization (a personal one's id is its user's): a team's id is in no users row.
+        await using var exists = tx.Command("select 1 from organizations where id = $1", userId);
         if (await exists.ExecuteScalarAsync(ct) is null) return null;
         await EnsureAsync(tx, userId, ct);
         if (customerId is not null)
@@ -102,13 +103,13 @@ public sealed class BillingAccounts(IOptions<BillingOptions> billing)
     }
 
     /// <summary>
-    /// False when the user no longer exists (the account was deleted; its payments are kept, without a foreign key).
-    /// Otherwise the row is locked against deletion until the transaction ends, so the balance and billing rows written
-    /// next still have their user.
+    /// False when the account (an organization, issue 17) no longer exists (it was deleted; its payments are kept, without a
+    /// foreign key). Otherwise the row is locked against deletion until the transaction ends, so the balance and billing rows
+    /// written next still have their organization.
     /// </summary>
     public async Task<bool> LockUserAsync(BillingTransaction tx, Guid userId, CancellationToken ct)
     {
-        await using var command = tx.Command("select 1 from users where id = $1 for key share", userId);
+        await using var command = tx.Command("select 1 from organizations where id = $1 for key share", userId);
         return await command.ExecuteScalarAsync(ct) is not null;
     }
 

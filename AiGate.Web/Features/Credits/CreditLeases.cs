@@ -267,17 +267,22 @@ public sealed partial class CreditLeases : BackgroundService
     }
 
     /// <summary>
-    /// The same for a member with a monthly budget, in one transaction (one round trip): lock the organization's account
-    /// (first, as every acquisition does), make sure the member's row counts the current UTC month of the app's clock (a new
+    /// The same for a member with a monthly budget, in one transaction (one round trip): lock the lease's row and the
+    /// organization's account, make sure the member's row counts the current UTC month of the app's clock (a new
     /// month starts spent again at 0), then take min(available, room, max(need, min(cap, min(available, room) / 4))), where
     /// room is the member's budget − spent − held, into the organization's held credit, the member's and this lease.
-    /// BudgetShort: nothing was granted because the member's budget, not the balance, lacked <paramref name="need"/>.
+    /// BudgetShort: the member's remaining budget, not the organization's balance, is the tighter bound, so a request this
+    /// lease cannot serve (nothing granted, or what was granted taken by concurrent requests) is refused for the budget.
     /// </summary>
     private async Task<(long Granted, bool BudgetShort)> AcquireForMemberAsync(UserLease lease, long need, CancellationToken ct)
     {
         var now = _clock.GetUtcNow().UtcDateTime;
         var month = new DateOnly(now.Year, now.Month, 1);
         await using var batch = _dataSource.CreateBatch();   // one implicit transaction: all or nothing
+        // Locks in the order the usage writer takes them (this lease's row, then the account, then the member's row), so a
+        // flush of this lease's spend running at the same moment waits instead of deadlocking.
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("select 1 from credit_leases where id = $1 for update")
+            { Parameters = { new() { Value = lease.Id } } });
         batch.BatchCommands.Add(new NpgsqlBatchCommand("select 1 from credit_accounts where user_id = $1 for update")
             { Parameters = { new() { Value = lease.UserId } } });
         batch.BatchCommands.Add(new NpgsqlBatchCommand("""
@@ -308,7 +313,7 @@ public sealed partial class CreditLeases : BackgroundService
                 insert into credit_leases (id, user_id, member_id, instance_id, held_micros, expires_at, created_at)
                 select $5, $1, $2, $6, amount, now() + make_interval(secs => $7), now() from upd
                 on conflict (id) do update set held_micros = credit_leases.held_micros + excluded.held_micros, expires_at = excluded.expires_at)
-            select coalesce((select amount from upd), 0), coalesce((select room < $3 and room < available from g), false)
+            select coalesce((select amount from upd), 0), coalesce((select room < available from g), false)
             """)
         {
             Parameters =
