@@ -332,8 +332,9 @@ public sealed class StripeWebhookTests(BillingApp app) : IClassFixture<BillingAp
         var disputed = $"pi_{Guid.NewGuid():N}";
         await app.DeliverAsync(BillingApp.Event("checkout.session.completed", BillingApp.PaidSession(userId, customer, 2000, paymentIntent: refunded)));
         await app.DeliverAsync(BillingApp.Event("checkout.session.completed", BillingApp.PaidSession(userId, customer, 1000, paymentIntent: disputed)));
-        // What /Account/Manage/Delete does: the users row goes; its credit account and billing account cascade.
-        await app.Database.ExecuteAsync($"delete from users where id = '{userId}'");
+        // What /Account/Manage/Delete does: the organizations the user owns alone go (their personal one, whose id is theirs;
+        // its credit account and billing account cascade), then the users row.
+        await app.Database.ExecuteAsync($"delete from organizations where id = '{userId}'; delete from users where id = '{userId}'");
         var ledgerBefore = await app.Database.ScalarAsync<long>($"select count(*) from ledger_entries where user_id = '{userId}'");
 
         var refund = await app.DeliverAsync(BillingApp.Event("charge.refunded", BillingApp.Charge(refunded, 2000, 2000)));
