@@ -1,7 +1,10 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using AiGate.Web.Features.Gateway;
+using AiGate.Web.Features.Keys;
 using AiGate.Web.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace AiGate.Web.Tests.Features.Gateway;
 
@@ -86,5 +89,22 @@ public sealed class MemberRateLimitTests(AiGateApp app) : IClassFixture<AiGateAp
 
         var (ownerClient, _) = await app.MemberClientAsync(org, owner);
         Assert.Equal(HttpStatusCode.OK, (await ownerClient.PostAsJsonAsync("/api/v1/chat/completions", Chat(prompt))).StatusCode);
+    }
+
+    [Fact]
+    public void Checking_a_key_with_member_caps_allocates_nothing()
+    {
+        var limits = app.Services.GetRequiredService<RateLimits>();
+        var key = new KeyIdentity(Guid.NewGuid(), Guid.NewGuid(), "ag-test", null, null, 0, 1_000_000, 1_000_000,
+            System.Collections.Frozen.FrozenSet<string>.Empty, CreatedBy: Guid.NewGuid(), MemberRequestsPerMinute: 1_000_000, MemberTokensPerMinute: 1_000_000_000);
+        for (var i = 0; i < 10; i++) Assert.True(limits.Check(key, 1, 10).Allowed);   // the buckets exist from here on
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 1000; i++)
+        {
+            limits.Check(key, 1, 0);
+            limits.Check(key, 0, 10);
+        }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
 }
