@@ -218,4 +218,69 @@ public sealed class MemberBudgetTests(MemberBudgetApp app) : IClassFixture<Membe
             await app.Services.GetRequiredService<CreditLeases>().HeartbeatAndSweepAsync(CancellationToken.None);
         }
     }
+
+    /// <summary>
+    /// An instance killed (SIGKILL) mid-stream of a member with a budget: the survivor's sweep gives the member's held
+    /// budget back with the organization's held credit, and the stream's last checkpoint is charged to the organization
+    /// and counted as the member's spend.
+    /// </summary>
+    [Fact]
+    public async Task A_killed_instance_gives_the_members_held_budget_back_and_its_stream_counts_as_theirs()
+    {
+        app.Upstream.Reset();
+        app.Upstream.Mode = FakeOpenAi.Behaviour.SlowStream;
+        app.Upstream.Reply = string.Join(' ', Enumerable.Repeat("word", 60));
+        var (org, _, member, _) = await TeamAsync(budget: 5_000);
+        var (_, key) = await app.MemberClientAsync(org, member);
+        await using var child = AppProcess.Start(new Dictionary<string, string?>
+        {
+            ["ASPNETCORE_ENVIRONMENT"] = "Testing", ["ConnectionStrings__Default"] = app.Database.ConnectionString,
+            ["Jobs__SchedulerEnabled"] = "false", ["Credits__LeaseTtlSeconds"] = "10",
+            ["Providers__fake__Kind"] = "openai", ["Providers__fake__BaseUrl"] = app.Upstream.BaseUrl.ToString(), ["Providers__fake__ApiKey"] = "sk-fake",
+            ["Billing__Plans__0__RequestsPerMinute"] = "100000", ["Billing__Plans__0__TokensPerMinute"] = "1000000000",
+        });
+        try
+        {
+            using var http = new HttpClient { BaseAddress = await child.WaitReadyAsync() };
+            http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            HttpResponseMessage response;
+            while (true)
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v1/chat/completions") { Content = JsonContent.Create(CreditsApp.ChatBody(stream: true, maxTokens: 200)) };
+                response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+                if (response.StatusCode != HttpStatusCode.ServiceUnavailable || DateTime.UtcNow >= deadline) break;
+                response.Dispose();
+                await Task.Delay(200);
+            }
+            using var _ = response;
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+            var until = DateTime.UtcNow.AddSeconds(5);   // two checkpoint periods of a flowing stream (a word every 200 ms)
+            while (DateTime.UtcNow < until && await reader.ReadLineAsync() is not null) { }
+            Assert.True(await app.Database.ScalarAsync<long>($"select held_micros from member_budgets where org_id = '{org}' and user_id = '{member}'") > 0);
+            Assert.Equal(1, await app.Database.ScalarAsync<long>($"select count(*) from stream_checkpoints where user_id = '{org}' and member_id = '{member}'"));
+            await child.KillAsync();
+
+            var sweepDeadline = DateTime.UtcNow.AddSeconds(45);
+            while ((await app.Database.ScalarAsync<long>($"select count(*) from credit_leases where user_id = '{org}'") > 0 ||
+                    await app.Database.ScalarAsync<long>($"select count(*) from stream_checkpoints where user_id = '{org}'") > 0) && DateTime.UtcNow < sweepDeadline)
+                await Task.Delay(500);
+
+            Assert.Equal(0, await app.Database.ScalarAsync<long>($"select held_micros from member_budgets where org_id = '{org}' and user_id = '{member}'"));
+            var (charged, spent, holds) = await app.MemberMoneyAsync(org, member);
+            Assert.True(charged > 0, "the stream cut off by the kill is charged from its checkpoint");
+            Assert.Equal(charged, spent);
+            Assert.True(holds);
+            var (balance, held, ledger) = await app.MoneyAsync(org);
+            Assert.Equal(0, held);
+            Assert.Equal(Grant - charged, balance);
+            Assert.Equal(balance, ledger);
+        }
+        finally
+        {
+            await child.DisposeAsync();
+            app.Upstream.Reply = "Hello from the fake upstream";
+        }
+    }
 }
