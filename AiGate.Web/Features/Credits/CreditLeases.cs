@@ -168,7 +168,9 @@ public sealed partial class CreditLeases : BackgroundService
 
     /// <summary>Requests of this key's lease in flight on this instance (a refusal because of them deserves a Retry-After).</summary>
     public int InFlight(KeyIdentity key) =>
-        _leases.TryGetValue((key.OwnerId, key.MemberBudgetMicros is not null ? key.CreatedBy : Guid.Empty), out var lease) ? Volatile.Read(ref lease.InFlight) : 0;
+        _leases.TryGetValue((key.OwnerId, key.MemberBudgetMicros is not null ? key.CreatedBy : Guid.Empty), out var lease)
+            ? Volatile.Read(ref lease.InFlight)
+            : 0;
 
     /// <summary>The request cost <paramref name="costMicros"/> (it may exceed the reservation slightly: the excess is debt the lease absorbs).</summary>
     public void Settle(Reservation reservation, long costMicros)

@@ -67,7 +67,8 @@ public sealed class Metering(CreditLeases leases, UsageWriter writer, Ledger led
                 await ApiErrors.WriteAsync(context, StatusCodes.Status402PaymentRequired,
                     $"Your monthly budget in this organization (${ModelPricing.MicrosToUsd(key.MemberBudgetMicros ?? 0)}) does not cover this request, " +
                     $"which may cost up to ${ModelPricing.MicrosToUsd(worstCaseMicros)}. Ask an owner or admin of the organization to raise your " +
-                    "monthly budget, lower max_tokens, or wait for the next month (UTC)." + (held ? " Some of your budget is reserved by requests in flight." : ""),
+                    "monthly budget, lower max_tokens, or wait for the next month (UTC)." +
+                    (held ? " Some of your budget is reserved by requests in flight." : ""),
                     "insufficient_credits", "member_budget_exceeded", retryAfter: held ? TimeSpan.FromSeconds(1) : null);
                 return null;
             case ReserveOutcome.Unavailable:

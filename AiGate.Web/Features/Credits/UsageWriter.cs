@@ -22,7 +22,8 @@ public sealed record UsageRecord(
 /// Writes usage off the request path: requests put a <see cref="UsageRecord"/> on a bounded channel;
 /// every <see cref="CreditsOptions.FlushIntervalMs"/> (or 1,000 records) one SQL statement inserts
 /// the usage rows and their ledger entries, debits the balances, shrinks the leases, adds to the
-/// keys' spend and to the members' monthly spend (moving a member lease's held budget to spent), all in one transaction. The request id is unique in both tables, so a batch retried
+/// keys' spend and to the members' monthly spend (moving a member lease's held budget to spent), all
+/// in one transaction. The request id is unique in both tables, so a batch retried
 /// after an unclear commit lands once. A failing database is retried until it answers; a record
 /// PostgreSQL refuses for good (<see cref="IsPermanent"/>) is set aside in <c>usage_dead_letters</c> and
 /// the rest of its batch is written. Graceful shutdown drains the channel in <see cref="StopAsync"/>.
