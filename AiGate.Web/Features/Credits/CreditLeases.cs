@@ -241,14 +241,16 @@ public sealed partial class CreditLeases : BackgroundService
     /// <summary>
     /// One statement: take min(available, max(need, min(cap, available / 4))) from the user's
     /// available balance into this instance's lease, or nothing when even <paramref name="need"/>
-    /// is not available. The row lock makes concurrent instances queue, never overspend.
+    /// is not available. The row lock makes concurrent instances queue, never overspend. This lease's row is locked
+    /// first (<c>own</c>): the order in which the usage writer and returns lock a lease and then its account.
     /// </summary>
     private async Task<long> AcquireAsync(UserLease lease, long need, CancellationToken ct)
     {
         await using var command = _dataSource.CreateCommand("""
-            with g as (
+            with own as (select 1 from credit_leases where id = $4 for update),
+            g as (
                 select least(balance_micros - held_micros, greatest($2, least($3, (balance_micros - held_micros) / 4))) as amount
-                from credit_accounts where user_id = $1 for update),
+                from credit_accounts where user_id = $1 and (select count(*) from own) >= 0 for update),
             upd as (
                 update credit_accounts a set held_micros = a.held_micros + g.amount, updated_at = now()
                 from g where a.user_id = $1 and g.amount >= $2 and g.amount > 0
@@ -281,8 +283,8 @@ public sealed partial class CreditLeases : BackgroundService
         var now = _clock.GetUtcNow().UtcDateTime;
         var month = new DateOnly(now.Year, now.Month, 1);
         await using var batch = _dataSource.CreateBatch();   // one implicit transaction: all or nothing
-        // Locks in the order the usage writer takes them (this lease's row, then the account, then the member's row), so a
-        // flush of this lease's spend running at the same moment waits instead of deadlocking.
+        // Locks in the order every statement on leases takes them (this lease's row, then the account, then the member's
+        // row: acquisitions, returns, the sweep and the usage writer), so two of them wait for each other, never deadlock.
         batch.BatchCommands.Add(new NpgsqlBatchCommand("select 1 from credit_leases where id = $1 for update")
             { Parameters = { new() { Value = lease.Id } } });
         batch.BatchCommands.Add(new NpgsqlBatchCommand("select 1 from credit_accounts where user_id = $1 for update")
@@ -405,19 +407,22 @@ public sealed partial class CreditLeases : BackgroundService
             try
             {
                 // Only while the lease row exists: a swept lease's credit already went back, and returning it
-                // again would release credit another instance holds. A member's lease gives their budget back too.
+                // again would release credit another instance holds. A member's lease gives their budget back too. The CTEs
+                // chain (lease row, account, member row) to lock in the order every statement on leases does.
                 await using var command = _dataSource.CreateCommand("""
                     with l as (update credit_leases set held_micros = greatest(held_micros - $3, 0) where id = $2 returning id, member_id),
+                    account as (
+                        update credit_accounts set held_micros = greatest(held_micros - $3, 0), updated_at = now()
+                        where user_id = $1 and exists (select 1 from l) returning user_id),
                     member as (
                         update member_budgets b set held_micros = greatest(b.held_micros - $3, 0), updated_at = now()
-                        from l where b.org_id = $1 and b.user_id = l.member_id)
-                    update credit_accounts set held_micros = greatest(held_micros - $3, 0), updated_at = now()
-                    where user_id = $1 and exists (select 1 from l)
+                        from l, account where b.org_id = $1 and b.user_id = l.member_id)
+                    select count(*) from l
                     """);
                 command.Parameters.Add(new() { Value = lease.UserId });
                 command.Parameters.Add(new() { Value = lease.Id });
                 command.Parameters.Add(new() { Value = amount });
-                if (await command.ExecuteNonQueryAsync(ct) == 0 && lease.HasRow) Drop(lease);
+                if (await command.ExecuteScalarAsync(ct) is 0L && lease.HasRow) Drop(lease);
             }
             catch (Exception ex) when (ex is NpgsqlException or TimeoutException or OperationCanceledException)
             {
@@ -444,12 +449,14 @@ public sealed partial class CreditLeases : BackgroundService
                 { Parameters = { new() { Value = InstanceId }, new() { Value = (double)_options.LeaseTtlSeconds } } });
             batch.BatchCommands.Add(new NpgsqlBatchCommand("""
                 with dead as (delete from credit_leases where expires_at < now() returning user_id, member_id, held_micros),
-                members as (
-                    update member_budgets b set held_micros = greatest(b.held_micros - d.total, 0), updated_at = now()
-                    from (select user_id, member_id, sum(held_micros) as total from dead where member_id is not null group by user_id, member_id) d
-                    where b.org_id = d.user_id and b.user_id = d.member_id)
-                update credit_accounts a set held_micros = greatest(a.held_micros - d.total, 0), updated_at = now()
-                from (select user_id, sum(held_micros) as total from dead group by user_id) d where a.user_id = d.user_id
+                accounts as (
+                    update credit_accounts a set held_micros = greatest(a.held_micros - d.total, 0), updated_at = now()
+                    from (select user_id, sum(held_micros) as total from dead group by user_id) d where a.user_id = d.user_id
+                    returning a.user_id)
+                update member_budgets b set held_micros = greatest(b.held_micros - d.total, 0), updated_at = now()
+                from (select user_id, member_id, sum(held_micros) as total from dead where member_id is not null group by user_id, member_id) d
+                cross join (select count(*) from accounts) locked
+                where b.org_id = d.user_id and b.user_id = d.member_id
                 """));
             var alive = new HashSet<Guid>();
             await using (var reader = await batch.ExecuteReaderAsync(ct))

@@ -270,16 +270,19 @@ public sealed partial class UsageWriter(NpgsqlDataSource dataSource, CreditLease
                                          held_micros = greatest(a.held_micros - coalesce(h.total, 0), 0), updated_at = now()
             from (select user_id, sum(cost_micros) as total from fresh group by user_id) s
                  left join (select user_id, sum(total) as total from lease_rows group by user_id) h using (user_id)
-            where a.user_id = s.user_id),
+            where a.user_id = s.user_id
+            returning a.user_id),
         -- The members' monthly spend, in the UTC month of each call (a call of a month already over counts for nobody), and
-        -- a member lease's held budget shrinks with its spend, as the account's held credit does.
+        -- a member lease's held budget shrinks with its spend, as the account's held credit does. Locks are taken in the
+        -- order every statement on leases takes them (lease rows, accounts, then members: `locked` makes the accounts go
+        -- first), so a flush and a member's lease acquisition wait for each other instead of deadlocking.
         member_month as (
             select user_id, member_id, date_trunc('month', created_at at time zone 'UTC')::date as month, sum(cost_micros) as total
             from fresh where member_id is not null group by 1, 2, 3),
         members as (
             insert into member_budgets as b (org_id, user_id, month, spent_micros, held_micros, updated_at)
             select distinct on (user_id, member_id) user_id, member_id, month, total, 0, now()
-            from member_month order by user_id, member_id, month desc
+            from member_month cross join (select count(*) from accounts) locked order by user_id, member_id, month desc
             on conflict (org_id, user_id) do update set
                 spent_micros = case when b.month = excluded.month then b.spent_micros + excluded.spent_micros
                                     when b.month < excluded.month then excluded.spent_micros else b.spent_micros end,
