@@ -35,5 +35,6 @@ public static class MigrationCatalog
         SchemaMigration.Sql(23, "usage_errors"),
         SchemaMigration.Sql(24, "usage_latency_histograms"),
         SchemaMigration.Sql(25, "organizations"),
+        SchemaMigration.Sql(26, "member_budgets"),
     ];
 }

@@ -1,5 +1,6 @@
 using AiGate.Web.Data;
 using AiGate.Web.Features.Email;
+using AiGate.Web.Features.Organizations;
 using AiGate.Web.Features.Usage;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -17,29 +18,30 @@ public readonly record struct AlertRunResult(int BudgetAlerts, int LowBalanceAle
 /// second instance or a retried run inserting the same row waits for the first, then inserts nothing
 /// and sends nothing. The same for low balances (<c>low_balance_alerts</c>, one row per crossing,
 /// deleted when the balance is back up). Then it syncs the hard stops (<see cref="BudgetStops.SyncAsync"/>).
+/// Accounts are organizations: each e-mail goes to the organization's owner and billing members (<see cref="MoneyRecipients"/>).
 /// </summary>
 public sealed partial class UsageAlertChecker(AppDbContext db, EmailOutbox outbox, NpgsqlDataSource dataSource, UsageQueries usage, BudgetStops stops,
     IOptions<EmailOptions> emailOptions, ILogger<UsageAlertChecker> logger)
 {
-    /// <summary>An account (an organization, issue 17) and its owner, who gets the e-mails (a team's id is no user's).</summary>
-    private sealed record Account(Guid UserId, Guid OwnerId, string Email, long Spend, long? Budget, AlertPreferences Preferences);
+    private sealed record Account(Guid UserId, long Spend, long? Budget, AlertPreferences Preferences);
 
     public async Task<AlertRunResult> RunAsync(DateTimeOffset now, CancellationToken ct)
     {
         var period = BudgetStatus.PeriodOf(now);
         var accounts = await ReadSpendsAsync(period, ct);
         var sent = await ReadSentAsync(period, ct);
+        var recipients = await MoneyRecipients.ForAsync(dataSource, [.. accounts.Select(a => a.UserId)], ct);
 
         var budgetAlerts = 0;
         foreach (var account in accounts)
         {
-            if (account.Budget is not { } budget || budget <= 0) continue;
+            if (account.Budget is not { } budget || budget <= 0 || !recipients.TryGetValue(account.UserId, out var to)) continue;
             foreach (var threshold in AlertPreferences.Thresholds)
             {
                 if (!account.Preferences.Notifies(threshold) || sent.Contains((account.UserId, threshold))) continue;
                 // Integer math: spend / budget >= threshold %.
                 if (account.Spend * 100 < budget * threshold) continue;
-                if (await SendBudgetAlertAsync(account, budget, threshold, period, now, ct)) budgetAlerts++;
+                if (await SendBudgetAlertAsync(account, to, budget, threshold, period, now, ct)) budgetAlerts++;
             }
         }
 
@@ -62,14 +64,12 @@ public sealed partial class UsageAlertChecker(AppDbContext db, EmailOutbox outbo
     {
         var spends = await usage.MonthSpendsAsync(period, ct);
         await using var command = dataSource.CreateCommand($"""
-            select s.user_id, u.email, s.spend, coalesce(a.monthly_budget_micros, {string.Format(AlertPreferences.DefaultBudgetSql, "s.user_id")}),
+            select s.user_id, s.spend, coalesce(a.monthly_budget_micros, {string.Format(AlertPreferences.DefaultBudgetSql, "s.user_id")}),
                    coalesce(a.notify70, true), coalesce(a.notify90, true), coalesce(a.notify100, true),
-                   coalesce(a.hard_stop, false), a.monthly_budget_micros, u.id
+                   coalesce(a.hard_stop, false), a.monthly_budget_micros
             from unnest($1::uuid[], $2::int8[]) as s(user_id, spend)
-            join organization_members o on o.org_id = s.user_id and o.role = 'owner'
-            join users u on u.id = o.user_id
             left join alert_settings a on a.user_id = s.user_id
-            where s.spend > 0 and u.email is not null
+            where s.spend > 0
             """);
         command.Parameters.Add(new() { Value = spends.Select(s => s.UserId).ToArray() });
         command.Parameters.Add(new() { Value = spends.Select(s => s.Spend).ToArray() });
@@ -77,9 +77,9 @@ public sealed partial class UsageAlertChecker(AppDbContext db, EmailOutbox outbo
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
         {
-            var preferences = new AlertPreferences(reader.IsDBNull(8) ? null : reader.GetInt64(8), reader.GetBoolean(4), reader.GetBoolean(5),
-                reader.GetBoolean(6), reader.GetBoolean(7), true, AlertPreferences.DefaultLowBalanceMicros);
-            accounts.Add(new Account(reader.GetGuid(0), reader.GetGuid(9), reader.GetString(1), reader.GetInt64(2), reader.IsDBNull(3) ? null : reader.GetInt64(3), preferences));
+            var preferences = new AlertPreferences(reader.IsDBNull(7) ? null : reader.GetInt64(7), reader.GetBoolean(3), reader.GetBoolean(4),
+                reader.GetBoolean(5), reader.GetBoolean(6), true, AlertPreferences.DefaultLowBalanceMicros);
+            accounts.Add(new Account(reader.GetGuid(0), reader.GetInt64(1), reader.IsDBNull(2) ? null : reader.GetInt64(2), preferences));
         }
         return accounts;
     }
@@ -89,7 +89,8 @@ public sealed partial class UsageAlertChecker(AppDbContext db, EmailOutbox outbo
             .Select(a => (a.UserId, a.Threshold))];
 
     /// <summary>The guard row and the e-mail, together or not at all. False when the row existed (another run sent it).</summary>
-    private async Task<bool> SendBudgetAlertAsync(Account account, long budget, int threshold, DateOnly period, DateTimeOffset now, CancellationToken ct)
+    private async Task<bool> SendBudgetAlertAsync(Account account, List<MoneyRecipient> to, long budget, int threshold, DateOnly period, DateTimeOffset now,
+        CancellationToken ct)
     {
         var top = await usage.SummarizeAsync(account.UserId, UsageQueries.StartOfDay(period), UsageQueries.StartOfDay(period.AddMonths(1)),
             UsageGrouping.Model, ct);
@@ -107,7 +108,7 @@ public sealed partial class UsageAlertChecker(AppDbContext db, EmailOutbox outbo
             await tx.RollbackAsync(ct);
             return false;
         }
-        outbox.Enqueue(account.Email, content, account.OwnerId);
+        foreach (var recipient in to) outbox.Enqueue(recipient.Email, content, recipient.UserId);
         await db.SaveChangesAsync(ct);
         await tx.CommitAsync(ct);
         return true;
@@ -126,23 +127,24 @@ public sealed partial class UsageAlertChecker(AppDbContext db, EmailOutbox outbo
 
         var due = new List<LowBalanceRow>();
         await using (var command = dataSource.CreateCommand($"""
-            select c.user_id, u.email, c.balance_micros, {threshold}, u.id
+            select c.user_id, c.balance_micros, {threshold}
             from credit_accounts c
-            join organization_members o on o.org_id = c.user_id and o.role = 'owner'
-            join users u on u.id = o.user_id
             left join alert_settings a on a.user_id = c.user_id
-            where coalesce(a.low_balance_enabled, true) and c.balance_micros < {threshold} and u.email is not null
+            where coalesce(a.low_balance_enabled, true) and c.balance_micros < {threshold}
               and not exists (select 1 from low_balance_alerts l where l.user_id = c.user_id)
             """))
         await using (var reader = await command.ExecuteReaderAsync(ct))
         {
             while (await reader.ReadAsync(ct))
-                due.Add(new LowBalanceRow(reader.GetGuid(0), reader.GetGuid(4), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3)));
+                due.Add(new LowBalanceRow(reader.GetGuid(0), reader.GetInt64(1), reader.GetInt64(2)));
         }
+        var recipients = await MoneyRecipients.ForAsync(dataSource, [.. due.Select(d => d.UserId)], ct);
 
         var sent = 0;
         foreach (var row in due)
         {
+            // Nobody to tell (no confirmed owner or billing address): no guard row either, so it goes once someone confirms.
+            if (!recipients.TryGetValue(row.UserId, out var to)) continue;
             await using var tx = await db.Database.BeginTransactionAsync(ct);
             var inserted = await db.Database.ExecuteSqlInterpolatedAsync($"""
                 insert into low_balance_alerts (user_id, threshold_micros, balance_micros, created_at)
@@ -154,8 +156,8 @@ public sealed partial class UsageAlertChecker(AppDbContext db, EmailOutbox outbo
                 await tx.RollbackAsync(ct);
                 continue;
             }
-            outbox.Enqueue(row.Email, EmailTemplates.LowBalance(row.Balance, row.Threshold, Link("/billing"),
-                Link("/Account/Manage/Alerts")), row.OwnerId);
+            var content = EmailTemplates.LowBalance(row.Balance, row.Threshold, Link("/billing"), Link("/Account/Manage/Alerts"));
+            foreach (var recipient in to) outbox.Enqueue(recipient.Email, content, recipient.UserId);
             await db.SaveChangesAsync(ct);
             await tx.CommitAsync(ct);
             sent++;
@@ -163,7 +165,7 @@ public sealed partial class UsageAlertChecker(AppDbContext db, EmailOutbox outbo
         return sent;
     }
 
-    private sealed record LowBalanceRow(Guid UserId, Guid OwnerId, string Email, long Balance, long Threshold);
+    private sealed record LowBalanceRow(Guid UserId, long Balance, long Threshold);
 
     /// <summary>
     /// Jobs have no request to take an address from: links use <c>Email:BaseUrl</c> (required in

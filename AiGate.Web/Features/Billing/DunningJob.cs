@@ -1,12 +1,12 @@
 using AiGate.Web.Data;
 using AiGate.Web.Features.Email;
-using AiGate.Web.Features.Organizations;
 using AiGate.Web.Infrastructure;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using AiGate.Web.Features.Jobs;
+using AiGate.Web.Features.Organizations;
 using Hangfire;
 
 namespace AiGate.Web.Features.Billing;
@@ -17,10 +17,11 @@ namespace AiGate.Web.Features.Billing;
 /// payment method; <c>invoice.paid</c> ends the episode and no further e-mail goes. The day-7 step moves the
 /// account to the free plan (the balance is kept) and says so. Each step is claimed with a conditional update
 /// in the same transaction as its outbox row, so two instances (or a recovered job) never send a step twice.
+/// The account is an organization: the e-mails go to its owner and billing members (<see cref="MoneyRecipients"/>).
 /// </summary>
 [DisableConcurrentExecution(timeoutInSeconds: 60)]
-public sealed partial class DunningJob(AppDbContext db, EmailOutbox outbox, IOptions<BillingOptions> billing, IOptions<EmailOptions> email,
-    TimeProvider clock, ILogger<DunningJob> logger) : IAppJob
+public sealed partial class DunningJob(AppDbContext db, EmailOutbox outbox, NpgsqlDataSource dataSource, IOptions<BillingOptions> billing,
+    IOptions<EmailOptions> email, TimeProvider clock, ILogger<DunningJob> logger) : IAppJob
 {
     public const string Id = "dunning";
 
@@ -36,17 +37,17 @@ public sealed partial class DunningJob(AppDbContext db, EmailOutbox outbox, IOpt
         var due = await db.Set<BillingAccount>().AsNoTracking()
             .Where(a => a.DunningNextAt != null && a.DunningNextAt <= now && a.PastDueSince != null)
             .OrderBy(a => a.DunningNextAt).Take(200)
-            // The account is an organization (issue 17): its owner is the one e-mailed (a team's id is no user's).
-            .Join(db.Set<OrgMember>().Where(m => m.Role == OrgRole.Owner), a => a.UserId, m => m.OrgId, (a, m) => new { Account = a, m.UserId })
-            .Join(db.Users, x => x.UserId, u => u.Id, (x, u) => new { x.Account.UserId, x.Account.DunningStep, x.Account.PastDueSince, x.Account.PlanId, OwnerId = u.Id, u.Email })
+            .Select(a => new { a.UserId, a.DunningStep, a.PastDueSince, a.PlanId })
             .ToListAsync(ct);
+        var recipients = await MoneyRecipients.ForAsync(dataSource, [.. due.Select(a => a.UserId)], ct);
         var sent = 0;
         foreach (var account in due)
-            if (await StepAsync(account.UserId, account.DunningStep, account.PastDueSince!.Value, account.PlanId, account.OwnerId, account.Email, now, ct)) sent++;
+            if (await StepAsync(account.UserId, account.DunningStep, account.PastDueSince!.Value, account.PlanId,
+                    recipients.GetValueOrDefault(account.UserId) ?? [], now, ct)) sent++;
         return sent;
     }
 
-    private async Task<bool> StepAsync(Guid userId, int step, DateTimeOffset pastDueSince, string planId, Guid ownerId, string? to, DateTimeOffset now,
+    private async Task<bool> StepAsync(Guid userId, int step, DateTimeOffset pastDueSince, string planId, List<MoneyRecipient> to, DateTimeOffset now,
         CancellationToken ct)
     {
         var o = billing.Value;
@@ -71,11 +72,12 @@ public sealed partial class DunningJob(AppDbContext db, EmailOutbox outbox, IOpt
                 .ExecuteUpdateAsync(u => u.SetProperty(a => a.PlanId, free).SetProperty(a => a.StateAsOf, asOf), ct);
             await CacheNotifications.PublishAsync((NpgsqlConnection)db.Database.GetDbConnection(), (NpgsqlTransaction)transaction.GetDbTransaction(), $"owner:{userId}", ct);
         }
-        if (!string.IsNullOrEmpty(to))
+        if (to.Count > 0)
         {
-            outbox.Enqueue(to, last
+            var content = last
                 ? EmailTemplates.PlanEndedUnpaid(plan.Name, o.FreePlan.Name, billingUrl)
-                : EmailTemplates.PaymentFailed(plan.Name, step + 1, Days[^1] - Days[step], billingUrl), ownerId);
+                : EmailTemplates.PaymentFailed(plan.Name, step + 1, Days[^1] - Days[step], billingUrl);
+            foreach (var recipient in to) outbox.Enqueue(recipient.Email, content, recipient.UserId);
             await db.SaveChangesAsync(ct);
         }
         await transaction.CommitAsync(ct);

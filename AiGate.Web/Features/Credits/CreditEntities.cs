@@ -78,6 +78,8 @@ public sealed class CreditLease
     public Guid UserId { get; set; }
     public required string InstanceId { get; set; }
     public long HeldMicros { get; set; }
+    /// <summary>The member whose monthly budget this lease also holds (<see cref="MemberBudget"/>); null: the organization's balance only.</summary>
+    public Guid? MemberId { get; set; }
     public DateTimeOffset ExpiresAt { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
 
@@ -197,6 +199,8 @@ public sealed class StreamCheckpoint
     public long ProviderCostMicros { get; set; }
     /// <summary>The stream runs on the account's own provider key (BYOK).</summary>
     public bool Byok { get; set; }
+    /// <summary>The member whose monthly spend the stream counts (<see cref="MemberBudget"/>), when tracked.</summary>
+    public Guid? MemberId { get; set; }
     public DateTimeOffset StartedAt { get; set; }
     public DateTimeOffset UpdatedAt { get; set; }
 
@@ -211,6 +215,32 @@ public sealed class StreamCheckpoint
             b.Property(c => c.Provider).HasMaxLength(64);
             b.Property(c => c.Byok).HasDefaultValue(false);
             b.HasIndex(c => c.LeaseId);
+        }
+    }
+}
+
+/// <summary>
+/// A member's spend in an organization for the calendar month (UTC) <see cref="Month"/>, and the part of their monthly
+/// budget (<see cref="OrgMember.MonthlyBudgetMicros"/>) that instances hold as leases (<see cref="CreditLease.MemberId"/>).
+/// Remaining budget = budget − spent − held; the lease acquisition takes from it and from the organization's balance in
+/// one transaction, the usage writer moves held to spent, a new month starts spent again at 0.
+/// </summary>
+public sealed class MemberBudget
+{
+    public Guid OrgId { get; set; }
+    public Guid UserId { get; set; }
+    public DateOnly Month { get; set; }
+    public long SpentMicros { get; set; }
+    public long HeldMicros { get; set; }
+    public DateTimeOffset UpdatedAt { get; set; }
+
+    internal sealed class Configuration : IEntityTypeConfiguration<MemberBudget>
+    {
+        public void Configure(EntityTypeBuilder<MemberBudget> b)
+        {
+            // No foreign keys: spend of a member removed while their calls were in flight is still counted.
+            b.ToTable("member_budgets", t => t.HasCheckConstraint("ck_member_budgets_held", "held_micros >= 0"));
+            b.HasKey(m => new { m.OrgId, m.UserId });
         }
     }
 }

@@ -7,13 +7,13 @@ using Npgsql;
 
 namespace AiGate.Web.Features.Credits;
 
-public enum ReserveOutcome { Reserved, InsufficientCredits, KeyLimitReached, Unavailable }
+public enum ReserveOutcome { Reserved, InsufficientCredits, KeyLimitReached, Unavailable, MemberBudgetExceeded }
 
 /// <summary>Credit set aside for one request until it settles. Settle or release it exactly once.</summary>
 public sealed class Reservation
 {
     /// <summary>The stand-in when metering is off for a benchmark: nothing held, nothing charged.</summary>
-    public static readonly Reservation Unmetered = new(null!, new CreditLeases.UserLease(Guid.Empty), Guid.Empty, new CreditLeases.KeySpend(), 0);
+    public static readonly Reservation Unmetered = new(null!, new CreditLeases.UserLease(Guid.Empty, null), Guid.Empty, new CreditLeases.KeySpend(), 0);
 
     internal Reservation(CreditLeases owner, CreditLeases.UserLease lease, Guid keyId, CreditLeases.KeySpend keySpend, long amountMicros)
     {
@@ -28,6 +28,8 @@ public sealed class Reservation
     internal CreditLeases.UserLease Lease { get; }
     public Guid UserId => Lease.UserId;
     public Guid LeaseId => Lease.Id;
+    /// <summary>The member whose monthly budget the lease also holds (null: the organization's balance only).</summary>
+    public Guid? LeaseMemberId => Lease.MemberId;
     public Guid KeyId { get; }
     internal CreditLeases.KeySpend KeySpend { get; }
     public long AmountMicros { get; }
@@ -49,11 +51,17 @@ public sealed class Reservation
 /// neither a clock step nor a suspended VM extends it); a heartbeat that finds one of this instance's
 /// lease rows gone (swept while this process was frozen or cut off) drops that lease from memory
 /// before the instance spends again.
+/// Member budgets (issue 17): a key whose creator has a monthly budget in its organization spends from a lease of its
+/// own keyed by (organization, member), whose acquisition takes the slice from the organization's balance and from the
+/// member's remaining budget (<c>member_budgets</c>: budget − spent − held for the current UTC month) in one transaction,
+/// so the member cannot overspend their budget either, on any number of instances. Returns, the sweep and the usage
+/// writer move the member's held and spent with the organization's.
 /// </summary>
 public sealed partial class CreditLeases : BackgroundService
 {
     private static readonly TimeSpan IdleReturn = TimeSpan.FromSeconds(5);
-    private readonly ConcurrentDictionary<Guid, UserLease> _leases = new();
+    /// <summary>Leases by (organization, member with a budget); <see cref="Guid.Empty"/> as the member: the organization's own.</summary>
+    private readonly ConcurrentDictionary<(Guid Org, Guid Member), UserLease> _leases = new();
     private readonly ConcurrentDictionary<Guid, KeySpend> _keySpend = new();
     private readonly NpgsqlDataSource _dataSource;
     private readonly TimeProvider _clock;
@@ -87,23 +95,27 @@ public sealed partial class CreditLeases : BackgroundService
             return (ReserveOutcome.KeyLimitReached, null);
         if (!LeasesValid()) return (ReserveOutcome.Unavailable, null);
 
-        var lease = CurrentLease(key.OwnerId);
+        var member = key.MemberBudgetMicros is not null ? key.CreatedBy : Guid.Empty;
+        var lease = CurrentLease(key.OwnerId, member);
         if (TryTake(lease, key.KeyId, spend, amountMicros) is { } fast) return (ReserveOutcome.Reserved, fast);
 
         await lease.Gate.WaitAsync(ct);
         try
         {
             // Dropped while we waited (its row was swept): start over on a fresh lease.
-            if (lease.Dropped) lease = CurrentLease(key.OwnerId);
+            if (lease.Dropped) lease = CurrentLease(key.OwnerId, member);
             if (TryTake(lease, key.KeyId, spend, amountMicros) is { } again) return (ReserveOutcome.Reserved, again);
             long need;
             lock (lease) need = amountMicros - lease.Available;
             long granted;
+            bool budgetShort;
             try
             {
                 // Not cancellable from here to the memory update below: a request aborted after the commit
                 // would leave credit held in the database that this instance never knew it had.
-                granted = await AcquireAsync(lease, need, CancellationToken.None);
+                (granted, budgetShort) = lease.MemberId is null
+                    ? (await AcquireAsync(lease, need, CancellationToken.None), false)
+                    : await AcquireForMemberAsync(lease, need, CancellationToken.None);
             }
             catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
             {
@@ -126,9 +138,8 @@ public sealed partial class CreditLeases : BackgroundService
             {
                 _ = AskOthersToReturnAsync(key.OwnerId);
             }
-            return TryTake(lease, key.KeyId, spend, amountMicros) is { } reserved
-                ? (ReserveOutcome.Reserved, reserved)
-                : (ReserveOutcome.InsufficientCredits, null);
+            if (TryTake(lease, key.KeyId, spend, amountMicros) is { } reserved) return (ReserveOutcome.Reserved, reserved);
+            return (budgetShort ? ReserveOutcome.MemberBudgetExceeded : ReserveOutcome.InsufficientCredits, null);
         }
         finally
         {
@@ -142,18 +153,24 @@ public sealed partial class CreditLeases : BackgroundService
             AiGateTelemetry.LeaseAcquisitions.Add(1, new KeyValuePair<string, object?>("outcome", outcome));
     }
 
-    private UserLease CurrentLease(Guid userId)
+    private UserLease CurrentLease(Guid orgId, Guid member)
     {
         while (true)
         {
-            var lease = _leases.GetOrAdd(userId, static id => new UserLease(id));
+            var lease = _leases.GetOrAdd((orgId, member), static id => new UserLease(id.Org, id.Member == Guid.Empty ? null : id.Member));
             if (!lease.Dropped) return lease;
-            _leases.TryRemove(new KeyValuePair<Guid, UserLease>(userId, lease));
+            _leases.TryRemove(new KeyValuePair<(Guid, Guid), UserLease>((orgId, member), lease));
         }
     }
 
-    /// <summary>Requests of this user in flight on this instance (a refusal because of them deserves a Retry-After).</summary>
-    public int InFlight(Guid userId) => _leases.TryGetValue(userId, out var lease) ? Volatile.Read(ref lease.InFlight) : 0;
+    /// <summary>Requests of this organization's own lease in flight on this instance.</summary>
+    public int InFlight(Guid userId) => _leases.TryGetValue((userId, Guid.Empty), out var lease) ? Volatile.Read(ref lease.InFlight) : 0;
+
+    /// <summary>Requests of this key's lease in flight on this instance (a refusal because of them deserves a Retry-After).</summary>
+    public int InFlight(KeyIdentity key) =>
+        _leases.TryGetValue((key.OwnerId, key.MemberBudgetMicros is not null ? key.CreatedBy : Guid.Empty), out var lease)
+            ? Volatile.Read(ref lease.InFlight)
+            : 0;
 
     /// <summary>The request cost <paramref name="costMicros"/> (it may exceed the reservation slightly: the excess is debt the lease absorbs).</summary>
     public void Settle(Reservation reservation, long costMicros)
@@ -174,11 +191,11 @@ public sealed partial class CreditLeases : BackgroundService
     public void Release(Reservation reservation) => Settle(reservation, 0);
 
     /// <summary>The usage writer committed <paramref name="costMicros"/> of this lease's spend to the database.</summary>
-    internal void OnFlushed(Guid userId, Guid leaseId, Guid keyId, long costMicros)
+    internal void OnFlushed(Guid userId, Guid? leaseMember, Guid leaseId, Guid keyId, long costMicros)
     {
         // Only the lease the spend came from: a lease dropped since then is no longer in the map, and its
         // successor (a new id) must not shrink by it.
-        if (_leases.TryGetValue(userId, out var lease) && lease.Id == leaseId)
+        if (_leases.TryGetValue((userId, leaseMember ?? Guid.Empty), out var lease) && lease.Id == leaseId)
             lock (lease)
             {
                 lease.Held = Math.Max(0, lease.Held - costMicros);
@@ -197,9 +214,9 @@ public sealed partial class CreditLeases : BackgroundService
     /// A settled record PostgreSQL refused for good (see <see cref="UsageWriter"/>): nothing was charged,
     /// so its cost goes back to the lease it was taken from and leaves the key's pending spend.
     /// </summary>
-    internal void OnDeadLettered(Guid userId, Guid leaseId, Guid keyId, long costMicros)
+    internal void OnDeadLettered(Guid userId, Guid? leaseMember, Guid leaseId, Guid keyId, long costMicros)
     {
-        if (_leases.TryGetValue(userId, out var lease) && lease.Id == leaseId)
+        if (_leases.TryGetValue((userId, leaseMember ?? Guid.Empty), out var lease) && lease.Id == leaseId)
             lock (lease)
             {
                 lease.Available += costMicros;
@@ -224,14 +241,16 @@ public sealed partial class CreditLeases : BackgroundService
     /// <summary>
     /// One statement: take min(available, max(need, min(cap, available / 4))) from the user's
     /// available balance into this instance's lease, or nothing when even <paramref name="need"/>
-    /// is not available. The row lock makes concurrent instances queue, never overspend.
+    /// is not available. The row lock makes concurrent instances queue, never overspend. This lease's row is locked
+    /// first (<c>own</c>): the order in which the usage writer and returns lock a lease and then its account.
     /// </summary>
     private async Task<long> AcquireAsync(UserLease lease, long need, CancellationToken ct)
     {
         await using var command = _dataSource.CreateCommand("""
-            with g as (
+            with own as (select 1 from credit_leases where id = $4 for update),
+            g as (
                 select least(balance_micros - held_micros, greatest($2, least($3, (balance_micros - held_micros) / 4))) as amount
-                from credit_accounts where user_id = $1 for update),
+                from credit_accounts where user_id = $1 and (select count(*) from own) >= 0 for update),
             upd as (
                 update credit_accounts a set held_micros = a.held_micros + g.amount, updated_at = now()
                 from g where a.user_id = $1 and g.amount >= $2 and g.amount > 0
@@ -251,6 +270,72 @@ public sealed partial class CreditLeases : BackgroundService
         return await command.ExecuteScalarAsync(ct) is long granted ? granted : 0;
     }
 
+    /// <summary>
+    /// The same for a member with a monthly budget, in one transaction (one round trip): lock the lease's row and the
+    /// organization's account, make sure the member's row counts the current UTC month of the app's clock (a new
+    /// month starts spent again at 0), then take min(available, room, max(need, min(cap, min(available, room) / 4))), where
+    /// room is the member's budget − spent − held, into the organization's held credit, the member's and this lease.
+    /// BudgetShort: the member's remaining budget, not the organization's balance, is the tighter bound, so a request this
+    /// lease cannot serve (nothing granted, or what was granted taken by concurrent requests) is refused for the budget.
+    /// </summary>
+    private async Task<(long Granted, bool BudgetShort)> AcquireForMemberAsync(UserLease lease, long need, CancellationToken ct)
+    {
+        var now = _clock.GetUtcNow().UtcDateTime;
+        var month = new DateOnly(now.Year, now.Month, 1);
+        await using var batch = _dataSource.CreateBatch();   // one implicit transaction: all or nothing
+        // Locks in the order every statement on leases takes them (this lease's row, then the account, then the member's
+        // row: acquisitions, returns, the sweep and the usage writer), so two of them wait for each other, never deadlock.
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("select 1 from credit_leases where id = $1 for update")
+            { Parameters = { new() { Value = lease.Id } } });
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("select 1 from credit_accounts where user_id = $1 for update")
+            { Parameters = { new() { Value = lease.UserId } } });
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("""
+            insert into member_budgets (org_id, user_id, month, spent_micros, held_micros, updated_at) values ($1, $2, $3, 0, 0, now())
+            on conflict (org_id, user_id) do update set month = excluded.month, spent_micros = 0, updated_at = now()
+            where member_budgets.month < excluded.month
+            """) { Parameters = { new() { Value = lease.UserId }, new() { Value = lease.MemberId!.Value }, new() { Value = month } } });
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("""
+            with r as (
+                select a.available,
+                       -- No longer a member: nothing; a budget removed meanwhile: the balance is the only bound.
+                       case when o.user_id is null then 0
+                            when o.monthly_budget_micros is null then a.available
+                            else o.monthly_budget_micros - b.spent_micros - b.held_micros end as room
+                from (select balance_micros - held_micros as available from credit_accounts where user_id = $1) a
+                cross join member_budgets b
+                left join organization_members o on o.org_id = b.org_id and o.user_id = b.user_id
+                where b.org_id = $1 and b.user_id = $2),
+            g as (select least(available, room, greatest($3, least($4, least(available, room) / 4))) as amount, available, room from r),
+            upd as (
+                update credit_accounts a set held_micros = a.held_micros + g.amount, updated_at = now()
+                from g where a.user_id = $1 and g.amount >= $3 and g.amount > 0
+                returning g.amount),
+            member as (
+                update member_budgets b set held_micros = b.held_micros + upd.amount, updated_at = now()
+                from upd where b.org_id = $1 and b.user_id = $2),
+            lease as (
+                insert into credit_leases (id, user_id, member_id, instance_id, held_micros, expires_at, created_at)
+                select $5, $1, $2, $6, amount, now() + make_interval(secs => $7), now() from upd
+                on conflict (id) do update set held_micros = credit_leases.held_micros + excluded.held_micros, expires_at = excluded.expires_at)
+            select coalesce((select amount from upd), 0), coalesce((select room < available from g), false)
+            """)
+        {
+            Parameters =
+            {
+                new() { Value = lease.UserId }, new() { Value = lease.MemberId!.Value }, new() { Value = Math.Max(1, need) },
+                new() { Value = _options.MaxLeaseMicros }, new() { Value = lease.Id }, new() { Value = InstanceId },
+                new() { Value = (double)_options.LeaseTtlSeconds },
+            },
+        });
+        await using var reader = await batch.ExecuteReaderAsync(ct);
+        do
+        {
+            if (reader.FieldCount == 2 && await reader.ReadAsync(ct)) return (reader.GetInt64(0), reader.GetBoolean(1));
+        } while (await reader.NextResultAsync(ct));
+        return (0, false);
+    }
+
+
     private async Task AskOthersToReturnAsync(Guid userId)
     {
         try
@@ -266,9 +351,11 @@ public sealed partial class CreditLeases : BackgroundService
 
     private void OnNotice(string? payload)
     {
-        if (payload is not null && payload.StartsWith("lease-return:", StringComparison.Ordinal) &&
-            Guid.TryParse(payload.AsSpan(13), out var userId) && _leases.TryGetValue(userId, out var lease))
-            lease.ReturnRequested = true;
+        if (payload is null || !payload.StartsWith("lease-return:", StringComparison.Ordinal) || !Guid.TryParse(payload.AsSpan(13), out var orgId))
+            return;
+        // Every lease of the organization: its members' leases hold its balance too (and their own budgets).
+        foreach (var (id, lease) in _leases)
+            if (id.Org == orgId) lease.ReturnRequested = true;
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -320,16 +407,22 @@ public sealed partial class CreditLeases : BackgroundService
             try
             {
                 // Only while the lease row exists: a swept lease's credit already went back, and returning it
-                // again would release credit another instance holds.
+                // again would release credit another instance holds. A member's lease gives their budget back too. The CTEs
+                // chain (lease row, account, member row) to lock in the order every statement on leases does.
                 await using var command = _dataSource.CreateCommand("""
-                    with l as (update credit_leases set held_micros = greatest(held_micros - $3, 0) where id = $2 returning id)
-                    update credit_accounts set held_micros = greatest(held_micros - $3, 0), updated_at = now()
-                    where user_id = $1 and exists (select 1 from l)
+                    with l as (update credit_leases set held_micros = greatest(held_micros - $3, 0) where id = $2 returning id, member_id),
+                    account as (
+                        update credit_accounts set held_micros = greatest(held_micros - $3, 0), updated_at = now()
+                        where user_id = $1 and exists (select 1 from l) returning user_id),
+                    member as (
+                        update member_budgets b set held_micros = greatest(b.held_micros - $3, 0), updated_at = now()
+                        from l, account where b.org_id = $1 and b.user_id = l.member_id)
+                    select count(*) from l
                     """);
                 command.Parameters.Add(new() { Value = lease.UserId });
                 command.Parameters.Add(new() { Value = lease.Id });
                 command.Parameters.Add(new() { Value = amount });
-                if (await command.ExecuteNonQueryAsync(ct) == 0 && lease.HasRow) Drop(lease);
+                if (await command.ExecuteScalarAsync(ct) is 0L && lease.HasRow) Drop(lease);
             }
             catch (Exception ex) when (ex is NpgsqlException or TimeoutException or OperationCanceledException)
             {
@@ -355,9 +448,15 @@ public sealed partial class CreditLeases : BackgroundService
                 "update credit_leases set expires_at = now() + make_interval(secs => $2) where instance_id = $1 returning id")
                 { Parameters = { new() { Value = InstanceId }, new() { Value = (double)_options.LeaseTtlSeconds } } });
             batch.BatchCommands.Add(new NpgsqlBatchCommand("""
-                with dead as (delete from credit_leases where expires_at < now() returning user_id, held_micros)
-                update credit_accounts a set held_micros = greatest(a.held_micros - d.total, 0), updated_at = now()
-                from (select user_id, sum(held_micros) as total from dead group by user_id) d where a.user_id = d.user_id
+                with dead as (delete from credit_leases where expires_at < now() returning user_id, member_id, held_micros),
+                accounts as (
+                    update credit_accounts a set held_micros = greatest(a.held_micros - d.total, 0), updated_at = now()
+                    from (select user_id, sum(held_micros) as total from dead group by user_id) d where a.user_id = d.user_id
+                    returning a.user_id)
+                update member_budgets b set held_micros = greatest(b.held_micros - d.total, 0), updated_at = now()
+                from (select user_id, member_id, sum(held_micros) as total from dead where member_id is not null group by user_id, member_id) d
+                cross join (select count(*) from accounts) locked
+                where b.org_id = d.user_id and b.user_id = d.member_id
                 """));
             var alive = new HashSet<Guid>();
             await using (var reader = await batch.ExecuteReaderAsync(ct))
@@ -400,14 +499,17 @@ public sealed partial class CreditLeases : BackgroundService
             lease.Available = Math.Min(lease.Available, 0);
             lease.Held = 0;
         }
-        _leases.TryRemove(new KeyValuePair<Guid, UserLease>(lease.UserId, lease));
+        _leases.TryRemove(new KeyValuePair<(Guid, Guid), UserLease>((lease.UserId, lease.MemberId ?? Guid.Empty), lease));
         LogLeaseDropped(lease.UserId, lease.Id);
     }
 
-    internal sealed class UserLease(Guid userId)
+    internal sealed class UserLease(Guid userId, Guid? memberId)
     {
         public Guid Id { get; } = Guid.CreateVersion7();
+        /// <summary>The organization whose balance the lease holds.</summary>
         public Guid UserId { get; } = userId;
+        /// <summary>The member whose monthly budget it holds too; null: the organization's own lease.</summary>
+        public Guid? MemberId { get; } = memberId;
         public SemaphoreSlim Gate { get; } = new(1, 1);
         /// <summary>Credit of this lease not reserved by any request; negative after an overshoot.</summary>
         public long Available;

@@ -60,6 +60,17 @@ public sealed class Metering(CreditLeases leases, UsageWriter writer, Ledger led
                     $"This API key has reached its credit limit of ${ModelPricing.MicrosToUsd(key.CreditLimitMicros ?? 0)}; " +
                     "raise the limit or use another key.", "insufficient_credits", "insufficient_credits");
                 return null;
+            case ReserveOutcome.MemberBudgetExceeded:
+                CountRefusal("member_budget");
+                // The member's own cap, not the organization's money: an admin raises it, or the month ends.
+                var held = leases.InFlight(key) > 0;
+                await ApiErrors.WriteAsync(context, StatusCodes.Status402PaymentRequired,
+                    $"Your monthly budget in this organization (${ModelPricing.MicrosToUsd(key.MemberBudgetMicros ?? 0)}) does not cover this request, " +
+                    $"which may cost up to ${ModelPricing.MicrosToUsd(worstCaseMicros)}. Ask an owner or admin of the organization to raise your " +
+                    "monthly budget, lower max_tokens, or wait for the next month (UTC)." +
+                    (held ? " Some of your budget is reserved by requests in flight." : ""),
+                    "insufficient_credits", "member_budget_exceeded", retryAfter: held ? TimeSpan.FromSeconds(1) : null);
+                return null;
             case ReserveOutcome.Unavailable:
                 CountRefusal("billing_unavailable");
                 await ApiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable,
@@ -69,7 +80,7 @@ public sealed class Metering(CreditLeases leases, UsageWriter writer, Ledger led
             default:
                 CountRefusal("insufficient_credits");
                 var balance = await ledger.GetBalanceAsync(key.OwnerId, context.RequestAborted);
-                var busy = leases.InFlight(key.OwnerId) > 0;
+                var busy = leases.InFlight(key) > 0;
                 await ApiErrors.WriteAsync(context, StatusCodes.Status402PaymentRequired,
                     $"Insufficient credits: your balance is ${ModelPricing.MicrosToUsd(balance.BalanceMicros)} and this request may cost up to " +
                     $"${ModelPricing.MicrosToUsd(worstCaseMicros)}. Add credits, or lower max_tokens." +
@@ -116,7 +127,7 @@ public sealed class Metering(CreditLeases leases, UsageWriter writer, Ledger led
         await writer.EnqueueAsync(new UsageRecord(
             requestId, key.OwnerId, key.KeyId, reservation.LeaseId, modelId, outcome.Provider, usage, cost, outcome.Streamed,
             outcome.Status, (int)System.Diagnostics.Stopwatch.GetElapsedTime(startedTimestamp).TotalMilliseconds, outcome.TimeToFirstByteMs,
-            clock.GetUtcNow(), providerCost, outcome.Byok, error), CancellationToken.None);
+            clock.GetUtcNow(), providerCost, outcome.Byok, error, key.SpendMember, reservation.LeaseMemberId), CancellationToken.None);
         return cost;
     }
 
@@ -133,7 +144,13 @@ public sealed class Metering(CreditLeases leases, UsageWriter writer, Ledger led
             return (ReserveOutcome.InsufficientCredits, null);
         }
         var result = await leases.ReserveAsync(key, worstCaseMicros, ct);
-        if (result.Outcome != ReserveOutcome.Reserved) CountRefusal(result.Outcome == ReserveOutcome.Unavailable ? "billing_unavailable" : "insufficient_credits");
+        if (result.Outcome != ReserveOutcome.Reserved)
+            CountRefusal(result.Outcome switch
+            {
+                ReserveOutcome.Unavailable => "billing_unavailable",
+                ReserveOutcome.MemberBudgetExceeded => "member_budget",
+                _ => "insufficient_credits",
+            });
         return result;
     }
 

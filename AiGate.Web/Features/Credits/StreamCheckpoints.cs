@@ -29,7 +29,7 @@ public sealed partial class StreamCheckpoints(NpgsqlDataSource dataSource, Usage
     {
         if (ReferenceEquals(reservation, Reservation.Unmetered) || model.Pricing is not { } pricing) return null;
         var stream = new OpenStream(requestId, key.OwnerId, key.KeyId, reservation.LeaseId, model.Id, pricing, clock.GetUtcNow(),
-            Stopwatch.GetTimestamp() + _interval, _interval);
+            Stopwatch.GetTimestamp() + _interval, _interval) { MemberId = key.SpendMember };
         _open[requestId] = stream;
         return stream;
     }
@@ -66,11 +66,11 @@ public sealed partial class StreamCheckpoints(NpgsqlDataSource dataSource, Usage
             // A stream that ended while this ran has its usage row already: no checkpoint is (re)written for it.
             await using var command = dataSource.CreateCommand("""
                 insert into stream_checkpoints (request_id, user_id, key_id, lease_id, model_id, provider, prompt_tokens, completion_tokens,
-                                                cached_tokens, cost_micros, started_at, provider_cost_micros, byok, updated_at)
+                                                cached_tokens, cost_micros, started_at, provider_cost_micros, byok, member_id, updated_at)
                 select t.*, now() from unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::int8[], $8::int8[],
-                                              $9::int8[], $10::int8[], $11::timestamptz[], $12::int8[], $13::bool[])
+                                              $9::int8[], $10::int8[], $11::timestamptz[], $12::int8[], $13::bool[], $14::uuid[])
                     as t(request_id, user_id, key_id, lease_id, model_id, provider, prompt_tokens, completion_tokens, cached_tokens, cost_micros,
-                         started_at, provider_cost_micros, byok)
+                         started_at, provider_cost_micros, byok, member_id)
                 where not exists (select 1 from usage_events u where u.request_id = t.request_id)
                 on conflict (request_id) do update set provider = excluded.provider, prompt_tokens = excluded.prompt_tokens,
                     completion_tokens = excluded.completion_tokens, cached_tokens = excluded.cached_tokens,
@@ -91,6 +91,7 @@ public sealed partial class StreamCheckpoints(NpgsqlDataSource dataSource, Usage
             p.Add(new() { Value = changed.Select(c => c.Stream.StartedAt).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
             p.Add(new() { Value = changed.Select(c => c.Snapshot.ProviderCostMicros).ToArray() });
             p.Add(new() { Value = changed.Select(c => c.Stream.Byok).ToArray() });
+            p.Add(new() { Value = changed.Select(c => c.Stream.MemberId).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Uuid });
             await command.ExecuteNonQueryAsync(ct);
         }
         catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
@@ -150,6 +151,8 @@ public sealed class OpenStream
     public Guid UserId { get; }
     public Guid KeyId { get; }
     public Guid LeaseId { get; }
+    /// <summary>The member whose monthly spend the stream counts (<see cref="KeyIdentity.SpendMember"/>).</summary>
+    public Guid? MemberId { get; init; }
     public string ModelId { get; }
     public DateTimeOffset StartedAt { get; }
     /// <summary>The provider serving the stream, once routed.</summary>

@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using AiGate.Web.Features.Gateway;
+using AiGate.Web.Features.Keys;
 using AiGate.Web.Features.Models;
 using AiGate.Web.Infrastructure.Telemetry;
 using Microsoft.Extensions.Options;
@@ -8,17 +9,21 @@ using NpgsqlTypes;
 
 namespace AiGate.Web.Features.Credits;
 
-/// <summary>One metered call, as it leaves the request path.</summary>
+/// <summary>
+/// One metered call, as it leaves the request path. <paramref name="MemberId"/>: the member whose monthly spend it counts
+/// (<see cref="KeyIdentity.SpendMember"/>); <paramref name="LeaseMemberId"/>: the member of the lease it was reserved from.
+/// </summary>
 public sealed record UsageRecord(
     string RequestId, Guid UserId, Guid KeyId, Guid LeaseId, string ModelId, string Provider, TokenUsage Usage, long CostMicros,
     bool Streamed, int Status, int LatencyMs, int? TimeToFirstByteMs, DateTimeOffset At, long? ProviderCostMicros = null, bool Byok = false,
-    CallError? Error = null);
+    CallError? Error = null, Guid? MemberId = null, Guid? LeaseMemberId = null);
 
 /// <summary>
 /// Writes usage off the request path: requests put a <see cref="UsageRecord"/> on a bounded channel;
 /// every <see cref="CreditsOptions.FlushIntervalMs"/> (or 1,000 records) one SQL statement inserts
-/// the usage rows and their ledger entries, debits the balances, shrinks the leases and adds to the
-/// keys' spend, all in one transaction. The request id is unique in both tables, so a batch retried
+/// the usage rows and their ledger entries, debits the balances, shrinks the leases, adds to the
+/// keys' spend and to the members' monthly spend (moving a member lease's held budget to spent), all
+/// in one transaction. The request id is unique in both tables, so a batch retried
 /// after an unclear commit lands once. A failing database is retried until it answers; a record
 /// PostgreSQL refuses for good (<see cref="IsPermanent"/>) is set aside in <c>usage_dead_letters</c> and
 /// the rest of its batch is written. Graceful shutdown drains the channel in <see cref="StopAsync"/>.
@@ -159,7 +164,7 @@ public sealed partial class UsageWriter(NpgsqlDataSource dataSource, CreditLease
 
     private void Committed(List<UsageRecord> batch, List<(Guid KeyId, long SpentMicros)> keys)
     {
-        foreach (var record in batch) leases.OnFlushed(record.UserId, record.LeaseId, record.KeyId, record.CostMicros);
+        foreach (var record in batch) leases.OnFlushed(record.UserId, record.LeaseMemberId, record.LeaseId, record.KeyId, record.CostMicros);
         foreach (var (keyId, spent) in keys) leases.OnKeySpentRead(keyId, spent);
         Interlocked.Add(ref _pending, -batch.Count);
         AiGateTelemetry.WriterBacklog.Add(-batch.Count);
@@ -205,7 +210,7 @@ public sealed partial class UsageWriter(NpgsqlDataSource dataSource, CreditLease
                 delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 5000));
             }
         }
-        leases.OnDeadLettered(record.UserId, record.LeaseId, record.KeyId, record.CostMicros);
+        leases.OnDeadLettered(record.UserId, record.LeaseMemberId, record.LeaseId, record.KeyId, record.CostMicros);
         Interlocked.Decrement(ref _pending);
         AiGateTelemetry.WriterBacklog.Add(-1);
     }
@@ -215,10 +220,10 @@ public sealed partial class UsageWriter(NpgsqlDataSource dataSource, CreditLease
         with input as (
             select * from unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::int8[], $8::int8[],
                                  $9::int8[], $10::int8[], $11::bool[], $12::bool[], $13::int4[], $14::int4[], $15::int4[], $16::timestamptz[],
-                                 $17::int8[], $18::bool[], $19::text[], $20::text[])
+                                 $17::int8[], $18::bool[], $19::text[], $20::text[], $21::uuid[])
                 as t(request_id, user_id, key_id, lease_id, model_id, provider, prompt_tokens, completion_tokens, cached_tokens,
                      cost_micros, estimated, streamed, status, latency_ms, ttfb_ms, created_at, provider_cost_micros, byok,
-                     error_code, error_message)),
+                     error_code, error_message, member_id)),
         checkpoints as (delete from stream_checkpoints c using input i where c.request_id = i.request_id),
         """;
 
@@ -233,7 +238,7 @@ public sealed partial class UsageWriter(NpgsqlDataSource dataSource, CreditLease
             returning request_id, user_id, key_id, lease_id, model_id, provider, prompt_tokens, completion_tokens, cached_tokens,
                       cost_micros, true as estimated, true as streamed, 200 as status,
                       least(extract(epoch from updated_at - started_at) * 1000, 2147483647)::int4 as latency_ms, null::int4 as ttfb_ms,
-                      updated_at as created_at, provider_cost_micros, byok, null::text as error_code, null::text as error_message),
+                      updated_at as created_at, provider_cost_micros, byok, null::text as error_code, null::text as error_message, member_id),
         """;
 
     /// <summary>
@@ -258,14 +263,33 @@ public sealed partial class UsageWriter(NpgsqlDataSource dataSource, CreditLease
         lease_rows as (
             update credit_leases l set held_micros = greatest(l.held_micros - s.total, 0)
             from (select lease_id, sum(cost_micros) as total from fresh group by lease_id) s where l.id = s.lease_id
-            returning l.user_id, s.total),
+            returning l.user_id, l.member_id, s.total),
         -- Held credit shrinks only for spend of leases that still exist: a swept lease's hold went back already.
         accounts as (
             update credit_accounts a set balance_micros = a.balance_micros - s.total,
                                          held_micros = greatest(a.held_micros - coalesce(h.total, 0), 0), updated_at = now()
             from (select user_id, sum(cost_micros) as total from fresh group by user_id) s
                  left join (select user_id, sum(total) as total from lease_rows group by user_id) h using (user_id)
-            where a.user_id = s.user_id),
+            where a.user_id = s.user_id
+            returning a.user_id),
+        -- The members' monthly spend, in the UTC month of each call (a call of a month already over counts for nobody), and
+        -- a member lease's held budget shrinks with its spend, as the account's held credit does. Locks are taken in the
+        -- order every statement on leases takes them (lease rows, accounts, then members: `locked` makes the accounts go
+        -- first), so a flush and a member's lease acquisition wait for each other instead of deadlocking.
+        member_month as (
+            select user_id, member_id, date_trunc('month', created_at at time zone 'UTC')::date as month, sum(cost_micros) as total
+            from fresh where member_id is not null group by 1, 2, 3),
+        members as (
+            insert into member_budgets as b (org_id, user_id, month, spent_micros, held_micros, updated_at)
+            select distinct on (user_id, member_id) user_id, member_id, month, total, 0, now()
+            from member_month cross join (select count(*) from accounts) locked order by user_id, member_id, month desc
+            on conflict (org_id, user_id) do update set
+                spent_micros = case when b.month = excluded.month then b.spent_micros + excluded.spent_micros
+                                    when b.month < excluded.month then excluded.spent_micros else b.spent_micros end,
+                month = greatest(b.month, excluded.month),
+                held_micros = greatest(b.held_micros -
+                    coalesce((select sum(h.total) from lease_rows h where h.user_id = b.org_id and h.member_id = b.user_id), 0), 0),
+                updated_at = now()),
         keys as (
             update api_keys k set spent_micros = k.spent_micros + s.total
             from (select key_id, sum(cost_micros) as total from fresh group by key_id) s where k.id = s.key_id
@@ -316,6 +340,7 @@ public sealed partial class UsageWriter(NpgsqlDataSource dataSource, CreditLease
         p.Add(new() { Value = batch.Select(r => r.Byok).ToArray() });
         p.Add(new() { Value = batch.Select(r => r.Error?.Code).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
         p.Add(new() { Value = batch.Select(r => r.Error?.Message).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+        p.Add(new() { Value = batch.Select(r => r.MemberId).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Uuid });
         var keys = new List<(Guid, long)>();
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct)) keys.Add((reader.GetGuid(0), reader.GetInt64(1)));

@@ -8,12 +8,17 @@ using Microsoft.Extensions.Options;
 
 namespace AiGate.Web.Features.Gateway;
 
-/// <summary>The verdict on one request, with what the <c>x-ratelimit-*</c> headers report.</summary>
+/// <summary>
+/// The verdict on one request, with what the <c>x-ratelimit-*</c> headers report. <see cref="MemberLimit"/>: what refused it
+/// is the member's own cap in the organization (and <see cref="MemberCap"/> that cap), not the key's or the organization's.
+/// </summary>
 public readonly record struct RateDecision(bool Allowed, string? Exceeded, TimeSpan RetryAfter,
-    long RequestLimit, long RequestsRemaining, TimeSpan RequestsReset, long TokenLimit, long TokensRemaining, TimeSpan TokensReset);
+    long RequestLimit, long RequestsRemaining, TimeSpan RequestsReset, long TokenLimit, long TokensRemaining, TimeSpan TokensReset,
+    bool MemberLimit = false, long MemberCap = 0);
 
 /// <summary>
-/// RPM and TPM per key (the key's own limits) and per account (plan, usage tier or admin override, resolved on the
+/// RPM and TPM per key (the key's own limits), per member of the organization (the caps an admin set for the key's
+/// creator, issue 17) and per account (plan, usage tier or admin override, resolved on the
 /// cached <see cref="KeyIdentity"/>; no plan yet means the free plan; tokens are the prompt estimate +
 /// output limit at admission, as OpenAI counts), as token
 /// buckets that refill continuously over a minute. Several instances share the limits by each
@@ -23,7 +28,8 @@ public readonly record struct RateDecision(bool Allowed, string? Exceeded, TimeS
 /// </summary>
 public sealed class RateLimits(IOptions<BillingOptions> billing, InstanceRegistry instances, TimeProvider clock)
 {
-    private readonly ConcurrentDictionary<(Guid, char), Bucket> _buckets = new();
+    /// <summary>Buckets by (id, member, kind): the account's (org, empty), a key's (key, empty), a member's (org, member).</summary>
+    private readonly ConcurrentDictionary<(Guid, Guid, char), Bucket> _buckets = new();
     // Plans are fixed for the life of the process: look them up by id without a scan per request.
     private readonly FrozenDictionary<string, PlanOption> _plans = billing.Value.Plans.ToFrozenDictionary(p => p.Id, StringComparer.Ordinal);
     private readonly PlanOption _freePlan = billing.Value.FreePlan;
@@ -45,49 +51,68 @@ public sealed class RateLimits(IOptions<BillingOptions> billing, InstanceRegistr
         }
         var now = clock.GetTimestamp();
 
-        var accountRequests = Get(key.OwnerId, 'r', Share(accountRpm, share));
-        var accountTokens = Get(key.OwnerId, 't', Share(accountTpm, share));
-        var keyRequests = key.RequestsPerMinute is { } rpm ? Get(key.KeyId, 'R', Share(rpm, share)) : null;
-        var keyTokens = key.TokensPerMinute is { } tpm ? Get(key.KeyId, 'T', Share(tpm, share)) : null;
+        var accountRequests = Get(key.OwnerId, Guid.Empty, 'r', Share(accountRpm, share));
+        var accountTokens = Get(key.OwnerId, Guid.Empty, 't', Share(accountTpm, share));
+        var keyRequests = key.RequestsPerMinute is { } rpm ? Get(key.KeyId, Guid.Empty, 'R', Share(rpm, share)) : null;
+        var keyTokens = key.TokensPerMinute is { } tpm ? Get(key.KeyId, Guid.Empty, 'T', Share(tpm, share)) : null;
+        // The member's caps are shared by all of their keys in this organization (a member of two organizations has two).
+        var memberRequests = key.MemberRequestsPerMinute is { } mrpm ? Get(key.OwnerId, key.CreatedBy, 'm', Share(mrpm, share)) : null;
+        var memberTokens = key.MemberTokensPerMinute is { } mtpm ? Get(key.OwnerId, key.CreatedBy, 'n', Share(mtpm, share)) : null;
 
         // The tightest bucket of each kind is what the client sees in the headers.
-        var requestBucket = keyRequests is not null && keyRequests.Capacity < accountRequests.Capacity ? keyRequests : accountRequests;
-        var tokenBucket = keyTokens is not null && keyTokens.Capacity < accountTokens.Capacity ? keyTokens : accountTokens;
+        var requestBucket = Tighter(Tighter(accountRequests, memberRequests), keyRequests);
+        var tokenBucket = Tighter(Tighter(accountTokens, memberTokens), keyTokens);
 
+        // The member's and the key's buckets belong to the organization, so its two locks guard them too.
         lock (accountRequests)
         lock (accountTokens)
         {
-            // Unrolled over the four buckets (two per call on the hot path): no arrays, no tuples.
+            // Unrolled over the six buckets (two per call on the hot path): no arrays, no tuples.
             accountRequests.Refill(now, clock);
             accountTokens.Refill(now, clock);
             keyRequests?.Refill(now, clock);
             keyTokens?.Refill(now, clock);
+            memberRequests?.Refill(now, clock);
+            memberTokens?.Refill(now, clock);
             string? exceeded = null;
             var wait = TimeSpan.Zero;
+            var member = false;
+            long memberCap = 0;
             Short(keyRequests, requests, "requests", ref exceeded, ref wait);
+            if (Short(memberRequests, requests, "requests", ref exceeded, ref wait)) (member, memberCap) = (true, key.MemberRequestsPerMinute!.Value);
             Short(accountRequests, requests, "requests", ref exceeded, ref wait);
             Short(keyTokens, tokens, "tokens", ref exceeded, ref wait);
+            if (Short(memberTokens, tokens, "tokens", ref exceeded, ref wait)) (member, memberCap) = (true, key.MemberTokensPerMinute!.Value);
             Short(accountTokens, tokens, "tokens", ref exceeded, ref wait);
             if (exceeded is null)
             {
                 Take(keyRequests, requests);
+                Take(memberRequests, requests);
                 Take(accountRequests, requests);
                 Take(keyTokens, tokens);
+                Take(memberTokens, tokens);
                 Take(accountTokens, tokens);
             }
             return new RateDecision(exceeded is null, exceeded, wait,
                 requestBucket.Capacity, (long)Math.Max(0, requestBucket.Available), requestBucket.UntilFull,
-                tokenBucket.Capacity, (long)Math.Max(0, tokenBucket.Available), tokenBucket.UntilFull);
+                tokenBucket.Capacity, (long)Math.Max(0, tokenBucket.Available), tokenBucket.UntilFull, member, memberCap);
         }
     }
 
-    /// <summary>Notes a bucket that cannot give <paramref name="need"/> now, and how long until it can.</summary>
-    private static void Short(Bucket? bucket, long need, string kind, ref string? exceeded, ref TimeSpan wait)
+    private static Bucket Tighter(Bucket bucket, Bucket? other) => other is not null && other.Capacity < bucket.Capacity ? other : bucket;
+
+    /// <summary>
+    /// Notes a bucket that cannot give <paramref name="need"/> now, and how long until it can. True when this bucket is
+    /// the first one short, so it names what refused the request.
+    /// </summary>
+    private static bool Short(Bucket? bucket, long need, string kind, ref string? exceeded, ref TimeSpan wait)
     {
-        if (bucket is null || need <= 0 || bucket.Available >= Math.Min(need, bucket.Capacity)) return;
+        if (bucket is null || need <= 0 || bucket.Available >= Math.Min(need, bucket.Capacity)) return false;
+        var first = exceeded is null;
         exceeded ??= kind;
         var missing = Math.Min(need, bucket.Capacity) - bucket.Available;
         wait = TimeSpan.FromSeconds(Math.Max(wait.TotalSeconds, missing / bucket.PerSecond));
+        return first;
     }
 
     private static void Take(Bucket? bucket, long need)
@@ -98,14 +123,17 @@ public sealed class RateLimits(IOptions<BillingOptions> billing, InstanceRegistr
     /// <summary>Gives back tokens admitted on an estimate that the call did not use.</summary>
     public void Refund(KeyIdentity key, long tokens)
     {
-        if (tokens <= 0 || !_buckets.TryGetValue((key.OwnerId, 'r'), out var accountRequests) || !_buckets.TryGetValue((key.OwnerId, 't'), out var accountTokens))
+        if (tokens <= 0 || !_buckets.TryGetValue((key.OwnerId, Guid.Empty, 'r'), out var accountRequests) ||
+            !_buckets.TryGetValue((key.OwnerId, Guid.Empty, 't'), out var accountTokens))
             return;
         lock (accountRequests)   // the same locks, in the same order, as Check
         lock (accountTokens)
         {
             accountTokens.Available = Math.Min(accountTokens.Capacity, accountTokens.Available + tokens);
-            if (_buckets.TryGetValue((key.KeyId, 'T'), out var keyTokens))
+            if (_buckets.TryGetValue((key.KeyId, Guid.Empty, 'T'), out var keyTokens))
                 keyTokens.Available = Math.Min(keyTokens.Capacity, keyTokens.Available + tokens);
+            if (key.MemberTokensPerMinute is not null && _buckets.TryGetValue((key.OwnerId, key.CreatedBy, 'n'), out var memberTokens))
+                memberTokens.Available = Math.Min(memberTokens.Capacity, memberTokens.Available + tokens);
         }
     }
 
@@ -119,6 +147,15 @@ public sealed class RateLimits(IOptions<BillingOptions> billing, InstanceRegistr
     {
         WriteHeaders(context.Response, decision);
         if (decision.Allowed) return true;
+        if (decision.MemberLimit)
+        {
+            // The member's own cap in the organization (set by its owner or an admin), named so they know whom to ask.
+            await ApiErrors.WriteAsync(context, StatusCodes.Status429TooManyRequests,
+                $"Rate limit reached for {decision.Exceeded} per minute: your organization limits you to {decision.MemberCap} {decision.Exceeded} " +
+                $"per minute across your keys. Please try again in {Duration(decision.RetryAfter)}, or ask an owner or admin of the organization to raise it.",
+                decision.Exceeded!, "member_rate_limit_exceeded", retryAfter: decision.RetryAfter);
+            return false;
+        }
         var limit = decision.Exceeded == "tokens" ? decision.TokenLimit : decision.RequestLimit;
         await ApiErrors.WriteAsync(context, StatusCodes.Status429TooManyRequests,
             $"Rate limit reached for {decision.Exceeded} per minute (limit {limit} on this instance). " +
@@ -165,9 +202,9 @@ public sealed class RateLimits(IOptions<BillingOptions> billing, InstanceRegistr
 
     private static long Share(long limit, int instances) => Math.Max(1, limit / instances);
 
-    private Bucket Get(Guid id, char kind, long capacity)
+    private Bucket Get(Guid id, Guid member, char kind, long capacity)
     {
-        var bucket = _buckets.GetOrAdd((id, kind), static (_, c) => new Bucket(c), capacity);
+        var bucket = _buckets.GetOrAdd((id, member, kind), static (_, c) => new Bucket(c), capacity);
         if (bucket.Capacity != capacity)
             lock (bucket) bucket.Resize(capacity);   // the instance count or the key's limit changed
         return bucket;

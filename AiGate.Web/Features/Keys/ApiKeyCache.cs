@@ -15,12 +15,22 @@ namespace AiGate.Web.Features.Keys;
 /// are the account-wide rate limits (plan, usage tier or admin override, <see cref="UsageTiers"/>), resolved when the
 /// key is loaded so there is no lookup per request; 0 = not resolved, the plan's. <see cref="Suspended"/>: an operator
 /// suspended the account, every call gets a 403. <see cref="OwnerId"/> is the organization; <see cref="CreatedBy"/> the member
-/// whose caps the key carries; <see cref="OrgOwnerId"/> the user who owns the organization.
+/// whose caps the key carries; <see cref="OrgOwnerId"/> the user who owns the organization. <see cref="MemberBudgetMicros"/>,
+/// <see cref="MemberRequestsPerMinute"/> and <see cref="MemberTokensPerMinute"/> are the creator's caps in the organization
+/// (null: none), loaded with the key; a change of them publishes <c>owner:{org id}</c>.
 /// </summary>
 public sealed record KeyIdentity(
     Guid KeyId, Guid OwnerId, string Prefix, DateTimeOffset? ExpiresAt, long? CreditLimitMicros, long SpentMicros,
     int? RequestsPerMinute, int? TokensPerMinute, FrozenSet<string> AllowedModels, string? PlanId = null,
-    long AccountRequestsPerMinute = 0, long AccountTokensPerMinute = 0, bool Suspended = false, Guid CreatedBy = default, Guid OrgOwnerId = default);
+    long AccountRequestsPerMinute = 0, long AccountTokensPerMinute = 0, bool Suspended = false, Guid CreatedBy = default, Guid OrgOwnerId = default,
+    long? MemberBudgetMicros = null, int? MemberRequestsPerMinute = null, long? MemberTokensPerMinute = null)
+{
+    /// <summary>
+    /// The member whose monthly spend this key's calls count (<c>member_budgets</c>): the creator, in any organization but
+    /// their own personal one (there the organization's spend is theirs already), or whenever they have a budget. Null: not counted.
+    /// </summary>
+    public Guid? SpendMember => CreatedBy != Guid.Empty && (CreatedBy != OwnerId || MemberBudgetMicros is not null) ? CreatedBy : null;
+}
 
 /// <summary>
 /// Bearer key → <see cref="KeyIdentity"/>, without a database round trip in the steady state.
@@ -120,6 +130,7 @@ public sealed class ApiKeyCache
             {
                 k.Id, k.OwnerId, k.CreatedBy, OwnerUserId = owner.Id, k.Prefix, k.ExpiresAt, k.CreditLimitMicros, k.SpentMicros,
                 k.RequestsPerMinute, k.TokensPerMinute, k.AllowedModels,
+                member.MonthlyBudgetMicros, MemberRequestsPerMinute = member.RequestsPerMinute, MemberTokensPerMinute = member.TokensPerMinute,
                 PlanId = db.Set<BillingAccount>().Where(b => b.UserId == k.OwnerId).Select(b => b.PlanId).FirstOrDefault(),
                 // Suspension, overrides and the total paid (usage tier) change with an owner:{id} notice.
                 Suspended = creator.SuspendedAt != null || owner.SuspendedAt != null,
@@ -132,7 +143,7 @@ public sealed class ApiKeyCache
         var limits = UsageTiers.Resolve(_billing, row.PlanId, row.PaidCents, row.RequestsPerMinuteOverride, row.TokensPerMinuteOverride);
         return new KeyIdentity(row.Id, row.OwnerId, row.Prefix, row.ExpiresAt, row.CreditLimitMicros, row.SpentMicros, row.RequestsPerMinute,
             row.TokensPerMinute, row.AllowedModels.ToFrozenSet(StringComparer.Ordinal), row.PlanId, limits.RequestsPerMinute, limits.TokensPerMinute,
-            row.Suspended, row.CreatedBy, row.OwnerUserId);
+            row.Suspended, row.CreatedBy, row.OwnerUserId, row.MonthlyBudgetMicros, row.MemberRequestsPerMinute, row.MemberTokensPerMinute);
     }
 
     private void OnNotice(string? payload)
