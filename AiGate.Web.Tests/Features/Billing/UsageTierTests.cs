@@ -5,7 +5,6 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using AiGate.Web.Infrastructure;
 using AiGate.Web.Tests.Infrastructure;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -51,14 +50,7 @@ public sealed class UsageTierTests(TieredBillingApp app) : IClassFixture<TieredB
 
     public Task InitializeAsync()
     {
-        _other = new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
-        {
-            b.UseEnvironment("Testing");
-            b.UseSetting("ConnectionStrings:Default", app.Database.ConnectionString);
-            b.UseSetting("Jobs:SchedulerEnabled", "false");
-            b.UseSetting("Providers:echo:Kind", "echo");
-            foreach (var (key, value) in TieredBillingApp.Tiers) b.UseSetting(key, value);
-        });
+        _other = SecondInstance.WithEcho(app.Database.ConnectionString, TieredBillingApp.Tiers.Select(t => (t.Key, t.Value)));
         return Task.CompletedTask;
     }
 

@@ -69,17 +69,7 @@ public sealed class MemberBudgetTests(MemberBudgetApp app) : IClassFixture<Membe
 
     public Task InitializeAsync()
     {
-        _second = new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
-        {
-            b.UseEnvironment("Testing");
-            b.UseSetting("ConnectionStrings:Default", app.Database.ConnectionString);
-            b.UseSetting("Jobs:SchedulerEnabled", "false");
-            b.UseSetting("Providers:fake:Kind", "openai");
-            b.UseSetting("Providers:fake:BaseUrl", app.Upstream.BaseUrl.ToString());
-            b.UseSetting("Providers:fake:ApiKey", "sk-fake");
-            b.UseSetting("Billing:Plans:0:RequestsPerMinute", "100000");
-            b.UseSetting("Billing:Plans:0:TokensPerMinute", "1000000000");
-        });
+        _second = SecondInstance.WithFakeOpenAi(app.Database.ConnectionString, app.Upstream.BaseUrl);
         return Task.CompletedTask;
     }
 

@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using AiGate.Web.Features.Credits;
-using Microsoft.AspNetCore.Hosting;
+using AiGate.Web.Tests.Infrastructure;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -20,18 +20,7 @@ public sealed class OverspendTests(CreditsApp app) : IClassFixture<CreditsApp>, 
 
     public Task InitializeAsync()
     {
-        _second = new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
-        {
-            b.UseEnvironment("Testing");
-            b.UseSetting("ConnectionStrings:Default", app.Database.ConnectionString);
-            b.UseSetting("Jobs:SchedulerEnabled", "false");
-            b.UseSetting("Providers:fake:Kind", "openai");
-            b.UseSetting("Providers:fake:BaseUrl", app.Upstream.BaseUrl.ToString());
-            b.UseSetting("Providers:fake:ApiKey", "sk-fake");
-            // As AiGateApp: the free plan's rate limits must not be what refuses these calls.
-            b.UseSetting("Billing:Plans:0:RequestsPerMinute", "100000");
-            b.UseSetting("Billing:Plans:0:TokensPerMinute", "1000000000");
-        });
+        _second = SecondInstance.WithFakeOpenAi(app.Database.ConnectionString, app.Upstream.BaseUrl);
         return Task.CompletedTask;
     }
 

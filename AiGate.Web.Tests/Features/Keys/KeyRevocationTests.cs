@@ -3,7 +3,6 @@ using System.Net;
 using System.Net.Http.Headers;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Tests.Infrastructure;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -17,13 +16,7 @@ public sealed class KeyRevocationTests(AiGateApp app) : IClassFixture<AiGateApp>
     public Task InitializeAsync()
     {
         // A second instance of the app on the same database, with its own caches and listener.
-        _other = new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
-        {
-            b.UseEnvironment("Testing");
-            b.UseSetting("ConnectionStrings:Default", app.Database.ConnectionString);
-            b.UseSetting("Jobs:SchedulerEnabled", "false");
-            b.UseSetting("Providers:echo:Kind", "echo");
-        });
+        _other = SecondInstance.WithEcho(app.Database.ConnectionString);
         return Task.CompletedTask;
     }
 

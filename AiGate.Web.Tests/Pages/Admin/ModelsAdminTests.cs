@@ -6,7 +6,6 @@ using System.Text.Json.Nodes;
 using AiGate.Web.Features.Models;
 using AiGate.Web.Infrastructure.Cli;
 using AiGate.Web.Tests.Infrastructure;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -30,16 +29,7 @@ public sealed class ModelsAdminApp : AccountsApp
     };
 
     /// <summary>A second instance of the app on the same database, with its own catalogue and listener.</summary>
-    public WebApplicationFactory<Program> Other => _other ??= new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
-    {
-        b.UseEnvironment("Testing");
-        b.UseSetting("ConnectionStrings:Default", Database.ConnectionString);
-        b.UseSetting("Jobs:SchedulerEnabled", "false");
-        b.UseSetting("Providers:echo:Kind", "echo");
-        b.UseSetting("Billing:Plans:0:RequestsPerMinute", "100000");
-        b.UseSetting("Billing:Plans:0:TokensPerMinute", "1000000000");
-        foreach (var (key, value) in Settings) b.UseSetting(key, value);
-    });
+    public WebApplicationFactory<Program> Other => _other ??= SecondInstance.WithEcho(Database.ConnectionString, [.. SecondInstance.NoPlanLimits, .. Settings.Select(s => (s.Key, s.Value))]);
 }
 
 /// <summary>Issue 13, models and prices, routes and providers: each action's effect and its audit row, across instances.</summary>

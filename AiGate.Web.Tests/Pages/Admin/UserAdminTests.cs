@@ -6,7 +6,6 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using AiGate.Web.Infrastructure;
 using AiGate.Web.Tests.Infrastructure;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -24,15 +23,7 @@ public sealed partial class UserAdminTests(AccountsApp app) : IClassFixture<Acco
     public Task InitializeAsync()
     {
         // A second instance on the same database, with its own key cache and notice listener.
-        _other = new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
-        {
-            b.UseEnvironment("Testing");
-            b.UseSetting("ConnectionStrings:Default", app.Database.ConnectionString);
-            b.UseSetting("Jobs:SchedulerEnabled", "false");
-            b.UseSetting("Providers:echo:Kind", "echo");
-            b.UseSetting("Billing:Plans:0:RequestsPerMinute", "100000");
-            b.UseSetting("Billing:Plans:0:TokensPerMinute", "1000000000");
-        });
+        _other = SecondInstance.WithEcho(app.Database.ConnectionString, SecondInstance.NoPlanLimits);
         return Task.CompletedTask;
     }
 

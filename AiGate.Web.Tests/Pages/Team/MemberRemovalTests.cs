@@ -4,7 +4,6 @@ using System.Net.Http.Headers;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Features.Organizations;
 using AiGate.Web.Tests.Infrastructure;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -18,13 +17,7 @@ public sealed class MemberRemovalTests(AccountsApp app) : IClassFixture<Accounts
     public Task InitializeAsync()
     {
         // A second instance of the app on the same database, with its own key cache and notice listener.
-        _other = new WebApplicationFactory<Program>().WithWebHostBuilder(b =>
-        {
-            b.UseEnvironment("Testing");
-            b.UseSetting("ConnectionStrings:Default", app.Database.ConnectionString);
-            b.UseSetting("Jobs:SchedulerEnabled", "false");
-            b.UseSetting("Providers:echo:Kind", "echo");
-        });
+        _other = SecondInstance.WithEcho(app.Database.ConnectionString);
         return Task.CompletedTask;
     }
 
