@@ -22,14 +22,7 @@ public sealed class CrashTests(CreditsApp app) : IClassFixture<CreditsApp>
         await app.GrantAsync(userId, 5_000);
         var key = await app.IssueKeyAsync(userId);
 
-        await using var child = AppProcess.Start(new Dictionary<string, string?>
-        {
-            ["ASPNETCORE_ENVIRONMENT"] = "Testing", ["ConnectionStrings__Default"] = app.Database.ConnectionString,
-            ["Jobs__SchedulerEnabled"] = "false", ["Credits__LeaseTtlSeconds"] = "10",
-            ["Providers__fake__Kind"] = "openai", ["Providers__fake__BaseUrl"] = app.Upstream.BaseUrl.ToString(), ["Providers__fake__ApiKey"] = "sk-fake",
-            // As AiGateApp: the free plan's rate limits must not be what refuses the call (or its retries below).
-            ["Billing__Plans__0__RequestsPerMinute"] = "100000", ["Billing__Plans__0__TokensPerMinute"] = "1000000000",
-        });
+        await using var child = AppProcess.Start(app.InstanceEnvironment());
         try
         {
             var deadline = DateTime.UtcNow.AddSeconds(60);

@@ -37,19 +37,25 @@ public class CreditsApp : AiGateApp
     }
 
     /// <summary>
+    /// The environment of another instance of the built app on this fixture's database and fake provider: lease TTL 10 s,
+    /// no scheduler, and (as this fixture) the free plan's rate limits lifted so they are not what refuses a test's calls.
+    /// </summary>
+    public Dictionary<string, string?> InstanceEnvironment() => new()
+    {
+        ["ASPNETCORE_ENVIRONMENT"] = "Testing", ["ConnectionStrings__Default"] = Database.ConnectionString,
+        ["Jobs__SchedulerEnabled"] = "false", ["Credits__LeaseTtlSeconds"] = "10",
+        ["Providers__fake__Kind"] = "openai", ["Providers__fake__BaseUrl"] = Upstream.BaseUrl.ToString(), ["Providers__fake__ApiKey"] = "sk-fake",
+        ["Billing__Plans__0__RequestsPerMinute"] = "100000", ["Billing__Plans__0__TokensPerMinute"] = "1000000000",
+    };
+
+    /// <summary>
     /// A second instance of the built app on this fixture's database and fake provider (lease TTL 10 s), ready: its
     /// first call with <paramref name="key"/> passed (a fresh instance answers 503 until its first lease heartbeat).
     /// </summary>
     public async Task<(AppProcess Child, HttpClient Http)> StartInstanceAsync(string key, Dictionary<string, string?>? extra = null)
     {
-        var environment = new Dictionary<string, string?>
-        {
-            ["ASPNETCORE_ENVIRONMENT"] = "Testing", ["ConnectionStrings__Default"] = Database.ConnectionString,
-            ["Jobs__SchedulerEnabled"] = "false", ["Credits__LeaseTtlSeconds"] = "10",
-            ["Providers__fake__Kind"] = "openai", ["Providers__fake__BaseUrl"] = Upstream.BaseUrl.ToString(), ["Providers__fake__ApiKey"] = "sk-fake",
-            ["Providers__fake__StreamIdleSeconds"] = "30",
-            ["Billing__Plans__0__RequestsPerMinute"] = "100000", ["Billing__Plans__0__TokensPerMinute"] = "1000000000",
-        };
+        var environment = InstanceEnvironment();
+        environment["Providers__fake__StreamIdleSeconds"] = "30";
         foreach (var (k, v) in extra ?? []) environment[k] = v;
         var child = AppProcess.Start(environment);
         var http = new HttpClient { BaseAddress = await child.WaitReadyAsync(), Timeout = TimeSpan.FromSeconds(60) };

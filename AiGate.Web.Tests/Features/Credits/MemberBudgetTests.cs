@@ -222,13 +222,7 @@ public sealed class MemberBudgetTests(MemberBudgetApp app) : IClassFixture<Membe
         app.Upstream.Reply = string.Join(' ', Enumerable.Repeat("word", 60));
         var (org, _, member, _) = await TeamAsync(budget: 5_000);
         var (_, key) = await app.MemberClientAsync(org, member);
-        await using var child = AppProcess.Start(new Dictionary<string, string?>
-        {
-            ["ASPNETCORE_ENVIRONMENT"] = "Testing", ["ConnectionStrings__Default"] = app.Database.ConnectionString,
-            ["Jobs__SchedulerEnabled"] = "false", ["Credits__LeaseTtlSeconds"] = "10",
-            ["Providers__fake__Kind"] = "openai", ["Providers__fake__BaseUrl"] = app.Upstream.BaseUrl.ToString(), ["Providers__fake__ApiKey"] = "sk-fake",
-            ["Billing__Plans__0__RequestsPerMinute"] = "100000", ["Billing__Plans__0__TokensPerMinute"] = "1000000000",
-        });
+        await using var child = AppProcess.Start(app.InstanceEnvironment());
         try
         {
             using var http = new HttpClient { BaseAddress = await child.WaitReadyAsync() };
