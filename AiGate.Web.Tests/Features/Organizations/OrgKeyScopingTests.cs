@@ -184,6 +184,23 @@ public sealed class OrgKeyScopingTests(AccountsApp app) : IClassFixture<Accounts
     }
 
     [Fact]
+    public async Task A_member_is_told_on_their_pages_when_the_organizations_owner_is_suspended()
+    {
+        var team = await app.CreateTeamAsync("Frozen Co", OrgRole.Owner, OrgRole.Member);
+        var (owner, member) = (team.Members[0], team.Members[1]);
+        Assert.DoesNotContain("data-testid=\"org-suspended\"", await member.Session.TextAsync("/keys"), StringComparison.Ordinal);
+
+        await app.Database.ExecuteAsync($"update users set suspended_at = now(), suspension_reason = 'unpaid invoices' where id = '{owner.UserId}'");
+
+        var keys = await member.Session.TextAsync("/keys");
+        Assert.Contains("data-testid=\"org-suspended\"", keys, StringComparison.Ordinal);
+        Assert.Contains("Frozen Co", keys, StringComparison.Ordinal);
+        // The reason is between the operator and the owner; the member is told what it means for their keys.
+        Assert.DoesNotContain("unpaid invoices", keys, StringComparison.Ordinal);
+        Assert.Contains("data-testid=\"org-suspended\"", await member.Session.TextAsync("/dashboard"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Revoking_a_members_keys_stops_them_on_the_cache_and_leaves_the_others()
     {
         var team = await app.CreateTeamAsync("Offboarding", OrgRole.Owner, OrgRole.Member, OrgRole.Member);
