@@ -73,6 +73,17 @@ public sealed class PassthroughTests(PassthroughApp app) : IClassFixture<Passthr
         (await app.Services.GetRequiredService<ModelCatalog>().FindAsync(model, CancellationToken.None))!.Pricing!.Value;
 
     /// <summary>What the user's usage entries in the ledger took (a positive number), once the writer has drained.</summary>
+    /// <summary>
+    /// Waits (up to 10 s) for the call's usage row: the endpoint settles after YARP returns, so on a busy machine the
+    /// record may not even be queued when the test looks (a fixed pause was not always enough).
+    /// </summary>
+    private async Task UsageRowAsync(Guid userId)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (await app.Database.ScalarAsync<long>($"select count(*) from usage_events where user_id = '{userId}'") == 0 && DateTime.UtcNow < deadline)
+            await Task.Delay(50);
+    }
+
     private async Task<long> ChargedAsync(Guid userId)
     {
         await app.WaitForUsageAsync();
@@ -318,7 +329,7 @@ public sealed class PassthroughTests(PassthroughApp app) : IClassFixture<Passthr
             var deadline = DateTime.UtcNow.AddSeconds(10);
             while (app.OpenAi.Aborted == 0 && DateTime.UtcNow < deadline) await Task.Delay(50);
             Assert.Equal(1, app.OpenAi.Aborted);
-            await Task.Delay(300);   // the endpoint settles after YARP returns
+            await UsageRowAsync(userId);   // the endpoint settles after YARP returns
             var expected = (await PricingAsync("openai/gpt-4o-mini")).CostMicros(new TokenUsage(Encoding.UTF8.GetByteCount(OpenAiChat) / 4 + 1, 0));
             Assert.Equal(expected, await ChargedAsync(userId));
             Assert.Equal(1, await app.Database.ScalarAsync<long>($"select count(*) from usage_events where user_id = '{userId}'"));
@@ -349,7 +360,7 @@ public sealed class PassthroughTests(PassthroughApp app) : IClassFixture<Passthr
             var deadline = DateTime.UtcNow.AddSeconds(10);
             while (app.OpenAi.Aborted == 0 && DateTime.UtcNow < deadline) await Task.Delay(50);
             Assert.Equal(1, app.OpenAi.Aborted);   // the upstream was told to stop
-            await Task.Delay(300);
+            await UsageRowAsync(userId);
             var pricing = await PricingAsync("openai/gpt-4o-mini");
             var promptOnly = pricing.CostMicros(new TokenUsage(Encoding.UTF8.GetByteCount("""{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}],"max_tokens":50,"stream":true}""") / 4 + 1, 0));
             var charged = await ChargedAsync(userId);
