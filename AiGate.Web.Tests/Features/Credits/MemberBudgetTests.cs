@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using AiGate.Web.Features.Credits;
+using AiGate.Web.Features.Organizations;
 using AiGate.Web.Tests.Infrastructure;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
@@ -82,7 +83,7 @@ public sealed class MemberBudgetTests(MemberBudgetApp app) : IClassFixture<Membe
         var member = await app.CreateUserAsync();
         await app.AddMemberAsync(org, member, budgetMicros: budget);
         var other = await app.CreateUserAsync();
-        await app.AddMemberAsync(org, other, role: "admin");
+        await app.AddMemberAsync(org, other, role: OrgRole.Admin);
         await app.GrantAsync(org, Grant);
         return (org, owner, member, other);
     }

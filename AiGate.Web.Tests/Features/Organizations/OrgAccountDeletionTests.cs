@@ -69,7 +69,7 @@ public sealed class OrgAccountDeletionTests(AccountsApp app) : IClassFixture<Acc
     {
         var owner = (await app.CreateTeamAsync($"Joined {Guid.NewGuid():N}", OrgRole.Owner))[OrgRole.Owner];
         var joinerEmail = $"joiner-{Guid.NewGuid():N}@example.com";
-        var joiner = await app.CreateUserAsync(joinerEmail, Teams.Password);
+        var joiner = await app.CreateUserAsync(joinerEmail, TeamOrgs.Password);
         var token = await owner.Session.AntiforgeryTokenAsync("/Account/Manage/Delete");
 
         // The joiner's membership of the owner's personal organization is written but not committed yet (an invitation being accepted).
@@ -81,7 +81,7 @@ public sealed class OrgAccountDeletionTests(AccountsApp app) : IClassFixture<Acc
             await insert.ExecuteNonQueryAsync();
         var deleting = owner.Session.Http.PostAsync("/Account/Manage/Delete", new FormUrlEncodedContent(new Dictionary<string, string>
         {
-            ["__RequestVerificationToken"] = token, ["Input.Password"] = Teams.Password, ["Input.Understood"] = "true",
+            ["__RequestVerificationToken"] = token, ["Input.Password"] = TeamOrgs.Password, ["Input.Understood"] = "true",
         }));
         await Task.Delay(1000);
         await joining.CommitAsync();
@@ -95,7 +95,7 @@ public sealed class OrgAccountDeletionTests(AccountsApp app) : IClassFixture<Acc
     }
 
     private static async Task<HttpResponseMessage> DeleteAsync(TeamMember who) =>
-        await who.Session.SubmitAsync("/Account/Manage/Delete", new() { ["Input.Password"] = Teams.Password, ["Input.Understood"] = "true" });
+        await who.Session.SubmitAsync("/Account/Manage/Delete", new() { ["Input.Password"] = TeamOrgs.Password, ["Input.Understood"] = "true" });
 
     private async Task<HttpResponseMessage> ApiAsync(string secret)
     {

@@ -3,6 +3,7 @@ using AiGate.Web.Features.Alerts;
 using AiGate.Web.Features.Billing;
 using AiGate.Web.Features.Organizations;
 using AiGate.Web.Tests.Features.Billing;
+using AiGate.Web.Tests.Infrastructure;
 using AiGate.Web.Tests.Features.Usage;
 using Microsoft.Extensions.DependencyInjection;
 

@@ -25,50 +25,18 @@ public sealed record Team(Guid OrgId, string Name, IReadOnlyList<TeamMember> Mem
 /// </summary>
 public static class Teams
 {
-    public const string Password = "a long enough passphrase";
-
     /// <summary>A new team with one member per role given (the first role given should be <see cref="OrgRole.Owner"/>).</summary>
     public static async Task<Team> CreateTeamAsync(this AccountsApp app, string name, params OrgRole[] roles)
     {
-        var orgId = Guid.CreateVersion7();
+        var orgId = await app.CreateOrganizationAsync(name);
         var members = new List<TeamMember>();
-        await using (var scope = app.Services.CreateAsyncScope())
-        {
-            var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-            db.Add(new Organization { Id = orgId, Name = name, Personal = false, CreatedAt = DateTimeOffset.UtcNow });
-            await db.SaveChangesAsync();
-        }
         foreach (var role in roles)
         {
-            var email = $"{OrgRoles.Name(role)}-{Guid.NewGuid():N}@example.com";
-            var user = await app.CreateUserAsync(email, Password);
-            await app.AddMemberAsync(orgId, user.Id, role, makeCurrent: true);
-            var session = app.NewSession();
-            var login = await session.LogInAsync(email, Password);
-            Assert.Equal("/dashboard", login.Headers.Location?.OriginalString);
-            members.Add(new TeamMember(role, user.Id, email, session));
+            var (userId, email, session) = await app.UserAsync(OrgRoles.Name(role));
+            await app.AddMemberAsync(orgId, userId, role, makeCurrent: true);
+            members.Add(new TeamMember(role, userId, email, session));
         }
         return new Team(orgId, name, members);
-    }
-
-    /// <summary>Adds a membership row and, when asked, makes the organization the user's current one (as the switcher does).</summary>
-    public static async Task AddMemberAsync(this AccountsApp app, Guid orgId, Guid userId, OrgRole role, bool makeCurrent)
-    {
-        await using var scope = app.Services.CreateAsyncScope();
-        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-        db.Add(new OrgMember { OrgId = orgId, UserId = userId, Role = role, JoinedAt = DateTimeOffset.UtcNow });
-        await db.SaveChangesAsync();
-        if (makeCurrent)
-            await db.Users.Where(u => u.Id == userId).ExecuteUpdateAsync(s => s.SetProperty(u => u.CurrentOrgId, orgId));
-    }
-
-    /// <summary>A key of <paramref name="orgId"/> created by <paramref name="createdBy"/>, through the app's own issuer.</summary>
-    public static async Task<(Guid Id, string Secret)> IssueKeyAsync(this AccountsApp app, Guid orgId, Guid createdBy, string name)
-    {
-        await using var scope = app.Services.CreateAsyncScope();
-        var (key, secret) = await scope.ServiceProvider.GetRequiredService<ApiKeyIssuer>()
-            .IssueAsync(orgId, createdBy, name, new KeyLimits(), CancellationToken.None);
-        return (key.Id, secret);
     }
 
     public static async Task<ApiKey> KeyAsync(this AccountsApp app, Guid id)

@@ -76,7 +76,7 @@ public sealed class IndexTests(AccountsApp app) : IClassFixture<AccountsApp>
     {
         var (ownerId, _, owner) = await app.UserAsync("owner");
         var (memberId, memberEmail, _) = await app.UserAsync("member");
-        await app.JoinAsync(ownerId, memberId, OrgRole.Member);
+        await app.AddMemberAsync(ownerId, memberId, OrgRole.Member, makeCurrent: true);
 
         Assert.Contains("already a member", TeamSteps.ErrorOn(await owner.PostAndReadAsync("Invite", new() { ["inviteEmail"] = memberEmail, ["inviteRole"] = "member" })));
         Assert.Contains("Choose the role", TeamSteps.ErrorOn(await owner.PostAndReadAsync("Invite", new() { ["inviteEmail"] = "x@example.com", ["inviteRole"] = "owner" })));
@@ -133,9 +133,9 @@ public sealed class IndexTests(AccountsApp app) : IClassFixture<AccountsApp>
         var (memberId, _, member) = await app.UserAsync("member");
         var (adminId, _, admin) = await app.UserAsync("admin");
         var (billingId, _, billing) = await app.UserAsync("billing");
-        await app.JoinAsync(ownerId, memberId, OrgRole.Member);
-        await app.JoinAsync(ownerId, adminId, OrgRole.Admin);
-        await app.JoinAsync(ownerId, billingId, OrgRole.Billing);
+        await app.AddMemberAsync(ownerId, memberId, OrgRole.Member, makeCurrent: true);
+        await app.AddMemberAsync(ownerId, adminId, OrgRole.Admin, makeCurrent: true);
+        await app.AddMemberAsync(ownerId, billingId, OrgRole.Billing, makeCurrent: true);
 
         TeamSteps.AssertForbidden(await member.PostAsync("Invite", new() { ["inviteEmail"] = "x@example.com", ["inviteRole"] = "member" }));
         TeamSteps.AssertForbidden(await member.PostAsync("SetLimits", new() { ["userId"] = memberId.ToString(), ["requestsPerMinute"] = "1000" }));
@@ -164,8 +164,8 @@ public sealed class IndexTests(AccountsApp app) : IClassFixture<AccountsApp>
         var (ownerId, _, owner) = await app.UserAsync("owner");
         var (adminId, _, admin) = await app.UserAsync("admin");
         var (memberId, _, _) = await app.UserAsync("member");
-        await app.JoinAsync(ownerId, adminId, OrgRole.Admin);
-        await app.JoinAsync(ownerId, memberId, OrgRole.Member);
+        await app.AddMemberAsync(ownerId, adminId, OrgRole.Admin, makeCurrent: true);
+        await app.AddMemberAsync(ownerId, memberId, OrgRole.Member, makeCurrent: true);
 
         Assert.Contains("owner’s role cannot be changed", TeamSteps.ErrorOn(await admin.PostAndReadAsync("ChangeRole", new() { ["userId"] = ownerId.ToString(), ["role"] = "member" })));
         Assert.Contains("owner’s role cannot be changed", TeamSteps.ErrorOn(await owner.PostAndReadAsync("ChangeRole", new() { ["userId"] = ownerId.ToString(), ["role"] = "admin" })));
@@ -186,8 +186,8 @@ public sealed class IndexTests(AccountsApp app) : IClassFixture<AccountsApp>
         var (ownerId, _, owner) = await app.UserAsync("owner");
         var (memberId, memberEmail, member) = await app.UserAsync("member");
         var (otherId, _, _) = await app.UserAsync("other");
-        await app.JoinAsync(ownerId, memberId, OrgRole.Member);
-        await app.JoinAsync(ownerId, otherId, OrgRole.Member);
+        await app.AddMemberAsync(ownerId, memberId, OrgRole.Member, makeCurrent: true);
+        await app.AddMemberAsync(ownerId, otherId, OrgRole.Member, makeCurrent: true);
 
         Assert.Contains("2 decimals", TeamSteps.ErrorOn(await owner.PostAndReadAsync("SetLimits", new() { ["userId"] = memberId.ToString(), ["budgetUsd"] = "1.005" })));
         Assert.Contains("requests per minute", TeamSteps.ErrorOn(await owner.PostAndReadAsync("SetLimits", new() { ["userId"] = memberId.ToString(), ["requestsPerMinute"] = "-3" })));
@@ -216,7 +216,7 @@ public sealed class IndexTests(AccountsApp app) : IClassFixture<AccountsApp>
     {
         var (ownerId, _, owner) = await app.UserAsync("owner");
         var (adminId, _, admin) = await app.UserAsync("admin");
-        await app.JoinAsync(ownerId, adminId, OrgRole.Admin);
+        await app.AddMemberAsync(ownerId, adminId, OrgRole.Admin, makeCurrent: true);
         await using var listener = new Npgsql.NpgsqlConnection(app.Database.ConnectionString);
         await listener.OpenAsync();
         var notices = new System.Collections.Concurrent.ConcurrentQueue<string>();
@@ -240,7 +240,7 @@ public sealed class IndexTests(AccountsApp app) : IClassFixture<AccountsApp>
     {
         var (ownerId, _, owner) = await app.UserAsync("owner");
         var (memberId, _, _) = await app.UserAsync("member");
-        await app.JoinAsync(ownerId, memberId, OrgRole.Member);
+        await app.AddMemberAsync(ownerId, memberId, OrgRole.Member, makeCurrent: true);
         var teamKey = await IssueAsync(ownerId, memberId);
         var ownKey = await IssueAsync(memberId, memberId);
 
@@ -257,7 +257,7 @@ public sealed class IndexTests(AccountsApp app) : IClassFixture<AccountsApp>
     {
         var (ownerId, _, owner) = await app.UserAsync("owner");
         var (memberId, _, member) = await app.UserAsync("member");
-        await app.JoinAsync(ownerId, memberId, OrgRole.Member);
+        await app.AddMemberAsync(ownerId, memberId, OrgRole.Member, makeCurrent: true);
         var key = await IssueAsync(ownerId, memberId);
 
         Assert.Contains("owner cannot leave", TeamSteps.ErrorOn(await owner.PostAndReadAsync("Leave")));
@@ -274,7 +274,7 @@ public sealed class IndexTests(AccountsApp app) : IClassFixture<AccountsApp>
     {
         var (ownerId, _, owner) = await app.UserAsync("owner");
         var (memberId, memberEmail, member) = await app.UserAsync("member");
-        await app.JoinAsync(ownerId, memberId, OrgRole.Member);
+        await app.AddMemberAsync(ownerId, memberId, OrgRole.Member, makeCurrent: true);
         var (strangerId, _, _) = await app.UserAsync("stranger");
 
         Assert.Contains("Give the organization a name", TeamSteps.ErrorOn(await owner.PostAndReadAsync("Rename", new() { ["name"] = "  " })));

@@ -32,12 +32,12 @@ public sealed class InviteTests(AccountsApp app) : IClassFixture<AccountsApp>
 
         // Sign up with the way back; the confirmation mail carries it; logging in after confirming leads to the invitation.
         var registered = await visitor.SubmitAsync($"/Account/Register?returnUrl={returnUrl}",
-            new() { ["Input.Email"] = invitee, ["Input.Password"] = TeamSteps.Password, ["Input.ConfirmPassword"] = TeamSteps.Password });
+            new() { ["Input.Email"] = invitee, ["Input.Password"] = TeamOrgs.Password, ["Input.ConfirmPassword"] = TeamOrgs.Password });
         Assert.Equal(HttpStatusCode.Redirect, registered.StatusCode);
         var confirmed = WebUtility.HtmlDecode(await visitor.TextAsync(await app.LinkInMailAsync(invitee, "confirm-email")));
         Assert.Contains("E-mail confirmed", confirmed, StringComparison.Ordinal);
         Assert.Contains($"/Account/Login?returnUrl={returnUrl}", confirmed, StringComparison.Ordinal);
-        var login = await visitor.SubmitAsync($"/Account/Login?returnUrl={returnUrl}", new() { ["Input.Email"] = invitee, ["Input.Password"] = TeamSteps.Password });
+        var login = await visitor.SubmitAsync($"/Account/Login?returnUrl={returnUrl}", new() { ["Input.Email"] = invitee, ["Input.Password"] = TeamOrgs.Password });
         Assert.Equal(link, login.Headers.Location?.OriginalString);
 
         var accepted = await visitor.AcceptAsync(await app.InviteTokenAsync(invitee));

@@ -28,7 +28,7 @@ public sealed class MemberRemovalTests(AccountsApp app) : IClassFixture<Accounts
     {
         var (ownerId, _, owner) = await app.UserAsync("owner");
         var (memberId, _, _) = await app.UserAsync("member");
-        await app.JoinAsync(ownerId, memberId, OrgRole.Member);
+        await app.AddMemberAsync(ownerId, memberId, OrgRole.Member, makeCurrent: true);
         string secret;
         await using (var scope = app.Services.CreateAsyncScope())
             (_, secret) = await scope.ServiceProvider.GetRequiredService<ApiKeyIssuer>().IssueAsync(ownerId, memberId, "member key", new KeyLimits(), CancellationToken.None);

@@ -11,8 +11,6 @@ namespace AiGate.Web.Tests.Pages.Team;
 /// <summary>What the team tests do over and over: post a handler of /organization as a browser would, read the page, set up members.</summary>
 internal static partial class TeamSteps
 {
-    public const string Password = "a long enough passphrase";
-
     /// <summary>POSTs exactly <paramref name="fields"/> (plus the page's antiforgery token) to a handler of the team page.</summary>
     public static async Task<HttpResponseMessage> PostAsync(this WebSession session, string handler, Dictionary<string, string>? fields = null)
     {
@@ -38,26 +36,6 @@ internal static partial class TeamSteps
     public static string? ErrorOn(string html) => ErrorMessage().Match(html) is { Success: true } m ? m.Groups[1].Value : null;
 
     public static string? StatusOn(string html) => StatusMessage().Match(html) is { Success: true } m ? m.Groups[1].Value : null;
-
-    /// <summary>A confirmed user signed in on a new session (their personal organization is current).</summary>
-    public static async Task<(Guid Id, string Email, WebSession Session)> UserAsync(this AccountsApp app, string prefix)
-    {
-        var email = $"{prefix}-{Guid.NewGuid():N}@example.com";
-        var user = await app.CreateUserAsync(email, Password);
-        var session = app.NewSession();
-        Assert.Equal("/dashboard", (await session.LogInAsync(email, Password)).Headers.Location?.OriginalString);
-        return (user.Id, email, session);
-    }
-
-    /// <summary>Makes <paramref name="userId"/> a member of <paramref name="orgId"/> with <paramref name="role"/> and switches them to it.</summary>
-    public static async Task JoinAsync(this AccountsApp app, Guid orgId, Guid userId, OrgRole role)
-    {
-        await using var scope = app.Services.CreateAsyncScope();
-        var db = scope.ServiceProvider.GetRequiredService<AppDbContext>();
-        db.Add(new OrgMember { OrgId = orgId, UserId = userId, Role = role, JoinedAt = DateTimeOffset.UtcNow });
-        await db.SaveChangesAsync();
-        await db.Users.Where(u => u.Id == userId).ExecuteUpdateAsync(s => s.SetProperty(u => u.CurrentOrgId, orgId));
-    }
 
     public static async Task<OrgMember?> MemberAsync(this AccountsApp app, Guid orgId, Guid userId)
     {
