@@ -39,6 +39,13 @@ public sealed class OrgMember
     public long? TokensPerMinute { get; set; }
     public DateTimeOffset JoinedAt { get; set; }
 
+    /// <summary>The user who owns <paramref name="orgId"/>: an operator's suspension and rate overrides follow them.</summary>
+    public static IQueryable<AppUser> OwnerOf(AppDbContext db, Guid orgId) =>
+        from m in db.Set<OrgMember>()
+        where m.OrgId == orgId && m.Role == OrgRole.Owner
+        join u in db.Users on m.UserId equals u.Id
+        select u;
+
     internal sealed class Configuration : IEntityTypeConfiguration<OrgMember>
     {
         public void Configure(EntityTypeBuilder<OrgMember> b)

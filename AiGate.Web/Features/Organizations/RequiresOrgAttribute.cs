@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Reflection;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.Filters;
 
@@ -19,15 +21,19 @@ public sealed class OrgPageFilter(OrgContext orgs) : IAsyncPageFilter
 {
     public Task OnPageHandlerSelectionAsync(PageHandlerSelectedContext context) => Task.CompletedTask;
 
+    // What each page handler needs, read by reflection once per handler rather than on every request.
+    private static readonly ConcurrentDictionary<(Type Page, MethodInfo? Handler), OrgPermission[]> Needs = new();
+
     public async Task OnPageHandlerExecutionAsync(PageHandlerExecutingContext context, PageHandlerExecutionDelegate next)
     {
-        var needs = context.HandlerInstance.GetType().GetCustomAttributes(typeof(RequiresOrgAttribute), inherit: true)
-            .Concat(context.HandlerMethod?.MethodInfo.GetCustomAttributes(typeof(RequiresOrgAttribute), inherit: true) ?? [])
-            .Cast<RequiresOrgAttribute>().ToList();
-        if (needs.Count > 0 && context.HttpContext.User.Identity?.IsAuthenticated == true)
+        var needs = Needs.GetOrAdd((context.HandlerInstance.GetType(), context.HandlerMethod?.MethodInfo), static key =>
+            [.. key.Page.GetCustomAttributes<RequiresOrgAttribute>(inherit: true)
+                .Concat(key.Handler?.GetCustomAttributes<RequiresOrgAttribute>(inherit: true) ?? [])
+                .Select(a => a.Permission)]);
+        if (needs.Length > 0 && context.HttpContext.User.Identity?.IsAuthenticated == true)
         {
             var current = await orgs.ResolveAsync(context.HttpContext.User, context.HttpContext.RequestAborted);
-            if (needs.Any(n => !current.Can(n.Permission)))
+            if (Array.Exists(needs, n => !current.Can(n)))
             {
                 context.Result = new ForbidResult();
                 return;

@@ -181,8 +181,7 @@ public sealed partial class IndexModel(
         Plan = Options.FindPlan(Account?.PlanId) ?? Options.FreePlan;
         PaidCents = await UsageTiers.PaidCentsAsync(db, orgId, ct);
         // An operator's overrides are the owner's (see ApiKeyCache): they follow the person, not the organization.
-        var overrides = await (from m in db.Set<OrgMember>() where m.OrgId == orgId && m.Role == OrgRole.Owner
-                               join u in db.Users on m.UserId equals u.Id select u)
+        var overrides = await OrgMember.OwnerOf(db, orgId)
             .Select(u => new { u.RequestsPerMinuteOverride, u.TokensPerMinuteOverride }).FirstAsync(ct);
         Limits = UsageTiers.Resolve(Options, Account?.PlanId, PaidCents, overrides.RequestsPerMinuteOverride, overrides.TokensPerMinuteOverride);
         NextTier = Options.UsageTiers.Where(t => t.MinPaidCents > PaidCents).MinBy(t => t.MinPaidCents);
