@@ -35,6 +35,7 @@ public sealed class PricingApp : AccountsApp
         ["Billing:Plans:1:MonthlyAllowanceMicros"] = "12340000",
         ["Billing:Plans:1:RequestsPerMinute"] = "321",
         ["Billing:Plans:1:TokensPerMinute"] = "654321",
+        ["Billing:Plans:1:Seats"] = "7",
         ["Billing:CreditPacks:0:Id"] = "pack-15",
         ["Billing:CreditPacks:0:PriceCents"] = "1500",
         ["Billing:CreditPacks:2:BonusMicros"] = "7500000",
@@ -251,6 +252,18 @@ public sealed partial class IndexTests(PricingApp app) : IClassFixture<PricingAp
         Assert.Contains("Includes a $7.50 bonus", pack100, StringComparison.Ordinal);
         Assert.Contains("From $7 to $250, credited in full", html, StringComparison.Ordinal);
         Assert.Contains("1 credit = $0.01", html, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Each_plan_shows_the_seats_an_organization_on_it_may_hold_from_configuration()
+    {
+        var billing = app.Services.GetRequiredService<IOptions<BillingOptions>>().Value;
+        Assert.Equal([3, 7, 5, 10], billing.Plans.Select(p => p.Seats));   // appsettings' Free 3, Pro 5, Team 10; Builder set here
+
+        var html = await PageAsync("/pricing");
+
+        foreach (var plan in billing.Plans)
+            Assert.Contains($"<li data-testid=\"plan-seats\">{plan.Seats} seats per organization</li>", Card(html, "plan", plan.Id), StringComparison.Ordinal);
     }
 
     [Theory]

@@ -2,6 +2,7 @@ using System.Globalization;
 using AiGate.Web.Data;
 using AiGate.Web.Features.Admin;
 using AiGate.Web.Features.Credits;
+using AiGate.Web.Features.Organizations;
 using AiGate.Web.Features.Usage;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
@@ -82,13 +83,28 @@ public sealed class BusinessModel(UsageQueries usage, NpgsqlDataSource dataSourc
 
         // Ordered by revenue already; the top accounts are the first ones.
         var top = accounts.Take(TopAccounts).ToList();
-        var ids = top.Select(a => a.UserId).ToList();
-        var emails = await db.Users.AsNoTracking().Where(u => ids.Contains(u.Id)).Select(u => new { u.Id, u.Email }).ToDictionaryAsync(u => u.Id, u => u.Email, ct);
+        var labels = await AccountLabelsAsync(top.Select(a => a.UserId), ct);
 
         var stripe = await StripeRowsAsync(first, last, ct);
         var sold = await CreditSoldAsync(first, last, ct);
         return new BusinessReport(total, days, [.. models.Select(m => new ModelRow(m.Model, m.Totals))],
-            [.. top.Select(a => new AccountRow(a.UserId, emails.GetValueOrDefault(a.UserId), a.Totals))], accounts.Count, stripe, sold);
+            [.. top.Select(a => new AccountRow(a.UserId, labels.GetValueOrDefault(a.UserId), a.Totals))], accounts.Count, stripe, sold);
+    }
+
+    /// <summary>
+    /// What to call each account (issue 17: every account is an organization, ids are organization ids): a personal
+    /// organization by its user's e-mail, whose id it shares; a team by its name. An id missing from the answer is an
+    /// organization deleted since.
+    /// </summary>
+    private async Task<Dictionary<Guid, AccountLabel>> AccountLabelsAsync(IEnumerable<Guid> accountIds, CancellationToken ct)
+    {
+        var ids = accountIds.Distinct().ToList();
+        return await (from o in db.Set<Organization>().AsNoTracking()
+                      join u in db.Users on o.Id equals u.Id into owner
+                      from u in owner.DefaultIfEmpty()
+                      where ids.Contains(o.Id)
+                      select new { o.Id, Label = new AccountLabel(o.Personal ? u!.Email ?? o.Name : o.Name, !o.Personal) })
+            .ToDictionaryAsync(a => a.Id, a => a.Label, ct);
     }
 
     /// <summary>
@@ -116,10 +132,9 @@ public sealed class BusinessModel(UsageQueries usage, NpgsqlDataSource dataSourc
             while (await reader.ReadAsync(ct))
                 rows.Add((reader.GetString(0), reader.GetString(1), reader.GetFieldValue<DateTimeOffset>(2), reader.IsDBNull(3) ? null : reader.GetGuid(3),
                     reader.GetInt64(4), reader.IsDBNull(5) ? null : reader.GetString(5)));
-        var ids = rows.Where(r => r.UserId is not null).Select(r => r.UserId!.Value).Distinct().ToList();
-        var emails = await db.Users.AsNoTracking().Where(u => ids.Contains(u.Id)).Select(u => new { u.Id, u.Email }).ToDictionaryAsync(u => u.Id, u => u.Email, ct);
+        var labels = await AccountLabelsAsync(rows.Where(r => r.UserId is not null).Select(r => r.UserId!.Value), ct);
         return [.. rows.Select(r => new StripeRow(r.Id, r.Type == "charge.refunded" ? "refund" : "dispute", r.At, r.UserId,
-            r.UserId is { } id ? emails.GetValueOrDefault(id) : null, r.Micros, r.Outcome))];
+            r.UserId is { } id ? labels.GetValueOrDefault(id) : null, r.Micros, r.Outcome))];
     }
 
     /// <summary>Credit sold through Stripe in the range: what the payments credited (micro-USD) and how many there were.</summary>
@@ -150,9 +165,9 @@ public sealed class BusinessModel(UsageQueries usage, NpgsqlDataSource dataSourc
         Totals("total", "", "", "", report.Total);
         foreach (var d in report.Days) Totals("day", Iso(d.Day), "", "", d.Totals);
         foreach (var m in report.Models) Totals("model", "", m.Model, "", m.Totals);
-        foreach (var a in report.Accounts) Totals("account", "", "", a.Email ?? $"deleted account {a.UserId}", a.Totals);
+        foreach (var a in report.Accounts) Totals("account", "", "", a.Label?.Name ?? $"deleted account {a.AccountId}", a.Totals);
         foreach (var s in report.Stripe)
-            csv.Row(s.Kind, s.At.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture), "", s.Email ?? "", "", "", "", "", "", "",
+            csv.Row(s.Kind, s.At.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture), "", s.Label?.Name ?? "", "", "", "", "", "", "",
                 CsvField.Number(Money.Usd(s.TakenBackMicros)), s.Outcome ?? s.EventId);
         return csv;
     }
@@ -161,9 +176,13 @@ public sealed class BusinessModel(UsageQueries usage, NpgsqlDataSource dataSourc
 
     public sealed record DayRow(DateOnly Day, RevenueTotals Totals);
     public sealed record ModelRow(string Model, RevenueTotals Totals);
-    public sealed record AccountRow(Guid UserId, string? Email, RevenueTotals Totals);
+    /// <param name="AccountId">The organization's id (a personal one's is its user's).</param>
+    /// <param name="Label">Null: the organization was deleted since.</param>
+    public sealed record AccountRow(Guid AccountId, AccountLabel? Label, RevenueTotals Totals);
     /// <summary>A refund or dispute event and what it took back from the account (micro-USD).</summary>
-    public sealed record StripeRow(string EventId, string Kind, DateTimeOffset At, Guid? UserId, string? Email, long TakenBackMicros, string? Outcome);
+    public sealed record StripeRow(string EventId, string Kind, DateTimeOffset At, Guid? AccountId, AccountLabel? Label, long TakenBackMicros, string? Outcome);
+    /// <summary>An account as the page names it: the user's e-mail for a personal organization, else the organization's name (<paramref name="Team"/>).</summary>
+    public sealed record AccountLabel(string Name, bool Team);
 
     public sealed record BusinessReport(RevenueTotals Total, IReadOnlyList<DayRow> Days, IReadOnlyList<ModelRow> Models, IReadOnlyList<AccountRow> Accounts,
         int AccountCount, IReadOnlyList<StripeRow> Stripe, (long Payments, long CreditedMicros) CreditSold)

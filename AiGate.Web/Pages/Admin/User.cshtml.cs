@@ -18,7 +18,8 @@ namespace AiGate.Web.Pages.Admin;
 
 /// <summary>
 /// One user, for an operator: balance (available, held, debt), ledger (paged), plan and subscription, rate limits and
-/// where they come from, keys, recent usage, payments with their refunds and disputes; and the actions of
+/// where they come from, memberships, keys (the personal organization's, and those the user created in their other
+/// organizations), recent usage, payments with their refunds and disputes; and the actions of
 /// <see cref="AccountActions"/>, each audited. Every post redirects back with a one-line outcome (PRG).
 /// </summary>
 public sealed class UserModel(AppDbContext db, AccountActions actions, Ledger ledger, AuditLog audit, UserManager<AppUser> users, EmailOutbox outbox,
@@ -73,8 +74,13 @@ public sealed class UserModel(AppDbContext db, AccountActions actions, Ledger le
         PaidCents = await UsageTiers.PaidCentsAsync(db, id, ct);
         Limits = UsageTiers.Resolve(billing.Value, account?.PlanId, PaidCents, profile.RequestsPerMinuteOverride, profile.TokensPerMinuteOverride);
 
-        Keys = await db.Set<ApiKey>().AsNoTracking().Where(k => k.OwnerId == id).OrderByDescending(k => k.CreatedAt)
-            .Select(k => new KeyRow(k.Id, k.Name, k.Prefix, k.Last4, k.CreatedAt, k.LastUsedAt, k.ExpiresAt, k.RevokedAt))
+        // Every key of the personal organization, and the keys the user created in the other organizations they belong to.
+        var memberOf = Memberships.Select(m => m.OrgId).ToList();
+        Keys = await (from k in db.Set<ApiKey>().AsNoTracking()
+                      join o in db.Set<Organization>() on k.OwnerId equals o.Id
+                      where k.OwnerId == id || (k.CreatedBy == id && memberOf.Contains(k.OwnerId))
+                      orderby k.CreatedAt descending
+                      select new KeyRow(k.Id, k.Name, k.Prefix, k.Last4, k.CreatedAt, k.LastUsedAt, k.ExpiresAt, k.RevokedAt, o.Id, o.Name))
             .ToListAsync(ct);
 
         LedgerBefore = before;
@@ -161,8 +167,10 @@ public sealed class UserModel(AppDbContext db, AccountActions actions, Ledger le
     public sealed record PlanView(string Name, string? StripeCustomerId, string? SubscriptionId, string? SubscriptionStatus, DateTimeOffset? PeriodEnd,
         bool CancelAtPeriodEnd, DateTimeOffset? PastDueSince, DateTimeOffset? DisputedAt);
 
+    /// <param name="OrgId">The organization the key belongs to: the user's own id for their personal organization's keys,
+    /// the only ones this page revokes (<see cref="AccountActions.RevokeKeyAsync"/> takes the account's keys).</param>
     public sealed record KeyRow(Guid Id, string Name, string Prefix, string Last4, DateTimeOffset CreatedAt, DateTimeOffset? LastUsedAt,
-        DateTimeOffset? ExpiresAt, DateTimeOffset? RevokedAt);
+        DateTimeOffset? ExpiresAt, DateTimeOffset? RevokedAt, Guid OrgId, string OrgName);
 
     public sealed record MembershipRow(Guid OrgId, string Name, bool Personal, OrgRole Role, int Members);
 
