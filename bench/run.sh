@@ -102,10 +102,21 @@ if [ "$mode" = streams ]; then
     "http://127.0.0.1:$gateway_port/api/v1/chat/completions" 2>/dev/null || true
   echo
   echo "$count concurrent slow streams (an event a second, 13 s each), opened over ${RAMP:-10} s, $(nproc) cores"
+  if [ -n "${GCDUMP:-}" ]; then
+    # What is alive on the managed heap once every stream is open: the largest types, for docs/performance.md.
+    [ -x "$work/tools/dotnet-gcdump" ] || dotnet tool install --tool-path "$work/tools" dotnet-gcdump --version 10.0.750501 >/dev/null
+    (sleep $(( ${RAMP:-10} + 2 )); rm -f "$work/streams.gcdump"
+     "$work/tools/dotnet-gcdump" collect -p "$gateway_pid" -o "$work/streams.gcdump" >/dev/null 2>&1
+     "$work/tools/dotnet-gcdump" report "$work/streams.gcdump" > "$work/streams-gcdump-full.txt" 2>/dev/null
+     head -n 2 "$work/streams-gcdump-full.txt" > "$work/streams-gcdump.txt"
+     awk 'NR > 4 { b = $1; c = $2; gsub(",", "", b); gsub(",", "", c); printf "%8.1f MB  %s\n", b * c / 1048576, $0 }' \
+       "$work/streams-gcdump-full.txt" | sort -rn | head -n 25 >> "$work/streams-gcdump.txt") & gcdump_pid=$!
+  fi
   result=$(dotnet "$work/load/Load.dll" streams --url "http://127.0.0.1:$gateway_port/api/v1/chat/completions" --body "$work/slow.json" \
     --key "$key" --count "$count" --ramp-seconds "${RAMP:-10}")
   echo "$result gateway_peak_rss_mb=$(rss_peak_mb "$gateway_pid")"
   sleep 2
+  if [ -n "${GCDUMP:-}" ]; then wait "$gcdump_pid" || true; echo "managed heap with every stream open (dotnet-gcdump, largest types):"; cat "$work/streams-gcdump.txt"; fi
   scripts/pg.sh psql -q -d "$db" -tA -c "select 'usage rows: ' || count(*) || ', ledger = balance: ' || ((select sum(amount_micros) from ledger_entries) = (select sum(balance_micros) from credit_accounts)) from usage_events"
   exit 0
 fi

@@ -8,13 +8,14 @@ namespace AiGate.Web.Features.Gateway;
 /// LF or CRLF, <c>event:</c> and <c>data:</c> fields, multi-line data joined with LF, a blank line
 /// ends an event, <c>:</c> starts a comment. It consumes whole lines from the pipe's buffer, leaves a
 /// partial line for the next read, and hands each complete event to the translator as spans. Its buffers are
-/// rented from the shared pool and go back on <see cref="Dispose"/> (one parser per stream: issue 16).
+/// rented from the shared pool when an event arrives and go back once no event is half read, so a stream waiting
+/// for its next event holds none (one parser per open stream: issue 16).
 /// </summary>
 public sealed class SseParser(int maxEventBytes = 1 << 20) : IDisposable
 {
-    private byte[] _data = ArrayPool<byte>.Shared.Rent(2048);
+    private byte[] _data = [];
     private int _dataLength;
-    private byte[] _eventName = ArrayPool<byte>.Shared.Rent(64);
+    private byte[] _eventName = [];
     private int _eventNameLength;
     private bool _hasData;
 
@@ -50,6 +51,7 @@ public sealed class SseParser(int maxEventBytes = 1 << 20) : IDisposable
         }
         buffer = buffer.Slice(reader.Position);
         if (buffer.Length > maxEventBytes) throw new UpstreamProtocolException("An upstream line exceeded the size limit.");
+        if (!_hasData && _eventNameLength == 0) Dispose();
     }
 
     /// <summary>The stream ended: an event not followed by a blank line is still delivered.</summary>
@@ -78,18 +80,21 @@ public sealed class SseParser(int maxEventBytes = 1 << 20) : IDisposable
     {
         if (length + bytes.Length > buffer.Length)
         {
-            var larger = ArrayPool<byte>.Shared.Rent(Math.Max(buffer.Length * 2, length + bytes.Length));
+            var larger = ArrayPool<byte>.Shared.Rent(Math.Max(Math.Max(buffer.Length * 2, 256), length + bytes.Length));
             buffer.AsSpan(0, length).CopyTo(larger);
-            ArrayPool<byte>.Shared.Return(buffer);
+            if (buffer.Length > 0) ArrayPool<byte>.Shared.Return(buffer);
             buffer = larger;
         }
         bytes.CopyTo(buffer.AsSpan(length));
         length += bytes.Length;
     }
 
+    /// <summary>True while an event is half read (its buffers are rented); false between events.</summary>
+    internal bool HoldsBuffers => _data.Length > 0 || _eventName.Length > 0;
+
     public void Dispose()
     {
-        // Idempotent: the arrays go back once; a parser is not used after it is disposed.
+        // Idempotent, and also called between events: the arrays go back once, and are rented again by the next event.
         if (_data.Length > 0) ArrayPool<byte>.Shared.Return(_data);
         if (_eventName.Length > 0) ArrayPool<byte>.Shared.Return(_eventName);
         _data = [];
