@@ -6,8 +6,23 @@ namespace AiGate.Web.Features.Gateway;
 /// <summary>One validated chat completion request, as every adapter sees it.</summary>
 public sealed class ChatCall
 {
-    /// <summary>The client's request body (OpenAI shape), parsed once. Adapters may set <c>model</c> and <c>stream_options</c> on it.</summary>
-    public required JsonObject Body { get; init; }
+    /// <summary>
+    /// The client's request body (OpenAI shape) as nodes. Adapters that translate it read it (and may set <c>model</c> and
+    /// <c>stream_options</c> on it); when the call was read as a <see cref="Request"/> document it is parsed from those
+    /// bytes on first use, so an OpenAI-kind route that forwards the bytes never builds it.
+    /// </summary>
+    public JsonObject Body
+    {
+        get => _body ??= (JsonObject)JsonNode.Parse(Request!.Bytes.Span)!;
+        init => _body = value;
+    }
+    private JsonObject? _body;
+
+    /// <summary>The validated body as read (<see cref="RequestBody.ReadDocumentAsync"/>), when the endpoint read it so; null otherwise.</summary>
+    public RequestJson? Request { get; init; }
+
+    /// <summary>True once <see cref="Body"/> exists as nodes (given, or parsed and possibly changed by an adapter).</summary>
+    public bool HasBodyNodes => _body is not null;
     public required ResolvedModel Model { get; init; }
     public required bool Stream { get; init; }
     /// <summary>The client asked for a usage chunk (<c>stream_options.include_usage</c>); we always ask the upstream for one.</summary>

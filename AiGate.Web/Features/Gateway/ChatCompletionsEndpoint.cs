@@ -25,8 +25,8 @@ public sealed class ChatCompletionsEndpoint(GatewayAdmission admission, Generati
         var started = Stopwatch.GetTimestamp();
         using var admitted = await admission.AdmitAsync(context);
         if (admitted.Key is not { } key) return;
-        if (await RequestBody.ReadObjectAsync(context, _options.MaxRequestBytes) is not var (body, _)) return;
-        var call = await ValidateAsync(context, key, body);
+        if (await RequestBody.ReadDocumentAsync(context, _options.MaxRequestBytes) is not { } request) return;
+        var call = await ValidateAsync(context, key, request);
         if (call is null) return;
         await pipeline.RunAsync(context, key, call, started,
             (provider, upstreamModel, apiKey) =>
@@ -39,29 +39,32 @@ public sealed class ChatCompletionsEndpoint(GatewayAdmission admission, Generati
             });
     }
 
-    private async Task<ChatCall?> ValidateAsync(HttpContext context, KeyIdentity key, JsonObject body)
+    private async Task<ChatCall?> ValidateAsync(HttpContext context, KeyIdentity key, RequestJson request)
     {
+        var body = request.Root;
         var modelName = RequestBody.RequiredString(body, "model", out var error);
         if (modelName is null)
         {
             await ApiErrors.InvalidRequestAsync(context, error!, "model");
             return null;
         }
-        if (body["messages"] is not JsonArray { Count: > 0 } messages)
+        if (RequestBody.Field(body, "messages") is not { ValueKind: JsonValueKind.Array } messages || messages.GetArrayLength() == 0)
         {
-            await ApiErrors.InvalidRequestAsync(context, body["messages"] is null
+            await ApiErrors.InvalidRequestAsync(context, RequestBody.Field(body, "messages") is null
                 ? "Missing required parameter: 'messages'."
                 : "Invalid 'messages': expected a non-empty array of messages.", "messages");
             return null;
         }
-        for (var i = 0; i < messages.Count; i++)
+        var i = 0;
+        foreach (var message in messages.EnumerateArray())
         {
-            if (messages[i] is not JsonObject message || message["role"] is not JsonValue role || !role.TryGetValue<string>(out var r) || !Roles.Contains(r))
+            if (message.ValueKind != JsonValueKind.Object || !message.TryGetProperty("role"u8, out var role) || !IsRole(role))
             {
                 await ApiErrors.InvalidRequestAsync(context,
                     $"Invalid 'messages[{i}]': each message must be an object with a 'role' of {string.Join(", ", Roles)}.", $"messages[{i}].role");
                 return null;
             }
+            i++;
         }
         if (!RequestBody.OptionalBool(body, "stream", out var stream, out error)
             || !RequestBody.OptionalInt(body, "max_tokens", 1, int.MaxValue, out var maxTokens, out error)
@@ -74,9 +77,9 @@ public sealed class ChatCompletionsEndpoint(GatewayAdmission admission, Generati
             return null;
         }
         var wantsUsage = false;
-        if (body["stream_options"] is { } streamOptions)
+        if (RequestBody.Field(body, "stream_options") is { } streamOptions)
         {
-            if (streamOptions is not JsonObject so || !RequestBody.OptionalBool(so, "include_usage", out wantsUsage, out _))
+            if (streamOptions.ValueKind != JsonValueKind.Object || !RequestBody.OptionalBool(streamOptions, "include_usage", out wantsUsage, out _))
             {
                 await ApiErrors.InvalidRequestAsync(context, "Invalid 'stream_options': expected an object like {\"include_usage\": true}.", "stream_options");
                 return null;
@@ -85,10 +88,15 @@ public sealed class ChatCompletionsEndpoint(GatewayAdmission admission, Generati
 
         // What OpenAI prices outside the usage we bill from (its priority tier, per-call web search) is refused
         // before anything is reserved, by the same rules as the pass-through and /responses.
-        if (PassthroughRules.Unpriceable(ProviderKind.OpenAi, ChatRoute, body, null, "on /api/v1/chat/completions") is { } unpriced)
+        JsonObject? nodes = null;
+        if (PassthroughRules.OpenAiRulesApply(body))
         {
-            await ApiErrors.InvalidRequestAsync(context, unpriced, ApiErrors.ParamOf(unpriced));
-            return null;
+            nodes = (JsonObject)JsonNode.Parse(request.Bytes.Span)!;
+            if (PassthroughRules.Unpriceable(ProviderKind.OpenAi, ChatRoute, nodes, null, "on /api/v1/chat/completions") is { } unpriced)
+            {
+                await ApiErrors.InvalidRequestAsync(context, unpriced, ApiErrors.ParamOf(unpriced));
+                return null;
+            }
         }
         if (await pipeline.ResolveChatModelAsync(context, key, modelName) is not { } model) return null;
         // Both limits are checked (an OpenAI-compatible server may honour either); the one forwarded to
@@ -112,7 +120,8 @@ public sealed class ChatCompletionsEndpoint(GatewayAdmission admission, Generati
         var tokenizer = TokenCounter.For(model);
         return new ChatCall
         {
-            Body = body,
+            Request = request,
+            Body = nodes!,   // null: parsed from the request's bytes if an adapter needs nodes
             Model = model,
             Tokenizer = tokenizer,
             PromptTokens = tokenizer.CountPrompt(body),
@@ -128,6 +137,14 @@ public sealed class ChatCompletionsEndpoint(GatewayAdmission admission, Generati
         };
     }
 
+    private static bool IsRole(JsonElement role)
+    {
+        if (role.ValueKind != JsonValueKind.String) return false;
+        foreach (var name in Roles)
+            if (role.ValueEquals(name)) return true;
+        return false;
+    }
+
     private bool HasRouteWithChoices(ResolvedModel model)
     {
         foreach (var provider in pipeline.Providers(model))
@@ -139,21 +156,17 @@ public sealed class ChatCompletionsEndpoint(GatewayAdmission admission, Generati
     /// The fixed worst case of the messages' image, audio and file parts: their bytes (a URL, or base64
     /// data) say nothing about what the provider will count, and the prompt's token count leaves them out.
     /// </summary>
-    private long MediaTokens(JsonArray messages)
+    private long MediaTokens(JsonElement messages)
     {
         long tokens = 0;
-        foreach (var message in messages)
+        foreach (var message in messages.EnumerateArray())
         {
-            if (message?["content"] is not JsonArray parts) continue;
-            foreach (var part in parts)
+            if (!message.TryGetProperty("content"u8, out var parts) || parts.ValueKind != JsonValueKind.Array) continue;
+            foreach (var part in parts.EnumerateArray())
             {
-                if (part is not JsonObject p || p["type"] is not JsonValue type || !type.TryGetValue<string>(out var kind)) continue;
-                tokens += kind switch
-                {
-                    "image_url" => _options.ImagePartWorstCaseTokens,
-                    "input_audio" or "file" => _options.AudioOrFilePartWorstCaseTokens,
-                    _ => 0,
-                };
+                if (part.ValueKind != JsonValueKind.Object || !part.TryGetProperty("type"u8, out var type) || type.ValueKind != JsonValueKind.String) continue;
+                if (type.ValueEquals("image_url"u8)) tokens += _options.ImagePartWorstCaseTokens;
+                else if (type.ValueEquals("input_audio"u8) || type.ValueEquals("file"u8)) tokens += _options.AudioOrFilePartWorstCaseTokens;
             }
         }
         return tokens;

@@ -55,6 +55,15 @@ public static class PassthroughRules
     }
 
     /// <summary>
+    /// False when an OpenAI-shaped body has none of the top-level fields <see cref="Unpriceable"/> reads for an OpenAI-kind
+    /// route (<c>service_tier</c>, <c>background</c>, <c>web_search_options</c>, <c>tools</c>): the chat endpoint then needs no
+    /// nodes to know the call is priceable. Keep it beside the rules it stands for.
+    /// </summary>
+    internal static bool OpenAiRulesApply(JsonElement body) =>
+        body.TryGetProperty("service_tier"u8, out _) || body.TryGetProperty("background"u8, out _)
+        || body.TryGetProperty("web_search_options"u8, out _) || body.TryGetProperty("tools"u8, out _);
+
+    /// <summary>
     /// Why this body cannot be priced from its usage, or null when it can. Some features cost money that no
     /// usage field reports: server-side tools priced per call (OpenAI's web and file search, code interpreter
     /// containers, image generation, remote MCP; Anthropic's web search, web fetch and code execution; Gemini's

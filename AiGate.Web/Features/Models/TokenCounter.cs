@@ -1,3 +1,6 @@
+using System.Buffers;
+using System.Runtime.InteropServices;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.ML.Tokenizers;
@@ -82,26 +85,29 @@ public readonly record struct ModelTokenizer(Tokenizer? Tokenizer, bool Exact)
     /// are not counted here (they are reserved separately). For a stream that breaks before the
     /// provider reports usage, this is the prompt we bill (flagged estimated).
     /// </summary>
-    public long CountPrompt(JsonObject body)
+    public long CountPrompt(JsonObject body) => CountPrompt(JsonSerializer.SerializeToElement(body));
+
+    /// <inheritdoc cref="CountPrompt(JsonObject)"/>
+    public long CountPrompt(JsonElement body)
     {
         long tokens = 3;
-        if (body["messages"] is JsonArray messages)
-            foreach (var node in messages)
+        if (Field(body, "messages"u8) is { ValueKind: JsonValueKind.Array } messages)
+            foreach (var message in messages.EnumerateArray())
             {
-                if (node is not JsonObject message) continue;
-                tokens += 4 + Count(message["name"]) + Count(message["tool_call_id"]);
-                tokens += message["content"] switch
-                {
-                    JsonArray parts => CountTextParts(parts),
-                    var content => Count(content),
-                };
-                if (message["tool_calls"] is JsonArray calls)
-                    foreach (var call in calls)
-                        tokens += 4 + Count(call?["function"]?["name"]) + Count(call?["function"]?["arguments"]);
+                if (message.ValueKind != JsonValueKind.Object) continue;
+                tokens += 4 + Count(Field(message, "name"u8)) + Count(Field(message, "tool_call_id"u8));
+                tokens += Field(message, "content"u8) is { ValueKind: JsonValueKind.Array } parts ? CountTextParts(parts) : Count(Field(message, "content"u8));
+                if (Field(message, "tool_calls"u8) is { ValueKind: JsonValueKind.Array } calls)
+                    foreach (var call in calls.EnumerateArray())
+                    {
+                        tokens += 4;
+                        if (Field(call, "function"u8) is { ValueKind: JsonValueKind.Object } function)
+                            tokens += Count(Field(function, "name"u8)) + Count(Field(function, "arguments"u8));
+                    }
             }
-        if (body["tools"] is JsonArray tools) tokens += CountJson(tools);
-        if (body["functions"] is JsonArray functions) tokens += CountJson(functions);
-        if (body["response_format"] is JsonObject format) tokens += CountJson(format);
+        if (Field(body, "tools"u8) is { ValueKind: JsonValueKind.Array } tools) tokens += CountJson(tools);
+        if (Field(body, "functions"u8) is { ValueKind: JsonValueKind.Array } functions) tokens += CountJson(functions);
+        if (Field(body, "response_format"u8) is { ValueKind: JsonValueKind.Object } format) tokens += CountJson(format);
         return tokens;
     }
 
@@ -113,16 +119,40 @@ public readonly record struct ModelTokenizer(Tokenizer? Tokenizer, bool Exact)
     /// </summary>
     public long PromptUpperBound(long counted) => Tokenizer is null ? counted * 2 : Exact ? counted + counted / 10 + 1 : counted + counted / 2 + 1;
 
-    private long CountTextParts(JsonArray parts)
+    private long CountTextParts(JsonElement parts)
     {
         long tokens = 0;
-        foreach (var part in parts)
-            if (part is JsonObject p && p["text"] is JsonValue text) tokens += 1 + Count(text);
+        foreach (var part in parts.EnumerateArray())
+            if (Field(part, "text"u8) is { ValueKind: not (JsonValueKind.Object or JsonValueKind.Array) } text) tokens += 1 + Count(text);
         return tokens;
     }
 
-    private long Count(JsonNode? node) =>
-        node is JsonValue value && value.GetValueKind() == JsonValueKind.String ? Count(value.GetValue<string>()) : 0;
+    private static JsonElement? Field(JsonElement element, ReadOnlySpan<byte> name) =>
+        element.ValueKind == JsonValueKind.Object && element.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null ? value : null;
 
-    private long CountJson(JsonNode node) => Count(node.ToJsonString());
+    /// <summary>Tokens of a JSON string; unescaped text is decoded into a pooled buffer, no string made.</summary>
+    private long Count(JsonElement? element)
+    {
+        if (element is not { ValueKind: JsonValueKind.String } value) return 0;
+        var raw = JsonMarshal.GetRawUtf8Value(value);
+        raw = raw[1..^1];   // the quotes
+        if (raw.IndexOf((byte)'\\') >= 0) return Count(value.GetString());
+        var chars = ArrayPool<char>.Shared.Rent(raw.Length);
+        try
+        {
+            return Count(chars.AsSpan(0, Encoding.UTF8.GetChars(raw, chars)));
+        }
+        finally
+        {
+            ArrayPool<char>.Shared.Return(chars);
+        }
+    }
+
+    /// <summary>A JSON value's tokens as compact JSON (the form tools and schemas reach the model in).</summary>
+    private long CountJson(JsonElement element)
+    {
+        var output = new ArrayBufferWriter<byte>(256);
+        using (var writer = new Utf8JsonWriter(output)) element.WriteTo(writer);
+        return Count(Encoding.UTF8.GetString(output.WrittenSpan));
+    }
 }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -19,12 +20,14 @@ public sealed class OpenAiAdapter : ProviderAdapter
 
     public override HttpRequestMessage CreateChatRequest(Provider provider, ChatCall call, string upstreamModel, string? apiKey)
     {
-        var body = call.Body;
-        body["model"] = upstreamModel;
         // OpenAI's own API wants max_completion_tokens (its reasoning models reject max_tokens, and it
         // supersedes max_tokens); OpenAI-compatible servers widely know only max_tokens. Whatever is sent,
         // the reservation covers the larger of the two the client gave.
         var openAi = provider.BaseUrl.Host == "api.openai.com";
+        if (call is { Request: { } request, HasBodyNodes: false })
+            return Post(provider, "chat/completions", RewriteChatBody(request.Root, call, upstreamModel, openAi), call.Stream, apiKey);
+        var body = call.Body;
+        body["model"] = upstreamModel;
         if (openAi && body["max_completion_tokens"] is not null) body.Remove("max_tokens");
         if (!call.ClientSetMaxTokens) body[openAi ? "max_completion_tokens" : "max_tokens"] = call.MaxOutputTokens;
         else if (!openAi && body["max_tokens"] is null) body["max_tokens"] = call.MaxOutputTokens;   // bounded where only max_tokens is known
@@ -35,6 +38,68 @@ public sealed class OpenAiAdapter : ProviderAdapter
             body["stream_options"] = options;
         }
         return Post(provider, "chat/completions", body, call.Stream, apiKey);
+    }
+
+    /// <summary>
+    /// The client's body as read, written once with the same changes the node path makes (the upstream's model, the output
+    /// limit, <c>stream_options.include_usage</c>), every other field as the client sent it: no nodes are built.
+    /// </summary>
+    private static byte[] RewriteChatBody(JsonElement body, ChatCall call, string upstreamModel, bool openAi)
+    {
+        var output = new ArrayBufferWriter<byte>(call.Request!.Length + 96);
+        using (var writer = new Utf8JsonWriter(output))
+        {
+            var hasMaxTokens = false;
+            var hasMaxCompletionTokens = body.TryGetProperty("max_completion_tokens"u8, out var mct) && mct.ValueKind != JsonValueKind.Null;
+            var hasStreamOptions = false;
+            writer.WriteStartObject();
+            foreach (var property in body.EnumerateObject())
+            {
+                if (property.NameEquals("model"u8))
+                {
+                    writer.WriteString("model"u8, upstreamModel);
+                    continue;
+                }
+                if (property.NameEquals("max_tokens"u8) || property.NameEquals("max_completion_tokens"u8))
+                {
+                    // A null limit is no limit: left out, and the one we send is written below.
+                    if (property.Value.ValueKind == JsonValueKind.Null) continue;
+                    if (property.NameEquals("max_tokens"u8))
+                    {
+                        if (openAi && hasMaxCompletionTokens) continue;
+                        hasMaxTokens = true;
+                    }
+                }
+                if (call.Stream && property.NameEquals("stream_options"u8))
+                {
+                    hasStreamOptions = true;
+                    writer.WritePropertyName("stream_options"u8);
+                    WriteStreamOptions(writer, property.Value);
+                    continue;
+                }
+                property.WriteTo(writer);
+            }
+            if (!call.ClientSetMaxTokens) writer.WriteNumber(openAi ? "max_completion_tokens"u8 : "max_tokens"u8, call.MaxOutputTokens);
+            else if (!openAi && !hasMaxTokens) writer.WriteNumber("max_tokens"u8, call.MaxOutputTokens);
+            if (call.Stream && !hasStreamOptions)
+            {
+                writer.WritePropertyName("stream_options"u8);
+                WriteStreamOptions(writer, default);
+            }
+            writer.WriteEndObject();
+        }
+        return output.WrittenSpan.ToArray();
+    }
+
+    /// <summary>The client's <c>stream_options</c> (an object, or none) with <c>include_usage</c> set.</summary>
+    private static void WriteStreamOptions(Utf8JsonWriter writer, JsonElement options)
+    {
+        writer.WriteStartObject();
+        if (options.ValueKind == JsonValueKind.Object)
+            foreach (var option in options.EnumerateObject())
+                if (!option.NameEquals("include_usage"u8)) option.WriteTo(writer);
+        writer.WriteBoolean("include_usage"u8, true);
+        writer.WriteEndObject();
     }
 
     public override ChatCompletionResult ReadChatCompletion(ReadOnlySpan<byte> body, ChatCall call)
@@ -64,11 +129,14 @@ public sealed class OpenAiAdapter : ProviderAdapter
         return new ChatCompletionResult(response, usage);
     }
 
-    internal static HttpRequestMessage Post(Provider provider, string path, JsonNode body, bool stream, string? apiKey)
+    internal static HttpRequestMessage Post(Provider provider, string path, JsonNode body, bool stream, string? apiKey) =>
+        Post(provider, path, JsonSerializer.SerializeToUtf8Bytes(body), stream, apiKey);
+
+    private static HttpRequestMessage Post(Provider provider, string path, byte[] body, bool stream, string? apiKey)
     {
         var request = new HttpRequestMessage(HttpMethod.Post, provider.Url(path))
         {
-            Content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(body)),
+            Content = new ByteArrayContent(body),
         };
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         if (!string.IsNullOrEmpty(apiKey)) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);
