@@ -46,50 +46,57 @@ public sealed class OpenAiAdapter : ProviderAdapter
     /// </summary>
     private static byte[] RewriteChatBody(JsonElement body, ChatCall call, string upstreamModel, bool openAi)
     {
-        var output = new ArrayBufferWriter<byte>(call.Request!.Length + 96);
-        using (var writer = new Utf8JsonWriter(output))
+        // One writer and buffer per thread (nothing awaits while writing): the only allocation is the body sent.
+        var output = t_output ??= new ArrayBufferWriter<byte>(1024);
+        output.ResetWrittenCount();
+        var writer = t_writer ??= new Utf8JsonWriter(output);
+        writer.Reset(output);
+        var hasMaxTokens = false;
+        var hasMaxCompletionTokens = body.TryGetProperty("max_completion_tokens"u8, out var mct) && mct.ValueKind != JsonValueKind.Null;
+        var hasStreamOptions = false;
+        writer.WriteStartObject();
+        foreach (var property in body.EnumerateObject())
         {
-            var hasMaxTokens = false;
-            var hasMaxCompletionTokens = body.TryGetProperty("max_completion_tokens"u8, out var mct) && mct.ValueKind != JsonValueKind.Null;
-            var hasStreamOptions = false;
-            writer.WriteStartObject();
-            foreach (var property in body.EnumerateObject())
+            if (property.NameEquals("model"u8))
             {
-                if (property.NameEquals("model"u8))
-                {
-                    writer.WriteString("model"u8, upstreamModel);
-                    continue;
-                }
-                if (property.NameEquals("max_tokens"u8) || property.NameEquals("max_completion_tokens"u8))
-                {
-                    // A null limit is no limit: left out, and the one we send is written below.
-                    if (property.Value.ValueKind == JsonValueKind.Null) continue;
-                    if (property.NameEquals("max_tokens"u8))
-                    {
-                        if (openAi && hasMaxCompletionTokens) continue;
-                        hasMaxTokens = true;
-                    }
-                }
-                if (call.Stream && property.NameEquals("stream_options"u8))
-                {
-                    hasStreamOptions = true;
-                    writer.WritePropertyName("stream_options"u8);
-                    WriteStreamOptions(writer, property.Value);
-                    continue;
-                }
-                property.WriteTo(writer);
+                writer.WriteString("model"u8, upstreamModel);
+                continue;
             }
-            if (!call.ClientSetMaxTokens) writer.WriteNumber(openAi ? "max_completion_tokens"u8 : "max_tokens"u8, call.MaxOutputTokens);
-            else if (!openAi && !hasMaxTokens) writer.WriteNumber("max_tokens"u8, call.MaxOutputTokens);
-            if (call.Stream && !hasStreamOptions)
+            if (property.NameEquals("max_tokens"u8) || property.NameEquals("max_completion_tokens"u8))
             {
+                // A null limit is no limit: left out, and the one we send is written below.
+                if (property.Value.ValueKind == JsonValueKind.Null) continue;
+                if (property.NameEquals("max_tokens"u8))
+                {
+                    if (openAi && hasMaxCompletionTokens) continue;
+                    hasMaxTokens = true;
+                }
+            }
+            if (call.Stream && property.NameEquals("stream_options"u8))
+            {
+                hasStreamOptions = true;
                 writer.WritePropertyName("stream_options"u8);
-                WriteStreamOptions(writer, default);
+                WriteStreamOptions(writer, property.Value);
+                continue;
             }
-            writer.WriteEndObject();
+            property.WriteTo(writer);
         }
-        return output.WrittenSpan.ToArray();
+        if (!call.ClientSetMaxTokens) writer.WriteNumber(openAi ? "max_completion_tokens"u8 : "max_tokens"u8, call.MaxOutputTokens);
+        else if (!openAi && !hasMaxTokens) writer.WriteNumber("max_tokens"u8, call.MaxOutputTokens);
+        if (call.Stream && !hasStreamOptions)
+        {
+            writer.WritePropertyName("stream_options"u8);
+            WriteStreamOptions(writer, default);
+        }
+        writer.WriteEndObject();
+        writer.Flush();
+        var bytes = output.WrittenSpan.ToArray();
+        if (output.Capacity > 64 * 1024) (t_output, t_writer) = (null, null);   // a rare large body's buffer is not kept
+        return bytes;
     }
+
+    [ThreadStatic] private static ArrayBufferWriter<byte>? t_output;
+    [ThreadStatic] private static Utf8JsonWriter? t_writer;
 
     /// <summary>The client's <c>stream_options</c> (an object, or none) with <c>include_usage</c> set.</summary>
     private static void WriteStreamOptions(Utf8JsonWriter writer, JsonElement options)
