@@ -10,7 +10,7 @@
 #   DURATION=30s CONNECTIONS=64 bench/run.sh
 #   bench/run.sh streams         (10,000 concurrent slow streams through the gateway: served, errors, peak RSS)
 #   bench/run.sh profile         (which types the gateway allocates per non-streamed call, from a dotnet-trace capture;
-#                                 PROFILE=stream for streamed calls)
+#                                 PROFILE=stream for streamed calls; CPU=1 for where the CPU time goes instead)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -132,8 +132,11 @@ if [ "$mode" = profile ]; then
   fi
   dotnet "$work/load/Load.dll" rate --rate 500 --seconds 5 --url "$url" --body "$profile_body" --key "$key" >/dev/null   # warm-up
   rm -f "$work/alloc.nettrace"
-  # GC keyword (0x1) at verbose level (5): AllocationTick events.
-  "$work/tools/dotnet-trace" collect -p "$gateway_pid" --providers 'Microsoft-Windows-DotNETRuntime:0x1:5' --duration 00:00:12 \
+  # GC keyword (0x1) at verbose level (5): AllocationTick events. CPU=1: the runtime's sample profiler instead (a stack
+  # per thread every millisecond), with the runtime events that name JIT-compiled methods.
+  providers='Microsoft-Windows-DotNETRuntime:0x1:5'
+  [ -n "${CPU:-}" ] && providers='Microsoft-DotNETCore-SampleProfiler,Microsoft-Windows-DotNETRuntime:0x14C14FCCBD:4'
+  "$work/tools/dotnet-trace" collect -p "$gateway_pid" --providers "$providers" --duration 00:00:12 \
     -o "$work/alloc.nettrace" >/dev/null 2>&1 &
   trace_pid=$!
   sleep 2
@@ -141,7 +144,7 @@ if [ "$mode" = profile ]; then
   wait "$trace_pid" || true
   echo
   echo "metered ${PROFILE:-json} calls at 1,000 req/s for 8 s: $out"
-  dotnet "$work/allocprofile/AllocProfile.dll" "$work/alloc.nettrace" "$(tr ' ' '\n' <<<"$out" | awk -F= '$1=="ok" {print $2}')" "${TOP:-30}"
+  dotnet "$work/allocprofile/AllocProfile.dll" ${CPU:+cpu} "$work/alloc.nettrace" "$(tr ' ' '\n' <<<"$out" | awk -F= '$1=="ok" {print $2}')" "${TOP:-30}"
   exit 0
 fi
 

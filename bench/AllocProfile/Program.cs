@@ -8,8 +8,12 @@ using Microsoft.Diagnostics.Tracing.Parsers.Clr;
 // estimate of where the bytes go: per type, and per the nearest frame of AiGate's own code (or the first frame
 // outside the runtime's core libraries when no AiGate frame is on the stack). CALLS is how many calls the trace
 // covered, to print bytes per call.
+// AllocProfile cpu TRACE.nettrace CALLS [TOP]: the same for a CPU-sampling capture (the runtime's sample profiler, a
+// stack per thread every millisecond): samples of threads running managed code, by the component of the innermost
+// frame, by the method at the top of the stack, and by the nearest AiGate frame, in microseconds per call.
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
-if (args.Length < 2) { Console.Error.WriteLine("usage: AllocProfile TRACE.nettrace CALLS [TOP]"); return 2; }
+if (args.Length >= 3 && args[0] == "cpu") return CpuProfile.Run(args[1], double.Parse(args[2]), args.Length > 3 ? int.Parse(args[3]) : 25);
+if (args.Length < 2) { Console.Error.WriteLine("usage: AllocProfile [cpu] TRACE.nettrace CALLS [TOP]"); return 2; }
 var calls = double.Parse(args[1]);
 var top = args.Length > 2 ? int.Parse(args[2]) : 25;
 
