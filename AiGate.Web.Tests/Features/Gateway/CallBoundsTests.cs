@@ -74,7 +74,9 @@ public sealed class ReservationBoundsTests(BoundedCallsApp app) : IClassFixture<
         body["max_tokens"] = maxTokens / n;
         body["n"] = n;
         Assert.Equal(HttpStatusCode.OK, (await client.PostAsJsonAsync("/api/v1/chat/completions", body)).StatusCode);
-        return app.Upstream.Requests.Single().Body;
+        var sent = app.Upstream.Requests.Single();
+        Assert.Equal("application/json", sent.Headers["Content-Type"]);   // the forwarded bytes keep their type
+        return sent.Body;
     }
 
     [Fact]

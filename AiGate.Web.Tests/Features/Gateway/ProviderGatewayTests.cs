@@ -101,6 +101,7 @@ public sealed class ProviderGatewayTests(ProviderFakesApp app) : IClassFixture<P
 
         // The provider got its own key, never the user's gateway key.
         var request = Fake(model).Requests.Last();
+        Assert.Equal("application/json", request.Headers["Content-Type"]);
         Assert.DoesNotContain(request.Headers.Values, v => v.Contains(key, StringComparison.Ordinal));
         Assert.DoesNotContain(key, request.Body, StringComparison.Ordinal);
         NoViolations();

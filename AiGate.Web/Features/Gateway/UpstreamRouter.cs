@@ -365,7 +365,13 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
         public static SentSignalContent Wrap(HttpRequestMessage request)
         {
             var wrapped = new SentSignalContent(request.Content ?? new ByteArrayContent([]));
-            foreach (var header in wrapped._inner.Headers) wrapped.Headers.TryAddWithoutValidation(header.Key, header.Value);
+            // The headers as set (Content-Type, mostly), copied without parsing them into typed values and back (issue 16:
+            // the parsing enumerator took a lock and allocated arrays on every call).
+            foreach (var (name, values) in wrapped._inner.Headers.NonValidated)
+            {
+                if (values.Count == 1) wrapped.Headers.TryAddWithoutValidation(name, values.ToString());
+                else wrapped.Headers.TryAddWithoutValidation(name, values);
+            }
             request.Content = wrapped;
             return wrapped;
         }
