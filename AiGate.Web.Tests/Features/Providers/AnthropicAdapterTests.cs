@@ -2,7 +2,6 @@ using System.Text;
 using System.Text.Json.Nodes;
 using AiGate.Web.Features.Models;
 using AiGate.Web.Features.Providers;
-using Polly;
 using static AiGate.Web.Tests.Features.Providers.TranslatorHarness;
 
 namespace AiGate.Web.Tests.Features.Providers;
@@ -10,12 +9,7 @@ namespace AiGate.Web.Tests.Features.Providers;
 /// <summary>The Anthropic translation on its own: request shape, answers and recorded event streams → OpenAI chunks.</summary>
 public sealed class AnthropicAdapterTests
 {
-    private static readonly Provider Provider = new()
-    {
-        Name = "anthropic", Kind = ProviderKind.Anthropic, BaseUrl = new Uri("https://api.anthropic.com"), ApiKey = "sk-ant-test",
-        Timeout = TimeSpan.FromSeconds(5), StreamIdleTimeout = TimeSpan.FromSeconds(5), Adapter = AnthropicAdapter.Instance,
-        Http = new HttpMessageInvoker(new SocketsHttpHandler()), Breaker = ResiliencePipeline<HttpResponseMessage>.Empty,
-    };
+    private static readonly Provider Provider = Upstream("anthropic", ProviderKind.Anthropic, "https://api.anthropic.com", "sk-ant-test", AnthropicAdapter.Instance);
 
     [Fact]
     public void Request_goes_to_v1_messages_with_key_version_and_a_translated_body()

@@ -3,7 +3,6 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using AiGate.Web.Features.Models;
 using AiGate.Web.Features.Providers;
-using Polly;
 using static AiGate.Web.Tests.Features.Providers.TranslatorHarness;
 
 namespace AiGate.Web.Tests.Features.Providers;
@@ -11,12 +10,7 @@ namespace AiGate.Web.Tests.Features.Providers;
 /// <summary>The Gemini translation on its own: request shape, answers and recorded alt=sse streams → OpenAI chunks.</summary>
 public sealed class GeminiAdapterTests
 {
-    private static readonly Provider Provider = new()
-    {
-        Name = "gemini", Kind = ProviderKind.Gemini, BaseUrl = new Uri("https://generativelanguage.googleapis.com"), ApiKey = "AIza-test",
-        Timeout = TimeSpan.FromSeconds(5), StreamIdleTimeout = TimeSpan.FromSeconds(5), Adapter = GeminiAdapter.Instance,
-        Http = new HttpMessageInvoker(new SocketsHttpHandler()), Breaker = ResiliencePipeline<HttpResponseMessage>.Empty,
-    };
+    private static readonly Provider Provider = Upstream("gemini", ProviderKind.Gemini, "https://generativelanguage.googleapis.com", "AIza-test", GeminiAdapter.Instance);
 
     [Fact]
     public void Request_path_key_header_and_body_follow_the_gemini_api()

@@ -5,7 +5,6 @@ using System.Text.Json.Nodes;
 using AiGate.Web.Features.Gateway;
 using AiGate.Web.Features.Models;
 using AiGate.Web.Features.Providers;
-using Polly;
 using static AiGate.Web.Tests.Features.Providers.TranslatorHarness;
 
 namespace AiGate.Web.Tests.Features.Providers;
@@ -17,12 +16,7 @@ namespace AiGate.Web.Tests.Features.Providers;
 /// </summary>
 public sealed class OpenAiRequestRewriteTests
 {
-    private static Provider Upstream(string baseUrl) => new()
-    {
-        Name = "openai", Kind = ProviderKind.OpenAi, BaseUrl = new Uri(baseUrl), ApiKey = "sk-test",
-        Timeout = TimeSpan.FromSeconds(5), StreamIdleTimeout = TimeSpan.FromSeconds(5), Adapter = OpenAiAdapter.Instance,
-        Http = new HttpMessageInvoker(new SocketsHttpHandler()), Breaker = ResiliencePipeline<HttpResponseMessage>.Empty,
-    };
+    private static Provider Upstream(string baseUrl) => TranslatorHarness.Upstream("openai", ProviderKind.OpenAi, baseUrl, "sk-test", OpenAiAdapter.Instance);
 
     public static TheoryData<string> Bodies => new()
     {

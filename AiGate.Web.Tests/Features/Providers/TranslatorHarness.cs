@@ -12,6 +12,14 @@ internal static class TranslatorHarness
 {
     public static readonly ModelPricing Pricing = new(3_000_000, 15_000_000, 300_000, 10_000);
 
+    /// <summary>A provider as the registry would build it, for calling an adapter directly (nothing is sent).</summary>
+    public static Provider Upstream(string name, ProviderKind kind, string baseUrl, string apiKey, ProviderAdapter adapter) => new()
+    {
+        Name = name, Kind = kind, BaseUrl = new Uri(baseUrl), ApiKey = apiKey,
+        Timeout = TimeSpan.FromSeconds(5), StreamIdleTimeout = TimeSpan.FromSeconds(5), Adapter = adapter,
+        Http = new HttpMessageInvoker(new SocketsHttpHandler()), Breaker = Polly.ResiliencePipeline<HttpResponseMessage>.Empty,
+    };
+
     public static ChatCall Call(string body, bool clientWantsUsage = true, int maxOutputTokens = 64_000)
     {
         var json = (JsonObject)JsonNode.Parse(body)!;
