@@ -25,7 +25,7 @@ public sealed partial class ProductionInvitationTests(ProductionStack stack, Bro
         var (owner, ownerErrors) = await browser.NewPageAsync(stack.BaseUrl, ignoreHttpsErrors: true);
         owner.SetDefaultTimeout(90_000);   // a fresh Production app compiles each path on first use, through the edge
         await LogInAsync(owner, ownerEmail, password);
-        await owner.WaitForURLAsync("**/dashboard");
+        await LandedAsync(owner, "**/dashboard", "production-invite-00-owner-login");
         await owner.GotoAsync("/organization");
         await owner.GetByLabel("E-mail", new() { Exact = true }).FillAsync(inviteeEmail);
         await owner.GetByLabel("Role", new() { Exact = true }).SelectOptionAsync("billing");
@@ -61,6 +61,24 @@ public sealed partial class ProductionInvitationTests(ProductionStack stack, Bro
 
         Assert.True(ownerErrors.Count == 0, string.Join("\n", ownerErrors));
         Assert.True(inviteeErrors.Count == 0, string.Join("\n", inviteeErrors));
+    }
+
+    /// <summary>
+    /// Waits for the page to land on <paramref name="url"/>; when it does not, the failure says where it is and what it shows
+    /// (CI saw this wait time out once under load, and the report had nothing to go on), with a screenshot.
+    /// </summary>
+    private static async Task LandedAsync(IPage page, string url, string screenshot)
+    {
+        try
+        {
+            await page.WaitForURLAsync(url);
+        }
+        catch (TimeoutException ex)
+        {
+            await Browser.ScreenshotAsync(page, screenshot);
+            var text = await page.Locator("body").InnerTextAsync(new() { Timeout = 5_000 });
+            throw new TimeoutException($"Expected {url}, still at {page.Url}; the page says: {(text.Length > 600 ? text[..600] : text)}", ex);
+        }
     }
 
     [GeneratedRegex("https?://[^\"'<>\\s]+/organization/invite\\?token=[A-Za-z0-9_\\-]+")]
