@@ -18,6 +18,9 @@ public sealed class ChatCall
     }
     private JsonObject? _body;
 
+    /// <summary>Nodes the endpoint already parsed from <see cref="Request"/> (for a pricing rule), so <see cref="Body"/> does not parse twice; null: none.</summary>
+    public JsonObject? ParsedBody { init => _body = value; }
+
     /// <summary>The validated body as read (<see cref="RequestBody.ReadDocumentAsync"/>), when the endpoint read it so; null otherwise.</summary>
     public RequestJson? Request { get; init; }
 

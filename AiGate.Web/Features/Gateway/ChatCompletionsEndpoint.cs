@@ -121,7 +121,7 @@ public sealed class ChatCompletionsEndpoint(GatewayAdmission admission, Generati
         return new ChatCall
         {
             Request = request,
-            Body = nodes!,   // null: parsed from the request's bytes if an adapter needs nodes
+            ParsedBody = nodes,
             Model = model,
             Tokenizer = tokenizer,
             PromptTokens = tokenizer.CountPrompt(body),
