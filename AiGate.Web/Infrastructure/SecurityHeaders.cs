@@ -18,11 +18,7 @@ public static class SecurityHeaders
         {
             // Our own request id, unique across instances and restarts (Kestrel's is per process): it
             // keys usage rows and ledger entries, appears in logs and error pages, and users quote it.
-            context.TraceIdentifier = string.Create(36, Guid.CreateVersion7(), static (span, id) =>
-            {
-                "req_".CopyTo(span);
-                id.TryFormat(span[4..], out _, "N");
-            });
+            context.TraceIdentifier = PrefixedId.New("req_");
             var headers = context.Response.Headers;
             headers.XContentTypeOptions = "nosniff";
             headers["X-Request-Id"] = context.TraceIdentifier;

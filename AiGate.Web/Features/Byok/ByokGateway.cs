@@ -32,7 +32,7 @@ public sealed partial class ByokGateway(ByokKeys keys, CustomModels customModels
     }
 
     /// <summary>The call's BYOK state (null: platform keys only), or <see cref="Lookup.Refused"/> with a 503 written.</summary>
-    public async Task<Lookup> ForCallAsync(HttpContext context, KeyIdentity key, ResolvedModel model)
+    public async ValueTask<Lookup> ForCallAsync(HttpContext context, KeyIdentity key, ResolvedModel model)
     {
         var account = await AccountKeysAsync(context, key);
         return account is null ? new Lookup(true, null) : new Lookup(false, customModels.For(account, model, registry));
@@ -45,7 +45,7 @@ public sealed partial class ByokGateway(ByokKeys keys, CustomModels customModels
     public ModelPricing ReservePricing(ByokCall? byok, ResolvedModel model) =>
         byok is not null && byok.AlwaysUserKey(model, registry) ? byok.FeePricing : model.Pricing!.Value;
 
-    private async Task<AccountKeys?> AccountKeysAsync(HttpContext context, KeyIdentity key)
+    private async ValueTask<AccountKeys?> AccountKeysAsync(HttpContext context, KeyIdentity key)
     {
         try
         {

@@ -14,7 +14,14 @@ namespace AiGate.Web.Features.Credits;
 /// of token prices.
 /// </summary>
 public sealed record MeteredOutcome(string Provider, TokenUsage? Usage, int Status, bool Streamed, int? TimeToFirstByteMs,
-    ModelPricing? Pricing = null, bool Byok = false, MediaCost? Cost = null);
+    ModelPricing? Pricing = null, bool Byok = false, MediaCost? Cost = null)
+{
+    private static readonly MeteredOutcome UnservedJson = new("", null, StatusCodes.Status502BadGateway, false, null);
+    private static readonly MeteredOutcome UnservedStream = new("", null, StatusCodes.Status502BadGateway, true, null);
+
+    /// <summary>A call that produced nothing: what settles when the call ends before its outcome is known (an exception). Shared, not made per call.</summary>
+    public static MeteredOutcome Unserved(bool streamed) => streamed ? UnservedStream : UnservedJson;
+}
 
 /// <summary>
 /// The money path of a gateway request (DESIGN rules 1–3, 8): the worst case is reserved before

@@ -32,6 +32,7 @@ public sealed class ChatCall
     public required bool ClientWantsUsage { get; init; }
     /// <summary>Our completion id, used when the provider's ids are not OpenAI-shaped ("chatcmpl-…").</summary>
     public required string CompletionId { get; init; }
+
     public required long Created { get; init; }
     /// <summary>
     /// The output limit this call runs under: the client's max_tokens, or our default within the

@@ -5,6 +5,7 @@ using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Features.Models;
 using AiGate.Web.Features.Providers;
+using AiGate.Web.Infrastructure;
 using Microsoft.Extensions.Options;
 
 namespace AiGate.Web.Features.Gateway;
@@ -39,7 +40,7 @@ public sealed class ChatCompletionsEndpoint(GatewayAdmission admission, Generati
             });
     }
 
-    private async Task<ChatCall?> ValidateAsync(HttpContext context, KeyIdentity key, RequestJson request)
+    private async ValueTask<ChatCall?> ValidateAsync(HttpContext context, KeyIdentity key, RequestJson request)
     {
         var body = request.Root;
         var modelName = RequestBody.RequiredString(body, "model", out var error);
@@ -127,7 +128,7 @@ public sealed class ChatCompletionsEndpoint(GatewayAdmission admission, Generati
             PromptTokens = tokenizer.CountPrompt(body),
             Stream = stream,
             ClientWantsUsage = wantsUsage,
-            CompletionId = "chatcmpl-" + Guid.CreateVersion7().ToString("N"),
+            CompletionId = PrefixedId.New("chatcmpl-"),
             Created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
             MaxOutputTokens = maxOutput,
             ClientSetMaxTokens = requested is not null,
@@ -173,7 +174,7 @@ public sealed class ChatCompletionsEndpoint(GatewayAdmission admission, Generati
     }
 
     /// <summary>Relays a JSON answer with the usage billed and its cost; returns the usage to bill (null: nothing billable was produced).</summary>
-    private async Task<TokenUsage?> RelayJsonAsync(HttpContext context, ChatCall call, RouteResult route, long started)
+    private async ValueTask<TokenUsage?> RelayJsonAsync(HttpContext context, ChatCall call, RouteResult route, long started)
     {
         // OpenAI's format is relayed as its own bytes with model and usage replaced (no DOM); others are translated.
         var answer = await pipeline.ReadAnswerAsync(context, route, (call, route.Provider!.Adapter), static (bytes, s) =>

@@ -5,6 +5,7 @@ using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Features.Models;
 using AiGate.Web.Features.Providers;
+using AiGate.Web.Infrastructure;
 using Microsoft.Extensions.Options;
 using static AiGate.Web.Features.Providers.ChatTranslation;
 
@@ -137,7 +138,7 @@ public sealed class CompletionsEndpoint(GatewayAdmission admission, GenerationPi
             PromptTokens = promptTokens,
             Stream = stream,
             ClientWantsUsage = wantsUsage,
-            CompletionId = "cmpl-" + Guid.CreateVersion7().ToString("N"),
+            CompletionId = PrefixedId.New("cmpl-"),
             Created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
             MaxOutputTokens = output,
             ClientSetMaxTokens = true,
@@ -169,7 +170,7 @@ public sealed class CompletionsEndpoint(GatewayAdmission admission, GenerationPi
     }
 
     /// <summary>A whole <c>text_completion</c>: billed by the chat rules (its choices' text counted), passed on with our model name and the usage billed.</summary>
-    private async Task<TokenUsage?> RelayJsonAsync(HttpContext context, ChatCall call, RouteResult route, long started)
+    private async ValueTask<TokenUsage?> RelayJsonAsync(HttpContext context, ChatCall call, RouteResult route, long started)
     {
         if (await pipeline.ReadAnswerAsync(context, route, (call, route.Provider!.Adapter), static (bytes, s) => s.Adapter.ReadChatCompletion(bytes, s.call))
             is not { } result) return null;

@@ -71,7 +71,7 @@ public sealed class EmbeddingsEndpoint(GatewayAdmission admission, ModelCatalog 
         // Every request byte as a third of a token: inputs may be token-id arrays, which no tokenizer count bounds.
         var worstCase = Metering.WorstCaseMicros(byokGateway.ReservePricing(byok, model), bytes / 3 + 1, 0);
         if (await metering.ReserveOrRefuseAsync(context, key, worstCase) is not { } reservation) return;
-        var outcome = new MeteredOutcome("", null, StatusCodes.Status502BadGateway, false, null);
+        var outcome = MeteredOutcome.Unserved(streamed: false);
         try
         {
             using var route = await router.SendAsync(model, stream: false, (provider, upstreamModel, apiKey) =>

@@ -49,16 +49,14 @@ public static class GatewayResponses
 
     /// <summary>
     /// A non-streamed answer's whole body, read whether or not the client is still there, until the
-    /// call's total deadline (<see cref="RouteResult.DeadlineTimestamp"/>); null when it is too large,
+    /// call's total deadline (the answered attempt's, <see cref="RouteResult.Lifetime"/>); null when it is too large,
     /// broke off or ran past the deadline.
     /// </summary>
-    public static async Task<byte[]?> ReadBeforeDeadlineAsync(RouteResult route, int maxBytes)
+    public static async ValueTask<byte[]?> ReadBeforeDeadlineAsync(RouteResult route, int maxBytes)
     {
-        var remaining = System.Diagnostics.Stopwatch.GetElapsedTime(System.Diagnostics.Stopwatch.GetTimestamp(), route.DeadlineTimestamp);
-        using var deadline = new CancellationTokenSource(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero);
         try
         {
-            return await ReadBoundedAsync(route.Response!, maxBytes, deadline.Token);
+            return await ReadBoundedAsync(route.Response!, maxBytes, route.Lifetime!.Token);
         }
         catch (OperationCanceledException)
         {
@@ -67,7 +65,7 @@ public static class GatewayResponses
     }
 
     /// <summary>The whole body, or null when it is larger than <paramref name="maxBytes"/> or broke off.</summary>
-    public static async Task<byte[]?> ReadBoundedAsync(HttpResponseMessage response, int maxBytes, CancellationToken ct)
+    public static async ValueTask<byte[]?> ReadBoundedAsync(HttpResponseMessage response, int maxBytes, CancellationToken ct)
     {
         var declared = response.Content.Headers.ContentLength;
         if (declared > maxBytes) return null;

@@ -79,7 +79,7 @@ public sealed partial class GenerationPipeline(
     }
 
     /// <summary>Relays an answered route to the client; returns the usage to bill (null: nothing billable was produced).</summary>
-    public delegate Task<TokenUsage?> Relay(RouteResult route, OpenStream? checkpoint);
+    public delegate ValueTask<TokenUsage?> Relay(RouteResult route, OpenStream? checkpoint);
 
     /// <summary>
     /// Runs the call; <paramref name="createRequest"/> builds the upstream request of one route attempt (provider, upstream
@@ -101,7 +101,7 @@ public sealed partial class GenerationPipeline(
         if (!await rateLimits.AdmitTokensAsync(context, key, admittedTokens)) return;
         var worstCase = Metering.WorstCaseMicros(byokGateway.ReservePricing(byok, call.Model), promptBound, call.OutputBound);
         if (await metering.ReserveOrRefuseAsync(context, key, worstCase) is not { } reservation) return;
-        var outcome = new MeteredOutcome("", null, StatusCodes.Status502BadGateway, call.Stream, null);
+        var outcome = MeteredOutcome.Unserved(call.Stream);
         var checkpoint = call.Stream ? checkpoints.Open(context.TraceIdentifier, reservation, key, call.Model) : null;
         try
         {
@@ -143,7 +143,7 @@ public sealed partial class GenerationPipeline(
     /// <see cref="UpstreamProtocolException"/>); null after writing the 502 when it is too large, broke off, or is not
     /// what the provider documents.
     /// </summary>
-    public async Task<TAnswer?> ReadAnswerAsync<TState, TAnswer>(HttpContext context, RouteResult route, TState state, Func<byte[], TState, TAnswer> read)
+    public async ValueTask<TAnswer?> ReadAnswerAsync<TState, TAnswer>(HttpContext context, RouteResult route, TState state, Func<byte[], TState, TAnswer> read)
         where TAnswer : class
     {
         var bytes = await GatewayResponses.ReadBeforeDeadlineAsync(route, _options.MaxUpstreamResponseBytes);
@@ -165,7 +165,7 @@ public sealed partial class GenerationPipeline(
     }
 
     /// <summary>Writes a whole answer with its cost header and timings; a client gone by then is logged, and billed all the same.</summary>
-    public Task WriteAnswerAsync(HttpContext context, ChatCall call, RouteResult route, long started, long costMicros, JsonNode answer) =>
+    public ValueTask WriteAnswerAsync(HttpContext context, ChatCall call, RouteResult route, long started, long costMicros, JsonNode answer) =>
         WriteAnswerAsync(context, call, route, started, costMicros, answer, static (output, node) =>
         {
             using var writer = new Utf8JsonWriter(output);
@@ -173,7 +173,7 @@ public sealed partial class GenerationPipeline(
         });
 
     /// <summary>As the other overload, the body written by <paramref name="write"/> (the provider's own bytes, or spliced ones).</summary>
-    public async Task WriteAnswerAsync<TState>(HttpContext context, ChatCall call, RouteResult route, long started, long costMicros, TState state,
+    public async ValueTask WriteAnswerAsync<TState>(HttpContext context, ChatCall call, RouteResult route, long started, long costMicros, TState state,
         Action<IBufferWriter<byte>, TState> write)
     {
         var response = context.Response;

@@ -6,6 +6,7 @@ using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Features.Models;
 using AiGate.Web.Features.Providers;
+using AiGate.Web.Infrastructure;
 using Microsoft.Extensions.Options;
 
 namespace AiGate.Web.Features.Gateway;
@@ -155,7 +156,7 @@ public sealed class MessagesEndpoint(
             PromptTokens = tokenizer.CountPrompt(translated.ChatBody),
             Stream = stream && !counting,
             ClientWantsUsage = true,   // translated streams end with the usage chunk that message_delta reports
-            CompletionId = "msg_" + Guid.CreateVersion7().ToString("N"),
+            CompletionId = PrefixedId.New("msg_"),
             Created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
             MaxOutputTokens = (int)maxTokens,
             ClientSetMaxTokens = true,
@@ -250,7 +251,7 @@ public sealed class MessagesEndpoint(
     /// A whole answer: its usage decided by the chat rules (<see cref="ChatBilling.Billable"/>), then, from Anthropic, its
     /// bytes as sent; from any other provider, the Messages shape of it with the usage billed.
     /// </summary>
-    private async Task<TokenUsage?> RelayJsonAsync(HttpContext context, ChatCall call, RouteResult route, long started, bool native)
+    private async ValueTask<TokenUsage?> RelayJsonAsync(HttpContext context, ChatCall call, RouteResult route, long started, bool native)
     {
         var answer = await pipeline.ReadAnswerAsync(context, route, (call, route.Provider!.Adapter),
             static (bytes, s) => Tuple.Create(bytes, s.Adapter.ReadChatCompletion(bytes, s.call)));

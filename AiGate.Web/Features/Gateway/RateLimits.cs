@@ -167,10 +167,10 @@ public sealed class RateLimits(IOptions<BillingOptions> billing, InstanceRegistr
     public static void WriteHeaders(HttpResponse response, in RateDecision d)
     {
         var h = response.Headers;
-        h["x-ratelimit-limit-requests"] = Number(d.RequestLimit);
+        h["x-ratelimit-limit-requests"] = Limit(d.RequestLimit);
         h["x-ratelimit-remaining-requests"] = Number(d.RequestsRemaining);
         h["x-ratelimit-reset-requests"] = Duration(d.RequestsReset);
-        h["x-ratelimit-limit-tokens"] = Number(d.TokenLimit);
+        h["x-ratelimit-limit-tokens"] = Limit(d.TokenLimit);
         h["x-ratelimit-remaining-tokens"] = Number(d.TokensRemaining);
         h["x-ratelimit-reset-tokens"] = Duration(d.TokensReset);
     }
@@ -184,6 +184,19 @@ public sealed class RateLimits(IOptions<BillingOptions> billing, InstanceRegistr
     private static string Number(long n) => (ulong)n < (ulong)NumberTexts.Length
         ? NumberTexts[n] ??= n.ToString(CultureInfo.InvariantCulture)
         : n.ToString(CultureInfo.InvariantCulture);
+
+    // The limits are a few values (plans, tiers, keys' own, each ÷ live instances) however large: each text is made once,
+    // up to a bound (a key's own limits are set by users).
+    private static readonly ConcurrentDictionary<long, string> LimitTexts = new();
+
+    private static string Limit(long n)
+    {
+        if ((ulong)n < (ulong)NumberTexts.Length) return Number(n);
+        if (LimitTexts.TryGetValue(n, out var text)) return text;
+        text = n.ToString(CultureInfo.InvariantCulture);
+        if (LimitTexts.Count < 4096) LimitTexts.TryAdd(n, text);
+        return text;
+    }
 
     /// <summary>OpenAI's reset format: "1s", "6m0s", "120ms".</summary>
     internal static string Duration(TimeSpan t)

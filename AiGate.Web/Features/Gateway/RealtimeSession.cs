@@ -89,7 +89,7 @@ public sealed partial class RealtimeSession
         _lastActivity = Stopwatch.GetTimestamp();
     }
 
-    public string Id { get; } = "rt_" + Guid.CreateVersion7().ToString("N");
+    public string Id { get; } = PrefixedId.New("rt_");
 
     /// <summary>Why the relay ended a session itself: the client's <c>error</c> event and the close code.</summary>
     private sealed record EndReason(WebSocketCloseStatus CloseStatus, string Type, string Code, string Message);

@@ -15,7 +15,7 @@ public static class RequestBody
     private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = 64, AllowDuplicateProperties = false };
 
     /// <summary>The body as a JSON object and its size in bytes (the size feeds the worst-case cost estimate).</summary>
-    public static async Task<(JsonObject Json, int Bytes)?> ReadObjectAsync(HttpContext context, long maxBytes)
+    public static async ValueTask<(JsonObject Json, int Bytes)?> ReadObjectAsync(HttpContext context, long maxBytes)
     {
         if (await ReadBytesAsync(context, maxBytes) is not var (buffer, length)) return null;
         try
@@ -36,7 +36,7 @@ public static class RequestBody
     /// as <see cref="ReadObjectAsync"/>: the hot path validates and forwards without building a DOM. The document and
     /// its buffer belong to the request: they go back when the response has finished.
     /// </summary>
-    public static async Task<RequestJson?> ReadDocumentAsync(HttpContext context, long maxBytes)
+    public static async ValueTask<RequestJson?> ReadDocumentAsync(HttpContext context, long maxBytes)
     {
         if (await ReadBytesAsync(context, maxBytes) is not var (buffer, length)) return null;
         var bytes = buffer.AsMemory(0, length);
@@ -54,7 +54,7 @@ public static class RequestBody
     }
 
     /// <summary>The body's bytes in a pooled buffer (the caller returns it), checked for size and Unicode; null after writing the error.</summary>
-    private static async Task<(byte[] Buffer, int Length)?> ReadBytesAsync(HttpContext context, long maxBytes)
+    private static async ValueTask<(byte[] Buffer, int Length)?> ReadBytesAsync(HttpContext context, long maxBytes)
     {
         var request = context.Request;
         if (request.ContentType is { } type && !type.StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
@@ -123,7 +123,7 @@ public static class RequestBody
     }
 
     /// <summary>Parses the bytes; null after writing OpenAI's error for malformed JSON (and duplicate keys).</summary>
-    private static async Task<T?> ParseAsync<T>(HttpContext context, ReadOnlyMemory<byte> bytes, Func<ReadOnlyMemory<byte>, T?> parse) where T : class
+    private static async ValueTask<T?> ParseAsync<T>(HttpContext context, ReadOnlyMemory<byte> bytes, Func<ReadOnlyMemory<byte>, T?> parse) where T : class
     {
         try
         {

@@ -295,7 +295,7 @@ public sealed class ResponsesEndpoint(GatewayAdmission admission, GenerationPipe
     /// A whole answer, billed by the chat rules (<see cref="ChatBilling.Billable"/>). Native: the provider's response with
     /// our model name and its usage as billed, with the cost; translated: the response object built from the chat answer.
     /// </summary>
-    private async Task<TokenUsage?> RelayJsonAsync(HttpContext context, ResponsesCall responses, RouteResult route, long started, bool native)
+    private async ValueTask<TokenUsage?> RelayJsonAsync(HttpContext context, ResponsesCall responses, RouteResult route, long started, bool native)
     {
         var call = responses.Call;
         var result = await pipeline.ReadAnswerAsync(context, route, (call, route.Provider!.Adapter, native), static (bytes, s) =>

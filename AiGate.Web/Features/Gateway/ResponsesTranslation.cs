@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using AiGate.Web.Features.Models;
 using AiGate.Web.Features.Providers;
+using AiGate.Web.Infrastructure;
 using static AiGate.Web.Features.Providers.ChatTranslation;
 
 namespace AiGate.Web.Features.Gateway;
@@ -249,7 +250,7 @@ internal static class ResponsesTranslation
         ["id"] = id, ["type"] = "function_call", ["status"] = status, ["arguments"] = arguments, ["call_id"] = callId, ["name"] = name,
     };
 
-    public static string NewItemId(string prefix) => prefix + Guid.CreateVersion7().ToString("N");
+    public static string NewItemId(string prefix) => PrefixedId.New(prefix);
 
     /// <summary>Our usage in the Responses shape (input includes the cached part, as OpenAI reports it), with our cost in USD.</summary>
     public static JsonObject Usage(TokenUsage usage, long costMicros) => new()

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using AiGate.Web.Features.Models;
 using AiGate.Web.Features.Providers;
+using AiGate.Web.Infrastructure;
 using Microsoft.Extensions.Options;
 
 namespace AiGate.Web.Features.Gateway;
@@ -31,7 +32,7 @@ public sealed class RouteTester(UpstreamRouter router, IOptions<GatewayOptions> 
         };
         var call = new ChatCall
         {
-            Body = body, Model = resolved, Stream = false, ClientWantsUsage = false, CompletionId = "chatcmpl-test-" + Guid.CreateVersion7().ToString("N"),
+            Body = body, Model = resolved, Stream = false, ClientWantsUsage = false, CompletionId = PrefixedId.New("chatcmpl-test-"),
             Created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(), MaxOutputTokens = 1, ClientSetMaxTokens = true, OutputBound = 1, Choices = 1, MediaTokensBound = 0,
         };
         var started = Stopwatch.GetTimestamp();

@@ -45,10 +45,11 @@ public sealed class RouteResult : IDisposable
     /// such an attempt is never retried, and a client that leaves after it pays at least for its prompt.
     /// </summary>
     public bool RequestSent { get; init; }
-    /// <summary>For a non-streamed answer: when reading its body must give up (the call's total deadline).</summary>
-    public long DeadlineTimestamp { get; init; }
-    /// <summary>Keeps the attempt's token source (client abort) alive while the body is relayed.</summary>
-    internal CancellationTokenSource? Lifetime { get; init; }
+    /// <summary>
+    /// The answered attempt's token source, alive while the body is relayed: a stream's follows the client (its deadline
+    /// is off); a non-streamed answer's keeps the call's total deadline, which bounds reading its body.
+    /// </summary>
+    internal AttemptLifetime? Lifetime { get; init; }
 
     public void Dispose()
     {
@@ -91,7 +92,9 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
     {
         using var span = AiGateTelemetry.Source.StartActivity("aigate.route");
         span?.SetTag("aigate.model", model.Id);
-        var plan = Plan(model.Routes, health);
+        // A model with one route (most) tries it MinAttempts times: no plan is built for it.
+        var routes = model.Routes;
+        var plan = routes.Count == 1 ? null : Plan(routes, health);
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var attempts = 0;
         var sawTimeout = false;
@@ -102,8 +105,9 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
         TimeSpan? retryAfter = null;
         var fellBack = false;
 
-        foreach (var route in plan)
+        for (int i = 0, planned = plan?.Count ?? MinAttempts; i < planned; i++)
         {
+            var route = plan is null ? routes[0] : plan[i];
             Provider? provider;
             if (byok?.Custom?.Custom is { } custom) provider = route.Provider == custom.Name ? custom : null;
             else if (!providers.ByName.TryGetValue(route.Provider, out provider)) provider = null;
@@ -123,16 +127,13 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
             using var request = build(provider, route.UpstreamModel, userKey?.Secret ?? key?.Secret);
             if (request is null) continue;
             provider.Prepare(request);
-            var content = SentSignalContent.Wrap(request);
+            var content = UpstreamContent.Of(request);
             attempts++;
             span?.SetTag("aigate.provider", provider.Name);
             span?.SetTag("aigate.attempts", attempts);
             retryAfter = null;
 
-            var lifetime = CancellationTokenSource.CreateLinkedTokenSource(clientAborted);
-            var deadline = stream ? provider.Timeout : provider.NonStreamTimeout;
-            lifetime.CancelAfter(deadline);
-            var attemptStarted = System.Diagnostics.Stopwatch.GetTimestamp();
+            var lifetime = new AttemptLifetime(clientAborted, stream ? provider.Timeout : provider.NonStreamTimeout);
             bool? succeeded = null;   // for the passive checks; stays null when no call went out (breaker open, client gone)
             var byokAttempt = userKey is not null;
             try
@@ -147,12 +148,14 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
 
                 if (response.IsSuccessStatusCode)
                 {
-                    lifetime.CancelAfter(Timeout.InfiniteTimeSpan);   // from here the relay's own deadlines apply
+                    // A stream's relay has its own deadlines from here; a whole answer's body is read within the call's,
+                    // whether or not the client stays.
+                    if (stream) lifetime.CancelAfter(Timeout.InfiniteTimeSpan);
+                    else lifetime = lifetime.ForWholeBody();
                     return new RouteResult
                     {
                         Outcome = RouteOutcome.Answered, Provider = provider, Response = response, Attempts = attempts, RequestSent = true, Byok = byokAttempt,
                         UpstreamTime = System.Diagnostics.Stopwatch.GetElapsedTime(started), Lifetime = lifetime,
-                        DeadlineTimestamp = attemptStarted + (long)(deadline.TotalSeconds * System.Diagnostics.Stopwatch.Frequency),
                     };
                 }
                 var status = response.StatusCode;
@@ -276,7 +279,6 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
     {
         // Runs on every call: plain loops over a handful of routes, no LINQ (STYLE, hot path).
         var count = routes.Count;
-        if (count == 1) return [routes[0], routes[0], routes[0]];
         var ranked = new List<(HealthState State, ModelRoute Route)>(count);
         var anyUsable = false;
         for (var i = 0; i < count; i++)
@@ -354,53 +356,6 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
         }
     }
 
-    /// <summary>
-    /// The request's body, with a flag raised once it was written whole to the connection: from then on
-    /// the upstream has the request and may be generating, so the attempt is not retried.
-    /// </summary>
-    private sealed class SentSignalContent(HttpContent inner) : HttpContent
-    {
-        public bool Sent { get; private set; }
-
-        public static SentSignalContent Wrap(HttpRequestMessage request)
-        {
-            var wrapped = new SentSignalContent(request.Content ?? new ByteArrayContent([]));
-            // The headers as set (Content-Type, mostly), copied without parsing them into typed values and back (issue 16:
-            // the parsing enumerator took a lock and allocated arrays on every call).
-            foreach (var (name, values) in wrapped._inner.Headers.NonValidated)
-            {
-                if (values.Count == 1) wrapped.Headers.TryAddWithoutValidation(name, values.ToString());
-                else wrapped.Headers.TryAddWithoutValidation(name, values);
-            }
-            request.Content = wrapped;
-            return wrapped;
-        }
-
-        private readonly HttpContent _inner = inner;
-
-        protected override async Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context, CancellationToken cancellationToken)
-        {
-            await _inner.CopyToAsync(stream, cancellationToken);
-            await stream.FlushAsync(cancellationToken);
-            Sent = true;
-        }
-
-        protected override Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context) =>
-            SerializeToStreamAsync(stream, context, CancellationToken.None);
-
-        protected override bool TryComputeLength(out long length)
-        {
-            length = _inner.Headers.ContentLength ?? -1;
-            return length >= 0;
-        }
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing) _inner.Dispose();
-            base.Dispose(disposing);
-        }
-    }
-
     [LoggerMessage(Level = LogLevel.Warning, Message = "Provider {Provider} answered {Status} for {Model}; trying the next route")]
     private partial void LogUpstreamFailed(string provider, int status, string model);
 
@@ -415,4 +370,46 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Provider {Provider} skipped: its circuit breaker is open")]
     private partial void LogBreakerOpen(string provider);
+}
+
+/// <summary>
+/// One attempt's cancellation: its deadline, and the client leaving, in one source (what a linked source with a timer
+/// does, with one object fewer, issue 16).
+/// </summary>
+internal sealed class AttemptLifetime : CancellationTokenSource
+{
+    private readonly long _deadlineAt;
+    private CancellationTokenRegistration _client;
+    private bool _clientLeft;
+
+    public AttemptLifetime(CancellationToken clientAborted, TimeSpan deadline) : base(deadline)
+    {
+        _deadlineAt = System.Diagnostics.Stopwatch.GetTimestamp() + (long)(deadline.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
+        _client = clientAborted.UnsafeRegister(static state =>
+        {
+            var lifetime = (AttemptLifetime)state!;
+            lifetime._clientLeft = true;
+            lifetime.Cancel();
+        }, this);
+    }
+
+    /// <summary>
+    /// What bounds reading a whole answer's body, which is read whether or not the client is still there (the provider
+    /// generated it and bills it): this source, no longer following the client; or, when the client already left, a new
+    /// one with what remains of the deadline (this one is disposed).
+    /// </summary>
+    public AttemptLifetime ForWholeBody()
+    {
+        _client.Dispose();   // waits for a cancellation by the client already running, so _clientLeft is settled
+        if (!_clientLeft) return this;
+        var remaining = System.Diagnostics.Stopwatch.GetElapsedTime(System.Diagnostics.Stopwatch.GetTimestamp(), _deadlineAt);
+        Dispose();
+        return new AttemptLifetime(CancellationToken.None, remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero);
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _client.Dispose();
+        base.Dispose(disposing);
+    }
 }

@@ -75,10 +75,9 @@ internal static class ChatTranslation
 
     public static HttpRequestMessage Post(Uri url, JsonObject body, bool stream, Action<HttpRequestHeaders> authenticate)
     {
-        var request = new HttpRequestMessage(HttpMethod.Post, url) { Content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(body)) };
-        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        var request = new HttpRequestMessage(HttpMethod.Post, url) { Content = UpstreamContent.Json(JsonSerializer.SerializeToUtf8Bytes(body)) };
         authenticate(request.Headers);
-        if (stream) request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
+        if (stream) request.Headers.TryAddWithoutValidation("Accept", "text/event-stream");
         return request;
     }
 

@@ -98,6 +98,16 @@ public sealed class OpenAiAdapter : ProviderAdapter
     [ThreadStatic] private static ArrayBufferWriter<byte>? t_output;
     [ThreadStatic] private static Utf8JsonWriter? t_writer;
 
+    /// <summary>"Bearer {key}", made once per key and thread: the key ring hands out the same key strings call after call.</summary>
+    private static string BearerHeader(string apiKey)
+    {
+        if (!ReferenceEquals(apiKey, t_bearerKey)) (t_bearerKey, t_bearer) = (apiKey, "Bearer " + apiKey);
+        return t_bearer!;
+    }
+
+    [ThreadStatic] private static string? t_bearerKey;
+    [ThreadStatic] private static string? t_bearer;
+
     /// <summary>The client's <c>stream_options</c> (an object, or none) with <c>include_usage</c> set.</summary>
     private static void WriteStreamOptions(Utf8JsonWriter writer, JsonElement options)
     {
@@ -141,13 +151,10 @@ public sealed class OpenAiAdapter : ProviderAdapter
 
     private static HttpRequestMessage Post(Provider provider, string path, byte[] body, bool stream, string? apiKey)
     {
-        var request = new HttpRequestMessage(HttpMethod.Post, provider.Url(path))
-        {
-            Content = new ByteArrayContent(body),
-        };
-        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-        if (!string.IsNullOrEmpty(apiKey)) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);
-        if (stream) request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
+        // Headers stored as written (no typed values parsed and formatted back on every call, issue 16).
+        var request = new HttpRequestMessage(HttpMethod.Post, provider.Url(path)) { Content = UpstreamContent.Json(body) };
+        if (!string.IsNullOrEmpty(apiKey)) request.Headers.TryAddWithoutValidation("Authorization", BearerHeader(apiKey));
+        if (stream) request.Headers.TryAddWithoutValidation("Accept", "text/event-stream");
         return request;
     }
 

@@ -31,6 +31,19 @@ public sealed class Provider
         request.VersionPolicy = HttpVersionPolicy;
     }
 
-    /// <summary>The URL of a path under the base URL ("chat/completions" → https://api.openai.com/v1/chat/completions).</summary>
-    public Uri Url(string relativePath) => new(BaseUrl.AbsoluteUri.TrimEnd('/') + "/" + relativePath);
+    /// <summary>
+    /// The URL of a path under the base URL ("chat/completions" → https://api.openai.com/v1/chat/completions). A Uri is
+    /// immutable, so each path's is made once and shared by every request (issue 16: parsing it was a fifth of a call's
+    /// request building); the cache stops growing at <see cref="MaxCachedUrls"/> paths (pass-through paths come from clients).
+    /// </summary>
+    public Uri Url(string relativePath)
+    {
+        if (_urls.TryGetValue(relativePath, out var url)) return url;
+        url = new Uri(BaseUrl.AbsoluteUri.TrimEnd('/') + "/" + relativePath);
+        if (_urls.Count < MaxCachedUrls) _urls.TryAdd(relativePath, url);
+        return url;
+    }
+
+    private const int MaxCachedUrls = 256;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Uri> _urls = new(StringComparer.Ordinal);
 }
