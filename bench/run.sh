@@ -88,20 +88,145 @@ wait_port() { for _ in $(seq 1 150); do curl -s -o /dev/null "http://127.0.0.1:$
 
 rss_peak_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 
+rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
+
+if [ "$mode" = streams ]; then
+  # 10,000 streams at once, each an event a second for 13 s. The gateway takes them over HTTP/1.1 (one socket
+  # each) and calls the upstream over HTTP/2 (Providers__bench__HttpVersion=2, h2c): 10,000 upstream sockets as
+  # well would not fit this machine's limit of 20,000 open files per process. The bare .NET forwarder (Kestrel +
+  # HttpClient over h2c, zero-byte reads, nothing else) carries the same streams first, as the floor, and is stopped
+  # before the gateway starts. GCDUMP=1: what is alive on each one's managed heap once every stream is open.
+  count="${STREAMS:-10000}"
+  printf '{"model":"bench/model","messages":[{"role":"user","content":"SLOW-STREAM"}],"max_tokens":16,"stream":true}' > "$work/slow.json"
+  printf '{"model":"bench/model","messages":[{"role":"user","content":"Say something short."}],"max_tokens":16,"stream":true}' > "$work/warm.json"
+  [ -z "${GCDUMP:-}" ] || [ -x "$work/tools/dotnet-gcdump" ] || dotnet tool install --tool-path "$work/tools" dotnet-gcdump --version 10.0.750501 >/dev/null
+  # heap_dump_later PID NAME: once the streams are open, the largest types alive (MB, count, type) into $work/NAME-gcdump.txt.
+  heap_dump_later() {
+    [ -n "${GCDUMP:-}" ] || return 0
+    (sleep $(( ${RAMP:-10} + 2 )); rm -f "$work/$2.gcdump"
+     "$work/tools/dotnet-gcdump" collect -p "$1" -o "$work/$2.gcdump" >/dev/null 2>&1
+     "$work/tools/dotnet-gcdump" report "$work/$2.gcdump" > "$work/$2-gcdump-full.txt" 2>/dev/null
+     head -n 2 "$work/$2-gcdump-full.txt" > "$work/$2-gcdump.txt"
+     awk 'NR > 4 { b = $1; c = $2; gsub(",", "", b); gsub(",", "", c); printf "%8.1f MB  %s\n", b * c / 1048576, $0 }' \
+       "$work/$2-gcdump-full.txt" | sort -rn | head -n 25 >> "$work/$2-gcdump.txt") & dump_pid=$!
+  }
+  print_heap_dump() {
+    [ -n "${GCDUMP:-}" ] || return 0
+    wait "$dump_pid" || true
+    echo "$1's managed heap with every stream open (dotnet-gcdump, largest types):"; cat "$work/$2-gcdump.txt"
+  }
+  echo
+  echo "$count concurrent slow streams (an event a second, 13 s each), opened over ${RAMP:-10} s, $(nproc) cores"
+
+  UPSTREAM="http://127.0.0.1:$upstream_h2c_port" UPSTREAM_HTTP2=1 ZERO_BYTE_READS=1 ASPNETCORE_URLS="http://127.0.0.1:$forwarder_port" \
+    dotnet "$work/forwarder/BareForwarder.dll" >/dev/null 2>&1 & forwarder_pid=$!; pids+=($forwarder_pid)
+  wait_port "$upstream_port"; wait_port "$forwarder_port"
+  curl -sf -o /dev/null -H 'Content-Type: application/json' --data @"$work/warm.json" "http://127.0.0.1:$forwarder_port/v1/chat/completions" || true
+  idle=$(rss_mb "$forwarder_pid")
+  heap_dump_later "$forwarder_pid" forwarder-streams
+  floor=$(dotnet "$work/load/Load.dll" streams --url "http://127.0.0.1:$forwarder_port/v1/chat/completions" --body "$work/slow.json" \
+    --count "$count" --ramp-seconds "${RAMP:-10}")
+  echo "bare .NET forwarder: $floor rss_before_mb=$idle peak_rss_mb=$(rss_peak_mb "$forwarder_pid")"
+  print_heap_dump "the bare forwarder" forwarder-streams
+  kill "$forwarder_pid"; wait "$forwarder_pid" 2>/dev/null || true
+  sleep 2
+
+  Providers__bench__BaseUrl="http://127.0.0.1:$upstream_h2c_port/v1" Providers__bench__HttpVersion=2 \
+    Gateway__MaxConcurrentStreams=$((count + 100)) Gateway__MaxConcurrentRequestsPerAccount=$((count + 100)) \
+    dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$gateway_port" >"$work/gateway-streams.log" 2>&1 & gateway_pid=$!; pids+=($gateway_pid)
+  wait_port "$upstream_port"; wait_port "$gateway_port"
+  curl -sf -o /dev/null -H 'Content-Type: application/json' -H "Authorization: Bearer $key" --data @"$work/warm.json" \
+    "http://127.0.0.1:$gateway_port/api/v1/chat/completions" 2>/dev/null || true
+  idle=$(rss_mb "$gateway_pid")
+  heap_dump_later "$gateway_pid" streams
+  result=$(dotnet "$work/load/Load.dll" streams --url "http://127.0.0.1:$gateway_port/api/v1/chat/completions" --body "$work/slow.json" \
+    --key "$key" --count "$count" --ramp-seconds "${RAMP:-10}")
+  echo "AiGate:              $result rss_before_mb=$idle peak_rss_mb=$(rss_peak_mb "$gateway_pid")"
+  sleep 2
+  print_heap_dump AiGate streams
+  scripts/pg.sh psql -q -d "$db" -tA -c "select 'usage rows: ' || count(*) || ', ledger = balance: ' || ((select sum(amount_micros) from ledger_entries) = (select sum(balance_micros) from credit_accounts)) from usage_events"
+  exit 0
+fi
+
+if [ "$mode" = profile ]; then
+  dotnet publish bench/AllocProfile -c Release -o "$work/allocprofile" --nologo -v quiet >/dev/null
+  [ -x "$work/tools/dotnet-trace" ] || dotnet tool install --tool-path "$work/tools" dotnet-trace --version 10.0.750501 >/dev/null
+fi
+(cd bench/peer && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+
+server="$(scripts/pg.sh url)"
+db="aigate_bench"
+scripts/pg.sh psql -q -c "drop database if exists $db with (force)" -c "create database $db" >/dev/null
+cs="${server/Database=aigate/Database=$db}"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+upstream_port=$(free_port)
+upstream_h2c_port=$(free_port)
+forwarder_port=$(free_port)
+telemetry_port=$(free_port)
+prometheus_port=$(free_port)
+gateway_port=$(free_port)
+unmetered_port=$(free_port)
+peer_port=$(free_port)
+pepper=$(head -c 32 /dev/urandom | base64)
+# The content root is the published folder, where appsettings.json (plans, packs) lives.
+export ASPNETCORE_CONTENTROOT="$PWD/$work/app"
+export ConnectionStrings__Default="$cs" Keys__Pepper="$pepper" ASPNETCORE_ENVIRONMENT=Production \
+  Providers__bench__Kind=openai Providers__bench__BaseUrl="http://127.0.0.1:$upstream_port/v1" Providers__bench__ApiKey=bench-provider-key \
+  Logging__LogLevel__Default=Warning Jobs__SchedulerEnabled=false \
+  Resend__ApiKey=re_bench_unused Email__From=bench@example.test Email__BaseUrl=http://127.0.0.1 \
+  Stripe__SecretKey=sk_bench_unused Stripe__WebhookSecret=whsec_bench_unused \
+  Billing__Plans__0__RequestsPerMinute=1000000000 Billing__Plans__0__TokensPerMinute=1000000000000
+
+dotnet "$work/app/AiGate.Web.dll" migrate >/dev/null
+# A user, a priced model routed to the bench upstream, and a key.
+scripts/pg.sh psql -q -d "$db" >/dev/null <<SQL
+insert into users (id, created_at, user_name, normalized_user_name, email, normalized_email, email_confirmed, security_stamp,
+                   phone_number_confirmed, two_factor_enabled, lockout_enabled, access_failed_count)
+values ('00000000-0000-7000-8000-000000000001', now(), 'bench@example.test', 'BENCH@EXAMPLE.TEST', 'bench@example.test',
+        'BENCH@EXAMPLE.TEST', true, 'bench', false, false, false, 0);
+insert into models (id, name, kind, owned_by, context_length, max_output_tokens, input_micros_per_mtok, output_micros_per_mtok,
+                    cached_input_micros_per_mtok, margin_basis_points, aliases, modalities, enabled, created_at)
+values ('bench/model', 'Bench', 'chat', 'bench', 8192, 1024, 1000000, 2000000, 500000, null, array[]::text[], array['text'], true, now());
+insert into model_routes (model_id, provider, upstream_model, priority, weight, enabled) values ('bench/model', 'bench', 'bench-model', 0, 1, true);
+SQL
+key=$(dotnet "$work/app/AiGate.Web.dll" create-key --email bench@example.test --name bench | tail -n 1)
+dotnet "$work/app/AiGate.Web.dll" grant-credits --email bench@example.test --usd 100000 --reason bench >/dev/null
+
+printf '{"model":"%s","messages":[{"role":"user","content":"Say something short."}],"max_tokens":16}' bench/model > "$work/gateway.json"
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+PORT="$upstream_port" H2C_PORT="$upstream_h2c_port" dotnet "$work/upstream/EchoUpstream.dll" >/dev/null 2>&1 & pids+=($!)
+wait_port() { for _ in $(seq 1 150); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.1; done; echo "port $1 never answered" >&2; return 1; }
+
+rss_peak_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
+
 if [ "$mode" = streams ]; then
   # 10,000 streams at once, each an event a second for 13 s. The gateway takes them over HTTP/1.1 (one socket
   # each) and calls the upstream over HTTP/2 (Providers__bench__HttpVersion=2, h2c): 10,000 upstream sockets as
   # well would not fit this machine's limit of 20,000 open files per process.
   count="${STREAMS:-10000}"
+  printf '{"model":"bench/model","messages":[{"role":"user","content":"SLOW-STREAM"}],"max_tokens":16,"stream":true}' > "$work/slow.json"
+  echo
+  echo "$count concurrent slow streams (an event a second, 13 s each), opened over ${RAMP:-10} s, $(nproc) cores"
+  # The floor first: the bare .NET forwarder (Kestrel + HttpClient over h2c, zero-byte reads, nothing else) with the
+  # same streams, then stopped before the gateway starts.
+  UPSTREAM="http://127.0.0.1:$upstream_h2c_port" UPSTREAM_HTTP2=1 ZERO_BYTE_READS=1 ASPNETCORE_URLS="http://127.0.0.1:$forwarder_port" \
+    dotnet "$work/forwarder/BareForwarder.dll" >/dev/null 2>&1 & forwarder_pid=$!; pids+=($forwarder_pid)
+  wait_port "$upstream_port"; wait_port "$forwarder_port"
+  floor=$(dotnet "$work/load/Load.dll" streams --url "http://127.0.0.1:$forwarder_port/v1/chat/completions" --body "$work/slow.json" \
+    --count "$count" --ramp-seconds "${RAMP:-10}")
+  echo "bare .NET forwarder: $floor peak_rss_mb=$(rss_peak_mb "$forwarder_pid")"
+  kill "$forwarder_pid"; wait "$forwarder_pid" 2>/dev/null || true
+  sleep 2
   Providers__bench__BaseUrl="http://127.0.0.1:$upstream_h2c_port/v1" Providers__bench__HttpVersion=2 \
     Gateway__MaxConcurrentStreams=$((count + 100)) Gateway__MaxConcurrentRequestsPerAccount=$((count + 100)) \
     dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$gateway_port" >"$work/gateway-streams.log" 2>&1 & gateway_pid=$!; pids+=($gateway_pid)
   wait_port "$upstream_port"; wait_port "$gateway_port"
-  printf '{"model":"bench/model","messages":[{"role":"user","content":"SLOW-STREAM"}],"max_tokens":16,"stream":true}' > "$work/slow.json"
   curl -sf -o /dev/null -H 'Content-Type: application/json' -H "Authorization: Bearer $key" --data @"$work/gateway.json" \
     "http://127.0.0.1:$gateway_port/api/v1/chat/completions" 2>/dev/null || true
-  echo
-  echo "$count concurrent slow streams (an event a second, 13 s each), opened over ${RAMP:-10} s, $(nproc) cores"
   if [ -n "${GCDUMP:-}" ]; then
     # What is alive on the managed heap once every stream is open: the largest types, for docs/performance.md.
     [ -x "$work/tools/dotnet-gcdump" ] || dotnet tool install --tool-path "$work/tools" dotnet-gcdump --version 10.0.750501 >/dev/null
@@ -114,7 +239,7 @@ if [ "$mode" = streams ]; then
   fi
   result=$(dotnet "$work/load/Load.dll" streams --url "http://127.0.0.1:$gateway_port/api/v1/chat/completions" --body "$work/slow.json" \
     --key "$key" --count "$count" --ramp-seconds "${RAMP:-10}")
-  echo "$result gateway_peak_rss_mb=$(rss_peak_mb "$gateway_pid")"
+  echo "AiGate:              $result peak_rss_mb=$(rss_peak_mb "$gateway_pid")"
   sleep 2
   if [ -n "${GCDUMP:-}" ]; then wait "$gcdump_pid" || true; echo "managed heap with every stream open (dotnet-gcdump, largest types):"; cat "$work/streams-gcdump.txt"; fi
   scripts/pg.sh psql -q -d "$db" -tA -c "select 'usage rows: ' || count(*) || ', ledger = balance: ' || ((select sum(amount_micros) from ledger_entries) = (select sum(balance_micros) from credit_accounts)) from usage_events"
