@@ -38,9 +38,10 @@ public sealed class ByokCall(AccountKeys keys, UserKey? custom, ModelPricing fee
     public bool AlwaysUserKey(ResolvedModel model, ProviderRegistry registry)
     {
         if (custom is not null) return true;
-        foreach (var route in model.Routes)
+        var routes = model.Routes;
+        for (var i = 0; i < routes.Count; i++)   // indexed: no enumerator boxed per call (issue 16)
         {
-            if (!registry.ByName.TryGetValue(route.Provider, out var provider)) continue;
+            if (!registry.ByName.TryGetValue(routes[i].Provider, out var provider)) continue;
             if (keys.For(provider) is not { FallbackToPlatform: false }) return false;
         }
         return model.Routes.Count > 0;
@@ -49,8 +50,9 @@ public sealed class ByokCall(AccountKeys keys, UserKey? custom, ModelPricing fee
     /// <summary>Whether any route of the model would carry a user key.</summary>
     public static bool Applies(AccountKeys keys, ResolvedModel model, ProviderRegistry registry)
     {
-        foreach (var route in model.Routes)
-            if (registry.ByName.TryGetValue(route.Provider, out var provider) && keys.For(provider) is not null) return true;
+        var routes = model.Routes;
+        for (var i = 0; i < routes.Count; i++)
+            if (registry.ByName.TryGetValue(routes[i].Provider, out var provider) && keys.For(provider) is not null) return true;
         return false;
     }
 }

@@ -43,7 +43,7 @@ public sealed class Metering(CreditLeases leases, UsageWriter writer, Ledger led
         pricing.CostMicros(new TokenUsage(promptTokens, maxOutputTokens));
 
     /// <summary>Reserves, or writes the refusal (402 or 503) and returns null.</summary>
-    public async Task<Reservation?> ReserveOrRefuseAsync(HttpContext context, KeyIdentity key, long worstCaseMicros)
+    public async ValueTask<Reservation?> ReserveOrRefuseAsync(HttpContext context, KeyIdentity key, long worstCaseMicros)
     {
         if (options.Value.DisableMeteringForBenchmarks) return Reservation.Unmetered;
         // The account's own hard stop at 100 % of its monthly budget: an in-memory lookup, no round trip.

@@ -29,15 +29,18 @@ public sealed class ChatCompletionsEndpoint(GatewayAdmission admission, Generati
         if (await RequestBody.ReadDocumentAsync(context, _options.MaxRequestBytes) is not { } request) return;
         var call = await ValidateAsync(context, key, request);
         if (call is null) return;
-        await pipeline.RunAsync(context, key, call, started,
-            (provider, upstreamModel, apiKey) =>
-                call.Choices > 1 && !provider.Adapter.SupportsChoices ? null : provider.Adapter.CreateChatRequest(provider, call, upstreamModel, apiKey),
-            async (route, checkpoint) =>
-            {
-                if (!call.Stream) return await RelayJsonAsync(context, call, route, started);
-                using var translator = route.Provider!.Adapter.CreateStreamTranslator(call);
-                return await relay.RelayAsync(context, call, route, started, checkpoint, translator, new SseWriter(context.Response.BodyWriter));
-            });
+        // The call's state goes along as a value, the two steps are static: no closure or delegate is made per call (issue 16).
+        await pipeline.RunAsync(context, key, call, started, (Endpoint: this, context, call, started),
+            static (s, provider, upstreamModel, apiKey) =>
+                s.call.Choices > 1 && !provider.Adapter.SupportsChoices ? null : provider.Adapter.CreateChatRequest(provider, s.call, upstreamModel, apiKey),
+            static (s, route, checkpoint) => s.Endpoint.RelayAsync(s.context, s.call, route, s.started, checkpoint));
+    }
+
+    private async ValueTask<TokenUsage?> RelayAsync(HttpContext context, ChatCall call, RouteResult route, long started, OpenStream? checkpoint)
+    {
+        if (!call.Stream) return await RelayJsonAsync(context, call, route, started);
+        using var translator = route.Provider!.Adapter.CreateStreamTranslator(call);
+        return await relay.RelayAsync(context, call, route, started, checkpoint, translator, new SseWriter(context.Response.BodyWriter));
     }
 
     private async ValueTask<ChatCall?> ValidateAsync(HttpContext context, KeyIdentity key, RequestJson request)

@@ -81,12 +81,21 @@ public sealed partial class GenerationPipeline(
     /// <summary>Relays an answered route to the client; returns the usage to bill (null: nothing billable was produced).</summary>
     public delegate ValueTask<TokenUsage?> Relay(RouteResult route, OpenStream? checkpoint);
 
+    /// <inheritdoc cref="Relay"/>
+    public delegate ValueTask<TokenUsage?> Relay<in TState>(TState state, RouteResult route, OpenStream? checkpoint);
+
     /// <summary>
     /// Runs the call; <paramref name="createRequest"/> builds the upstream request of one route attempt (provider, upstream
     /// model, key; null: this route cannot serve the call, try the next). <paramref name="started"/>: when the request arrived.
     /// </summary>
-    public async Task RunAsync(HttpContext context, KeyIdentity key, ChatCall call, long started, Func<Provider, string, string?, HttpRequestMessage?> createRequest,
-        Relay relay)
+    public Task RunAsync(HttpContext context, KeyIdentity key, ChatCall call, long started, Func<Provider, string, string?, HttpRequestMessage?> createRequest,
+        Relay relay) =>
+        RunAsync(context, key, call, started, (createRequest, relay),
+            static (s, provider, upstreamModel, apiKey) => s.createRequest(provider, upstreamModel, apiKey), static (s, route, checkpoint) => s.relay(route, checkpoint));
+
+    /// <summary>As the other overload, with the request built and relayed from <paramref name="state"/> (the chat endpoint's hot path: no closures).</summary>
+    public async Task RunAsync<TState>(HttpContext context, KeyIdentity key, ChatCall call, long started, TState state,
+        Func<TState, Provider, string, string?, HttpRequestMessage?> createRequest, Relay<TState> relay)
     {
         var (byokRefused, byok) = await byokGateway.ForCallAsync(context, key, call.Model);
         if (byokRefused) return;
@@ -105,7 +114,7 @@ public sealed partial class GenerationPipeline(
         var checkpoint = call.Stream ? checkpoints.Open(context.TraceIdentifier, reservation, key, call.Model) : null;
         try
         {
-            using var route = await router.SendAsync(call.Model, call.Stream, createRequest, context.RequestAborted, byok);
+            using var route = await router.SendAsync(call.Model, call.Stream, state, createRequest, context.RequestAborted, byok);
             // Served (or started) with the user's own key: billed the BYOK fee from here on, the cost in the answer included.
             if (route.Byok) call.Pricing = byok!.FeePricing;
             if (await GatewayResponses.WriteRouteFailureAsync(context, route))
@@ -125,7 +134,7 @@ public sealed partial class GenerationPipeline(
             if (route.Byok) context.Response.Headers["X-AiGate-Byok"] = "true";
             var ttfb = (int)route.UpstreamTime.TotalMilliseconds;
             checkpoint?.Routed(provider.Name, call.Pricing, route.Byok);
-            var usage = await relay(route, checkpoint);
+            var usage = await relay(state, route, checkpoint);
             outcome = new MeteredOutcome(provider.Name, usage, context.Response.StatusCode, call.Stream, ttfb, call.Pricing, route.Byok);
         }
         finally

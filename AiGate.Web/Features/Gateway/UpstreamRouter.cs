@@ -87,7 +87,12 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
     public Provider? Provider(string provider) => providers.ByName.GetValueOrDefault(provider);
     private static readonly TimeSpan MaxRetryAfter = TimeSpan.FromSeconds(5);
 
-    public async Task<RouteResult> SendAsync(ResolvedModel model, bool stream, Func<Provider, string, string?, HttpRequestMessage?> build,
+    public Task<RouteResult> SendAsync(ResolvedModel model, bool stream, Func<Provider, string, string?, HttpRequestMessage?> build,
+        CancellationToken clientAborted, ByokCall? byok = null) =>
+        SendAsync(model, stream, build, static (build, provider, upstreamModel, apiKey) => build(provider, upstreamModel, apiKey), clientAborted, byok);
+
+    /// <summary>As the other overload, with the request built from <paramref name="state"/> (the hot path passes its state, no closure).</summary>
+    public async Task<RouteResult> SendAsync<TState>(ResolvedModel model, bool stream, TState state, Func<TState, Provider, string, string?, HttpRequestMessage?> build,
         CancellationToken clientAborted, ByokCall? byok = null)
     {
         using var span = AiGateTelemetry.Source.StartActivity("aigate.route");
@@ -124,7 +129,7 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
                 LogNoKey(provider.Name);
                 continue;
             }
-            using var request = build(provider, route.UpstreamModel, userKey?.Secret ?? key?.Secret);
+            using var request = build(state, provider, route.UpstreamModel, userKey?.Secret ?? key?.Secret);
             if (request is null) continue;
             provider.Prepare(request);
             var content = UpstreamContent.Of(request);
@@ -138,10 +143,10 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
             var byokAttempt = userKey is not null;
             try
             {
-                var state = (provider, request, clientAborted);
+                var send = (provider, request, clientAborted);
                 var response = byokAttempt
-                    ? await SendOnceAsync(state, lifetime.Token)
-                    : await provider.Breaker.ExecuteAsync(static (state, token) => SendOnceAsync(state, token), state, lifetime.Token);
+                    ? await SendOnceAsync(send, lifetime.Token)
+                    : await provider.Breaker.ExecuteAsync(static (send, token) => SendOnceAsync(send, token), send, lifetime.Token);
                 sawOnlyOpenBreakers = false;
                 // A refusal of the request itself (400…) still shows the provider is up.
                 succeeded = !ProviderRegistry.IsProviderFailure(response.StatusCode);

@@ -30,8 +30,9 @@ public static class TokenCounter
     public static ModelTokenizer For(ResolvedModel model)
     {
         if (Family(model.Id) is { } family) return family;
-        foreach (var route in model.Routes)
-            if (Family(route.UpstreamModel) is { } byRoute) return byRoute;
+        var routes = model.Routes;
+        for (var i = 0; i < routes.Count; i++)   // indexed: foreach over the interface would box an enumerator per call
+            if (Family(routes[i].UpstreamModel) is { } byRoute) return byRoute;
         return new ModelTokenizer(Cl100k.Value, Exact: false);
     }
 
