@@ -345,6 +345,15 @@ measure "AiGate, metering on, stream"      "http://127.0.0.1:$gateway_port/api/v
 measure "AiGate via YARP forwarder, stream" "$passthrough" "$work/direct-stream.json" "$key"
 measure "peer (Portkey 1.15.2), stream"    "http://127.0.0.1:$peer_port/v1/chat/completions" "$work/direct-stream.json" bench-provider-key "$peer_host"
 
+# The wrk cases leave the gateways' usage writers, and PostgreSQL on the same two cores, hundreds of thousands of rows
+# to write. The open loop measures a steady 200 requests/s, so it starts once the usage rows stop growing.
+usage_rows() { scripts/pg.sh psql -q -d "$db" -tA -c "select count(*) from usage_events"; }
+settle_started=$SECONDS
+rows_before=$(usage_rows)
+while sleep 1; rows_after=$(usage_rows); [ "$rows_after" != "$rows_before" ] && [ $((SECONDS - settle_started)) -lt 120 ]; do rows_before=$rows_after; done
+echo
+echo "(the usage writers caught up in $((SECONDS - settle_started)) s: $rows_after usage rows)"
+
 # Open loop at a fixed rate: latency from each request's scheduled start (bench/Load).
 rate="${RATE:-200}"
 load() { dotnet "$work/load/Load.dll" rate --rate "$rate" --seconds "${RATE_SECONDS:-10}" "$@"; }

@@ -30,8 +30,19 @@ public sealed class ChatCall
     public required bool Stream { get; init; }
     /// <summary>The client asked for a usage chunk (<c>stream_options.include_usage</c>); we always ask the upstream for one.</summary>
     public required bool ClientWantsUsage { get; init; }
-    /// <summary>Our completion id, used when the provider's ids are not OpenAI-shaped ("chatcmpl-…").</summary>
-    public required string CompletionId { get; init; }
+    /// <summary>
+    /// Our completion id, used when the provider's ids are not OpenAI-shaped ("chatcmpl-…"): made on first use, since an
+    /// OpenAI-kind route relays the provider's own ids and never needs one (issue 16).
+    /// </summary>
+    public string CompletionId
+    {
+        get => _completionId ??= Infrastructure.PrefixedId.New(CompletionIdPrefix);
+        init => _completionId = value;
+    }
+    private string? _completionId;
+
+    /// <summary>What <see cref="CompletionId"/> starts with when it is made on first use.</summary>
+    public string CompletionIdPrefix { get; init; } = "chatcmpl-";
 
     public required long Created { get; init; }
     /// <summary>

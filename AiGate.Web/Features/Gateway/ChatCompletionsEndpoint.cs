@@ -5,7 +5,6 @@ using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Features.Models;
 using AiGate.Web.Features.Providers;
-using AiGate.Web.Infrastructure;
 using Microsoft.Extensions.Options;
 
 namespace AiGate.Web.Features.Gateway;
@@ -131,7 +130,6 @@ public sealed class ChatCompletionsEndpoint(GatewayAdmission admission, Generati
             PromptTokens = tokenizer.CountPrompt(body),
             Stream = stream,
             ClientWantsUsage = wantsUsage,
-            CompletionId = PrefixedId.New("chatcmpl-"),
             Created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
             MaxOutputTokens = maxOutput,
             ClientSetMaxTokens = requested is not null,

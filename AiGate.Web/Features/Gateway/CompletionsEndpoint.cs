@@ -5,7 +5,6 @@ using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Features.Models;
 using AiGate.Web.Features.Providers;
-using AiGate.Web.Infrastructure;
 using Microsoft.Extensions.Options;
 using static AiGate.Web.Features.Providers.ChatTranslation;
 
@@ -138,7 +137,7 @@ public sealed class CompletionsEndpoint(GatewayAdmission admission, GenerationPi
             PromptTokens = promptTokens,
             Stream = stream,
             ClientWantsUsage = wantsUsage,
-            CompletionId = PrefixedId.New("cmpl-"),
+            CompletionIdPrefix = "cmpl-",
             Created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
             MaxOutputTokens = output,
             ClientSetMaxTokens = true,

@@ -119,7 +119,26 @@ public static class GatewayResponses
         var total = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         var ours = Math.Max(0, total - upstream.TotalMilliseconds);
         AiGateTelemetry.AddedLatency.Record(ours);
-        response.Headers["Server-Timing"] = string.Create(CultureInfo.InvariantCulture,
-            $"gateway;dur={ours:0.##}, upstream;dur={upstream.TotalMilliseconds:0.##}");
+        // Written by hand: a custom numeric format ("0.##") is parsed on every call (issue 16: 1 % of a call's CPU).
+        Span<char> text = stackalloc char[96];
+        "gateway;dur=".CopyTo(text);
+        var length = "gateway;dur=".Length + Milliseconds(text["gateway;dur=".Length..], ours);
+        ", upstream;dur=".CopyTo(text[length..]);
+        length += ", upstream;dur=".Length;
+        length += Milliseconds(text[length..], upstream.TotalMilliseconds);
+        response.Headers["Server-Timing"] = new string(text[..length]);
+    }
+
+    /// <summary>Milliseconds as "0.##" writes them (at most two decimals, no trailing zeros); returns the characters written.</summary>
+    internal static int Milliseconds(Span<char> destination, double milliseconds)
+    {
+        var hundredths = (long)Math.Round(Math.Clamp(milliseconds, 0, 1e12) * 100, MidpointRounding.AwayFromZero);
+        (hundredths / 100).TryFormat(destination, out var written, default, CultureInfo.InvariantCulture);
+        var fraction = (int)(hundredths % 100);
+        if (fraction == 0) return written;
+        destination[written++] = '.';
+        destination[written++] = (char)('0' + fraction / 10);
+        if (fraction % 10 != 0) destination[written++] = (char)('0' + fraction % 10);
+        return written;
     }
 }

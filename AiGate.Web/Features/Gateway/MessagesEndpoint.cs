@@ -6,7 +6,6 @@ using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Features.Models;
 using AiGate.Web.Features.Providers;
-using AiGate.Web.Infrastructure;
 using Microsoft.Extensions.Options;
 
 namespace AiGate.Web.Features.Gateway;
@@ -156,7 +155,7 @@ public sealed class MessagesEndpoint(
             PromptTokens = tokenizer.CountPrompt(translated.ChatBody),
             Stream = stream && !counting,
             ClientWantsUsage = true,   // translated streams end with the usage chunk that message_delta reports
-            CompletionId = PrefixedId.New("msg_"),
+            CompletionIdPrefix = "msg_",
             Created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
             MaxOutputTokens = (int)maxTokens,
             ClientSetMaxTokens = true,

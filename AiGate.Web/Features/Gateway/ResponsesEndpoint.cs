@@ -116,7 +116,7 @@ public sealed class ResponsesEndpoint(GatewayAdmission admission, GenerationPipe
             PromptTokens = tokenizer.CountPrompt(translated.ChatBody),
             Stream = stream,
             ClientWantsUsage = true,   // translated streams end with the usage chunk that response.completed reports
-            CompletionId = ResponsesTranslation.NewItemId("resp_"),
+            CompletionIdPrefix = "resp_",
             Created = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
             MaxOutputTokens = maxOutputTokens,
             ClientSetMaxTokens = maxOutput is not null,
