@@ -88,7 +88,17 @@ wait_port() { for _ in $(seq 1 150); do curl -s -o /dev/null "http://127.0.0.1:$
 
 rss_peak_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 
-rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
+# rss_parts PID: the resident memory now as anonymous (heaps, stacks, JIT code) + file-backed (mapped assemblies) MB.
+rss_parts() { awk '/RssAnon/ {a = $2} /RssFile/ {f = $2} END {printf "%.0f+%.0f", a/1024, f/1024}' "/proc/$1/status"; }
+# sample_rss PID FILE: until PID ends or FILE is removed, keeps in FILE the parts of the largest RSS seen (every 0.2 s).
+sample_rss() {
+  local top=0 now
+  while [ -e "$2" ] && [ -r "/proc/$1/status" ]; do
+    now=$(awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0)
+    if [ "${now:-0}" -gt "$top" ]; then top=$now; rss_parts "$1" > "$2.tmp" 2>/dev/null && mv "$2.tmp" "$2"; fi
+    sleep 0.2
+  done
+}
 
 if [ "$mode" = streams ]; then
   # 10,000 streams at once, each an event a second for 13 s. The gateway takes them over HTTP/1.1 (one socket
@@ -122,11 +132,13 @@ if [ "$mode" = streams ]; then
     dotnet "$work/forwarder/BareForwarder.dll" >/dev/null 2>&1 & forwarder_pid=$!; pids+=($forwarder_pid)
   wait_port "$upstream_port"; wait_port "$forwarder_port"
   curl -sf -o /dev/null -H 'Content-Type: application/json' --data @"$work/warm.json" "http://127.0.0.1:$forwarder_port/v1/chat/completions" || true
-  idle=$(rss_mb "$forwarder_pid")
+  idle=$(rss_parts "$forwarder_pid")
   heap_dump_later "$forwarder_pid" forwarder-streams
+  echo 0+0 > "$work/peak-parts"; sample_rss "$forwarder_pid" "$work/peak-parts" & sampler_pid=$!
   floor=$(dotnet "$work/load/Load.dll" streams --url "http://127.0.0.1:$forwarder_port/v1/chat/completions" --body "$work/slow.json" \
     --count "$count" --ramp-seconds "${RAMP:-10}")
-  echo "bare .NET forwarder: $floor rss_before_mb=$idle peak_rss_mb=$(rss_peak_mb "$forwarder_pid")"
+  parts=$(cat "$work/peak-parts"); rm -f "$work/peak-parts"; wait "$sampler_pid" || true
+  echo "bare .NET forwarder: $floor peak_rss_mb=$(rss_peak_mb "$forwarder_pid") (anon+file MB: before $idle, at the peak $parts)"
   print_heap_dump "the bare forwarder" forwarder-streams
   kill "$forwarder_pid"; wait "$forwarder_pid" 2>/dev/null || true
   sleep 2
@@ -137,11 +149,13 @@ if [ "$mode" = streams ]; then
   wait_port "$upstream_port"; wait_port "$gateway_port"
   curl -sf -o /dev/null -H 'Content-Type: application/json' -H "Authorization: Bearer $key" --data @"$work/warm.json" \
     "http://127.0.0.1:$gateway_port/api/v1/chat/completions" 2>/dev/null || true
-  idle=$(rss_mb "$gateway_pid")
+  idle=$(rss_parts "$gateway_pid")
   heap_dump_later "$gateway_pid" streams
+  echo 0+0 > "$work/peak-parts"; sample_rss "$gateway_pid" "$work/peak-parts" & sampler_pid=$!
   result=$(dotnet "$work/load/Load.dll" streams --url "http://127.0.0.1:$gateway_port/api/v1/chat/completions" --body "$work/slow.json" \
     --key "$key" --count "$count" --ramp-seconds "${RAMP:-10}")
-  echo "AiGate:              $result rss_before_mb=$idle peak_rss_mb=$(rss_peak_mb "$gateway_pid")"
+  parts=$(cat "$work/peak-parts"); rm -f "$work/peak-parts"; wait "$sampler_pid" || true
+  echo "AiGate:              $result peak_rss_mb=$(rss_peak_mb "$gateway_pid") (anon+file MB: before $idle, at the peak $parts)"
   sleep 2
   print_heap_dump AiGate streams
   scripts/pg.sh psql -q -d "$db" -tA -c "select 'usage rows: ' || count(*) || ', ledger = balance: ' || ((select sum(amount_micros) from ledger_entries) = (select sum(balance_micros) from credit_accounts)) from usage_events"

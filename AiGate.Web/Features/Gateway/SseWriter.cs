@@ -12,7 +12,16 @@ namespace AiGate.Web.Features.Gateway;
 /// </summary>
 public sealed class SseWriter(IBufferWriter<byte> output, bool anthropicEvents = false)
 {
-    private readonly Utf8JsonWriter _json = new(output, new JsonWriterOptions { SkipValidation = true });
+    // Made on the first event written as JSON: a stream passed through byte for byte never needs one (issue 16: an open
+    // stream's footprint).
+    private Utf8JsonWriter? _json;
+
+    private Utf8JsonWriter Json()
+    {
+        var json = _json ??= new Utf8JsonWriter(output, new JsonWriterOptions { SkipValidation = true });
+        json.Reset(output);
+        return json;
+    }
 
     public long EventsWritten { get; private set; }
 
@@ -40,9 +49,9 @@ public sealed class SseWriter(IBufferWriter<byte> output, bool anthropicEvents =
     public void WriteJson(JsonNode node)
     {
         output.Write("data: "u8);
-        _json.Reset(output);
-        node.WriteTo(_json);
-        _json.Flush();
+        var json = Json();
+        node.WriteTo(json);
+        json.Flush();
         output.Write("\n\n"u8);
         EventsWritten++;
     }
@@ -51,9 +60,9 @@ public sealed class SseWriter(IBufferWriter<byte> output, bool anthropicEvents =
     public void WriteJson<TState>(TState state, Action<Utf8JsonWriter, TState> write)
     {
         output.Write("data: "u8);
-        _json.Reset(output);
-        write(_json, state);
-        _json.Flush();
+        var json = Json();
+        write(json, state);
+        json.Flush();
         output.Write("\n\n"u8);
         EventsWritten++;
     }

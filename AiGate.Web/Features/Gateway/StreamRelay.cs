@@ -17,6 +17,7 @@ namespace AiGate.Web.Features.Gateway;
 public sealed partial class StreamRelay(OpenStreams streams, IOptions<GatewayOptions> options, ILogger<StreamRelay> logger)
 {
     private readonly GatewayOptions _options = options.Value;
+    private static readonly StreamPipeReaderOptions UpstreamReading = new(bufferSize: 4 * 1024, minimumReadSize: 1024, useZeroByteReads: true);
 
     /// <summary>
     /// Relays a stream through <paramref name="translator"/> into <paramref name="writer"/> (which writes, directly or
@@ -47,7 +48,7 @@ public sealed partial class StreamRelay(OpenStreams streams, IOptions<GatewayOpt
             await using var upstream = await route.Response!.Content.ReadAsStreamAsync(idle.Token);
             // Zero-byte reads: a stream waiting for its next event holds no buffer (a read buffer is rented only once
             // bytes have arrived), which is most of what 10,000 open streams would otherwise keep (bench/run.sh streams).
-            var reader = PipeReader.Create(upstream, new StreamPipeReaderOptions(bufferSize: 4 * 1024, minimumReadSize: 1024, useZeroByteReads: true));
+            var reader = PipeReader.Create(upstream, UpstreamReading);
             while (true)
             {
                 idle.CancelAfter(provider.StreamIdleTimeout);
