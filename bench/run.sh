@@ -88,8 +88,9 @@ wait_port() { for _ in $(seq 1 150); do curl -s -o /dev/null "http://127.0.0.1:$
 
 rss_peak_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 
-# rss_parts PID: the resident memory now as anonymous (heaps, stacks, JIT code) + file-backed (mapped assemblies) MB.
-rss_parts() { awk '/RssAnon/ {a = $2} /RssFile/ {f = $2} END {printf "%.0f+%.0f", a/1024, f/1024}' "/proc/$1/status"; }
+# rss_parts PID: the resident memory now as anonymous (heaps, stacks, JIT code) + file-backed (mapped assemblies) MB,
+# and the process's threads.
+rss_parts() { awk '/RssAnon/ {a = $2} /RssFile/ {f = $2} /^Threads/ {t = $2} END {printf "%.0f+%.0f, %d threads", a/1024, f/1024, t}' "/proc/$1/status"; }
 # sample_rss PID FILE: until PID ends or FILE is removed, keeps in FILE the parts of the largest RSS seen (every 0.2 s).
 sample_rss() {
   local top=0 now
