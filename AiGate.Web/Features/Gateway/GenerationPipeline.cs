@@ -194,7 +194,8 @@ public sealed partial class GenerationPipeline(
         {
             await response.BodyWriter.FlushAsync(context.RequestAborted);
         }
-        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        // A client gone (cancelled, or its connection reset under the write) is billed all the same: the answer was generated.
+        catch (Exception ex) when (ex is IOException || (ex is OperationCanceledException && context.RequestAborted.IsCancellationRequested))
         {
             LogClientAborted(call.Model.Id, route.Provider!.Name);
         }

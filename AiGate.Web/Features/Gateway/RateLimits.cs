@@ -188,13 +188,14 @@ public sealed class RateLimits(IOptions<BillingOptions> billing, InstanceRegistr
     // The limits are a few values (plans, tiers, keys' own, each ÷ live instances) however large: each text is made once,
     // up to a bound (a key's own limits are set by users).
     private static readonly ConcurrentDictionary<long, string> LimitTexts = new();
+    private static int s_limitTexts;   // counted apart: ConcurrentDictionary.Count takes every lock of the dictionary
 
     private static string Limit(long n)
     {
         if ((ulong)n < (ulong)NumberTexts.Length) return Number(n);
         if (LimitTexts.TryGetValue(n, out var text)) return text;
         text = n.ToString(CultureInfo.InvariantCulture);
-        if (LimitTexts.Count < 4096) LimitTexts.TryAdd(n, text);
+        if (Volatile.Read(ref s_limitTexts) < 4096 && LimitTexts.TryAdd(n, text)) Interlocked.Increment(ref s_limitTexts);
         return text;
     }
 

@@ -385,7 +385,7 @@ internal sealed class AttemptLifetime : CancellationTokenSource
 {
     private readonly long _deadlineAt;
     private CancellationTokenRegistration _client;
-    private bool _clientLeft;
+    private volatile bool _clientLeft;
 
     public AttemptLifetime(CancellationToken clientAborted, TimeSpan deadline) : base(deadline)
     {

@@ -40,10 +40,12 @@ public sealed class Provider
     {
         if (_urls.TryGetValue(relativePath, out var url)) return url;
         url = new Uri(BaseUrl.AbsoluteUri.TrimEnd('/') + "/" + relativePath);
-        if (_urls.Count < MaxCachedUrls) _urls.TryAdd(relativePath, url);
+        // Counted apart: ConcurrentDictionary.Count takes every lock of the dictionary.
+        if (Volatile.Read(ref _cachedUrls) < MaxCachedUrls && _urls.TryAdd(relativePath, url)) Interlocked.Increment(ref _cachedUrls);
         return url;
     }
 
     private const int MaxCachedUrls = 256;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Uri> _urls = new(StringComparer.Ordinal);
+    private int _cachedUrls;
 }
