@@ -327,6 +327,8 @@ public sealed partial class FakeOpenAi : IAsyncDisposable
                 ["usage"] = usage, ["service_tier"] = "default", ["system_fingerprint"] = "fp_06737a9306",
             };
             if (Mode == Behaviour.NoUsage) answer.Remove("usage");   // as servers that report no usage at all answer
+            if (body["messages"]?.ToJsonString().Contains("BODY AFTER HEADERS", StringComparison.Ordinal) == true)
+                await AiGate.Web.Tests.Features.Providers.FakeAnthropic.HeadersFirstAsync(context, "application/json");
             await context.Response.WriteAsync(answer.ToJsonString(Wire), ct);
             return;
         }

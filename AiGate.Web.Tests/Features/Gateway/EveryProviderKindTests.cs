@@ -110,6 +110,25 @@ public sealed class EveryProviderKindTests(EveryKindApp app) : IClassFixture<Eve
     }
 
     [Theory, MemberData(nameof(Kinds))]
+    public async Task A_client_that_leaves_after_a_non_streamed_answer_began_pays_for_the_whole_answer(string kind)
+    {
+        // The provider's headers arrive at once and its body 1.5 s later; the client leaves in between. The answer was
+        // generated, so it is read to its end and billed from it, not as the prompt alone.
+        var (client, userId) = await StartAsync(creditMicros: 100_000);
+        app.OpenAi.Reply = LongReply.Text;
+        var body = Chat(kind, "LONG answer please, BODY AFTER HEADERS");
+        body["max_tokens"] = 1000;
+
+        using var leave = new CancellationTokenSource(TimeSpan.FromMilliseconds(700));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => client.PostAsJsonAsync("/api/v1/chat/completions", body, leave.Token));
+
+        var row = await app.UsageRowAsync(userId);
+        Assert.True(row["completion_tokens"]!.GetValue<long>() > 100, $"billed {row["completion_tokens"]} output tokens for a whole long answer");
+        await app.AssertLedgerMatchesBalanceAsync(userId, 100_000 - row["cost_micros"]!.GetValue<long>());
+        Assert.Single(UpstreamCalls(kind));
+    }
+
+    [Theory, MemberData(nameof(Kinds))]
     public async Task An_absurdly_low_usage_report_on_a_non_streamed_answer_is_replaced_by_our_count(string kind)
     {
         var (client, userId) = await StartAsync(creditMicros: 100_000);

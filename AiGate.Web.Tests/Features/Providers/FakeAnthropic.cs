@@ -209,7 +209,8 @@ public static class FakeAnthropic
 
     /// <summary>
     /// A long answer (<see cref="LongReply"/>) in one message, not streamed. With GENERATE SLOWLY in the prompt it takes
-    /// 2 s to answer (a model generating; the wait ends when the gateway hangs up); with LOWUSAGE it reports 1 output token.
+    /// 2 s to answer (a model generating; the wait ends when the gateway hangs up); with LOWUSAGE it reports 1 output token;
+    /// with BODY AFTER HEADERS its headers go out at once and the body 1.5 s later (chunked, as a proxy in front may send it).
     /// </summary>
     private static async Task LongMessageAsync(HttpContext context, string prompt)
     {
@@ -229,13 +230,27 @@ public static class FakeAnthropic
                 ["output_tokens"] = prompt.Contains("LOWUSAGE", StringComparison.Ordinal) ? 1 : 700,
             },
         };
+        if (prompt.Contains("BODY AFTER HEADERS", StringComparison.Ordinal)) await HeadersFirstAsync(context, "application/json");
         await Json(context, 200, message.ToJsonString());
+    }
+
+    /// <summary>Sends the answer's headers now and holds its body back for 1.5 s.</summary>
+    internal static async Task HeadersFirstAsync(HttpContext context, string contentType)
+    {
+        context.Response.StatusCode = 200;
+        context.Response.ContentType = contentType;
+        await context.Response.StartAsync();
+        await context.Response.Body.FlushAsync();
+        await Task.Delay(TimeSpan.FromMilliseconds(1500));
     }
 
     private static async Task Json(HttpContext context, int status, string json)
     {
-        context.Response.StatusCode = status;
-        context.Response.ContentType = "application/json";
+        if (!context.Response.HasStarted)   // BODY AFTER HEADERS sent them already
+        {
+            context.Response.StatusCode = status;
+            context.Response.ContentType = "application/json";
+        }
         await context.Response.WriteAsync(json);
     }
 

@@ -168,7 +168,8 @@ public static class FakeGemini
 
     /// <summary>
     /// A long answer (<see cref="LongReply"/>) in one response, not streamed. With GENERATE SLOWLY in the prompt it takes
-    /// 2 s to answer (the wait ends when the gateway hangs up); with LOWUSAGE it reports 1 candidate token.
+    /// 2 s to answer (the wait ends when the gateway hangs up); with LOWUSAGE it reports 1 candidate token; with BODY AFTER
+    /// HEADERS its headers go out at once and the body 1.5 s later.
     /// </summary>
     private static async Task LongResponseAsync(HttpContext context, string prompt)
     {
@@ -188,13 +189,17 @@ public static class FakeGemini
             ["usageMetadata"] = new JsonObject { ["promptTokenCount"] = 40, ["candidatesTokenCount"] = candidates, ["totalTokenCount"] = 40 + candidates },
             ["modelVersion"] = "gemini-2.5-flash", ["responseId"] = "long-json-1",
         };
+        if (prompt.Contains("BODY AFTER HEADERS", StringComparison.Ordinal)) await FakeAnthropic.HeadersFirstAsync(context, "application/json; charset=UTF-8");
         await Json(context, 200, response.ToJsonString());
     }
 
     private static async Task Json(HttpContext context, int status, string json)
     {
-        context.Response.StatusCode = status;
-        context.Response.ContentType = "application/json; charset=UTF-8";
+        if (!context.Response.HasStarted)   // BODY AFTER HEADERS sent them already
+        {
+            context.Response.StatusCode = status;
+            context.Response.ContentType = "application/json; charset=UTF-8";
+        }
         await context.Response.WriteAsync(json);
     }
 

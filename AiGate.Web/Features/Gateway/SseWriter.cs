@@ -16,13 +16,6 @@ public sealed class SseWriter(IBufferWriter<byte> output, bool anthropicEvents =
     // stream's footprint).
     private Utf8JsonWriter? _json;
 
-    private Utf8JsonWriter Json()
-    {
-        var json = _json ??= new Utf8JsonWriter(output, new JsonWriterOptions { SkipValidation = true });
-        json.Reset(output);
-        return json;
-    }
-
     public long EventsWritten { get; private set; }
 
     /// <summary>An event whose data is already JSON (passed through byte for byte).</summary>
@@ -46,21 +39,14 @@ public sealed class SseWriter(IBufferWriter<byte> output, bool anthropicEvents =
         WriteData(data);
     }
 
-    public void WriteJson(JsonNode node)
-    {
-        output.Write("data: "u8);
-        var json = Json();
-        node.WriteTo(json);
-        json.Flush();
-        output.Write("\n\n"u8);
-        EventsWritten++;
-    }
+    public void WriteJson(JsonNode node) => WriteJson(node, static (json, node) => node.WriteTo(json));
 
     /// <summary>An event built with the JSON writer.</summary>
     public void WriteJson<TState>(TState state, Action<Utf8JsonWriter, TState> write)
     {
         output.Write("data: "u8);
-        var json = Json();
+        var json = _json ??= new Utf8JsonWriter(output, new JsonWriterOptions { SkipValidation = true });
+        json.Reset(output);
         write(json, state);
         json.Flush();
         output.Write("\n\n"u8);
