@@ -187,17 +187,11 @@ public sealed class RateLimits(IOptions<BillingOptions> billing, InstanceRegistr
 
     // The limits are a few values (plans, tiers, keys' own, each ÷ live instances) however large: each text is made once,
     // up to a bound (a key's own limits are set by users).
-    private static readonly ConcurrentDictionary<long, string> LimitTexts = new();
-    private static int s_limitTexts;   // counted apart: ConcurrentDictionary.Count takes every lock of the dictionary
+    private static readonly BoundedCache<long, string> LimitTexts = new(4096);
 
-    private static string Limit(long n)
-    {
-        if ((ulong)n < (ulong)NumberTexts.Length) return Number(n);
-        if (LimitTexts.TryGetValue(n, out var text)) return text;
-        text = n.ToString(CultureInfo.InvariantCulture);
-        if (Volatile.Read(ref s_limitTexts) < 4096 && LimitTexts.TryAdd(n, text)) Interlocked.Increment(ref s_limitTexts);
-        return text;
-    }
+    private static string Limit(long n) => (ulong)n < (ulong)NumberTexts.Length
+        ? Number(n)
+        : LimitTexts.GetOrAdd(n, 0, static (n, _) => n.ToString(CultureInfo.InvariantCulture));
 
     /// <summary>OpenAI's reset format: "1s", "6m0s", "120ms".</summary>
     internal static string Duration(TimeSpan t)

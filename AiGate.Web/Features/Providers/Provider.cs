@@ -34,18 +34,10 @@ public sealed class Provider
     /// <summary>
     /// The URL of a path under the base URL ("chat/completions" → https://api.openai.com/v1/chat/completions). A Uri is
     /// immutable, so each path's is made once and shared by every request (issue 16: parsing it was a fifth of a call's
-    /// request building); the cache stops growing at <see cref="MaxCachedUrls"/> paths (pass-through paths come from clients).
+    /// request building); the cache stops growing at 256 paths (pass-through paths come from clients).
     /// </summary>
-    public Uri Url(string relativePath)
-    {
-        if (_urls.TryGetValue(relativePath, out var url)) return url;
-        url = new Uri(BaseUrl.AbsoluteUri.TrimEnd('/') + "/" + relativePath);
-        // Counted apart: ConcurrentDictionary.Count takes every lock of the dictionary.
-        if (Volatile.Read(ref _cachedUrls) < MaxCachedUrls && _urls.TryAdd(relativePath, url)) Interlocked.Increment(ref _cachedUrls);
-        return url;
-    }
+    public Uri Url(string relativePath) =>
+        _urls.GetOrAdd(relativePath, BaseUrl, static (path, baseUrl) => new Uri(baseUrl.AbsoluteUri.TrimEnd('/') + "/" + path));
 
-    private const int MaxCachedUrls = 256;
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Uri> _urls = new(StringComparer.Ordinal);
-    private int _cachedUrls;
+    private readonly Infrastructure.BoundedCache<string, Uri> _urls = new(256, StringComparer.Ordinal);
 }
