@@ -51,11 +51,15 @@ public sealed class FakeUpstream : IAsyncDisposable
         return new FakeUpstream(app, new Uri(address), requests);
     }
 
+    /// <summary>Stops the fake once: a fixture may be disposed both as IAsyncLifetime and as IAsyncDisposable.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         await _app.StopAsync();
         await _app.DisposeAsync();
     }
+
+    private int _disposed;
 
     public sealed record RecordedRequest(string Method, string PathAndQuery, IReadOnlyDictionary<string, string> Headers, string Body);
 }

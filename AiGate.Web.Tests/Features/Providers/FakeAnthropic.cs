@@ -241,7 +241,7 @@ public static class FakeAnthropic
         context.Response.ContentType = contentType;
         await context.Response.StartAsync();
         await context.Response.Body.FlushAsync();
-        await Task.Delay(TimeSpan.FromMilliseconds(1500));
+        await Task.Delay(TimeSpan.FromMilliseconds(1500), context.RequestAborted);
     }
 
     private static async Task Json(HttpContext context, int status, string json)
