@@ -175,6 +175,8 @@ public sealed partial class UserAdminTests(AccountsApp app) : IClassFixture<Acco
         await admin.SubmitAsync(url, new() { ["reason"] = "" }, url + "?handler=ClearDispute");
         Assert.Equal(1, await app.Database.ScalarAsync<long>($"select count(*) from billing_accounts where user_id = '{userId}' and disputed_at is not null"));
 
+        // The second instance has just looked the key up (frozen): the clearing's notice, not the cache's TTL, lets it in.
+        Assert.Equal(HttpStatusCode.Unauthorized, (await client.GetAsync("/api/v1/models")).StatusCode);
         await admin.SubmitAsync(url, new() { ["reason"] = "dispute won, evidence accepted" }, url + "?handler=ClearDispute");
         var clearedAt = Stopwatch.StartNew();
         while ((await client.GetAsync("/api/v1/models")).StatusCode != HttpStatusCode.OK && clearedAt.Elapsed < TimeSpan.FromSeconds(10))

@@ -17,13 +17,16 @@ namespace AiGate.Web.Features.Keys;
 /// suspended the account, every call gets a 403. <see cref="OwnerId"/> is the organization; <see cref="CreatedBy"/> the member
 /// whose caps the key carries; <see cref="OrgOwnerId"/> the user who owns the organization. <see cref="MemberBudgetMicros"/>,
 /// <see cref="MemberRequestsPerMinute"/> and <see cref="MemberTokensPerMinute"/> are the creator's caps in the organization
-/// (null: none), loaded with the key; a change of them publishes <c>owner:{org id}</c>.
+/// (null: none), loaded with the key; a change of them publishes <c>owner:{org id}</c>. <see cref="Disputed"/>: a Stripe
+/// dispute froze the account; <see cref="ApiKeyCache.FindAsync"/> answers null for it (the one 401), but the entry is kept
+/// as a found key so that the <c>owner:{id}</c> notice of clearing the dispute evicts it at once (a not-found entry has no
+/// owner to match and would wait out its TTL).
 /// </summary>
 public sealed record KeyIdentity(
     Guid KeyId, Guid OwnerId, string Prefix, DateTimeOffset? ExpiresAt, long? CreditLimitMicros, long SpentMicros,
     int? RequestsPerMinute, int? TokensPerMinute, FrozenSet<string> AllowedModels, string? PlanId = null,
     long AccountRequestsPerMinute = 0, long AccountTokensPerMinute = 0, bool Suspended = false, Guid CreatedBy = default, Guid OrgOwnerId = default,
-    long? MemberBudgetMicros = null, int? MemberRequestsPerMinute = null, long? MemberTokensPerMinute = null)
+    long? MemberBudgetMicros = null, int? MemberRequestsPerMinute = null, long? MemberTokensPerMinute = null, bool Disputed = false)
 {
     /// <summary>
     /// The member whose monthly spend this key's calls count (<c>member_budgets</c>): the creator, in any organization but
@@ -96,7 +99,7 @@ public sealed class ApiKeyCache
         }
 
         var found = entry.Identity;
-        if (found is null || found.ExpiresAt <= now) return null;
+        if (found is null || found.Disputed || found.ExpiresAt <= now) return null;
         _lastUsed[found.KeyId] = now;
         return found;
     }
@@ -124,14 +127,14 @@ public sealed class ApiKeyCache
             join creator in db.Set<AppUser>() on k.CreatedBy equals creator.Id
             join ownership in db.Set<OrgMember>().Where(m => m.Role == OrgRole.Owner) on k.OwnerId equals ownership.OrgId
             join owner in db.Set<AppUser>() on ownership.UserId equals owner.Id
-            where k.KeyHash == hash && k.RevokedAt == null && creator.EmailConfirmed &&
-                !db.Set<BillingAccount>().Any(b => b.UserId == k.OwnerId && b.DisputedAt != null)
+            where k.KeyHash == hash && k.RevokedAt == null && creator.EmailConfirmed
             select new
             {
                 k.Id, k.OwnerId, k.CreatedBy, OwnerUserId = owner.Id, k.Prefix, k.ExpiresAt, k.CreditLimitMicros, k.SpentMicros,
                 k.RequestsPerMinute, k.TokensPerMinute, k.AllowedModels,
                 member.MonthlyBudgetMicros, MemberRequestsPerMinute = member.RequestsPerMinute, MemberTokensPerMinute = member.TokensPerMinute,
                 PlanId = db.Set<BillingAccount>().Where(b => b.UserId == k.OwnerId).Select(b => b.PlanId).FirstOrDefault(),
+                Disputed = db.Set<BillingAccount>().Any(b => b.UserId == k.OwnerId && b.DisputedAt != null),
                 // Suspension, overrides and the total paid (usage tier) change with an owner:{id} notice.
                 Suspended = creator.SuspendedAt != null || owner.SuspendedAt != null,
                 owner.RequestsPerMinuteOverride,
@@ -143,7 +146,7 @@ public sealed class ApiKeyCache
         var limits = UsageTiers.Resolve(_billing, row.PlanId, row.PaidCents, row.RequestsPerMinuteOverride, row.TokensPerMinuteOverride);
         return new KeyIdentity(row.Id, row.OwnerId, row.Prefix, row.ExpiresAt, row.CreditLimitMicros, row.SpentMicros, row.RequestsPerMinute,
             row.TokensPerMinute, row.AllowedModels.ToFrozenSet(StringComparer.Ordinal), row.PlanId, limits.RequestsPerMinute, limits.TokensPerMinute,
-            row.Suspended, row.CreatedBy, row.OwnerUserId, row.MonthlyBudgetMicros, row.MemberRequestsPerMinute, row.MemberTokensPerMinute);
+            row.Suspended, row.CreatedBy, row.OwnerUserId, row.MonthlyBudgetMicros, row.MemberRequestsPerMinute, row.MemberTokensPerMinute, row.Disputed);
     }
 
     private void OnNotice(string? payload)
