@@ -9,6 +9,7 @@
 #   bench/run.sh                 (defaults: 10 s per case, 32 connections, 2 wrk threads)
 #   DURATION=30s CONNECTIONS=64 bench/run.sh
 #   bench/run.sh streams         (10,000 concurrent slow streams through the gateway: served, errors, peak RSS)
+#   bench/run.sh tokens          (the prompt token counter beside Microsoft.ML.Tokenizers: memory, load time, speed)
 #   bench/run.sh profile         (which types the gateway allocates per non-streamed call, from a dotnet-trace capture;
 #                                 PROFILE=stream for streamed calls; CPU=1 for where the CPU time goes instead)
 set -euo pipefail
@@ -26,6 +27,11 @@ command -v wrk >/dev/null 2>&1 || {
   sudo_cmd=(); [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
   "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 }
+
+if [ "$mode" = tokens ]; then
+  # The token counter beside Microsoft.ML.Tokenizers: heap kept, load time, counting speed on this repository's files.
+  exec dotnet run -c Release --project bench/TokenCount -- "$PWD"
+fi
 
 echo "building release binaries..." >&2
 dotnet publish AiGate.Web -c Release -o "$work/app" --nologo -v quiet >/dev/null

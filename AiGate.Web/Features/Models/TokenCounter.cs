@@ -3,7 +3,6 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Microsoft.ML.Tokenizers;
 
 namespace AiGate.Web.Features.Models;
 
@@ -16,12 +15,12 @@ namespace AiGate.Web.Features.Models;
 /// their counts far better than bytes / 4 does for code, numbers and non-Latin text (bytes / 4 is
 /// 4× under for CJK). Approximate counts are flagged, and the provider's own count, when it arrives,
 /// stays the bill. bytes / 4 remains only as the fallback when a tokenizer's data cannot be loaded.
-/// Tokenizers load once (≈ 0.3 s for o200k) and are thread-safe singletons.
+/// Encodings load once (≈ 0.3 s for o200k) and are thread-safe singletons, held compactly (<see cref="BpeEncoding"/>).
 /// </summary>
 public static class TokenCounter
 {
-    private static readonly Lazy<Tokenizer?> O200k = new(() => Load("o200k_base"));
-    private static readonly Lazy<Tokenizer?> Cl100k = new(() => Load("cl100k_base"));
+    private static readonly Lazy<BpeEncoding?> O200k = new(() => Load(BpeEncoding.O200kBase));
+    private static readonly Lazy<BpeEncoding?> Cl100k = new(() => Load(BpeEncoding.Cl100kBase));
 
     private static readonly string[] O200kPrefixes = ["gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "gpt-oss", "o1", "o3", "o4", "codex"];
     private static readonly string[] Cl100kPrefixes = ["gpt-4", "gpt-3.5", "text-embedding-3", "text-embedding-ada"];
@@ -55,13 +54,13 @@ public static class TokenCounter
         _ = Cl100k.Value;
     }
 
-    private static Tokenizer? Load(string encoding)
+    private static BpeEncoding? Load(Func<BpeEncoding> load)
     {
         try
         {
-            return TiktokenTokenizer.CreateForEncoding(encoding);
+            return load();
         }
-        catch (Exception ex) when (ex is IOException or InvalidOperationException or ArgumentException or NotSupportedException)
+        catch (Exception ex) when (ex is IOException or InvalidDataException or BadImageFormatException or FormatException)
         {
             return null;   // the data package is missing: bytes / 4 stands in (ModelTokenizer.Count)
         }
@@ -69,7 +68,7 @@ public static class TokenCounter
 }
 
 /// <summary>One model's way of counting tokens. <see cref="Exact"/>: the model's own tokenizer, not an approximation.</summary>
-public readonly record struct ModelTokenizer(Tokenizer? Tokenizer, bool Exact)
+public readonly record struct ModelTokenizer(BpeEncoding? Tokenizer, bool Exact)
 {
     /// <summary>Tokens of <paramref name="text"/>; bytes / 4 (rounded up) when no tokenizer is loaded.</summary>
     public long Count(ReadOnlySpan<char> text)

@@ -1,0 +1,119 @@
+using System.IO.Compression;
+using System.Reflection;
+using System.Text;
+using System.Text.RegularExpressions;
+using AiGate.Web.Features.Models;
+using Microsoft.ML.Tokenizers;
+
+namespace AiGate.Web.Tests.Features.Models;
+
+/// <summary>
+/// The compact encodings count exactly what Microsoft.ML.Tokenizers' tiktoken counts for ordinary text (the reference
+/// here: the same vocabulary and pattern, no special tokens), text by text: prose in many scripts, code, numbers,
+/// whitespace runs, special tokens' text, broken surrogates, and pieces long enough to take the heap merge.
+/// </summary>
+public sealed class BpeEncodingTests
+{
+    private const string O200kPattern = @"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    private const string Cl100kPattern = @"'(?i:[sdmt]|ll|ve|re)|(?>[^\r\n\p{L}\p{N}]?)(?>\p{L}+)|(?>\p{N}{1,3})| ?(?>[^\s\p{L}\p{N}]+)(?>[\r\n]*)|(?>\s+)$|\s*[\r\n]|\s+(?!\S)|\s";
+
+    private static readonly Lazy<(BpeEncoding Ours, Tokenizer Reference)> O200k =
+        new(() => (BpeEncoding.O200kBase(), Reference("O200kBase", "o200k_base", O200kPattern)));
+    private static readonly Lazy<(BpeEncoding Ours, Tokenizer Reference)> Cl100k =
+        new(() => (BpeEncoding.Cl100kBase(), Reference("Cl100kBase", "cl100k_base", Cl100kPattern)));
+
+    public static TheoryData<string> Encodings => ["o200k_base", "cl100k_base"];
+
+    private static (BpeEncoding Ours, Tokenizer Reference) Pair(string encoding) => encoding == "o200k_base" ? O200k.Value : Cl100k.Value;
+
+    /// <summary>The library's tiktoken over the data package's vocabulary, without special tokens (<c>encode_ordinary</c>).</summary>
+    private static Tokenizer Reference(string package, string encoding, string pattern)
+    {
+        var data = Assembly.Load($"Microsoft.ML.Tokenizers.Data.{package}").GetManifestResourceStream($"{encoding}.tiktoken.deflate")!;
+        using var vocabulary = new DeflateStream(data, CompressionMode.Decompress);
+        return TiktokenTokenizer.Create(vocabulary, new RegexPreTokenizer(new Regex(pattern), null), normalizer: null, specialTokens: null);
+    }
+
+    private static readonly string[] Texts =
+    [
+        "",
+        "Hello, world!",
+        "The quick brown fox jumps over the lazy dog. I'm sure they'll've DONE it; WE'RE here, you'd SEE.",
+        "Счёт: 1,048,576 токенов — 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 and code { x += 1; }",
+        "日本語のテキストはトークンが多くなります。中文也一样，한국어도 마찬가지입니다.",
+        "مرحبا بالعالم — שלום עולם — नमस्ते दुनिया — สวัสดีชาวโลก",
+        "emoji 👩‍👩‍👧‍👦🏳️‍🌈🇯🇵 and combining é ñ ữ",
+        "public static async Task<int> Main(string[] args)\n{\n    await Console.Out.WriteLineAsync($\"{args.Length}\");\n\treturn 0;\n}\n",
+        "def f(x):\r\n    return [i ** 2 for i in range(x)]  # squares\r\n\r\n\r\n",
+        "1234567890 3.14159 -42 1e-10 0x1F 2026-12-04T22:27:18Z $1,000,000.00",
+        "    leading and trailing spaces    ",
+        "\n\n\n  \t \n tabs\tand\u00a0no-break\u2003spaces \n",
+        "<|endoftext|>",
+        "before<|endoftext|>after <|endofprompt|> <|fim_prefix|>x<|fim_middle|>y<|fim_suffix|> <|notspecial|> <| |>",
+        "trailing space before a special  <|endoftext|>  and after",
+        "{\"type\":\"object\",\"properties\":{\"q\":{\"type\":\"string\",\"description\":\"what to look up\"}},\"required\":[\"q\"]}",
+        "lone surrogates \ud800 here \udc00 and there \ud83d",
+        "https://example.com/path/to/resource?query=string&other=value#fragment //comment /* block */",
+        "ALLCAPSWORDSRUNTOGETHER camelCaseWordsRunTogether snake_case_words_run_together",
+        "'s 't 're 've 'm 'll 'd 'S 'T 'RE 'Ve don't WON'T",
+    ];
+
+    [Theory]
+    [MemberData(nameof(Encodings))]
+    public void Every_text_counts_what_the_reference_counts(string encoding)
+    {
+        var (ours, reference) = Pair(encoding);
+        foreach (var text in Texts)
+            Assert.True(reference.CountTokens(text) == ours.CountTokens(text), $"{encoding}: {reference.CountTokens(text)} ≠ {ours.CountTokens(text)} for {text}");
+    }
+
+    [Theory]
+    [InlineData("o200k_base", 7)]
+    [InlineData("cl100k_base", 7)]
+    public void A_special_tokens_text_counts_as_the_text_it_is_every_time(string encoding, int expected)
+    {
+        // Microsoft.ML.Tokenizers' own encodings count it as 1 special token when cold and as 7 once its cache has seen
+        // the text as ordinary pieces (measured: its total for this repository's files rose from 729,713 to 729,803 on
+        // a second pass). A provider reads it as text; so do we, the same on every call.
+        var (ours, _) = Pair(encoding);
+        Assert.Equal(expected, ours.CountTokens("<|endoftext|>"));
+        Assert.Equal(expected, ours.CountTokens("<|endoftext|>"));
+    }
+
+    [Theory]
+    [MemberData(nameof(Encodings))]
+    public void Random_text_from_a_mixed_alphabet_counts_what_the_reference_counts(string encoding)
+    {
+        var (ours, reference) = Pair(encoding);
+        // Letters, digits, punctuation, whitespace and non-Latin scripts in random runs: pieces of every kind and length.
+        string[] alphabet = ["a", "e", "t", "Q", "z", " ", " ", "  ", "\n", "\r\n", "\t", "0", "7", "9", ".", ",", "'", "'s", "!", "?", "/", "{", "}",
+            "é", "ж", "Я", "日", "本", "ア", "한", "ع", "🙂", "\u0301", "<|", "|>", "<|endoftext|>", "-", "_", "$", "ſ", "ǅ"];
+        var random = new Random(20261204);
+        for (var round = 0; round < 300; round++)
+        {
+            var text = new StringBuilder();
+            for (var i = random.Next(1, 120); i > 0; i--) text.Append(alphabet[random.Next(alphabet.Length)]);
+            var s = text.ToString();
+            Assert.True(reference.CountTokens(s) == ours.CountTokens(s), $"{encoding}: {reference.CountTokens(s)} ≠ {ours.CountTokens(s)} for {s}");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Encodings))]
+    public void Long_pieces_take_the_heap_merge_and_count_the_same(string encoding)
+    {
+        var (ours, reference) = Pair(encoding);
+        var random = new Random(7);
+        string[] pieces =
+        [
+            new string('a', 129),   // just over the scanning limit
+            new string('a', 5_000),
+            string.Concat(Enumerable.Range(0, 2_000).Select(i => (char)('a' + random.Next(26)))),
+            string.Concat(Enumerable.Range(0, 1_000).Select(i => "日本語"[random.Next(3)])),
+            new string('!', 3_000) + new string(' ', 3_000) + "x",
+            string.Concat(Enumerable.Repeat("abab", 500)),
+        ];
+        foreach (var piece in pieces)
+            Assert.True(reference.CountTokens(piece) == ours.CountTokens(piece), $"{encoding}: {reference.CountTokens(piece)} ≠ {ours.CountTokens(piece)} for a piece of {piece.Length}");
+    }
+}
