@@ -16,6 +16,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 mode="${1:-all}"
+# As the Dockerfile deploys it (a runtime setting chosen by bench/run.sh streams), for every .NET process here alike.
+export DOTNET_SYSTEM_BUFFERS_SHAREDARRAYPOOL_MAXARRAYSPERPARTITION="${DOTNET_SYSTEM_BUFFERS_SHAREDARRAYPOOL_MAXARRAYSPERPARTITION:-1024}"
 duration="${DURATION:-10s}"
 connections="${CONNECTIONS:-32}"
 threads="${THREADS:-2}"
@@ -97,10 +99,12 @@ rss_peak_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 # rss_parts PID: the resident memory now as anonymous (heaps, stacks, JIT code) + file-backed (mapped assemblies) MB,
 # and the process's threads.
 rss_parts() { awk '/RssAnon/ {a = $2} /RssFile/ {f = $2} /^Threads/ {t = $2} END {printf "%.0f+%.0f, %d threads", a/1024, f/1024, t}' "/proc/$1/status"; }
-# sample_rss PID FILE: until PID ends or FILE is removed, keeps in FILE the parts of the largest RSS seen (every 0.2 s).
+# sample_rss PID FILE: until PID ends or FILE.stop exists, keeps in FILE the parts of the largest RSS seen (every 0.2 s).
+# (A stop file, not FILE's removal: a sample written just after the removal brought FILE back and the loop never ended.)
 sample_rss() {
   local top=0 now
-  while [ -e "$2" ] && [ -r "/proc/$1/status" ]; do
+  rm -f "$2.stop"
+  while [ ! -e "$2.stop" ] && [ -r "/proc/$1/status" ]; do
     now=$(awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0)
     if [ "${now:-0}" -gt "$top" ]; then top=$now; rss_parts "$1" > "$2.tmp" 2>/dev/null && mv "$2.tmp" "$2"; fi
     sleep 0.2
@@ -144,7 +148,7 @@ if [ "$mode" = streams ]; then
   echo 0+0 > "$work/peak-parts"; sample_rss "$forwarder_pid" "$work/peak-parts" & sampler_pid=$!
   floor=$(dotnet "$work/load/Load.dll" streams --url "http://127.0.0.1:$forwarder_port/v1/chat/completions" --body "$work/slow.json" \
     --count "$count" --ramp-seconds "${RAMP:-10}")
-  parts=$(cat "$work/peak-parts"); rm -f "$work/peak-parts"; wait "$sampler_pid" || true
+  touch "$work/peak-parts.stop"; wait "$sampler_pid" || true; parts=$(cat "$work/peak-parts"); rm -f "$work/peak-parts" "$work/peak-parts.stop"
   echo "bare .NET forwarder: $floor peak_rss_mb=$(rss_peak_mb "$forwarder_pid") (anon+file MB: before $idle, at the peak $parts)"
   print_heap_dump "the bare forwarder" forwarder-streams
   kill "$forwarder_pid"; wait "$forwarder_pid" 2>/dev/null || true
@@ -161,7 +165,7 @@ if [ "$mode" = streams ]; then
   echo 0+0 > "$work/peak-parts"; sample_rss "$gateway_pid" "$work/peak-parts" & sampler_pid=$!
   result=$(dotnet "$work/load/Load.dll" streams --url "http://127.0.0.1:$gateway_port/api/v1/chat/completions" --body "$work/slow.json" \
     --key "$key" --count "$count" --ramp-seconds "${RAMP:-10}")
-  parts=$(cat "$work/peak-parts"); rm -f "$work/peak-parts"; wait "$sampler_pid" || true
+  touch "$work/peak-parts.stop"; wait "$sampler_pid" || true; parts=$(cat "$work/peak-parts"); rm -f "$work/peak-parts" "$work/peak-parts.stop"
   echo "AiGate:              $result peak_rss_mb=$(rss_peak_mb "$gateway_pid") (anon+file MB: before $idle, at the peak $parts)"
   sleep 2
   print_heap_dump AiGate streams

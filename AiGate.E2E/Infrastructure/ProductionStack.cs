@@ -35,6 +35,7 @@ public sealed class ProductionStack : IAsyncLifetime
         App = new ProductionApp(new Dictionary<string, string>
         {
             ["ASPNETCORE_ENVIRONMENT"] = "Production",
+            ["DOTNET_SYSTEM_BUFFERS_SHAREDARRAYPOOL_MAXARRAYSPERPARTITION"] = "1024",   // as the Dockerfile sets it
             ["Stripe__SecretKey"] = FakeStripe.SecretKey,
             ["Stripe__WebhookSecret"] = WebhookSecret,
             ["Stripe__ApiBase"] = Stripe.BaseUrl.ToString(),

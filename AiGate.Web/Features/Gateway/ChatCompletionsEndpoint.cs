@@ -35,12 +35,12 @@ public sealed class ChatCompletionsEndpoint(GatewayAdmission admission, Generati
             static (s, route, checkpoint) => s.Endpoint.RelayAsync(s.context, s.call, route, s.started, checkpoint));
     }
 
-    private async ValueTask<TokenUsage?> RelayAsync(HttpContext context, ChatCall call, RouteResult route, long started, OpenStream? checkpoint)
-    {
-        if (!call.Stream) return await RelayJsonAsync(context, call, route, started);
-        using var translator = route.Provider!.Adapter.CreateStreamTranslator(call);
-        return await relay.RelayAsync(context, call, route, started, checkpoint, translator, new SseWriter(context.Response.BodyWriter));
-    }
+    /// <summary>Not async itself: an open stream keeps the relay's state and no second one of its own (issue 16).</summary>
+    private ValueTask<TokenUsage?> RelayAsync(HttpContext context, ChatCall call, RouteResult route, long started, OpenStream? checkpoint) =>
+        call.Stream
+            ? new(relay.RelayAsync(context, call, route, started, checkpoint, route.Provider!.Adapter.CreateStreamTranslator(call),
+                new SseWriter(context.Response.BodyWriter)))
+            : RelayJsonAsync(context, call, route, started);
 
     private async ValueTask<ChatCall?> ValidateAsync(HttpContext context, KeyIdentity key, RequestJson request)
     {

@@ -38,7 +38,7 @@ public sealed class CompletionsEndpoint(GatewayAdmission admission, GenerationPi
             async (route, checkpoint) =>
             {
                 if (!call.Stream) return await RelayJsonAsync(context, call, route, started);
-                using var translator = route.Provider!.Adapter.CreateStreamTranslator(call);
+                var translator = route.Provider!.Adapter.CreateStreamTranslator(call);   // the relay disposes it
                 return await relay.RelayAsync(context, call, route, started, checkpoint, translator, new SseWriter(context.Response.BodyWriter));
             });
     }

@@ -50,7 +50,7 @@ public sealed class MessagesEndpoint(
                 var provider = route.Provider!;
                 var native = provider.Kind == ProviderKind.Anthropic;
                 if (!call.Stream) return await RelayJsonAsync(context, call, route, started, native);
-                using var translator = native ? new AnthropicPassthrough(call) : provider.Adapter.CreateStreamTranslator(call);
+                var translator = native ? new AnthropicPassthrough(call) : provider.Adapter.CreateStreamTranslator(call);   // the relay disposes it
                 var writer = native
                     ? new SseWriter(context.Response.BodyWriter, anthropicEvents: true)
                     : new SseWriter(new MessageEventWriter(context.Response.BodyWriter, call));

@@ -46,7 +46,7 @@ public sealed class ResponsesEndpoint(GatewayAdmission admission, GenerationPipe
             {
                 var native = route.Provider!.SupportsResponses;
                 if (!call.Stream) return await RelayJsonAsync(context, responses, route, started, native);
-                using var translator = native ? new ResponsesPassthrough(call) : route.Provider.Adapter.CreateStreamTranslator(call);
+                var translator = native ? new ResponsesPassthrough(call) : route.Provider.Adapter.CreateStreamTranslator(call);   // the relay disposes it
                 var writer = new SseWriter(new ResponseEventWriter(context.Response.BodyWriter, responses.Request, call, native));
                 return await relay.RelayAsync(context, call, route, started, checkpoint, translator, writer);
             });

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.IO.Pipelines;
+using System.Runtime.CompilerServices;
 using System.Text.Json.Nodes;
 using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Models;
@@ -24,11 +25,13 @@ public sealed partial class StreamRelay(OpenStreams streams, IOptions<GatewayOpt
     /// translated again, into the response); returns the usage to bill. Every way out (clean end, client gone, idle timeout,
     /// hard stop, malformed event, upstream error or disconnect) sets how the stream ended and goes
     /// through the one decision, <see cref="ChatStreamTranslator.BillableUsage"/>: the provider's usage
-    /// or our count of what went out, whichever is right for that ending; null when nothing was produced.
+    /// or our count of what went out, whichever is right for that ending; null when nothing was produced. The relay owns
+    /// <paramref name="translator"/> from here and disposes it when the stream ends (its pooled buffer goes back).
     /// </summary>
     public async Task<TokenUsage?> RelayAsync(HttpContext context, ChatCall call, RouteResult route, long started, OpenStream? checkpoint,
         ChatStreamTranslator translator, SseWriter writer)
     {
+        using var owned = translator;
         var provider = route.Provider!;
         var response = context.Response;
         response.ContentType = "text/event-stream";
@@ -102,7 +105,12 @@ public sealed partial class StreamRelay(OpenStreams streams, IOptions<GatewayOpt
         return translator.BillableUsage(endedCleanly: failure is null && !translator.Failed);
     }
 
-    /// <summary>Reads what the upstream has sent and translates its events into <paramref name="writer"/>; true at the stream's end.</summary>
+    /// <summary>
+    /// Reads what the upstream has sent and translates its events into <paramref name="writer"/>; true at the stream's end.
+    /// Called once per read, and it nearly always waits: its state machine comes from a pool instead of being made per
+    /// event (10,000 streams at an event a second made 1.8 MB/s of them, issue 16).
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private static async ValueTask<bool> PumpAsync(PipeReader reader, SseParser parser, ChatStreamTranslator translator, SseWriter writer, CancellationToken ct)
     {
         var read = await reader.ReadAsync(ct);
