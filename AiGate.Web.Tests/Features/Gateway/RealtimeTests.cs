@@ -466,6 +466,9 @@ public sealed class RealtimeTests(RealtimeApp app) : IClassFixture<RealtimeApp>
         await ReceiveUntilAsync(socket, "session.created");
         await SendAsync(socket, """{"type":"response.create"}""");
         await ReceiveUntilAsync(socket, "response.output_text.delta");
+        // Taken before the stop: once it completes, the instance's services are disposed (CI once got there first).
+        var leases = instance.Services.GetRequiredService<CreditLeases>();
+        var writer = instance.Services.GetRequiredService<UsageWriter>();
 
         instance.Services.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>().StopApplication();
         var error = await ReceiveUntilAsync(socket, "error", seconds: 10);
@@ -474,9 +477,7 @@ public sealed class RealtimeTests(RealtimeApp app) : IClassFixture<RealtimeApp>
         // The relay closes the client first, then cancels the running response upstream and waits for its report.
         await WaitAsync(() => Assert.Single(app.Upstream.Sessions).CancelReceived);
 
-        var leases = instance.Services.GetRequiredService<CreditLeases>();
         await WaitAsync(() => leases.InFlight(userId) == 0);
-        var writer = instance.Services.GetRequiredService<UsageWriter>();
         await WaitAsync(() => writer.Pending == 0);
         await WaitAsync(() => app.Database.ScalarAsync<long>($"select count(*) from usage_events where user_id = '{userId}'").Result == 1);
         Assert.Equal(DefaultUsageCost, await app.Database.ScalarAsync<long>($"select cost_micros from usage_events where user_id = '{userId}'"));
