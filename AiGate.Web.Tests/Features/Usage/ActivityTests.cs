@@ -70,6 +70,10 @@ public sealed partial class ActivityTests(AccountsApp app) : IClassFixture<Accou
         var otherKeys = await KeysAsync(otherId, 1);
         var now = DateTimeOffset.UtcNow;
         var rows = UsageData.Generate(rng, [(userId, keys), (otherId, otherKeys)], 4000, 20, now);
+        // And some today whatever the hour: minutes after midnight UTC, the 20 days above may have none today (CI ran into it).
+        var midnight = new DateTimeOffset(now.UtcDateTime.Date, TimeSpan.Zero);
+        rows.AddRange(UsageData.Generate(rng, [(userId, keys)], 30, 1, now)
+            .Select(r => r with { At = new DateTimeOffset(midnight.UtcTicks + (long)((now - midnight).Ticks * rng.NextDouble()) / 10 * 10, TimeSpan.Zero) }));
         await UsageData.InsertAsync(app.Database, rows);
         await app.Services.GetRequiredService<UsageRollup>().RunAsync(CancellationToken.None);
         // Some rows the rollup has not reached yet: the page adds them from raw events, as the API does.
