@@ -58,7 +58,7 @@ EXPOSE 8080
 
 # The shared array pool keeps up to 1,024 arrays of a size per core instead of .NET's 32: with thousands of streams
 # open, HttpClient's 16 KB HTTP/2 receive blocks (and our own rented buffers) otherwise overflow the pool and churn
-# through the GC. bench/run.sh streams, 10,000 streams: peak RSS 549-612 MB without it, 484-500 MB with it.
+# through the GC. bench/run.sh streams, 10,000 streams: peak RSS 549-612 MB without it, 484-515 MB with it.
 ENV DOTNET_SYSTEM_BUFFERS_SHAREDARRAYPOOL_MAXARRAYSPERPARTITION=1024
 
 # Non-root: the aspnet images ship an `app` user; APP_UID (1654) is set by the base image.
