@@ -87,6 +87,13 @@ public sealed class EveryProviderKindTests(EveryKindApp app) : IClassFixture<Eve
         ["model"] = ModelOf(kind), ["messages"] = new JsonArray(new JsonObject { ["role"] = "user", ["content"] = content }),
     };
 
+    /// <summary>Posts a chat call and walks away after <paramref name="after"/>, before the answer is back.</summary>
+    private static async Task LeaveAfterAsync(HttpClient client, JsonObject body, TimeSpan after)
+    {
+        using var leave = new CancellationTokenSource(after);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => client.PostAsJsonAsync("/api/v1/chat/completions", body, leave.Token));
+    }
+
     [Theory, MemberData(nameof(Kinds))]
     public async Task A_client_that_leaves_a_non_streamed_call_while_the_provider_generates_pays_for_its_prompt(string kind)
     {
@@ -96,8 +103,7 @@ public sealed class EveryProviderKindTests(EveryKindApp app) : IClassFixture<Eve
         var body = Chat(kind, "LONG answer please, GENERATE SLOWLY");
         body["max_tokens"] = 800;
 
-        using var leave = new CancellationTokenSource(TimeSpan.FromMilliseconds(700));
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => client.PostAsJsonAsync("/api/v1/chat/completions", body, leave.Token));
+        await LeaveAfterAsync(client, body, TimeSpan.FromMilliseconds(700));
 
         var row = await app.UsageRowAsync(userId);
         Assert.True(row["prompt_tokens"]!.GetValue<long>() > 0);
@@ -119,8 +125,7 @@ public sealed class EveryProviderKindTests(EveryKindApp app) : IClassFixture<Eve
         var body = Chat(kind, "LONG answer please, BODY AFTER HEADERS");
         body["max_tokens"] = 1000;
 
-        using var leave = new CancellationTokenSource(TimeSpan.FromMilliseconds(700));
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => client.PostAsJsonAsync("/api/v1/chat/completions", body, leave.Token));
+        await LeaveAfterAsync(client, body, TimeSpan.FromMilliseconds(700));
 
         var row = await app.UsageRowAsync(userId);
         Assert.True(row["completion_tokens"]!.GetValue<long>() > 100, $"billed {row["completion_tokens"]} output tokens for a whole long answer");

@@ -11,8 +11,9 @@ namespace AiGate.Web.Features.Models;
 /// <summary>
 /// One of OpenAI's byte-pair encodings (o200k_base, cl100k_base), held to count tokens and nothing else: every
 /// token's bytes in one array and an open-addressing table from bytes to rank: 4.1 MB for o200k where the general
-/// tokenizer keeps an encoder, a decoder and a string vocabulary of the same tokens in 40 MB (<c>bench/run.sh tokens</c>). The counts are tiktoken's for ordinary text (<c>encode_ordinary</c>): the text is split
-/// into pieces by the encoding's pattern, and a piece that is not itself a token is merged pair by pair, lowest rank
+/// tokenizer keeps an encoder, a decoder and a string vocabulary of the same tokens in 40 MB (<c>bench/run.sh tokens</c>).
+/// The counts are tiktoken's for ordinary text (<c>encode_ordinary</c>): the text is split into pieces by the
+/// encoding's pattern, and a piece that is not itself a token is merged pair by pair, lowest rank
 /// first (leftmost on a tie), until no adjacent pair is a token. The vocabularies are the ones the
 /// Microsoft.ML.Tokenizers data packages ship; <c>BpeEncodingTests</c> hold every count to that library's.
 /// Thread-safe: nothing is written after loading.
@@ -172,7 +173,6 @@ public sealed partial class BpeEncoding
             ArrayPool<int>.Shared.Return(previous);
             ArrayPool<int>.Shared.Return(rank);
         }
-
     }
 
     /// <summary>The rank of the pair that now starts at <paramref name="start"/> (the part there and the next one), queued.</summary>
