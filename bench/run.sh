@@ -8,11 +8,15 @@
 #
 #   bench/run.sh                 (defaults: 10 s per case, 32 connections, 2 wrk threads)
 #   DURATION=30s CONNECTIONS=64 bench/run.sh
-#   bench/run.sh streams         (10,000 concurrent slow streams through the gateway: served, errors, peak RSS)
+#   bench/run.sh streams         (10,000 concurrent slow streams through the gateway: served, errors, peak RSS;
+#                                 PROMPT_BYTES=8192 for prompts of 8 KB instead of a word)
+#   bench/run.sh rounds          (only the alternating throughput rounds, with each process's CPU per call)
 #   bench/run.sh tokens          (the prompt token counter beside Microsoft.ML.Tokenizers: memory, load time, speed)
 #   bench/run.sh profile         (which types the gateway allocates per non-streamed call, from a dotnet-trace capture;
-#                                 PROFILE=stream for streamed calls; CPU=1 for where the CPU time goes instead)
+#                                 PROFILE=stream for streamed calls; CPU=1 for where the CPU time goes instead;
+#                                 PROFILE_RATE=wrk saturated by wrk instead of the default 1,000 calls/s)
 set -euo pipefail
+[ -z "${BENCH_TRACE:-}" ] || set -x
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 mode="${1:-all}"
@@ -118,7 +122,9 @@ if [ "$mode" = streams ]; then
   # HttpClient over h2c, zero-byte reads, nothing else) carries the same streams first, as the floor, and is stopped
   # before the gateway starts. GCDUMP=1: what is alive on each one's managed heap once every stream is open.
   count="${STREAMS:-10000}"
-  printf '{"model":"bench/model","messages":[{"role":"user","content":"SLOW-STREAM"}],"max_tokens":16,"stream":true}' > "$work/slow.json"
+  # PROMPT_BYTES=N: each stream's prompt carries N more bytes of text (a realistic prompt is kilobytes, not one word).
+  filler=$(yes 'the quick brown fox jumps over the lazy dog' | tr '\n' ' ' | head -c "${PROMPT_BYTES:-0}" || true)
+  printf '{"model":"bench/model","messages":[{"role":"user","content":"SLOW-STREAM %s"}],"max_tokens":16,"stream":true}' "$filler" > "$work/slow.json"
   printf '{"model":"bench/model","messages":[{"role":"user","content":"Say something short."}],"max_tokens":16,"stream":true}' > "$work/warm.json"
   [ -z "${GCDUMP:-}" ] || [ -x "$work/tools/dotnet-gcdump" ] || dotnet tool install --tool-path "$work/tools" dotnet-gcdump --version 10.0.750501 >/dev/null
   # heap_dump_later PID NAME: once the streams are open, the largest types alive (MB, count, type) into $work/NAME-gcdump.txt.
@@ -192,10 +198,16 @@ if [ "$mode" = profile ]; then
     -o "$work/alloc.nettrace" >/dev/null 2>&1 &
   trace_pid=$!
   sleep 2
-  out=$(dotnet "$work/load/Load.dll" rate --rate 1000 --seconds 8 --url "$url" --body "$profile_body" --key "$key")
+  if [ "${PROFILE_RATE:-}" = wrk ]; then
+    # Saturated: wrk's closed loop (as in the throughput rounds) instead of a fixed rate.
+    out=$(BODY_FILE="$profile_body" AIGATE_KEY="$key" wrk -t"$threads" -c"$connections" -d8s -s bench/post.lua "$url")
+    out="ok=$(awk '/requests in/ {print $1}' <<<"$out") $(awk '/Requests\/sec/ {print "rate=" $2}' <<<"$out")"
+  else
+    out=$(dotnet "$work/load/Load.dll" rate --rate "${PROFILE_RATE:-1000}" --seconds 8 --url "$url" --body "$profile_body" --key "$key")
+  fi
   wait "$trace_pid" || true
   echo
-  echo "metered ${PROFILE:-json} calls at 1,000 req/s for 8 s: $out"
+  echo "metered ${PROFILE:-json} calls at ${PROFILE_RATE:-1000} req/s for 8 s: $out"
   dotnet "$work/allocprofile/AllocProfile.dll" ${CPU:+cpu} "$work/alloc.nettrace" "$(tr ' ' '\n' <<<"$out" | awk -F= '$1=="ok" {print $2}')" "${TOP:-30}"
   exit 0
 fi
@@ -210,7 +222,7 @@ Telemetry__PrometheusPort="$prometheus_port" \
   dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$telemetry_port" >"$work/gateway-telemetry.log" 2>&1 & pids+=($!)
 # The peer: it forwards to the host named in each request's x-portkey-custom-host, which must be trusted.
 NODE_ENV=production TRUSTED_CUSTOM_HOSTS=127.0.0.1 \
-  node bench/peer/node_modules/@portkey-ai/gateway/build/start-server.js --port="$peer_port" --headless >"$work/peer.log" 2>&1 & pids+=($!)
+  node bench/peer/node_modules/@portkey-ai/gateway/build/start-server.js --port="$peer_port" --headless >"$work/peer.log" 2>&1 & peer_pid=$!; pids+=($peer_pid)
 for port in "$upstream_port" "$forwarder_port" "$gateway_port" "$unmetered_port" "$telemetry_port" "$peer_port"; do wait_port "$port"; done
 
 printf '{"model":"%s","messages":[{"role":"user","content":"Say something short."}],"max_tokens":16}' bench-model > "$work/direct.json"
@@ -258,6 +270,7 @@ done
 BODY_FILE="$work/direct.json" AIGATE_KEY=bench-provider-key PEER_CUSTOM_HOST="$peer_host" \
   wrk -t1 -c8 -d3s -s bench/post.lua "http://127.0.0.1:$peer_port/v1/chat/completions" >/dev/null
 
+if [ "$mode" != rounds ]; then
 echo
 echo "wrk -t$threads -c$connections -d$duration, loopback, $(nproc) cores; upstream answers instantly"
 printf '%-40s %12s %10s %10s %8s\n' "case" "requests/s" "p50" "p99" "non-2xx"
@@ -274,26 +287,38 @@ measure "AiGate, metering off, stream"     "http://127.0.0.1:$unmetered_port/api
 measure "AiGate, metering on, stream"      "http://127.0.0.1:$gateway_port/api/v1/chat/completions" "$work/gateway-stream.json" "$key"
 measure "AiGate via YARP forwarder, stream" "$passthrough" "$work/direct-stream.json" "$key"
 measure "peer (Portkey 1.15.2), stream"    "http://127.0.0.1:$peer_port/v1/chat/completions" "$work/direct-stream.json" bench-provider-key "$peer_host"
+fi
 
 # The throughput ratios again, in alternating rounds: this machine's speed drifts by 10-30 % from one minute to the next
 # (it is shared), so a single 10 s run of each case can catch the forwarder in a fast minute and the gateway in a slow
 # one, or the other way round. Each round runs the bare forwarder, AiGate (metering on) and Portkey back to back on
 # JSON; the targets use the median of the rounds' ratios.
 rounds="${ROUNDS:-3}"
-wrk_rps() { awk '/Requests\/sec/ {print $2}' <<<"$(wrk_run "$@")"; }
+# wrk_rps PID url body key [peer host]: "requests/s CPU-µs-per-call", the CPU being PID's own (user + system, from
+# /proc), which the machine's drift moves far less than requests/s: what a call costs the process, not how fast the minute was.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+wrk_rps() {
+  local pid="$1" before out; shift
+  before=$(cpu_ticks "$pid"); out=$(wrk_run "$@")
+  awk -v used=$(( $(cpu_ticks "$pid") - before )) -v hz="$(getconf CLK_TCK)" '
+    /requests in/ {n = $1} /Requests\/sec/ {r = $2}
+    END {printf "%s %.0f\n", r, (n > 0 ? used / hz / n * 1e6 : 0)}' <<<"$out"
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 echo
-echo "throughput ratios, JSON, in $rounds alternating rounds (wrk as above)"
-printf '%-8s %12s %12s %12s %10s %12s\n' "round" "forwarder" "AiGate" "Portkey" "vs fwd" "vs Portkey"
-bare_ratios=(); peer_ratios=()
+echo "throughput ratios, JSON, in $rounds alternating rounds (wrk as above); each process's own CPU per call in µs"
+printf '%-8s %16s %16s %16s %10s %12s\n' "round" "forwarder (µs)" "AiGate (µs)" "Portkey (µs)" "vs fwd" "vs Portkey"
+bare_ratios=(); peer_ratios=(); bare_cpu=(); gateway_cpu=(); peer_cpu=()
 for round in $(seq 1 "$rounds"); do
-  f=$(wrk_rps "http://127.0.0.1:$forwarder_port/v1/chat/completions" "$work/direct.json" "")
-  g=$(wrk_rps "http://127.0.0.1:$gateway_port/api/v1/chat/completions" "$work/gateway.json" "$key")
-  p=$(wrk_rps "http://127.0.0.1:$peer_port/v1/chat/completions" "$work/direct.json" bench-provider-key "$peer_host")
-  bare_ratios+=("$(ratio "$g" "$f")"); peer_ratios+=("$(ratio "$g" "$p")")
-  printf '%-8s %12s %12s %12s %10s %12s\n' "$round" "$f" "$g" "$p" "${bare_ratios[-1]}x" "${peer_ratios[-1]}x"
+  read -r f fc < <(wrk_rps "$forwarder_pid" "http://127.0.0.1:$forwarder_port/v1/chat/completions" "$work/direct.json" "")
+  read -r g gc < <(wrk_rps "$gateway_pid" "http://127.0.0.1:$gateway_port/api/v1/chat/completions" "$work/gateway.json" "$key")
+  read -r p pc < <(wrk_rps "$peer_pid" "http://127.0.0.1:$peer_port/v1/chat/completions" "$work/direct.json" bench-provider-key "$peer_host")
+  bare_ratios+=("$(ratio "$g" "$f")"); peer_ratios+=("$(ratio "$g" "$p")"); bare_cpu+=("$fc"); gateway_cpu+=("$gc"); peer_cpu+=("$pc")
+  printf '%-8s %16s %16s %16s %10s %12s\n' "$round" "$f ($fc)" "$g ($gc)" "$p ($pc)" "${bare_ratios[-1]}x" "${peer_ratios[-1]}x"
 done
+
+[ "$mode" != rounds ] || exit 0
 
 # The wrk cases leave the gateways' usage writers, and PostgreSQL on the same two cores, hundreds of thousands of rows
 # to write. The open loop measures a steady 200 requests/s, so it starts once the usage rows stop growing.
@@ -373,6 +398,7 @@ echo "issue 16 targets, this run"
 printf '%-58s %-26s %-10s %s\n' "figure" "measured" "target" ""
 printf '%-58s %-26s %-10s %s\n' "throughput vs the bare .NET forwarder (JSON, median of $rounds rounds)" "${through_bare}x" ">= 0.6x" "$(verdict "$through_bare" 0.6 ge)"
 printf '%-58s %-26s %-10s %s\n' "throughput vs Portkey (JSON, median of $rounds rounds)" "${through_peer}x" ">= 15x" "$(verdict "$through_peer" 15 ge)"
+printf '%-58s %-26s %-10s %s\n' "  CPU per call, median: forwarder / AiGate / Portkey" "$(median "${bare_cpu[@]}") / $(median "${gateway_cpu[@]}") / $(median "${peer_cpu[@]}") µs" "" ""
 printf '%-58s %-26s %-10s %s\n' "added latency at $rate req/s, p50 (gateway - direct)" "$added_p50 ms" "<= 0.15 ms" "$(verdict "$added_p50" 0.15 le)"
 printf '%-58s %-26s %-10s %s\n' "added latency at $rate req/s, p99 (gateway - direct)" "$added_p99 ms" "<= 0.6 ms" "$(verdict "$added_p99" 0.6 le)"
 printf '%-58s %-26s %-10s %s\n' "  the bare forwarder's added latency, p50 / p99" "$bare_p50 / $bare_p99 ms" "" "(the floor)"

@@ -86,6 +86,24 @@ public sealed class OpenAiRequestRewriteTests
         Assert.Equal("changed", JsonNode.Parse(BodyOf(request))!["user"]!.GetValue<string>());
     }
 
+    [Fact]
+    public void An_answered_stream_lets_the_client_body_go_and_reading_it_later_is_a_clear_error()
+    {
+        const string body = """{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}""";
+        var json = Read(body);
+        var call = FromDocument(body, json);
+        _ = call.Body;   // nodes made, as a translating adapter makes them
+
+        call.ReleaseRequest();
+
+        Assert.Null(call.Request);
+        Assert.False(call.HasBodyNodes);
+        Assert.Throws<ObjectDisposedException>(() => json.Bytes);   // the pooled bytes went back
+        var error = Assert.Throws<InvalidOperationException>(() => call.Body);
+        Assert.Contains("released", error.Message);
+        json.Dispose();   // the response's own disposal afterwards is harmless
+    }
+
     /// <summary>A null limit is no limit: the node path forwards one the client sent, the bytes path leaves it out.</summary>
     private static JsonObject WithoutNullLimits(JsonObject body)
     {

@@ -130,6 +130,7 @@ public sealed partial class GenerationPipeline(
             }
 
             var provider = route.Provider!;
+            if (call.Stream) call.ReleaseRequest();
             context.Response.Headers["X-AiGate-Provider"] = provider.Name;
             if (route.Byok) context.Response.Headers["X-AiGate-Byok"] = "true";
             var ttfb = (int)route.UpstreamTime.TotalMilliseconds;

@@ -46,8 +46,8 @@ public sealed class RouteResult : IDisposable
     /// </summary>
     public bool RequestSent { get; init; }
     /// <summary>
-    /// The answered attempt's token source, alive while the body is relayed: a stream's follows the client (its deadline
-    /// is off); a non-streamed answer's keeps the call's total deadline, which bounds reading its body.
+    /// A non-streamed answer's token source, alive while its body is read: it keeps the call's total deadline, which bounds
+    /// that read. Null for a stream, whose relay keeps its own deadlines.
     /// </summary>
     internal AttemptLifetime? Lifetime { get; init; }
 
@@ -153,14 +153,17 @@ public sealed partial class UpstreamRouter(ProviderRegistry providers, ProviderK
 
                 if (response.IsSuccessStatusCode)
                 {
-                    // A stream's relay has its own deadlines from here; a whole answer's body is read within the call's,
-                    // whether or not the client stays.
-                    if (stream) lifetime.CancelAfter(Timeout.InfiniteTimeSpan);
-                    else lifetime = lifetime.ForWholeBody();
+                    // A stream's relay has its own deadlines from here (HttpClient let go of this token with the headers), so
+                    // its source goes now rather than living as long as the stream (issue 16: a source, a timer and a
+                    // registration on the client's token per open stream). A whole answer's body is read within the call's
+                    // deadline, whether or not the client stays.
+                    AttemptLifetime? bodyLifetime = null;
+                    if (stream) lifetime.Dispose();
+                    else bodyLifetime = lifetime.ForWholeBody();
                     return new RouteResult
                     {
                         Outcome = RouteOutcome.Answered, Provider = provider, Response = response, Attempts = attempts, RequestSent = true, Byok = byokAttempt,
-                        UpstreamTime = System.Diagnostics.Stopwatch.GetElapsedTime(started), Lifetime = lifetime,
+                        UpstreamTime = System.Diagnostics.Stopwatch.GetElapsedTime(started), Lifetime = bodyLifetime,
                     };
                 }
                 var status = response.StatusCode;
