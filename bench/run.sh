@@ -9,7 +9,7 @@
 #   bench/run.sh                 (defaults: 10 s per case, 32 connections, 2 wrk threads)
 #   DURATION=30s CONNECTIONS=64 bench/run.sh
 #   bench/run.sh streams         (10,000 concurrent slow streams through the gateway: served, errors, peak RSS;
-#                                 PROMPT_BYTES=8192 for prompts of 8 KB instead of a word)
+#                                 PROMPT_BYTES=8192 for prompts of 8 KB instead of a line, here and in profile)
 #   bench/run.sh rounds          (only the alternating throughput rounds, with each process's CPU per call)
 #   bench/run.sh tokens          (the prompt token counter beside Microsoft.ML.Tokenizers: memory, load time, speed)
 #   bench/run.sh profile         (which types the gateway allocates per non-streamed call, from a dotnet-trace capture;
@@ -91,6 +91,8 @@ key=$(dotnet "$work/app/AiGate.Web.dll" create-key --email bench@example.test --
 dotnet "$work/app/AiGate.Web.dll" grant-credits --email bench@example.test --usd 100000 --reason bench >/dev/null
 
 printf '{"model":"%s","messages":[{"role":"user","content":"Say something short."}],"max_tokens":16}' bench/model > "$work/gateway.json"
+# PROMPT_BYTES=N (streams and profile): each prompt carries N more bytes of text (a real prompt is kilobytes, not a line).
+filler=$(yes 'the quick brown fox jumps over the lazy dog' | tr '\n' ' ' | head -c "${PROMPT_BYTES:-0}" || true)
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -122,8 +124,6 @@ if [ "$mode" = streams ]; then
   # HttpClient over h2c, zero-byte reads, nothing else) carries the same streams first, as the floor, and is stopped
   # before the gateway starts. GCDUMP=1: what is alive on each one's managed heap once every stream is open.
   count="${STREAMS:-10000}"
-  # PROMPT_BYTES=N: each stream's prompt carries N more bytes of text (a realistic prompt is kilobytes, not one word).
-  filler=$(yes 'the quick brown fox jumps over the lazy dog' | tr '\n' ' ' | head -c "${PROMPT_BYTES:-0}" || true)
   printf '{"model":"bench/model","messages":[{"role":"user","content":"SLOW-STREAM %s"}],"max_tokens":16,"stream":true}' "$filler" > "$work/slow.json"
   printf '{"model":"bench/model","messages":[{"role":"user","content":"Say something short."}],"max_tokens":16,"stream":true}' > "$work/warm.json"
   [ -z "${GCDUMP:-}" ] || [ -x "$work/tools/dotnet-gcdump" ] || dotnet tool install --tool-path "$work/tools" dotnet-gcdump --version 10.0.750501 >/dev/null
@@ -183,11 +183,9 @@ if [ "$mode" = profile ]; then
   dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$gateway_port" >"$work/gateway.log" 2>&1 & gateway_pid=$!; pids+=($gateway_pid)
   wait_port "$upstream_port"; wait_port "$gateway_port"
   url="http://127.0.0.1:$gateway_port/api/v1/chat/completions"
-  profile_body="$work/gateway.json"
-  if [ "${PROFILE:-json}" = stream ]; then
-    profile_body="$work/gateway-stream-profile.json"
-    printf '{"model":"bench/model","messages":[{"role":"user","content":"Say something short."}],"max_tokens":16,"stream":true}' > "$profile_body"
-  fi
+  profile_body="$work/gateway-profile.json"
+  stream_field=""; [ "${PROFILE:-json}" = stream ] && stream_field=',"stream":true'
+  printf '{"model":"bench/model","messages":[{"role":"user","content":"Say something short. %s"}],"max_tokens":16%s}' "$filler" "$stream_field" > "$profile_body"
   dotnet "$work/load/Load.dll" rate --rate 500 --seconds 5 --url "$url" --body "$profile_body" --key "$key" >/dev/null   # warm-up
   rm -f "$work/alloc.nettrace"
   # GC keyword (0x1) at verbose level (5): AllocationTick events. CPU=1: the runtime's sample profiler instead (a stack

@@ -1,6 +1,7 @@
 using System.IO.Compression;
 using System.Reflection;
 using System.Text;
+using System.Text.Json;
 using System.Text.RegularExpressions;
 using AiGate.Web.Features.Models;
 using Microsoft.ML.Tokenizers;
@@ -31,11 +32,17 @@ public sealed class BpeEncodingTests
     /// </summary>
     private static Tokenizer Reference(string package, string encoding)
     {
-        var library = TiktokenTokenizer.CreateForEncoding(encoding).PreTokenizer!;
-        var pattern = (Regex)library.GetType().GetField("_regex", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(library)!;
+        var pattern = LibraryPattern(encoding);
         var data = Assembly.Load($"Microsoft.ML.Tokenizers.Data.{package}").GetManifestResourceStream($"{encoding}.tiktoken.deflate")!;
         using var vocabulary = new DeflateStream(data, CompressionMode.Decompress);
         return TiktokenTokenizer.Create(vocabulary, new RegexPreTokenizer(pattern, null), normalizer: null, specialTokens: null);
+    }
+
+    /// <summary>The library's own splitting pattern for the encoding (not public, hence reflection).</summary>
+    private static Regex LibraryPattern(string encoding)
+    {
+        var library = TiktokenTokenizer.CreateForEncoding(encoding).PreTokenizer!;
+        return (Regex)library.GetType().GetField("_regex", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(library)!;
     }
 
     private static readonly string[] Texts =
@@ -119,5 +126,50 @@ public sealed class BpeEncodingTests
         ];
         foreach (var piece in pieces)
             Assert.True(reference.CountTokens(piece) == ours.CountTokens(piece), $"{encoding}: {reference.CountTokens(piece)} ≠ {ours.CountTokens(piece)} for a piece of {piece.Length}");
+    }
+
+    /// <summary>
+    /// ASCII text is split by hand (<see cref="AsciiPieces"/>), not by the pattern: every piece, over thousands of random
+    /// texts made of what the patterns treat differently (cases, contractions, digit runs, every ASCII whitespace, line
+    /// breaks in runs, slashes, control characters), must be the pattern's piece, boundary for boundary.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Encodings))]
+    public void Ascii_text_splits_into_the_patterns_own_pieces(string encoding)
+    {
+        var pattern = LibraryPattern(encoding);
+        string[] alphabet = ["a", "z", "A", "Z", "q", "Q", "'", "'s", "'S", "'t", "'re", "'RE", "'ve", "'ll", "'Ll", "'m", "'d", "'x", "s", "t", "l", "e",
+            "0", "5", "9", "123", "4567", " ", " ", "  ", "\t", "\n", "\r", "\r\n", "\v", "\f", ".", ",", "!", "/", "//", "-", "_", "{", "\"", "\u0001",
+            "\u001c", "\u007f", "@", "[", "`", "~", "\\"];
+        var random = new Random(encoding.Length * 31 + 5);
+        for (var round = 0; round < 5_000; round++)
+        {
+            var text = new StringBuilder();
+            for (var i = random.Next(1, 30); i > 0; i--) text.Append(alphabet[random.Next(alphabet.Length)]);
+            var s = text.ToString();
+            var expected = pattern.Matches(s).Select(m => m.Value).ToArray();
+            var actual = new List<string>();
+            for (int at = 0, length; at < s.Length; at += length)
+            {
+                length = encoding == "o200k_base" ? AsciiPieces.O200k(s, at) : AsciiPieces.Cl100k(s, at);
+                actual.Add(s.Substring(at, length));
+            }
+            Assert.True(expected.SequenceEqual(actual),
+                $"{encoding}: {Show(s)}\npattern: {string.Join(" | ", expected.Select(Show))}\nby hand: {string.Join(" | ", actual.Select(Show))}");
+        }
+
+        static string Show(string text) => JsonSerializer.Serialize(text);
+    }
+
+    [Theory]
+    [MemberData(nameof(Encodings))]
+    public void Counting_the_same_words_again_counts_the_same(string encoding)
+    {
+        // Pieces that need merging are remembered: the second, third… count of a text must be the first's, and the reference's.
+        var (ours, reference) = Pair(encoding);
+        var text = string.Concat(Enumerable.Repeat("Unremarkable antidisestablishmentarianism, reconfigurability; überfall ", 40));
+        var expected = reference.CountTokens(text);
+        for (var i = 0; i < 3; i++) Assert.Equal(expected, ours.CountTokens(text));
+        Assert.Equal(reference.CountTokens("antidisestablishmentarian"), ours.CountTokens("antidisestablishmentarian"));
     }
 }

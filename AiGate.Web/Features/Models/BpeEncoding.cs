@@ -16,7 +16,9 @@ namespace AiGate.Web.Features.Models;
 /// encoding's pattern, and a piece that is not itself a token is merged pair by pair, lowest rank
 /// first (leftmost on a tie), until no adjacent pair is a token. The vocabularies are the ones the
 /// Microsoft.ML.Tokenizers data packages ship; <c>BpeEncodingTests</c> hold every count to that library's.
-/// Thread-safe: nothing is written after loading.
+/// Pieces that need merging are remembered (<see cref="Merged"/>): a prompt's words repeat, and merging is most of
+/// the counting's time. Thread-safe: the vocabulary is never written after loading, and a remembered piece is an
+/// immutable entry that replaces another whole.
 /// </summary>
 public sealed partial class BpeEncoding
 {
@@ -28,11 +30,25 @@ public sealed partial class BpeEncoding
     private readonly int[] _slots;      // open addressing: rank + 1, 0 = empty
     private readonly Regex _pieces;
 
-    private BpeEncoding(byte[] bytes, int[] starts, Regex pieces)
+    /// <summary>Remembered merges: a direct-mapped table of pieces up to <see cref="MergedMaxBytes"/> bytes and their token counts.</summary>
+    private readonly MergedPiece?[] _merged = new MergedPiece?[MergedSlots];
+    private const int MergedSlots = 4096, MergedMaxBytes = 48;
+
+    private sealed class MergedPiece(byte[] bytes, int tokens)
+    {
+        public byte[] Bytes { get; } = bytes;
+        public int Tokens { get; } = tokens;
+    }
+
+    /// <summary>o200k's splitting rules for ASCII text (<see cref="AsciiPieces.O200k"/>); else cl100k's.</summary>
+    private readonly bool _o200k;
+
+    private BpeEncoding(byte[] bytes, int[] starts, Regex pieces, bool o200k)
     {
         _bytes = bytes;
         _starts = starts;
         _pieces = pieces;
+        _o200k = o200k;
         var count = starts.Length - 1;
         _slots = new int[(int)BitOperations.RoundUpToPowerOf2((uint)count * 2)];
         for (var rank = 0; rank < count; rank++)
@@ -43,9 +59,9 @@ public sealed partial class BpeEncoding
         }
     }
 
-    public static BpeEncoding O200kBase() => Load("Microsoft.ML.Tokenizers.Data.O200kBase", "o200k_base.tiktoken.deflate", O200kPieces());
+    public static BpeEncoding O200kBase() => Load("Microsoft.ML.Tokenizers.Data.O200kBase", "o200k_base.tiktoken.deflate", O200kPieces(), o200k: true);
 
-    public static BpeEncoding Cl100kBase() => Load("Microsoft.ML.Tokenizers.Data.Cl100kBase", "cl100k_base.tiktoken.deflate", Cl100kPieces());
+    public static BpeEncoding Cl100kBase() => Load("Microsoft.ML.Tokenizers.Data.Cl100kBase", "cl100k_base.tiktoken.deflate", Cl100kPieces(), o200k: false);
 
     /// <summary>
     /// The number of tokens the encoding makes of <paramref name="text"/>, as ordinary text: a special token's text
@@ -59,24 +75,35 @@ public sealed partial class BpeEncoding
         Span<byte> buffer = stackalloc byte[256];
         try
         {
-            foreach (var match in _pieces.EnumerateMatches(text))
-            {
-                var piece = text.Slice(match.Index, match.Length);
-                var needed = Encoding.UTF8.GetMaxByteCount(piece.Length);
-                if (needed > buffer.Length)
+            // All ASCII (most English prompts and code): the patterns' pieces found by hand, the same ones, ten times faster.
+            if (Ascii.IsValid(text))
+                for (int i = 0, length; i < text.Length; i += length)
                 {
-                    if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
-                    buffer = rented = ArrayPool<byte>.Shared.Rent(needed);
+                    length = _o200k ? AsciiPieces.O200k(text, i) : AsciiPieces.Cl100k(text, i);
+                    count += CountPiece(text.Slice(i, length), ref buffer, ref rented);
                 }
-                var bytes = buffer[..Utf8Bytes(piece, buffer)];
-                count += Rank(bytes) >= 0 ? 1 : bytes.Length <= ScanLimit ? MergeByScanning(bytes) : MergeWithHeap(bytes);
-            }
+            else
+                foreach (var match in _pieces.EnumerateMatches(text))
+                    count += CountPiece(text.Slice(match.Index, match.Length), ref buffer, ref rented);
         }
         finally
         {
             if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
         }
         return count;
+    }
+
+    /// <summary>One piece's tokens: 1 when the piece is a token, else its merge. <paramref name="buffer"/> grows (rented) for a long piece.</summary>
+    private int CountPiece(ReadOnlySpan<char> piece, ref Span<byte> buffer, ref byte[]? rented)
+    {
+        var needed = Encoding.UTF8.GetMaxByteCount(piece.Length);
+        if (needed > buffer.Length)
+        {
+            if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
+            buffer = rented = ArrayPool<byte>.Shared.Rent(needed);
+        }
+        var bytes = buffer[..Utf8Bytes(piece, buffer)];
+        return Rank(bytes) >= 0 ? 1 : Merged(bytes);
     }
 
     /// <summary>
@@ -110,6 +137,21 @@ public sealed partial class BpeEncoding
             }
         }
         return written;
+    }
+
+    /// <summary>
+    /// The tokens of a piece that is not itself a token: remembered when it is short (the table holds the last piece
+    /// seen in each slot, checked byte for byte), else merged each time, by scanning or, when long, with a heap.
+    /// (issue 16: an 8 KB English prompt took 356 µs to count, a third of it merging the same words again.)
+    /// </summary>
+    private int Merged(ReadOnlySpan<byte> piece)
+    {
+        if (piece.Length > MergedMaxBytes) return piece.Length <= ScanLimit ? MergeByScanning(piece) : MergeWithHeap(piece);
+        var slot = (int)(Hash(piece) & (MergedSlots - 1));
+        if (Volatile.Read(ref _merged[slot]) is { } seen && seen.Bytes.AsSpan().SequenceEqual(piece)) return seen.Tokens;
+        var tokens = MergeByScanning(piece);
+        Volatile.Write(ref _merged[slot], new MergedPiece(piece.ToArray(), tokens));
+        return tokens;
     }
 
     /// <summary>tiktoken's merge: the part boundaries with the rank of the pair each one starts, lowest merged first.</summary>
@@ -207,18 +249,20 @@ public sealed partial class BpeEncoding
     private ReadOnlySpan<byte> Token(int rank) => _bytes.AsSpan(_starts[rank], _starts[rank + 1] - _starts[rank]);
 
     /// <summary>FNV-1a: the table is fixed, so no query can lengthen a probe beyond the table's own longest run.</summary>
-    private int Slot(ReadOnlySpan<byte> bytes)
+    private int Slot(ReadOnlySpan<byte> bytes) => (int)(Hash(bytes) & (uint)(_slots.Length - 1));
+
+    private static uint Hash(ReadOnlySpan<byte> bytes)
     {
         var hash = 2166136261u;
         foreach (var b in bytes) hash = (hash ^ b) * 16777619u;
-        return (int)(hash & (uint)(_slots.Length - 1));
+        return hash;
     }
 
     /// <summary>
     /// Reads a data package's vocabulary: a <c>Capacity: N</c> line, then one base64 token a line in rank order
     /// (an explicit rank after a space must be the line's).
     /// </summary>
-    private static BpeEncoding Load(string assembly, string resource, Regex pieces)
+    private static BpeEncoding Load(string assembly, string resource, Regex pieces, bool o200k)
     {
         using var stream = Assembly.Load(assembly).GetManifestResourceStream(resource)
             ?? throw new InvalidDataException($"{assembly} has no resource {resource}.");
@@ -238,7 +282,7 @@ public sealed partial class BpeEncoding
             bytes.AddRange(token[..written]);
         }
         starts.Add(bytes.Count);
-        return new BpeEncoding([.. bytes], [.. starts], pieces);
+        return new BpeEncoding([.. bytes], [.. starts], pieces, o200k);
     }
 
     // The patterns Microsoft.ML.Tokenizers splits with (tiktoken's, written for .NET's engine).
