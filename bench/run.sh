@@ -9,7 +9,7 @@
 #   bench/run.sh                 (defaults: 10 s per case, 32 connections, 2 wrk threads)
 #   DURATION=30s CONNECTIONS=64 bench/run.sh
 #   bench/run.sh streams         (10,000 concurrent slow streams through the gateway: served, errors, peak RSS;
-#                                 PROMPT_BYTES=8192 for prompts of 8 KB instead of a line, here and in profile)
+#                                 PROMPT_BYTES=8192: every case's prompt 8 KB of English instead of a line)
 #   bench/run.sh rounds          (only the alternating throughput rounds, with each process's CPU per call)
 #   bench/run.sh tokens          (the prompt token counter beside Microsoft.ML.Tokenizers: memory, load time, speed)
 #   bench/run.sh profile         (which types the gateway allocates per non-streamed call, from a dotnet-trace capture;
@@ -90,9 +90,9 @@ SQL
 key=$(dotnet "$work/app/AiGate.Web.dll" create-key --email bench@example.test --name bench | tail -n 1)
 dotnet "$work/app/AiGate.Web.dll" grant-credits --email bench@example.test --usd 100000 --reason bench >/dev/null
 
-printf '{"model":"%s","messages":[{"role":"user","content":"Say something short."}],"max_tokens":16}' bench/model > "$work/gateway.json"
-# PROMPT_BYTES=N (streams and profile): each prompt carries N more bytes of text (a real prompt is kilobytes, not a line).
+# PROMPT_BYTES=N: each prompt, in every case, carries N more bytes of English text (a real prompt is kilobytes, not a line).
 filler=$(yes 'the quick brown fox jumps over the lazy dog' | tr '\n' ' ' | head -c "${PROMPT_BYTES:-0}" || true)
+printf '{"model":"%s","messages":[{"role":"user","content":"Say something short. %s"}],"max_tokens":16}' bench/model "$filler" > "$work/gateway.json"
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -223,9 +223,9 @@ NODE_ENV=production TRUSTED_CUSTOM_HOSTS=127.0.0.1 \
   node bench/peer/node_modules/@portkey-ai/gateway/build/start-server.js --port="$peer_port" --headless >"$work/peer.log" 2>&1 & peer_pid=$!; pids+=($peer_pid)
 for port in "$upstream_port" "$forwarder_port" "$gateway_port" "$unmetered_port" "$telemetry_port" "$peer_port"; do wait_port "$port"; done
 
-printf '{"model":"%s","messages":[{"role":"user","content":"Say something short."}],"max_tokens":16}' bench-model > "$work/direct.json"
-printf '{"model":"%s","messages":[{"role":"user","content":"Say something short."}],"max_tokens":16,"stream":true}' bench-model > "$work/direct-stream.json"
-printf '{"model":"%s","messages":[{"role":"user","content":"Say something short."}],"max_tokens":16,"stream":true}' bench/model > "$work/gateway-stream.json"
+printf '{"model":"%s","messages":[{"role":"user","content":"Say something short. %s"}],"max_tokens":16}' bench-model "$filler" > "$work/direct.json"
+printf '{"model":"%s","messages":[{"role":"user","content":"Say something short. %s"}],"max_tokens":16,"stream":true}' bench-model "$filler" > "$work/direct-stream.json"
+printf '{"model":"%s","messages":[{"role":"user","content":"Say something short. %s"}],"max_tokens":16,"stream":true}' bench/model "$filler" > "$work/gateway-stream.json"
 
 # Sanity: every path answers 200 before anything is timed.
 curl -sf -o /dev/null -H 'Content-Type: application/json' --data @"$work/direct.json" "http://127.0.0.1:$upstream_port/v1/chat/completions"
