@@ -16,7 +16,7 @@
 #                                 PROFILE=stream for streamed calls; CPU=1 for where the CPU time goes instead;
 #                                 PROFILE_RATE=wrk saturated by wrk instead of the default 1,000 calls/s)
 set -euo pipefail
-[ -z "${BENCH_TRACE:-}" ] || set -x
+[ -z "${BENCH_TRACE:-}" ] || set -x   # BENCH_TRACE=1: every command as it runs, to find where a run stopped
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 mode="${1:-all}"

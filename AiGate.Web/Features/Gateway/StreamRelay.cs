@@ -188,9 +188,9 @@ internal static class ChatBilling
     /// <summary>What a call the client left after the upstream took it costs at least: its prompt as we count it, estimated.</summary>
     internal static TokenUsage PromptOnly(ChatCall call) => new(call.PromptTokens, 0, 0, Estimated: true);
 
-    /// <summary>The usage to bill for a whole answer (an OpenAI <c>chat.completion</c>): the provider's report when believable, else our count.</summary>
     /// <summary>
-    /// <see cref="Billable(ChatCall, ChatCompletionResult)"/> without a DOM for the usual answer: a plausible report of
+    /// The usage to bill for a whole answer (an OpenAI <c>chat.completion</c>), as
+    /// <see cref="Billable(ChatCall, ChatCompletionResult)"/> decides it but without a DOM for the usual answer: a plausible report of
     /// at least a token per 6 bytes of answer is believed; anything else is decided on the parsed answer, as always.
     /// </summary>
     internal static TokenUsage Billable(ChatCall call, OpenAiCompletionSplice splice) =>
