@@ -17,10 +17,24 @@ public sealed class ApiKeyHasher
     public ApiKeyHasher(IOptions<KeysOptions> options) =>
         _pepper = Convert.FromBase64String(options.Value.Pepper ?? throw new StartupConfigurationException("Keys:Pepper is not set."));
 
+    /// <summary>
+    /// Each thread keeps its keyed HMAC and resets it after every hash: the one-shot <see cref="HMACSHA256.HashData(byte[], byte[])"/>
+    /// set the key up again on every call, 2.1 µs against 0.9 µs reused (issue 16; every API call hashes its key).
+    /// </summary>
+    [ThreadStatic]
+    private static (ApiKeyHasher Owner, IncrementalHash Hmac)? t_hmac;
+
     public byte[] Hash(ReadOnlySpan<char> key)
     {
-        Span<byte> ascii = stackalloc byte[key.Length];
-        Encoding.ASCII.GetBytes(key, ascii);
-        return HMACSHA256.HashData(_pepper, ascii);
+        Span<byte> ascii = key.Length <= 256 ? stackalloc byte[256] : new byte[key.Length];
+        ascii = ascii[..Encoding.ASCII.GetBytes(key, ascii)];
+        if (t_hmac is not ({ } owner, { } hmac) || owner != this)
+        {
+            t_hmac?.Hmac.Dispose();
+            hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, _pepper);
+            t_hmac = (this, hmac);
+        }
+        hmac.AppendData(ascii);
+        return hmac.GetHashAndReset();
     }
 }
