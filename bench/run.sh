@@ -8,13 +8,13 @@
 #
 #   bench/run.sh                 (defaults: 10 s per case, 32 connections, 2 wrk threads)
 #   DURATION=30s CONNECTIONS=64 bench/run.sh
-#   bench/run.sh streams         (10,000 concurrent slow streams through the gateway: served, errors, peak RSS;
-#                                 PROMPT_BYTES=8192: every case's prompt 8 KB of English instead of a line)
+#   bench/run.sh streams         (10,000 concurrent slow streams through the gateway: served, errors, peak RSS)
 #   bench/run.sh rounds          (only the alternating throughput rounds, with each process's CPU per call)
 #   bench/run.sh tokens          (the prompt token counter beside Microsoft.ML.Tokenizers: memory, load time, speed)
 #   bench/run.sh profile         (which types the gateway allocates per non-streamed call, from a dotnet-trace capture;
 #                                 PROFILE=stream for streamed calls; CPU=1 for where the CPU time goes instead;
 #                                 PROFILE_RATE=wrk saturated by wrk instead of the default 1,000 calls/s)
+#   PROMPT_BYTES=8192 bench/run.sh ...   (any mode: every case's prompt 8 KB of English instead of one line)
 set -euo pipefail
 [ -z "${BENCH_TRACE:-}" ] || set -x   # BENCH_TRACE=1: every command as it runs, to find where a run stopped
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -92,7 +92,11 @@ dotnet "$work/app/AiGate.Web.dll" grant-credits --email bench@example.test --usd
 
 # PROMPT_BYTES=N: each prompt, in every case, carries N more bytes of English text (a real prompt is kilobytes, not a line).
 filler=$(yes 'the quick brown fox jumps over the lazy dog' | tr '\n' ' ' | head -c "${PROMPT_BYTES:-0}" || true)
-printf '{"model":"%s","messages":[{"role":"user","content":"Say something short. %s"}],"max_tokens":16}' bench/model "$filler" > "$work/gateway.json"
+# chat_body MODEL TEXT [stream]: one user message of TEXT, the filler after it, 16 tokens at most.
+chat_body() {
+  printf '{"model":"%s","messages":[{"role":"user","content":"%s %s"}],"max_tokens":16%s}' "$1" "$2" "$filler" "${3:+,\"stream\":true}"
+}
+chat_body bench/model "Say something short." > "$work/gateway.json"
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -124,7 +128,7 @@ if [ "$mode" = streams ]; then
   # HttpClient over h2c, zero-byte reads, nothing else) carries the same streams first, as the floor, and is stopped
   # before the gateway starts. GCDUMP=1: what is alive on each one's managed heap once every stream is open.
   count="${STREAMS:-10000}"
-  printf '{"model":"bench/model","messages":[{"role":"user","content":"SLOW-STREAM %s"}],"max_tokens":16,"stream":true}' "$filler" > "$work/slow.json"
+  chat_body bench/model SLOW-STREAM stream > "$work/slow.json"
   printf '{"model":"bench/model","messages":[{"role":"user","content":"Say something short."}],"max_tokens":16,"stream":true}' > "$work/warm.json"
   [ -z "${GCDUMP:-}" ] || [ -x "$work/tools/dotnet-gcdump" ] || dotnet tool install --tool-path "$work/tools" dotnet-gcdump --version 10.0.750501 >/dev/null
   # heap_dump_later PID NAME: once the streams are open, the largest types alive (MB, count, type) into $work/NAME-gcdump.txt.
@@ -184,8 +188,7 @@ if [ "$mode" = profile ]; then
   wait_port "$upstream_port"; wait_port "$gateway_port"
   url="http://127.0.0.1:$gateway_port/api/v1/chat/completions"
   profile_body="$work/gateway-profile.json"
-  stream_field=""; [ "${PROFILE:-json}" = stream ] && stream_field=',"stream":true'
-  printf '{"model":"bench/model","messages":[{"role":"user","content":"Say something short. %s"}],"max_tokens":16%s}' "$filler" "$stream_field" > "$profile_body"
+  chat_body bench/model "Say something short." "$([ "${PROFILE:-json}" != stream ] || echo stream)" > "$profile_body"
   dotnet "$work/load/Load.dll" rate --rate 500 --seconds 5 --url "$url" --body "$profile_body" --key "$key" >/dev/null   # warm-up
   rm -f "$work/alloc.nettrace"
   # GC keyword (0x1) at verbose level (5): AllocationTick events. CPU=1: the runtime's sample profiler instead (a stack
@@ -223,9 +226,9 @@ NODE_ENV=production TRUSTED_CUSTOM_HOSTS=127.0.0.1 \
   node bench/peer/node_modules/@portkey-ai/gateway/build/start-server.js --port="$peer_port" --headless >"$work/peer.log" 2>&1 & peer_pid=$!; pids+=($peer_pid)
 for port in "$upstream_port" "$forwarder_port" "$gateway_port" "$unmetered_port" "$telemetry_port" "$peer_port"; do wait_port "$port"; done
 
-printf '{"model":"%s","messages":[{"role":"user","content":"Say something short. %s"}],"max_tokens":16}' bench-model "$filler" > "$work/direct.json"
-printf '{"model":"%s","messages":[{"role":"user","content":"Say something short. %s"}],"max_tokens":16,"stream":true}' bench-model "$filler" > "$work/direct-stream.json"
-printf '{"model":"%s","messages":[{"role":"user","content":"Say something short. %s"}],"max_tokens":16,"stream":true}' bench/model "$filler" > "$work/gateway-stream.json"
+chat_body bench-model "Say something short." > "$work/direct.json"
+chat_body bench-model "Say something short." stream > "$work/direct-stream.json"
+chat_body bench/model "Say something short." stream > "$work/gateway-stream.json"
 
 # Sanity: every path answers 200 before anything is timed.
 curl -sf -o /dev/null -H 'Content-Type: application/json' --data @"$work/direct.json" "http://127.0.0.1:$upstream_port/v1/chat/completions"

@@ -13,7 +13,8 @@ public sealed class ChatCall
     /// </summary>
     public JsonObject Body
     {
-        get => _body ??= (JsonObject)JsonNode.Parse((Request ?? throw Released()).Bytes.Span)!;
+        get => _body ??= (JsonObject)JsonNode.Parse((Request ?? throw new InvalidOperationException(
+            "The call has no request body to read: none was read as a document, or it was released once the stream was answered.")).Bytes.Span)!;
         init => _body = value;
     }
     private JsonObject? _body;
@@ -28,7 +29,6 @@ public sealed class ChatCall
         init => _request = value;
     }
     private RequestJson? _request;
-    private bool _released;
 
     /// <summary>
     /// Lets the client's body go (its pooled bytes back, its nodes to the GC) once a stream is answered: the upstream has
@@ -41,12 +41,7 @@ public sealed class ChatCall
         _request?.Dispose();
         _request = null;
         _body = null;
-        _released = true;
     }
-
-    private InvalidOperationException Released() => new(_released
-        ? "The request body was released once the stream was answered."
-        : "The call has no request body to read.");
 
     /// <summary>True once <see cref="Body"/> exists as nodes (given, or parsed and possibly changed by an adapter).</summary>
     public bool HasBodyNodes => _body is not null;

@@ -75,7 +75,7 @@ public sealed partial class BpeEncoding
         Span<byte> buffer = stackalloc byte[256];
         try
         {
-            // All ASCII (most English prompts and code): the patterns' pieces found by hand, the same ones, ten times faster.
+            // All ASCII (most English prompts and code): the patterns' pieces, found by hand (AsciiPieces).
             if (Ascii.IsValid(text))
                 for (int i = 0, length; i < text.Length; i += length)
                 {
@@ -142,7 +142,7 @@ public sealed partial class BpeEncoding
     /// <summary>
     /// The tokens of a piece that is not itself a token: remembered when it is short (the table holds the last piece
     /// seen in each slot, checked byte for byte), else merged each time, by scanning or, when long, with a heap.
-    /// (issue 16: an 8 KB English prompt took 356 µs to count, a third of it merging the same words again.)
+    /// (issue 16: a 14 KB C# file, counted by the pattern's path, 207 → 112 µs with the table.)
     /// </summary>
     private int Merged(ReadOnlySpan<byte> piece)
     {
