@@ -10,6 +10,8 @@
 #   DURATION=30s CONNECTIONS=64 bench/run.sh
 #   bench/run.sh streams         (10,000 concurrent slow streams through the gateway: served, errors, peak RSS)
 #   bench/run.sh rounds          (only the alternating throughput rounds, with each process's CPU per call)
+#   bench/run.sh serve           (the upstream, the bare forwarder and the gateway left running; their addresses in .local/bench/serve.env)
+#   bench/run.sh syscalls        (system calls per call, the bare forwarder beside AiGate; PROFILE=stream for streams)
 #   bench/run.sh tokens          (the prompt token counter beside Microsoft.ML.Tokenizers: memory, load time, speed)
 #   bench/run.sh profile         (which types the gateway allocates per non-streamed call, from a dotnet-trace capture;
 #                                 PROFILE=stream for streamed calls; CPU=1 for where the CPU time goes instead;
@@ -31,6 +33,8 @@ mkdir -p "$work"
 scripts/bootstrap.sh
 command -v wrk >/dev/null 2>&1 || {
   sudo_cmd=(); [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
+  # A fresh machine's package lists may be empty: bring them up first.
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
   "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 }
 
@@ -183,6 +187,62 @@ if [ "$mode" = streams ]; then
   exit 0
 fi
 
+if [ "$mode" = serve ]; then
+  # The upstream, the bare forwarder and the gateway, left running for measuring by hand until the script is stopped.
+  UPSTREAM="http://127.0.0.1:$upstream_port" ASPNETCORE_URLS="http://127.0.0.1:$forwarder_port" dotnet "$work/forwarder/BareForwarder.dll" >/dev/null 2>&1 & forwarder_pid=$!; pids+=($forwarder_pid)
+  dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$gateway_port" >"$work/gateway.log" 2>&1 & gateway_pid=$!; pids+=($gateway_pid)
+  for port in "$upstream_port" "$forwarder_port" "$gateway_port"; do wait_port "$port"; done
+  chat_body bench-model "Say something short." > "$work/direct.json"
+  { echo "FORWARDER_URL=http://127.0.0.1:$forwarder_port/v1/chat/completions FORWARDER_PID=$forwarder_pid"
+    echo "GATEWAY_URL=http://127.0.0.1:$gateway_port/api/v1/chat/completions GATEWAY_PID=$gateway_pid AIGATE_KEY=$key"
+    echo "DIRECT_BODY=$work/direct.json GATEWAY_BODY=$work/gateway.json"; } | tee "$work/serve.env"
+  wait
+fi
+
+if [ "$mode" = syscalls ]; then
+  # The system calls each process makes per call (strace -c on every thread), the bare forwarder beside AiGate: each
+  # socket read or write costs microseconds here, more than most of the gateway's own code.
+  command -v strace >/dev/null 2>&1 || {
+    sudo_cmd=(); [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null
+  }
+  UPSTREAM="http://127.0.0.1:$upstream_port" ASPNETCORE_URLS="http://127.0.0.1:$forwarder_port" dotnet "$work/forwarder/BareForwarder.dll" >/dev/null 2>&1 & forwarder_pid=$!; pids+=($forwarder_pid)
+  dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$gateway_port" >"$work/gateway.log" 2>&1 & gateway_pid=$!; pids+=($gateway_pid)
+  for port in "$upstream_port" "$forwarder_port" "$gateway_port"; do wait_port "$port"; done
+  chat_body bench-model "Say something short." "$([ "${PROFILE:-json}" != stream ] || echo stream)" > "$work/direct-sys.json"
+  chat_body bench/model "Say something short." "$([ "${PROFILE:-json}" != stream ] || echo stream)" > "$work/gateway-sys.json"
+  # count_syscalls NAME PID URL BODY [KEY]: warm up; the thread pool's work items and the contended locks per call
+  # (dotnet-counters, 3,000 calls at 500 a second); then strace on the process over another 3,000.
+  count_syscalls() {
+    dotnet "$work/load/Load.dll" rate --rate 500 --seconds 4 --url "$3" --body "$4" ${5:+--key "$5"} >/dev/null
+    local counters="$work/counters-sys-$2.csv"
+    rm -f "$counters"
+    "$work/tools/dotnet-counters" collect -p "$2" --format csv -o "$counters" --refresh-interval 1 --duration 00:00:08 \
+      --counters 'System.Runtime[dotnet.thread_pool.work_item.count,dotnet.monitor.lock_contentions,dotnet.gc.heap.total_allocated]' >/dev/null 2>&1 &
+    local counters_pid=$!
+    sleep 1
+    local pool_calls
+    pool_calls=$(dotnet "$work/load/Load.dll" rate --rate 500 --seconds 6 --url "$3" --body "$4" ${5:+--key "$5"} | tr ' ' '\n' | awk -F= '$1=="ok" {print $2}')
+    wait "$counters_pid" || true
+    strace -c -f -q -p "$2" -o "$work/$1.strace" & local strace_pid=$!
+    sleep 1
+    local out calls
+    out=$(dotnet "$work/load/Load.dll" rate --rate 500 --seconds 6 --url "$3" --body "$4" ${5:+--key "$5"})
+    calls=$(tr ' ' '\n' <<<"$out" | awk -F= '$1=="ok" {print $2}')
+    sleep 1; kill -INT "$strace_pid"; wait "$strace_pid" 2>/dev/null || true
+    echo "$1: $calls calls"
+    awk -F, -v calls="$pool_calls" '/work_item.count/ {w += $5} /lock_contentions/ {l += $5} /total_allocated/ {a += $5}
+      END { printf "  %-22s %8.2f\n  %-22s %8.2f\n  %-22s %8.2f\n", "thread-pool work items", w / calls, "contended locks", l / calls, "KB allocated", a / calls / 1024 }' "$counters"
+    awk -v calls="$calls" '$NF != "total" && $4 ~ /^[0-9]+$/ { n[$NF] = $4 } $NF == "total" { t = $4 }
+      END { printf "  %-22s %8.2f\n", "all system calls", t / calls; for (k in n) if (n[k] / calls >= 0.05) printf "  %-22s %8.2f\n", k, n[k] / calls }' \
+      "$work/$1.strace" | sort -k2 -rn -t$'\t'
+  }
+  echo; echo "system calls per ${PROFILE:-json} call (strace -c on every thread, 3,000 calls at 500 a second):"
+  count_syscalls "bare-forwarder" "$forwarder_pid" "http://127.0.0.1:$forwarder_port/v1/chat/completions" "$work/direct-sys.json"
+  count_syscalls "AiGate" "$gateway_pid" "http://127.0.0.1:$gateway_port/api/v1/chat/completions" "$work/gateway-sys.json" "$key"
+  exit 0
+fi
+
 if [ "$mode" = profile ]; then
   dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$gateway_port" >"$work/gateway.log" 2>&1 & gateway_pid=$!; pids+=($gateway_pid)
   wait_port "$upstream_port"; wait_port "$gateway_port"
@@ -298,25 +358,44 @@ rounds="${ROUNDS:-3}"
 # wrk_rps PID url body key [peer host]: "requests/s CPU-µs-per-call", the CPU being PID's own (user + system, from
 # /proc), which the machine's drift moves far less than requests/s: what a call costs the process, not how fast the minute was.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# machine_ticks: "busy total" ticks of every core (from /proc/stat): how busy the whole machine was over a case. A case
+# that leaves the cores idle is waiting on something (a lock, a hand-off), not short of CPU.
+machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
 wrk_rps() {
-  local pid="$1" before out; shift
-  before=$(cpu_ticks "$pid"); out=$(wrk_run "$@")
-  awk -v used=$(( $(cpu_ticks "$pid") - before )) -v hz="$(getconf CLK_TCK)" '
+  local pid="$1" before out machine; shift
+  machine=$(machine_ticks); before=$(cpu_ticks "$pid"); out=$(wrk_run "$@")
+  awk -v used=$(( $(cpu_ticks "$pid") - before )) -v hz="$(getconf CLK_TCK)" -v m0="$machine" -v m1="$(machine_ticks)" '
     /requests in/ {n = $1} /Requests\/sec/ {r = $2}
-    END {printf "%s %.0f\n", r, (n > 0 ? used / hz / n * 1e6 : 0)}' <<<"$out"
+    END {split(m0, a, " "); split(m1, b, " ")
+         printf "%s %.0f %.0f\n", r, (n > 0 ? used / hz / n * 1e6 : 0), (b[2] > a[2] ? 100 * (b[1] - a[1]) / (b[2] - a[2]) : 0)}' <<<"$out"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 echo
-echo "throughput ratios, JSON, in $rounds alternating rounds (wrk as above); each process's own CPU per call in µs"
-printf '%-8s %16s %16s %16s %10s %12s\n' "round" "forwarder (µs)" "AiGate (µs)" "Portkey (µs)" "vs fwd" "vs Portkey"
+echo "throughput ratios, JSON, in $rounds alternating rounds (wrk as above); each process's own CPU per call in µs, and how"
+echo "busy the whole machine was over the case (every core, every process: under 100 % means the case waited, not computed)"
+printf '%-8s %22s %22s %22s %10s %12s\n' "round" "forwarder (µs, busy)" "AiGate (µs, busy)" "Portkey (µs, busy)" "vs fwd" "vs Portkey"
 bare_ratios=(); peer_ratios=(); bare_cpu=(); gateway_cpu=(); peer_cpu=()
 for round in $(seq 1 "$rounds"); do
-  read -r f fc < <(wrk_rps "$forwarder_pid" "http://127.0.0.1:$forwarder_port/v1/chat/completions" "$work/direct.json" "")
-  read -r g gc < <(wrk_rps "$gateway_pid" "http://127.0.0.1:$gateway_port/api/v1/chat/completions" "$work/gateway.json" "$key")
-  read -r p pc < <(wrk_rps "$peer_pid" "http://127.0.0.1:$peer_port/v1/chat/completions" "$work/direct.json" bench-provider-key "$peer_host")
+  read -r f fc fb < <(wrk_rps "$forwarder_pid" "http://127.0.0.1:$forwarder_port/v1/chat/completions" "$work/direct.json" "")
+  # COUNTERS=1: the gateway's runtime counters over its case (contended locks, thread-pool threads and queue, GC), per call.
+  if [ -n "${COUNTERS:-}" ]; then
+    rm -f "$work/counters-round.csv"
+    "$work/tools/dotnet-counters" collect -p "$gateway_pid" --format csv -o "$work/counters-round.csv" --refresh-interval 1 \
+      --duration "00:00:$(( ${duration%s} + 1 ))" --counters 'System.Runtime[dotnet.monitor.lock_contentions,dotnet.thread_pool.thread.count,dotnet.thread_pool.queue.length,dotnet.thread_pool.work_item.count,dotnet.gc.collections,dotnet.gc.pause.time]' >/dev/null 2>&1 &
+    counters_pid=$!; sleep 1
+  fi
+  read -r g gc gb < <(wrk_rps "$gateway_pid" "http://127.0.0.1:$gateway_port/api/v1/chat/completions" "$work/gateway.json" "$key")
+  if [ -n "${COUNTERS:-}" ]; then
+    wait "$counters_pid" || true
+    awk -F, -v rps="$g" -v secs="${duration%s}" '/lock_contentions/ {l += $5} /thread.count/ {if ($5 > t) t = $5} /queue.length/ {if ($5 > q) q = $5}
+      /work_item.count/ {w += $5} /gc.collections/ {c += $5} /pause.time/ {p += $5}
+      END {n = rps * secs; printf "  AiGate counters: %.3f contended locks, %.2f work items a call; up to %d pool threads, queue %d; %d GCs, %.3f s paused\n", l / n, w / n, t, q, c, p}' \
+      "$work/counters-round.csv" >&2
+  fi
+  read -r p pc pb < <(wrk_rps "$peer_pid" "http://127.0.0.1:$peer_port/v1/chat/completions" "$work/direct.json" bench-provider-key "$peer_host")
   bare_ratios+=("$(ratio "$g" "$f")"); peer_ratios+=("$(ratio "$g" "$p")"); bare_cpu+=("$fc"); gateway_cpu+=("$gc"); peer_cpu+=("$pc")
-  printf '%-8s %16s %16s %16s %10s %12s\n' "$round" "$f ($fc)" "$g ($gc)" "$p ($pc)" "${bare_ratios[-1]}x" "${peer_ratios[-1]}x"
+  printf '%-8s %22s %22s %22s %10s %12s\n' "$round" "$f ($fc, $fb%)" "$g ($gc, $gb%)" "$p ($pc, $pb%)" "${bare_ratios[-1]}x" "${peer_ratios[-1]}x"
 done
 
 [ "$mode" != rounds ] || exit 0
