@@ -15,7 +15,8 @@
 #   bench/run.sh tokens          (the prompt token counter beside Microsoft.ML.Tokenizers: memory, load time, speed)
 #   bench/run.sh profile         (which types the gateway allocates per non-streamed call, from a dotnet-trace capture;
 #                                 PROFILE=stream for streamed calls; CPU=1 for where the CPU time goes instead;
-#                                 PROFILE_RATE=wrk saturated by wrk instead of the default 1,000 calls/s)
+#                                 PROFILE_RATE=wrk saturated by wrk instead of the default 1,000 calls/s;
+#                                 PROFILE_TARGET=forwarder the bare forwarder instead, the floor to read it against)
 #   PROMPT_BYTES=8192 bench/run.sh ...   (any mode: every case's prompt 8 KB of English instead of one line)
 set -euo pipefail
 [ -z "${BENCH_TRACE:-}" ] || set -x   # BENCH_TRACE=1: every command as it runs, to find where a run stopped
@@ -244,11 +245,18 @@ if [ "$mode" = syscalls ]; then
 fi
 
 if [ "$mode" = profile ]; then
-  dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$gateway_port" >"$work/gateway.log" 2>&1 & gateway_pid=$!; pids+=($gateway_pid)
-  wait_port "$upstream_port"; wait_port "$gateway_port"
-  url="http://127.0.0.1:$gateway_port/api/v1/chat/completions"
   profile_body="$work/gateway-profile.json"
-  chat_body bench/model "Say something short." "$([ "${PROFILE:-json}" != stream ] || echo stream)" > "$profile_body"
+  if [ "${PROFILE_TARGET:-}" = forwarder ]; then
+    # The bare forwarder the same way: the floor to read the gateway's profile against.
+    UPSTREAM="http://127.0.0.1:$upstream_port" ASPNETCORE_URLS="http://127.0.0.1:$gateway_port" dotnet "$work/forwarder/BareForwarder.dll" >/dev/null 2>&1 & gateway_pid=$!; pids+=($gateway_pid)
+    url="http://127.0.0.1:$gateway_port/v1/chat/completions"
+    chat_body bench-model "Say something short." "$([ "${PROFILE:-json}" != stream ] || echo stream)" > "$profile_body"
+  else
+    dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$gateway_port" >"$work/gateway.log" 2>&1 & gateway_pid=$!; pids+=($gateway_pid)
+    url="http://127.0.0.1:$gateway_port/api/v1/chat/completions"
+    chat_body bench/model "Say something short." "$([ "${PROFILE:-json}" != stream ] || echo stream)" > "$profile_body"
+  fi
+  wait_port "$upstream_port"; wait_port "$gateway_port"
   dotnet "$work/load/Load.dll" rate --rate 500 --seconds 5 --url "$url" --body "$profile_body" --key "$key" >/dev/null   # warm-up
   rm -f "$work/alloc.nettrace"
   # GC keyword (0x1) at verbose level (5): AllocationTick events. CPU=1: the runtime's sample profiler instead (a stack
@@ -369,13 +377,15 @@ wrk_rps() {
     END {split(m0, a, " "); split(m1, b, " ")
          printf "%s %.0f %.0f\n", r, (n > 0 ? used / hz / n * 1e6 : 0), (b[2] > a[2] ? 100 * (b[1] - a[1]) / (b[2] - a[2]) : 0)}' <<<"$out"
 }
+# postgres_ticks: the CPU ticks of every PostgreSQL process (the usage writer's inserts are part of what a metered call costs).
+postgres_ticks() { local t=0 p; for p in $(pgrep -x postgres); do t=$(( t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0) )); done; echo "$t"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 echo
 echo "throughput ratios, JSON, in $rounds alternating rounds (wrk as above); each process's own CPU per call in µs, and how"
 echo "busy the whole machine was over the case (every core, every process: under 100 % means the case waited, not computed)"
 printf '%-8s %22s %22s %22s %10s %12s\n' "round" "forwarder (µs, busy)" "AiGate (µs, busy)" "Portkey (µs, busy)" "vs fwd" "vs Portkey"
-bare_ratios=(); peer_ratios=(); bare_cpu=(); gateway_cpu=(); peer_cpu=()
+bare_ratios=(); peer_ratios=(); bare_cpu=(); gateway_cpu=(); peer_cpu=(); pg_cpu=()
 for round in $(seq 1 "$rounds"); do
   read -r f fc fb < <(wrk_rps "$forwarder_pid" "http://127.0.0.1:$forwarder_port/v1/chat/completions" "$work/direct.json" "")
   # COUNTERS=1: the gateway's runtime counters over its case (contended locks, thread-pool threads and queue, GC), per call.
@@ -385,7 +395,9 @@ for round in $(seq 1 "$rounds"); do
       --duration "00:00:$(( ${duration%s} + 1 ))" --counters 'System.Runtime[dotnet.monitor.lock_contentions,dotnet.thread_pool.thread.count,dotnet.thread_pool.queue.length,dotnet.thread_pool.work_item.count,dotnet.gc.collections,dotnet.gc.pause.time]' >/dev/null 2>&1 &
     counters_pid=$!; sleep 1
   fi
+  pg_before=$(postgres_ticks)
   read -r g gc gb < <(wrk_rps "$gateway_pid" "http://127.0.0.1:$gateway_port/api/v1/chat/completions" "$work/gateway.json" "$key")
+  pg_cpu+=("$(awk -v t=$(( $(postgres_ticks) - pg_before )) -v hz="$(getconf CLK_TCK)" -v r="$g" -v s="${duration%s}" 'BEGIN { printf "%.0f", (r > 0 ? t / hz / (r * s) * 1e6 : 0) }')")
   if [ -n "${COUNTERS:-}" ]; then
     wait "$counters_pid" || true
     awk -F, -v rps="$g" -v secs="${duration%s}" '/lock_contentions/ {l += $5} /thread.count/ {if ($5 > t) t = $5} /queue.length/ {if ($5 > q) q = $5}
@@ -397,6 +409,7 @@ for round in $(seq 1 "$rounds"); do
   bare_ratios+=("$(ratio "$g" "$f")"); peer_ratios+=("$(ratio "$g" "$p")"); bare_cpu+=("$fc"); gateway_cpu+=("$gc"); peer_cpu+=("$pc")
   printf '%-8s %22s %22s %22s %10s %12s\n' "$round" "$f ($fc, $fb%)" "$g ($gc, $gb%)" "$p ($pc, $pb%)" "${bare_ratios[-1]}x" "${peer_ratios[-1]}x"
 done
+echo "PostgreSQL's CPU per AiGate call (the usage writer's inserts), by round: ${pg_cpu[*]} µs"
 
 [ "$mode" != rounds ] || exit 0
 
