@@ -109,6 +109,15 @@ trap cleanup EXIT
 PORT="$upstream_port" H2C_PORT="$upstream_h2c_port" dotnet "$work/upstream/EchoUpstream.dll" >/dev/null 2>&1 & pids+=($!)
 wait_port() { for _ in $(seq 1 150); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.1; done; echo "port $1 never answered" >&2; return 1; }
 
+# counters_start PID FILE SECONDS 'System.Runtime[...]': dotnet-counters on PID into FILE (csv) in the background for
+# SECONDS; its pid is left in counters_pid. Read FILE after `wait "$counters_pid"`.
+counters_start() {
+  rm -f "$2"
+  "$work/tools/dotnet-counters" collect -p "$1" --format csv -o "$2" --refresh-interval 1 --duration "00:00:$3" --counters "$4" >/dev/null 2>&1 &
+  counters_pid=$!
+  sleep 1
+}
+
 rss_peak_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 
 # rss_parts PID: the resident memory now as anonymous (heaps, stacks, JIT code) + file-backed (mapped assemblies) MB,
@@ -217,11 +226,7 @@ if [ "$mode" = syscalls ]; then
   count_syscalls() {
     dotnet "$work/load/Load.dll" rate --rate 500 --seconds 4 --url "$3" --body "$4" ${5:+--key "$5"} >/dev/null
     local counters="$work/counters-sys-$2.csv"
-    rm -f "$counters"
-    "$work/tools/dotnet-counters" collect -p "$2" --format csv -o "$counters" --refresh-interval 1 --duration 00:00:08 \
-      --counters 'System.Runtime[dotnet.thread_pool.work_item.count,dotnet.monitor.lock_contentions,dotnet.gc.heap.total_allocated]' >/dev/null 2>&1 &
-    local counters_pid=$!
-    sleep 1
+    counters_start "$2" "$counters" 08 'System.Runtime[dotnet.thread_pool.work_item.count,dotnet.monitor.lock_contentions,dotnet.gc.heap.total_allocated]'
     local pool_calls
     pool_calls=$(dotnet "$work/load/Load.dll" rate --rate 500 --seconds 6 --url "$3" --body "$4" ${5:+--key "$5"} | tr ' ' '\n' | awk -F= '$1=="ok" {print $2}')
     wait "$counters_pid" || true
@@ -390,10 +395,8 @@ for round in $(seq 1 "$rounds"); do
   read -r f fc fb < <(wrk_rps "$forwarder_pid" "http://127.0.0.1:$forwarder_port/v1/chat/completions" "$work/direct.json" "")
   # COUNTERS=1: the gateway's runtime counters over its case (contended locks, thread-pool threads and queue, GC), per call.
   if [ -n "${COUNTERS:-}" ]; then
-    rm -f "$work/counters-round.csv"
-    "$work/tools/dotnet-counters" collect -p "$gateway_pid" --format csv -o "$work/counters-round.csv" --refresh-interval 1 \
-      --duration "00:00:$(( ${duration%s} + 1 ))" --counters 'System.Runtime[dotnet.monitor.lock_contentions,dotnet.thread_pool.thread.count,dotnet.thread_pool.queue.length,dotnet.thread_pool.work_item.count,dotnet.gc.collections,dotnet.gc.pause.time]' >/dev/null 2>&1 &
-    counters_pid=$!; sleep 1
+    counters_start "$gateway_pid" "$work/counters-round.csv" "$(( ${duration%s} + 1 ))" \
+      'System.Runtime[dotnet.monitor.lock_contentions,dotnet.thread_pool.thread.count,dotnet.thread_pool.queue.length,dotnet.thread_pool.work_item.count,dotnet.gc.collections,dotnet.gc.pause.time]'
   fi
   pg_before=$(postgres_ticks)
   read -r g gc gb < <(wrk_rps "$gateway_pid" "http://127.0.0.1:$gateway_port/api/v1/chat/completions" "$work/gateway.json" "$key")
@@ -449,11 +452,7 @@ open_loop "AiGate, metering on, stream" "http://127.0.0.1:$gateway_port/api/v1/c
 # as the floor of what Kestrel and HttpClient allocate for the same relay.
 runtime_counters() {   # pid url body key -> "calls bytes pause gen0 gen1 gen2 queue_max"
   local counters="$work/counters-$1.csv"
-  rm -f "$counters"
-  "$work/tools/dotnet-counters" collect -p "$1" --format csv -o "$counters" --refresh-interval 1 --duration 00:00:11 \
-    --counters 'System.Runtime[dotnet.gc.heap.total_allocated,dotnet.gc.pause.time,dotnet.gc.collections,dotnet.thread_pool.queue.length]' >/dev/null 2>&1 &
-  local counters_pid=$!
-  sleep 1
+  counters_start "$1" "$counters" 11 'System.Runtime[dotnet.gc.heap.total_allocated,dotnet.gc.pause.time,dotnet.gc.collections,dotnet.thread_pool.queue.length]'
   local out; out=$(dotnet "$work/load/Load.dll" rate --rate 1000 --seconds 10 --url "$2" --body "$3" --key "$4")
   wait "$counters_pid" || true
   echo "$(field "$out" ok) $(awk -F, '
