@@ -20,9 +20,6 @@ public sealed class ProductionCheckoutTests(ProductionStack stack, Browser brows
         await stack.App.RunVerbForOutputAsync("create-user", "--email", email, "--password", password);
 
         var (page, errors) = await browser.NewPageAsync(stack.BaseUrl, ignoreHttpsErrors: true);
-        // A freshly started Production app compiles each path on its first request, through two extra hops (the edge,
-        // the fake's webhook round trip); on a loaded machine the first pass through a page can take longer than 30 s.
-        page.SetDefaultTimeout(90_000);
         await Steps.LogInAsync(page, email, password);
         await page.WaitForURLAsync("**/dashboard");
 

@@ -23,7 +23,6 @@ public sealed partial class ProductionInvitationTests(ProductionStack stack, Bro
         await stack.App.RunVerbForOutputAsync("create-user", "--email", inviteeEmail, "--password", password);
 
         var (owner, ownerErrors) = await browser.NewPageAsync(stack.BaseUrl, ignoreHttpsErrors: true);
-        owner.SetDefaultTimeout(90_000);   // a fresh Production app compiles each path on first use, through the edge
         await LogInAsync(owner, ownerEmail, password);
         await LandedAsync(owner, "**/dashboard", "production-invite-00-owner-login");
         await owner.GotoAsync("/organization");
@@ -48,7 +47,6 @@ public sealed partial class ProductionInvitationTests(ProductionStack stack, Bro
 
         // The invitee opens it signed out, logs in from the invitation and comes back to it, then accepts.
         var (invitee, inviteeErrors) = await browser.NewPageAsync(stack.BaseUrl, ignoreHttpsErrors: true);
-        invitee.SetDefaultTimeout(90_000);
         await invitee.GotoAsync(System.Net.WebUtility.HtmlDecode(link));
         await invitee.GetByTestId("invite-login").ClickAsync();
         await invitee.GetByLabel("E-mail", new() { Exact = true }).FillAsync(inviteeEmail);

@@ -39,6 +39,9 @@ public sealed class Browser : IAsyncLifetime
             ViewportSize = new ViewportSize { Width = width, Height = height },
         });
         var page = await context.NewPageAsync();
+        // A freshly started app compiles each page on its first request, and CI runs these tests beside the in-process
+        // suite on two cores: a first visit has taken longer than Playwright's default 30 s (a navigation to /billing did).
+        page.SetDefaultTimeout(90_000);
         var errors = new List<string>();
         page.Console += (_, message) => { if (message.Type == "error") errors.Add(message.Text); };
         page.PageError += (_, error) => errors.Add(error);
