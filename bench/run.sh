@@ -32,12 +32,15 @@ work=".local/bench"
 mkdir -p "$work"
 
 scripts/bootstrap.sh
-command -v wrk >/dev/null 2>&1 || {
-  sudo_cmd=(); [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
-  # A fresh machine's package lists may be empty: bring them up first.
+# apt_install COMMAND: the Debian package of that name, unless the command is there (a fresh machine's package lists may
+# be empty: they are brought up first).
+apt_install() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  local sudo_cmd=(); [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
   "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
 }
+apt_install wrk
 
 if [ "$mode" = tokens ]; then
   # The token counter beside Microsoft.ML.Tokenizers: heap kept, load time, counting speed on this repository's files.
@@ -102,6 +105,8 @@ chat_body() {
   printf '{"model":"%s","messages":[{"role":"user","content":"%s %s"}],"max_tokens":16%s}' "$1" "$2" "$filler" "${3:+,\"stream\":true}"
 }
 chat_body bench/model "Say something short." > "$work/gateway.json"
+# The profile and syscalls modes' calls: streamed with PROFILE=stream.
+profile_stream=$([ "${PROFILE:-json}" != stream ] || echo stream)
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -116,6 +121,17 @@ counters_start() {
   "$work/tools/dotnet-counters" collect -p "$1" --format csv -o "$2" --refresh-interval 1 --duration "00:00:$3" --counters "$4" >/dev/null 2>&1 &
   counters_pid=$!
   sleep 1
+}
+
+# start_forwarder PORT / start_gateway PORT: the bare forwarder (to the upstream, HTTP/1.1) or the gateway listening on
+# PORT, in the background; their pids in forwarder_pid / gateway_pid.
+start_forwarder() {
+  UPSTREAM="http://127.0.0.1:$upstream_port" ASPNETCORE_URLS="http://127.0.0.1:$1" dotnet "$work/forwarder/BareForwarder.dll" >/dev/null 2>&1 &
+  forwarder_pid=$!; pids+=($forwarder_pid)
+}
+start_gateway() {
+  dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$1" >"$work/gateway.log" 2>&1 &
+  gateway_pid=$!; pids+=($gateway_pid)
 }
 
 rss_peak_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
@@ -199,8 +215,7 @@ fi
 
 if [ "$mode" = serve ]; then
   # The upstream, the bare forwarder and the gateway, left running for measuring by hand until the script is stopped.
-  UPSTREAM="http://127.0.0.1:$upstream_port" ASPNETCORE_URLS="http://127.0.0.1:$forwarder_port" dotnet "$work/forwarder/BareForwarder.dll" >/dev/null 2>&1 & forwarder_pid=$!; pids+=($forwarder_pid)
-  dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$gateway_port" >"$work/gateway.log" 2>&1 & gateway_pid=$!; pids+=($gateway_pid)
+  start_forwarder "$forwarder_port"; start_gateway "$gateway_port"
   for port in "$upstream_port" "$forwarder_port" "$gateway_port"; do wait_port "$port"; done
   chat_body bench-model "Say something short." > "$work/direct.json"
   { echo "FORWARDER_URL=http://127.0.0.1:$forwarder_port/v1/chat/completions FORWARDER_PID=$forwarder_pid"
@@ -212,15 +227,11 @@ fi
 if [ "$mode" = syscalls ]; then
   # The system calls each process makes per call (strace -c on every thread), the bare forwarder beside AiGate: each
   # socket read or write costs microseconds here, more than most of the gateway's own code.
-  command -v strace >/dev/null 2>&1 || {
-    sudo_cmd=(); [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
-    "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null
-  }
-  UPSTREAM="http://127.0.0.1:$upstream_port" ASPNETCORE_URLS="http://127.0.0.1:$forwarder_port" dotnet "$work/forwarder/BareForwarder.dll" >/dev/null 2>&1 & forwarder_pid=$!; pids+=($forwarder_pid)
-  dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$gateway_port" >"$work/gateway.log" 2>&1 & gateway_pid=$!; pids+=($gateway_pid)
+  apt_install strace
+  start_forwarder "$forwarder_port"; start_gateway "$gateway_port"
   for port in "$upstream_port" "$forwarder_port" "$gateway_port"; do wait_port "$port"; done
-  chat_body bench-model "Say something short." "$([ "${PROFILE:-json}" != stream ] || echo stream)" > "$work/direct-sys.json"
-  chat_body bench/model "Say something short." "$([ "${PROFILE:-json}" != stream ] || echo stream)" > "$work/gateway-sys.json"
+  chat_body bench-model "Say something short." "$profile_stream" > "$work/direct-sys.json"
+  chat_body bench/model "Say something short." "$profile_stream" > "$work/gateway-sys.json"
   # count_syscalls NAME PID URL BODY [KEY]: warm up; the thread pool's work items and the contended locks per call
   # (dotnet-counters, 3,000 calls at 500 a second); then strace on the process over another 3,000.
   count_syscalls() {
@@ -253,13 +264,13 @@ if [ "$mode" = profile ]; then
   profile_body="$work/gateway-profile.json"
   if [ "${PROFILE_TARGET:-}" = forwarder ]; then
     # The bare forwarder the same way: the floor to read the gateway's profile against.
-    UPSTREAM="http://127.0.0.1:$upstream_port" ASPNETCORE_URLS="http://127.0.0.1:$gateway_port" dotnet "$work/forwarder/BareForwarder.dll" >/dev/null 2>&1 & gateway_pid=$!; pids+=($gateway_pid)
+    start_forwarder "$gateway_port"; gateway_pid=$forwarder_pid
     url="http://127.0.0.1:$gateway_port/v1/chat/completions"
-    chat_body bench-model "Say something short." "$([ "${PROFILE:-json}" != stream ] || echo stream)" > "$profile_body"
+    chat_body bench-model "Say something short." "$profile_stream" > "$profile_body"
   else
-    dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$gateway_port" >"$work/gateway.log" 2>&1 & gateway_pid=$!; pids+=($gateway_pid)
+    start_gateway "$gateway_port"
     url="http://127.0.0.1:$gateway_port/api/v1/chat/completions"
-    chat_body bench/model "Say something short." "$([ "${PROFILE:-json}" != stream ] || echo stream)" > "$profile_body"
+    chat_body bench/model "Say something short." "$profile_stream" > "$profile_body"
   fi
   wait_port "$upstream_port"; wait_port "$gateway_port"
   dotnet "$work/load/Load.dll" rate --rate 500 --seconds 5 --url "$url" --body "$profile_body" --key "$key" >/dev/null   # warm-up
@@ -286,8 +297,7 @@ if [ "$mode" = profile ]; then
   exit 0
 fi
 
-UPSTREAM="http://127.0.0.1:$upstream_port" ASPNETCORE_URLS="http://127.0.0.1:$forwarder_port" dotnet "$work/forwarder/BareForwarder.dll" >/dev/null 2>&1 & forwarder_pid=$!; pids+=($forwarder_pid)
-dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$gateway_port" >"$work/gateway.log" 2>&1 & gateway_pid=$!; pids+=($gateway_pid)
+start_forwarder "$forwarder_port"; start_gateway "$gateway_port"
 # The same build with metering switched off (refused in Production, so this one runs as Staging).
 ASPNETCORE_ENVIRONMENT=Staging Credits__DisableMeteringForBenchmarks=true \
   dotnet "$work/app/AiGate.Web.dll" --urls "http://127.0.0.1:$unmetered_port" >"$work/gateway-unmetered.log" 2>&1 & pids+=($!)
@@ -383,7 +393,7 @@ wrk_rps() {
          printf "%s %.0f %.0f\n", r, (n > 0 ? used / hz / n * 1e6 : 0), (b[2] > a[2] ? 100 * (b[1] - a[1]) / (b[2] - a[2]) : 0)}' <<<"$out"
 }
 # postgres_ticks: the CPU ticks of every PostgreSQL process (the usage writer's inserts are part of what a metered call costs).
-postgres_ticks() { local t=0 p; for p in $(pgrep -x postgres); do t=$(( t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0) )); done; echo "$t"; }
+postgres_ticks() { local t=0 p; for p in $(pgrep -x postgres); do t=$(( t + $(cpu_ticks "$p" 2>/dev/null || echo 0) )); done; echo "$t"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 echo
