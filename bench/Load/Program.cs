@@ -5,7 +5,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 
 // bench/Load: see Load.csproj. Every result is one line of "key=value" pairs on stdout, for run.sh to print.
-//   rate    --url U --body FILE [--key K] [--header "Name: value"]... --rate 200 --seconds 10 [--warmup-seconds S] [--stream]
+//   rate    --url U --body FILE [--key K] [--header "Name: value"]... --rate 200 --seconds 10 [--warmup-seconds S] [--dump FILE] [--stream]
 //   streams --url U --body FILE [--key K] --count 10000 [--ramp-seconds 10] [--http2]
 CultureInfo.DefaultThreadCurrentCulture = CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 var options = Options.Parse(args);
@@ -61,7 +61,7 @@ async Task<Call?> CallAsync(long due)
         while ((read = await stream.ReadAsync(buffer)) > 0)
             if (first < 0) first = Stopwatch.GetElapsedTime(due).TotalMilliseconds;
         var total = Stopwatch.GetElapsedTime(due).TotalMilliseconds;
-        return response.IsSuccessStatusCode ? new Call(total, first < 0 ? total : first, ServerMilliseconds(response)) : null;
+        return response.IsSuccessStatusCode ? new Call(total, first < 0 ? total : first, ServerMilliseconds(response), due) : null;
     }
     catch (Exception ex) when (ex is HttpRequestException or IOException or TaskCanceledException)
     {
@@ -77,6 +77,10 @@ async Task<int> RateAsync()
     var (calls, late, start) = await PaceAsync((int)(options.Rate * options.Seconds));
     var results = await Task.WhenAll(calls);
     var elapsed = Stopwatch.GetElapsedTime(start);
+    // --dump FILE: every call as "due (ms from the first) total handler upstream", to see when the slow ones came.
+    if (options.Dump is { Length: > 0 } dump)
+        await File.WriteAllLinesAsync(dump, results.Where(r => r is not null).Select(r =>
+            $"{Stopwatch.GetElapsedTime(start, r!.Due).TotalMilliseconds:0.000} {r.Total:0.000} {r.Server.Gateway:0.000} {r.Server.Upstream:0.000}"));
     var ok = results.Where(r => r is not null).Select(r => r!).ToArray();
     var totals = ok.Select(r => r.Total).Order().ToArray();
     var firsts = ok.Select(r => r.First).Order().ToArray();
@@ -172,10 +176,10 @@ static double Percentile(double[] sorted, double p) =>
     sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p * sorted.Length) - 1)];
 
 // Latency to the last byte and to the first body byte, from the call's due time; the server's own Server-Timing sum.
-sealed record Call(double Total, double First, (double Gateway, double Upstream) Server);
+sealed record Call(double Total, double First, (double Gateway, double Upstream) Server, long Due);
 
 sealed record Options(string Mode, string Url, string Body, string? Key, List<(string, string)> Headers, double Rate, double Seconds,
-    bool Stream, int Count, double RampSeconds, bool Http2, double WarmupSeconds)
+    bool Stream, int Count, double RampSeconds, bool Http2, double WarmupSeconds, string? Dump)
 {
     public static Options Parse(string[] args)
     {
@@ -191,6 +195,6 @@ sealed record Options(string Mode, string Url, string Body, string? Key, List<(s
             double.Parse(Value("--rate", "200"), CultureInfo.InvariantCulture), double.Parse(Value("--seconds", "10"), CultureInfo.InvariantCulture),
             args.Contains("--stream"), int.Parse(Value("--count", "0"), CultureInfo.InvariantCulture),
             double.Parse(Value("--ramp-seconds", "10"), CultureInfo.InvariantCulture), args.Contains("--http2"),
-            double.Parse(Value("--warmup-seconds", "0"), CultureInfo.InvariantCulture));
+            double.Parse(Value("--warmup-seconds", "0"), CultureInfo.InvariantCulture), Value("--dump", ""));
     }
 }
