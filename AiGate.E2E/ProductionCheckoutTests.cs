@@ -68,6 +68,21 @@ public sealed class ProductionCheckoutTests(ProductionStack stack, Browser brows
     }
 
     /// <summary>Waits until the browser is on a page under <paramref name="prefix"/> (another origin); says what blocked it if not.</summary>
+    [Fact]
+    public async Task The_app_does_not_name_its_server()
+    {
+        // Straight to the app's own Kestrel (the edge in front is the test's), as Fly's proxy reaches it.
+        using var client = new HttpClient { BaseAddress = stack.App.BaseUrl };
+        foreach (var path in new[] { "/", "/api/v1/models", "/healthz" })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, path);
+            request.Headers.Add("X-Forwarded-Proto", "https");
+            using var response = await client.SendAsync(request);
+            Assert.True(response.IsSuccessStatusCode || (int)response.StatusCode == 401, $"{path}: {(int)response.StatusCode}");
+            Assert.False(response.Headers.Contains("Server"), $"{path} names its server: {string.Join(", ", response.Headers.Server)}");
+        }
+    }
+
     private static async Task ArriveAsync(IPage page, List<string> errors, string prefix)
     {
         try

@@ -35,6 +35,8 @@ public static class InfrastructureExtensions
             o.KnownProxies.Clear();
         });
         builder.Services.AddHsts(o => { o.MaxAge = TimeSpan.FromDays(365); o.IncludeSubDomains = true; });
+        // No "Server: Kestrel" on any answer: it tells a visitor nothing they need and a scanner what to try.
+        builder.Services.Configure<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>(o => o.AddServerHeader = false);
 
         // One key ring for every instance, in PostgreSQL, so cookies and antiforgery tokens made by
         // one machine are read by the others.
