@@ -67,7 +67,6 @@ public sealed class ProductionCheckoutTests(ProductionStack stack, Browser brows
         Assert.True(errors.Count == 0, string.Join("\n", errors));   // no CSP violations or script errors
     }
 
-    /// <summary>Waits until the browser is on a page under <paramref name="prefix"/> (another origin); says what blocked it if not.</summary>
     [Fact]
     public async Task The_app_does_not_name_its_server()
     {
@@ -83,6 +82,7 @@ public sealed class ProductionCheckoutTests(ProductionStack stack, Browser brows
         }
     }
 
+    /// <summary>Waits until the browser is on a page under <paramref name="prefix"/> (another origin); says what blocked it if not.</summary>
     private static async Task ArriveAsync(IPage page, List<string> errors, string prefix)
     {
         try

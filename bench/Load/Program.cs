@@ -29,7 +29,7 @@ return options.Mode switch
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Load rate|streams --url U --body FILE [--key K] [--header 'N: v'] [--rate R --seconds S --warmup-seconds S --stream] [--count N --ramp-seconds S --http2]");
+    Console.Error.WriteLine("usage: Load rate|streams --url U --body FILE [--key K] [--header 'N: v'] [--rate R --seconds S --warmup-seconds S --dump FILE --stream] [--count N --ramp-seconds S --http2]");
     return 2;
 }
 
@@ -74,14 +74,13 @@ async Task<int> RateAsync()
     // --warmup-seconds: calls at the same pace first, not counted (this process's own JIT, its first connection). Off
     // by default: the callers that divide a counter's window by the calls counted want every call in it.
     await PaceAsync((int)(options.Rate * options.WarmupSeconds));
-    var (calls, late, start) = await PaceAsync((int)(options.Rate * options.Seconds));
-    var results = await Task.WhenAll(calls);
+    var (results, late, start) = await PaceAsync((int)(options.Rate * options.Seconds));
     var elapsed = Stopwatch.GetElapsedTime(start);
+    var ok = results.Where(r => r is not null).Select(r => r!).ToArray();
     // --dump FILE: every call as "due (ms from the first) total handler upstream", to see when the slow ones came.
     if (options.Dump is { Length: > 0 } dump)
-        await File.WriteAllLinesAsync(dump, results.Where(r => r is not null).Select(r =>
-            $"{Stopwatch.GetElapsedTime(start, r!.Due).TotalMilliseconds:0.000} {r.Total:0.000} {r.Server.Gateway:0.000} {r.Server.Upstream:0.000}"));
-    var ok = results.Where(r => r is not null).Select(r => r!).ToArray();
+        await File.WriteAllLinesAsync(dump, ok.Select(r =>
+            $"{Stopwatch.GetElapsedTime(start, r.Due).TotalMilliseconds:0.000} {r.Total:0.000} {r.Server.Gateway:0.000} {r.Server.Upstream:0.000}"));
     var totals = ok.Select(r => r.Total).Order().ToArray();
     var firsts = ok.Select(r => r.First).Order().ToArray();
     Array.Sort(late);
@@ -90,7 +89,7 @@ async Task<int> RateAsync()
     var slowest = ok.OrderByDescending(r => r.Total).Take(Math.Max(1, ok.Length / 100)).ToArray();
     double Median(IEnumerable<double> values) => Percentile(values.Order().ToArray(), 0.50);
     Console.WriteLine((
-        $"sent={calls.Length} ok={ok.Length} errors={calls.Length - ok.Length} achieved_rate={calls.Length / elapsed.TotalSeconds:0.0} " +
+        $"sent={results.Length} ok={ok.Length} errors={results.Length - ok.Length} achieved_rate={results.Length / elapsed.TotalSeconds:0.0} " +
         $"p50_ms={Percentile(totals, 0.50):0.000} p90_ms={Percentile(totals, 0.90):0.000} p99_ms={Percentile(totals, 0.99):0.000} " +
         $"p999_ms={Percentile(totals, 0.999):0.000} first_p50_ms={Percentile(firsts, 0.50):0.000} first_p99_ms={Percentile(firsts, 0.99):0.000} " +
         $"sender_late_p99_ms={Percentile(late, 0.99):0.000}" +
@@ -105,11 +104,12 @@ async Task<int> RateAsync()
 // milliseconds) until 0.2 ms before each call is due and spins the rest, so a call starts within microseconds of its
 // time and the spinning takes 4 % of a core at 200 calls/s. (Task.Delay on the thread pool started one call in ten
 // 2-3 ms late here, and every call's latency counts from its due time: the sender's lateness was in the p90.)
-// Returns the calls, how late each one was started (ms), and when the first was due.
-async Task<(Task<Call?>[] Calls, double[] Late, long Start)> PaceAsync(int count)
+// Returns the calls once all have ended, how late each one was started (ms), and when the first was due.
+async Task<(Call?[] Results, double[] Late, long Start)> PaceAsync(int count)
 {
     var calls = new Task<Call?>[count];
     var late = new double[count];
+    var sent = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
     var spacing = Stopwatch.Frequency / options.Rate;
     var spinBefore = TimeSpan.FromMilliseconds(0.2);
     var start = Stopwatch.GetTimestamp();
@@ -124,11 +124,11 @@ async Task<(Task<Call?>[] Calls, double[] Late, long Start)> PaceAsync(int count
             late[i] = Stopwatch.GetElapsedTime(due).TotalMilliseconds;
             calls[i] = CallAsync(due);
         }
+        sent.SetResult();
     }) { IsBackground = true, Name = "pacer" };
     sender.Start();
-    await Task.Run(sender.Join);
-    await Task.WhenAll(calls);
-    return (calls, late, start);
+    await sent.Task;
+    return (await Task.WhenAll(calls), late, start);
 }
 
 async Task<int> StreamsAsync()
@@ -175,7 +175,8 @@ static extern int usleep(uint microseconds);
 static double Percentile(double[] sorted, double p) =>
     sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p * sorted.Length) - 1)];
 
-// Latency to the last byte and to the first body byte, from the call's due time; the server's own Server-Timing sum.
+// Latency to the last byte and to the first body byte, from the call's due time; AiGate's Server-Timing durations
+// (-1 without the header); the due time itself.
 sealed record Call(double Total, double First, (double Gateway, double Upstream) Server, long Due);
 
 sealed record Options(string Mode, string Url, string Body, string? Key, List<(string, string)> Headers, double Rate, double Seconds,
