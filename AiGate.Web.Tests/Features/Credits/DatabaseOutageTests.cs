@@ -87,8 +87,9 @@ public sealed class DatabaseOutageTests : IAsyncLifetime
         Assert.False(string.IsNullOrEmpty(error["message"]!.GetValue<string>()));
     }
 
-    [Fact]
-    public async Task Stopping_the_database_fails_closed_with_503_keeps_known_keys_while_leases_hold_and_recovers_without_restart()
+    /// <summary>The private cluster migrated, the metered model routed to the fake upstream, and two users with $1 each and a key.</summary>
+    private async Task<(string Db, Dictionary<string, string?> Env, string KnownKey, string UnknownKey)> SeedAsync(
+        params (string Name, string Value)[] settings)
     {
         var db = new NpgsqlConnectionStringBuilder(await PgAsync("url")) { Pooling = false }.ConnectionString;
         await using (var source = NpgsqlDataSource.Create(db))
@@ -111,11 +112,43 @@ public sealed class DatabaseOutageTests : IAsyncLifetime
             ["Providers__fake__Kind"] = "openai", ["Providers__fake__BaseUrl"] = _upstream.BaseUrl.ToString(), ["Providers__fake__ApiKey"] = "sk-fake",
             ["Billing__Plans__0__RequestsPerMinute"] = "100000", ["Billing__Plans__0__TokensPerMinute"] = "1000000000",
         };
+        foreach (var (name, value) in settings) env[name] = value;
         await Task.WhenAll(VerbAsync(env, "grant-credits", "--email", known, "--usd", "1", "--reason", "test"),
             VerbAsync(env, "grant-credits", "--email", unknown, "--usd", "1", "--reason", "test"));
         var keys = await Task.WhenAll(VerbAsync(env, "create-key", "--email", known, "--name", "k"), VerbAsync(env, "create-key", "--email", unknown, "--name", "k"));
-        var (knownKey, unknownKey) = (keys[0], keys[1]);
+        return (db, env, keys[0], keys[1]);
+    }
 
+    /// <summary>Serves <paramref name="key"/> until the fresh instance's first lease heartbeat lets it answer 200.</summary>
+    private static async Task FirstCallAsync(HttpClient http, AppProcess app, string key)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)   // a fresh instance answers 503 until its first lease heartbeat
+        {
+            using var first = await http.SendAsync(Chat(key));
+            if (first.StatusCode == HttpStatusCode.OK) return;
+            Assert.True(first.StatusCode == HttpStatusCode.ServiceUnavailable && DateTime.UtcNow < deadline, $"{first.StatusCode}\n{app.Log}");
+            await Task.Delay(200);
+        }
+    }
+
+    /// <summary>No usage lost (one row per upstream call) and the ledger whole: every balance is its ledger, and $2 less what was used.</summary>
+    private async Task AssertMoneyAddsUpAsync(string db)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        long rows;
+        while ((rows = await ScalarAsync(db, "select count(*) from usage_events")) < _upstream.ChatRequests && DateTime.UtcNow < deadline) await Task.Delay(250);
+        Assert.Equal(_upstream.ChatRequests, rows);
+        Assert.Equal(await ScalarAsync(db, "select coalesce(sum(balance_micros), 0)::bigint from credit_accounts"),
+            await ScalarAsync(db, "select coalesce(sum(amount_micros), 0)::bigint from ledger_entries"));
+        Assert.Equal(2_000_000 - await ScalarAsync(db, "select coalesce(sum(cost_micros), 0)::bigint from usage_events"),
+            await ScalarAsync(db, "select coalesce(sum(balance_micros), 0)::bigint from credit_accounts"));
+    }
+
+    [Fact]
+    public async Task Stopping_the_database_fails_closed_with_503_keeps_known_keys_while_leases_hold_and_recovers_without_restart()
+    {
+        var (db, env, knownKey, unknownKey) = await SeedAsync();
         await using var app = AppProcess.Start(env);
         using var http = new HttpClient { BaseAddress = await app.WaitReadyAsync(), Timeout = TimeSpan.FromSeconds(30) };
         var statuses = new List<HttpStatusCode>();
@@ -125,16 +158,8 @@ public sealed class DatabaseOutageTests : IAsyncLifetime
             lock (statuses) statuses.Add(response.StatusCode);
             return response;
         }
-        var ok = 0;
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (true)   // a fresh instance answers 503 until its first lease heartbeat
-        {
-            using var first = await SendAsync(Chat(knownKey));
-            if (first.StatusCode == HttpStatusCode.OK) break;
-            Assert.True(first.StatusCode == HttpStatusCode.ServiceUnavailable && DateTime.UtcNow < deadline, $"{first.StatusCode}\n{app.Log}");
-            await Task.Delay(200);
-        }
-        ok++;
+        await FirstCallAsync(http, app, knownKey);
+        var ok = 1;
         for (var i = 0; i < 3; i++)
         {
             using var warm = await SendAsync(Chat(knownKey));
@@ -159,7 +184,7 @@ public sealed class DatabaseOutageTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.ServiceUnavailable, (await http.GetAsync("/readyz")).StatusCode);
 
         // Once the lease can no longer be renewed for ¾ of its TTL, even the known key is refused: no upstream spend without credit.
-        deadline = DateTime.UtcNow.AddSeconds(20);
+        var deadline = DateTime.UtcNow.AddSeconds(20);
         while (true)
         {
             var response = await SendAsync(Chat(knownKey));
@@ -197,13 +222,94 @@ public sealed class DatabaseOutageTests : IAsyncLifetime
 
         // No usage lost: one row per upstream call, including those served during the outage; the ledger is whole.
         Assert.Equal(ok, _upstream.ChatRequests);
-        deadline = DateTime.UtcNow.AddSeconds(30);
-        long rows;
-        while ((rows = await ScalarAsync(db, "select count(*) from usage_events")) < ok && DateTime.UtcNow < deadline) await Task.Delay(250);
-        Assert.Equal(ok, rows);
-        Assert.Equal(await ScalarAsync(db, "select coalesce(sum(balance_micros), 0)::bigint from credit_accounts"),
-            await ScalarAsync(db, "select coalesce(sum(amount_micros), 0)::bigint from ledger_entries"));
-        Assert.Equal(2_000_000 - await ScalarAsync(db, "select coalesce(sum(cost_micros), 0)::bigint from usage_events"),
-            await ScalarAsync(db, "select coalesce(sum(balance_micros), 0)::bigint from credit_accounts"));
+        await AssertMoneyAddsUpAsync(db);
+    }
+
+    /// <summary>
+    /// Freezes (STOP) or thaws (CONT) the private cluster: the postmaster and every backend. Its sockets stay open and
+    /// nothing answers, as with a server swapped out or a network that drops packets, unlike a stopped server that refuses.
+    /// </summary>
+    private async Task SignalClusterAsync(string signal)
+    {
+        var postmaster = File.ReadLines(Path.Combine(_pgDir, "data", "postmaster.pid")).First().Trim();
+        // Stop the postmaster first (it forks no new backend), thaw it last.
+        var script = signal == "STOP" ? $"kill -STOP {postmaster} $(pgrep -P {postmaster})" : $"kill -CONT $(pgrep -P {postmaster}) {postmaster}";
+        var (code, _, error) = await RepoPaths.RunAsync("bash", ["-c", script]);
+        Assert.True(code == 0, $"{script}: {error}");
+    }
+
+    [Fact]
+    public async Task A_database_that_hangs_gets_calls_an_answer_within_two_seconds_and_every_lease_back_after()
+    {
+        // A lease of at most 100 micro-USD covers one or two calls, so calls keep needing a top-up from the database.
+        var (db, env, knownKey, unknownKey) = await SeedAsync(("Credits__MaxLeaseMicros", "100"));
+        await using var app = AppProcess.Start(env);
+        using var http = new HttpClient { BaseAddress = await app.WaitReadyAsync(), Timeout = TimeSpan.FromSeconds(60) };
+        await FirstCallAsync(http, app, knownKey);
+        for (var i = 0; i < 3; i++)
+        {
+            using var warm = await http.SendAsync(Chat(knownKey));
+            Assert.Equal(HttpStatusCode.OK, warm.StatusCode);
+        }
+        var servedBefore = _upstream.ChatRequests;
+
+        await SignalClusterAsync("STOP");
+        var answers = new List<(string Key, HttpStatusCode Status, string? Code, TimeSpan Took)>();
+        try
+        {
+            await Task.Delay(1200);   // past the key cache's 1 s: the known key's next lookup goes to the hung database
+            var started = DateTime.UtcNow;
+            // Seconds of calls, the known key's needing top-ups: each gets an answer within F10's 2 s (a 503 that fails
+            // closed, or a 200 from credit already held), never the 15 s of Npgsql's connect timeout or a 500.
+            for (var i = 0; DateTime.UtcNow - started < TimeSpan.FromSeconds(4) || i < 6; i++)
+            {
+                var key = i % 3 == 2 ? unknownKey : knownKey;
+                var watch = System.Diagnostics.Stopwatch.StartNew();
+                using var response = await http.SendAsync(Chat(key));
+                var body = await response.Content.ReadAsStringAsync();
+                var code = response.IsSuccessStatusCode ? null : JsonNode.Parse(body)?["error"]?["code"]?.GetValue<string>();
+                answers.Add((key == knownKey ? "known" : "unknown", response.StatusCode, code, watch.Elapsed));
+                if (response.StatusCode == HttpStatusCode.ServiceUnavailable)
+                    Assert.True(response.Headers.RetryAfter?.Delta >= TimeSpan.FromSeconds(1), "Retry-After");
+                await Task.Delay(150);
+            }
+        }
+        finally
+        {
+            await SignalClusterAsync("CONT");
+        }
+        var report = string.Join("\n", answers.Select(a => $"{a.Key} {(int)a.Status} {a.Code} {a.Took.TotalMilliseconds:0} ms"));
+        Assert.All(answers, a => Assert.True(a.Took < TimeSpan.FromSeconds(2), $"an answer took {a.Took.TotalMilliseconds:0} ms:\n{report}"));
+        Assert.All(answers, a => Assert.Contains(a.Status, new[] { HttpStatusCode.OK, HttpStatusCode.ServiceUnavailable }));
+        Assert.Contains(answers, a => a is { Key: "known", Code: "billing_unavailable" });
+        Assert.Contains(answers, a => a is { Key: "unknown", Code: "service_unavailable" });
+        // Nothing went upstream that credit already held did not cover: a call was forwarded only when it was answered 200.
+        Assert.Equal(answers.Count(a => a.Status == HttpStatusCode.OK), _upstream.ChatRequests - servedBefore);
+
+        // Thawed: the same process serves both keys again within F10's 10 s.
+        var thawed = DateTime.UtcNow;
+        foreach (var key in new[] { knownKey, unknownKey })
+            while (true)
+            {
+                using var response = await http.SendAsync(Chat(key));
+                if (response.StatusCode == HttpStatusCode.OK) break;
+                Assert.True(response.StatusCode == HttpStatusCode.ServiceUnavailable && DateTime.UtcNow - thawed < TimeSpan.FromSeconds(10),
+                    $"{response.StatusCode} {DateTime.UtcNow - thawed} after the thaw\n{report}\n{app.Log}");
+                await Task.Delay(100);
+            }
+        for (var i = 0; i < 5; i++)
+        {
+            using var again = await http.SendAsync(Chat(knownKey));
+            Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        }
+
+        // Stopped gracefully: every lease this instance knew is returned. A top-up that was cut off by its deadline and
+        // committed when the database thawed holds credit on a row nobody renews; it expires (the TTL is 10 s) and the
+        // sweep returns it. Either way, what the accounts hold is exactly what the lease rows hold, and the money adds up.
+        await app.TerminateAsync();
+        Assert.Equal(0, await app.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(await ScalarAsync(db, "select coalesce(sum(held_micros), 0)::bigint from credit_leases"),
+            await ScalarAsync(db, "select coalesce(sum(held_micros), 0)::bigint from credit_accounts"));
+        await AssertMoneyAddsUpAsync(db);
     }
 }

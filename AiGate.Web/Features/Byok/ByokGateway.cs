@@ -3,6 +3,7 @@ using AiGate.Web.Features.Keys;
 using AiGate.Web.Features.Models;
 using AiGate.Web.Features.Providers;
 using AiGate.Web.Features.Vault;
+using AiGate.Web.Infrastructure;
 using Npgsql;
 
 namespace AiGate.Web.Features.Byok;
@@ -51,7 +52,7 @@ public sealed partial class ByokGateway(ByokKeys keys, CustomModels customModels
         {
             return await keys.ForAccountAsync(key.OwnerId, context.RequestAborted);
         }
-        catch (Exception ex) when (ex is NpgsqlException or TimeoutException or VaultException)
+        catch (Exception ex) when (ex is DatabaseUnavailableException or NpgsqlException or VaultException)
         {
             LogKeysUnavailable(ex, key.OwnerId);
             await ApiErrors.WriteAsync(context, StatusCodes.Status503ServiceUnavailable,

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Collections.Frozen;
+using AiGate.Web.Data;
 using AiGate.Web.Features.Models;
 using AiGate.Web.Features.Providers;
 using AiGate.Web.Features.Vault;
@@ -79,9 +80,12 @@ public sealed partial class ByokKeys : BackgroundService
     private volatile bool _ownersLoaded;
     private int _reloadRequested;
 
+    private readonly DatabaseDeadline _database;
+
     public ByokKeys(SecretVault vault, NpgsqlDataSource dataSource, CacheNotifications notifications, OutboundAddressGuard guard, TimeProvider clock,
-        ILogger<ByokKeys> logger)
+        DatabaseDeadline database, ILogger<ByokKeys> logger)
     {
+        _database = database;
         _vault = vault;
         _dataSource = dataSource;
         _notifications = notifications;
@@ -101,9 +105,10 @@ public sealed partial class ByokKeys : BackgroundService
         var loading = _accounts.GetOrAdd(userId, static (id, self) => self.LoadAsync(id), this);
         try
         {
-            return await loading.WaitAsync(ct);
+            // Within the API's deadline for the database; a load that outlives it still fills the cache when it ends.
+            return await _database.RunAsync(static (task, token) => task.WaitAsync(token), loading, ct);
         }
-        catch (Exception ex) when (ex is NpgsqlException or TimeoutException or VaultException)
+        catch (Exception) when (loading.IsFaulted)
         {
             _accounts.TryRemove(new KeyValuePair<Guid, Task<AccountKeys>>(userId, loading));
             throw;

@@ -1,4 +1,7 @@
 using System.Collections.Concurrent;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using AiGate.Web.Data;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Infrastructure;
 using AiGate.Web.Infrastructure.Telemetry;
@@ -51,6 +54,10 @@ public sealed class Reservation
 /// neither a clock step nor a suspended VM extends it); a heartbeat that finds one of this instance's
 /// lease rows gone (swept while this process was frozen or cut off) drops that lease from memory
 /// before the instance spends again.
+/// A top-up waits for PostgreSQL no longer than <see cref="DatabaseDeadline"/> allows (RELIABILITY F10: a hung database
+/// gets the call a 503 within 2 s). A top-up whose statement was sent but not answered in time may still commit, so its
+/// lease is retired (<see cref="Retire"/>) rather than trusted: the organization spends from a fresh lease, and the old
+/// one's row goes back to the balance whole once its calls have settled and their spend is written.
 /// Member budgets (issue 17): a key whose creator has a monthly budget in its organization spends from a lease of its
 /// own keyed by (organization, member), whose acquisition takes the slice from the organization's balance and from the
 /// member's remaining budget (<c>member_budgets</c>: budget − spent − held for the current UTC month) in one transaction,
@@ -63,7 +70,10 @@ public sealed partial class CreditLeases : BackgroundService
     /// <summary>Leases by (organization, member with a budget); <see cref="Guid.Empty"/> as the member: the organization's own.</summary>
     private readonly ConcurrentDictionary<(Guid Org, Guid Member), UserLease> _leases = new();
     private readonly ConcurrentDictionary<Guid, KeySpend> _keySpend = new();
+    /// <summary>Leases whose last top-up may or may not have committed, by id, until their rows are released.</summary>
+    private readonly ConcurrentDictionary<Guid, UserLease> _retired = new();
     private readonly NpgsqlDataSource _dataSource;
+    private readonly DatabaseDeadline _database;
     private readonly TimeProvider _clock;
     private readonly CreditsOptions _options;
     private readonly ILogger<CreditLeases> _logger;
@@ -71,9 +81,10 @@ public sealed partial class CreditLeases : BackgroundService
     private long _lastHeartbeatWallTicks;
 
     public CreditLeases(NpgsqlDataSource dataSource, TimeProvider clock, IOptions<CreditsOptions> options, CacheNotifications notifications,
-        ILogger<CreditLeases> logger)
+        DatabaseDeadline database, ILogger<CreditLeases> logger)
     {
         _dataSource = dataSource;
+        _database = database;
         _clock = clock;
         _options = options.Value;
         _logger = logger;
@@ -107,18 +118,26 @@ public sealed partial class CreditLeases : BackgroundService
             if (TryTake(lease, key.KeyId, spend, amountMicros) is { } again) return (ReserveOutcome.Reserved, again);
             long need;
             lock (lease) need = amountMicros - lease.Available;
+            if (_database.Down)
+            {
+                CountAcquisition("failed");
+                return (ReserveOutcome.Unavailable, null);   // fail closed at once: the database just missed a deadline
+            }
             long granted;
             bool budgetShort;
+            var opened = new StrongBox<bool>();
+            // The request's own abort does not stop a top-up (it would retire the lease for nothing); the deadline does.
+            using var deadline = _database.Start(CancellationToken.None);
+            var acquiring = AcquireAsync(lease, need, opened, deadline.Token);
             try
             {
-                // Not cancellable from here to the memory update below: a request aborted after the commit
-                // would leave credit held in the database that this instance never knew it had.
-                (granted, budgetShort) = lease.MemberId is null
-                    ? (await AcquireAsync(lease, need, CancellationToken.None), false)
-                    : await AcquireForMemberAsync(lease, need, CancellationToken.None);
+                (granted, budgetShort) = await DatabaseDeadline.Within(acquiring, deadline.Token);
             }
-            catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
+            catch (Exception ex) when (ex is OperationCanceledException or NpgsqlException or TimeoutException or SocketException)
             {
+                if (ex is not PostgresException) _database.Failed();
+                // Unless the attempt is over and never got as far as a connection, its statement may commit after this.
+                if (!acquiring.IsCompleted || opened.Value) Retire(lease);
                 LogLeaseFailed(ex, key.OwnerId);
                 CountAcquisition("failed");
                 return (ReserveOutcome.Unavailable, null);   // fail closed: no credit, no upstream call
@@ -190,12 +209,19 @@ public sealed partial class CreditLeases : BackgroundService
     /// <summary>Nothing was spent: the whole reservation goes back.</summary>
     public void Release(Reservation reservation) => Settle(reservation, 0);
 
+    /// <summary>
+    /// The lease the spend came from, in the map or retired; null when it was dropped since (its successor, a new id,
+    /// must not shrink by it).
+    /// </summary>
+    private UserLease? FindLease(Guid userId, Guid? leaseMember, Guid leaseId) =>
+        _leases.TryGetValue((userId, leaseMember ?? Guid.Empty), out var lease) && lease.Id == leaseId ? lease
+        : _retired.TryGetValue(leaseId, out var retired) ? retired
+        : null;
+
     /// <summary>The usage writer committed <paramref name="costMicros"/> of this lease's spend to the database.</summary>
     internal void OnFlushed(Guid userId, Guid? leaseMember, Guid leaseId, Guid keyId, long costMicros)
     {
-        // Only the lease the spend came from: a lease dropped since then is no longer in the map, and its
-        // successor (a new id) must not shrink by it.
-        if (_leases.TryGetValue((userId, leaseMember ?? Guid.Empty), out var lease) && lease.Id == leaseId)
+        if (FindLease(userId, leaseMember, leaseId) is { } lease)
             lock (lease)
             {
                 lease.Held = Math.Max(0, lease.Held - costMicros);
@@ -216,7 +242,7 @@ public sealed partial class CreditLeases : BackgroundService
     /// </summary>
     internal void OnDeadLettered(Guid userId, Guid? leaseMember, Guid leaseId, Guid keyId, long costMicros)
     {
-        if (_leases.TryGetValue((userId, leaseMember ?? Guid.Empty), out var lease) && lease.Id == leaseId)
+        if (FindLease(userId, leaseMember, leaseId) is { } lease)
             lock (lease)
             {
                 lease.Available += costMicros;
@@ -239,14 +265,27 @@ public sealed partial class CreditLeases : BackgroundService
     }
 
     /// <summary>
+    /// One top-up on a connection of its own. <paramref name="opened"/> says whether it got as far as a connection: from
+    /// there on its statement may commit even if nobody waits for the answer.
+    /// </summary>
+    private async Task<(long Granted, bool BudgetShort)> AcquireAsync(UserLease lease, long need, StrongBox<bool> opened, CancellationToken ct)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        opened.Value = true;
+        return lease.MemberId is null
+            ? (await AcquireForOrganizationAsync(connection, lease, need, ct), false)
+            : await AcquireForMemberAsync(connection, lease, need, ct);
+    }
+
+    /// <summary>
     /// One statement: take min(available, max(need, min(cap, available / 4))) from the user's
     /// available balance into this instance's lease, or nothing when even <paramref name="need"/>
     /// is not available. The row lock makes concurrent instances queue, never overspend. This lease's row is locked
     /// first (<c>own</c>): the order in which the usage writer and returns lock a lease and then its account.
     /// </summary>
-    private async Task<long> AcquireAsync(UserLease lease, long need, CancellationToken ct)
+    private async Task<long> AcquireForOrganizationAsync(NpgsqlConnection connection, UserLease lease, long need, CancellationToken ct)
     {
-        await using var command = _dataSource.CreateCommand("""
+        await using var command = new NpgsqlCommand("""
             with own as (select 1 from credit_leases where id = $4 for update),
             g as (
                 select least(balance_micros - held_micros, greatest($2, least($3, (balance_micros - held_micros) / 4))) as amount
@@ -260,7 +299,7 @@ public sealed partial class CreditLeases : BackgroundService
                 select $4, $1, $5, amount, now() + make_interval(secs => $6), now() from upd
                 on conflict (id) do update set held_micros = credit_leases.held_micros + excluded.held_micros, expires_at = excluded.expires_at)
             select amount from upd
-            """);
+            """, connection);
         command.Parameters.Add(new() { Value = lease.UserId });
         command.Parameters.Add(new() { Value = Math.Max(1, need) });
         command.Parameters.Add(new() { Value = _options.MaxLeaseMicros });
@@ -278,11 +317,12 @@ public sealed partial class CreditLeases : BackgroundService
     /// BudgetShort: the member's remaining budget, not the organization's balance, is the tighter bound, so a request this
     /// lease cannot serve (nothing granted, or what was granted taken by concurrent requests) is refused for the budget.
     /// </summary>
-    private async Task<(long Granted, bool BudgetShort)> AcquireForMemberAsync(UserLease lease, long need, CancellationToken ct)
+    private async Task<(long Granted, bool BudgetShort)> AcquireForMemberAsync(NpgsqlConnection connection, UserLease lease, long need,
+        CancellationToken ct)
     {
         var now = _clock.GetUtcNow().UtcDateTime;
         var month = new DateOnly(now.Year, now.Month, 1);
-        await using var batch = _dataSource.CreateBatch();   // one implicit transaction: all or nothing
+        await using var batch = new NpgsqlBatch(connection);   // one implicit transaction: all or nothing
         // Locks in the order every statement on leases takes them (this lease's row, then the account, then the member's
         // row: acquisitions, returns, the sweep and the usage writer), so two of them wait for each other, never deadlock.
         batch.BatchCommands.Add(new NpgsqlBatchCommand("select 1 from credit_leases where id = $1 for update")
@@ -375,6 +415,7 @@ public sealed partial class CreditLeases : BackgroundService
             {
                 tick++;
                 await ReturnIdleAsync(all: false, stoppingToken);
+                await ReleaseRetiredAsync(stoppingToken);
                 if (tick % heartbeatEvery == 0) await HeartbeatAndSweepAsync(stoppingToken);
             }
         }
@@ -387,6 +428,7 @@ public sealed partial class CreditLeases : BackgroundService
         // On its own short deadline: the host's may be spent by the streams that drained first.
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(5));
         await ReturnIdleAsync(all: true, deadline.Token);
+        await ReleaseRetiredAsync(deadline.Token);
     }
 
     /// <summary>Gives unreserved credit back to the balance: idle slices, slices others asked for, or everything at shutdown.</summary>
@@ -444,9 +486,16 @@ public sealed partial class CreditLeases : BackgroundService
             var started = _clock.GetTimestamp();
             var startedWall = _clock.GetUtcNow().UtcTicks;
             await using var batch = _dataSource.CreateBatch();
+            // Only the rows of leases this process knows it holds: a retired lease's row that a late top-up wrote after
+            // its release is nobody's, so it must expire and be swept, not live on.
+            var known = new List<Guid>(_leases.Count + _retired.Count);
+            foreach (var lease in _leases.Values)
+                if (lease.HasRow) known.Add(lease.Id);
+            foreach (var lease in _retired.Values)
+                if (lease.HasRow) known.Add(lease.Id);
             batch.BatchCommands.Add(new NpgsqlBatchCommand(
-                "update credit_leases set expires_at = now() + make_interval(secs => $2) where instance_id = $1 returning id")
-                { Parameters = { new() { Value = InstanceId }, new() { Value = (double)_options.LeaseTtlSeconds } } });
+                "update credit_leases set expires_at = now() + make_interval(secs => $2) where instance_id = $1 and id = any($3) returning id")
+                { Parameters = { new() { Value = InstanceId }, new() { Value = (double)_options.LeaseTtlSeconds }, new() { Value = known.ToArray() } } });
             batch.BatchCommands.Add(new NpgsqlBatchCommand("""
                 with dead as (delete from credit_leases where expires_at < now() returning user_id, member_id, held_micros),
                 accounts as (
@@ -490,6 +539,55 @@ public sealed partial class CreditLeases : BackgroundService
                _clock.GetUtcNow().UtcTicks - Interlocked.Read(ref _lastHeartbeatWallTicks) < window.Ticks;
     }
 
+    /// <summary>
+    /// A top-up of this lease was sent and not answered in time, so the database may hold more for it than this process
+    /// knows. It takes no more reservations and leaves the map (the next call starts a fresh lease, a new id); the calls it
+    /// already reserved settle on it as usual, and <see cref="ReleaseRetiredAsync"/> returns its row once they are written.
+    /// </summary>
+    private void Retire(UserLease lease)
+    {
+        lease.Dropped = true;
+        _retired[lease.Id] = lease;   // before it leaves the map, so a flush always finds it
+        _leases.TryRemove(new KeyValuePair<(Guid, Guid), UserLease>((lease.UserId, lease.MemberId ?? Guid.Empty), lease));
+        LogLeaseRetired(lease.UserId, lease.Id);
+    }
+
+    /// <summary>
+    /// Returns retired leases' rows to the balance: whatever each row holds (unreserved credit, and a top-up that
+    /// committed after all), once the lease has no call in flight and all its spend is written, so nothing still being
+    /// spent goes back. A top-up that commits after this writes a row no heartbeat renews; it expires and the sweep
+    /// returns it.
+    /// </summary>
+    internal async Task ReleaseRetiredAsync(CancellationToken ct)
+    {
+        foreach (var lease in _retired.Values)
+        {
+            lock (lease)
+            {
+                if (lease.InFlight > 0 || lease.Unflushed != 0) continue;
+            }
+            try
+            {
+                await using var command = _dataSource.CreateCommand("""
+                    with l as (delete from credit_leases where id = $1 returning user_id, member_id, held_micros),
+                    account as (
+                        update credit_accounts a set held_micros = greatest(a.held_micros - l.held_micros, 0), updated_at = now()
+                        from l where a.user_id = l.user_id returning a.user_id)
+                    update member_budgets b set held_micros = greatest(b.held_micros - l.held_micros, 0), updated_at = now()
+                    from l cross join (select count(*) from account) locked
+                    where b.org_id = l.user_id and b.user_id = l.member_id
+                    """);
+                command.Parameters.Add(new() { Value = lease.Id });
+                await command.ExecuteNonQueryAsync(ct);
+                _retired.TryRemove(lease.Id, out _);
+            }
+            catch (Exception ex) when (ex is NpgsqlException or TimeoutException or OperationCanceledException)
+            {
+                LogReturnFailed(ex, lease.UserId);
+            }
+        }
+    }
+
     private void Drop(UserLease lease)
     {
         lock (lease)
@@ -521,7 +619,7 @@ public sealed partial class CreditLeases : BackgroundService
         /// <summary>A credit_leases row was written for it (so a heartbeat that does not find one means it was swept).</summary>
         public bool HasRow;
         public long AcquiredTimestamp;
-        /// <summary>Its row was swept: nothing more is reserved from it; settlements of its reservations still run.</summary>
+        /// <summary>Its row was swept, or it was retired: nothing more is reserved from it; settlements of its reservations still run.</summary>
         public volatile bool Dropped;
         public volatile bool ReturnRequested;
     }
@@ -557,6 +655,9 @@ public sealed partial class CreditLeases : BackgroundService
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Credit lease {LeaseId} of user {UserId} was swept while this instance could not renew it; dropped")]
     private partial void LogLeaseDropped(Guid userId, Guid leaseId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A top-up of credit lease {LeaseId} of user {UserId} was not answered in time; the lease is retired")]
+    private partial void LogLeaseRetired(Guid userId, Guid leaseId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not renew credit leases")]
     private partial void LogHeartbeatFailed(Exception ex);

@@ -43,7 +43,8 @@ public sealed record KeyIdentity(
 /// Database down (RELIABILITY "Database outage"): a key found before keeps being accepted for
 /// <see cref="KeysOptions.StaleIfErrorSeconds"/> after it was last loaded (billable calls need a valid
 /// lease on top, so they stop when the instance's leases do); anything else throws
-/// <see cref="DatabaseUnavailableException"/>, a 503. Nothing is cached from a failed lookup, so
+/// <see cref="DatabaseUnavailableException"/>, a 503. A lookup waits for the database no longer than
+/// <see cref="DatabaseDeadline"/> allows (a hung server counts as down). Nothing is cached from a failed lookup, so
 /// the first lookup after the database returns reads it again.
 /// </summary>
 public sealed class ApiKeyCache
@@ -61,10 +62,12 @@ public sealed class ApiKeyCache
     private readonly TimeSpan _ttl;
     private readonly TimeSpan _staleIfError;
     private readonly BillingOptions _billing;
+    private readonly DatabaseDeadline _database;
 
     public ApiKeyCache(IServiceScopeFactory scopes, ApiKeyHasher hasher, TimeProvider clock, IOptions<KeysOptions> options, CacheNotifications notifications,
-        IOptions<BillingOptions> billing)
+        IOptions<BillingOptions> billing, DatabaseDeadline database)
     {
+        _database = database;
         _billing = billing.Value;
         _scopes = scopes;
         _hasher = hasher;
@@ -85,7 +88,7 @@ public sealed class ApiKeyCache
         {
             try
             {
-                var identity = await LoadAsync(hash, ct);
+                var identity = await _database.RunAsync(static (state, token) => state.Self.LoadAsync(state.Hash, token), (Self: this, Hash: hash), ct);
                 if (_entries.Count >= MaxEntries) _entries.Clear();   // a flood of distinct valid-looking keys: start over
                 entry = new Entry(identity, now + (identity is null ? NegativeTtl : _ttl), now);
             }
