@@ -110,11 +110,17 @@ public sealed partial class CreditLeases : BackgroundService
         var lease = CurrentLease(key.OwnerId, member);
         if (TryTake(lease, key.KeyId, spend, amountMicros) is { } fast) return (ReserveOutcome.Reserved, fast);
 
+        // Dropped or retired while we waited (its row was swept, or its top-up missed the deadline): start over on the
+        // fresh lease, behind that lease's gate, so the gate released below is the one taken.
         await lease.Gate.WaitAsync(ct);
+        while (lease.Dropped)
+        {
+            lease.Gate.Release();
+            lease = CurrentLease(key.OwnerId, member);
+            await lease.Gate.WaitAsync(ct);
+        }
         try
         {
-            // Dropped while we waited (its row was swept): start over on a fresh lease.
-            if (lease.Dropped) lease = CurrentLease(key.OwnerId, member);
             if (TryTake(lease, key.KeyId, spend, amountMicros) is { } again) return (ReserveOutcome.Reserved, again);
             long need;
             lock (lease) need = amountMicros - lease.Available;
