@@ -43,9 +43,10 @@ public static class DataExtensions
     /// </summary>
     internal static string WithShortCancellation(string connectionString)
     {
-        var builder = new NpgsqlConnectionStringBuilder(connectionString);
-        if (!builder.ContainsKey("Cancellation Timeout")) builder.CancellationTimeout = 250;
-        return builder.ConnectionString;
+        // Only a key the string itself sets counts: the plain builder holds exactly those.
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString };
+        if (given.ContainsKey("Cancellation Timeout") || given.ContainsKey("CancellationTimeout")) return connectionString;
+        return new NpgsqlConnectionStringBuilder(connectionString) { CancellationTimeout = 250 }.ConnectionString;
     }
 
     public static string GetConnectionString(IConfiguration configuration) =>

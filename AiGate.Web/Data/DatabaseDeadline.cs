@@ -49,10 +49,9 @@ public sealed class DatabaseDeadline(IOptions<DatabaseOptions> options, TimeProv
     {
         if (Down) throw DownError();
         using var deadline = Start(aborted);
-        var running = call(state, deadline.Token);
         try
         {
-            return await Within(running, deadline.Token);
+            return await Within(call(state, deadline.Token), deadline.Token);
         }
         catch (Exception ex) when (!aborted.IsCancellationRequested && (ex is OperationCanceledException || DatabaseUnavailableException.IsOutage(ex)))
         {

@@ -13,8 +13,10 @@ namespace AiGate.Web.Tests.Features.Usage;
 
 /// <summary>
 /// The Activity page, the request log, a request's detail and the CSV exports through HTTP, against random raw usage
-/// rows (seeded, so a failure repeats) compared with aggregates computed here from the rows themselves.
+/// rows (seeded, so a failure repeats) compared with aggregates computed here from the rows themselves. The CSV export's
+/// memory test reads the process's live heap, so the class runs <see cref="Alone"/>.
 /// </summary>
+[Collection(Alone.Name)]
 public sealed partial class ActivityTests(AccountsApp app) : IClassFixture<AccountsApp>
 {
     private static string Day(DateOnly d) => d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
