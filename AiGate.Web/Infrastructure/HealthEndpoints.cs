@@ -1,3 +1,4 @@
+using AiGate.Web.Data;
 using AiGate.Web.Data.Migrations;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -28,7 +29,8 @@ public static class HealthEndpoints
         {
             try
             {
-                var pending = await migrator.GetPendingAsync(cancellationToken);
+                // Within the check's 3 s even when the database hangs: Npgsql would wait out its 15 s connect timeout.
+                var pending = await DatabaseDeadline.Within(migrator.GetPendingAsync(cancellationToken), cancellationToken);
                 return pending.Count == 0
                     ? HealthCheckResult.Healthy()
                     : HealthCheckResult.Unhealthy($"{pending.Count} migration(s) pending");
