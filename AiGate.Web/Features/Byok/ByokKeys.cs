@@ -69,6 +69,7 @@ public sealed partial class ByokKeys : BackgroundService
 
     private readonly SecretVault _vault;
     private readonly NpgsqlDataSource _dataSource;
+    private readonly DatabaseDeadline _database;
     private readonly CacheNotifications _notifications;
     private readonly TimeProvider _clock;
     private readonly ILogger<ByokKeys> _logger;
@@ -79,8 +80,6 @@ public sealed partial class ByokKeys : BackgroundService
     private readonly SemaphoreSlim _wake = new(0);
     private volatile bool _ownersLoaded;
     private int _reloadRequested;
-
-    private readonly DatabaseDeadline _database;
 
     public ByokKeys(SecretVault vault, NpgsqlDataSource dataSource, CacheNotifications notifications, OutboundAddressGuard guard, TimeProvider clock,
         DatabaseDeadline database, ILogger<ByokKeys> logger)
