@@ -268,4 +268,55 @@ public sealed class MemberBudgetTests(MemberBudgetApp app) : IClassFixture<Membe
             app.Upstream.Reply = "Hello from the fake upstream";
         }
     }
+
+    [Fact]
+    public async Task A_members_top_up_past_its_deadline_retires_the_lease_and_gives_its_hold_back_to_the_budget_and_the_balance()
+    {
+        app.Upstream.Reset();
+        // A budget of 4,000 micro-USD: the member's first lease takes a quarter of it (1,000), which a call reserving
+        // about 1,000 (max_tokens 1,000) no longer fits after one small call, so that call needs a top-up.
+        var (org, _, member, _) = await TeamAsync(budget: 4_000);
+        var (client, _) = await app.MemberClientAsync(org, member);
+        Assert.Equal((HttpStatusCode.OK, (string?)null), await CallAsync(client));
+        await app.WaitForUsageAsync();
+        var leaseId = await app.Database.ScalarAsync<Guid>($"select id from credit_leases where user_id = '{org}' and member_id = '{member}'");
+        Assert.True(await app.Database.ScalarAsync<long>($"select held_micros from member_budgets where org_id = '{org}' and user_id = '{member}'") > 900);
+
+        await using (var locker = new Npgsql.NpgsqlConnection(app.Database.ConnectionString))
+        {
+            await locker.OpenAsync();
+            await using var transaction = await locker.BeginTransactionAsync();
+            await using (var command = new Npgsql.NpgsqlCommand($"select 1 from credit_accounts where user_id = '{org}' for update", locker, transaction))
+                await command.ExecuteScalarAsync();
+            using var refused = await client.PostAsJsonAsync("/api/v1/chat/completions", CreditsApp.ChatBody(maxTokens: 1000));
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+            Assert.Equal("billing_unavailable", (await refused.Content.ReadFromJsonAsync<JsonObject>())!["error"]!["code"]!.GetValue<string>());
+            await transaction.RollbackAsync();
+        }
+
+        // The retired lease's row goes back whole: the member's held budget and the organization's held credit with it.
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (await app.Database.ScalarAsync<long>($"select count(*) from credit_leases where id = '{leaseId}'") > 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the retired member lease's row was not released");
+            await Task.Delay(200);
+        }
+        Assert.Equal(0, await app.Database.ScalarAsync<long>($"select held_micros from member_budgets where org_id = '{org}' and user_id = '{member}'"));
+        Assert.Equal(0, (await app.MoneyAsync(org)).Held);
+
+        // The member spends again from a fresh lease once the database counts as up (a second after the missed deadline).
+        deadline = DateTime.UtcNow.AddSeconds(10);
+        (HttpStatusCode Status, string? Code) again;
+        while ((again = await CallAsync(client)).Status == HttpStatusCode.ServiceUnavailable && DateTime.UtcNow < deadline) await Task.Delay(200);
+        Assert.Equal((HttpStatusCode.OK, (string?)null), again);
+        await app.WaitForUsageAsync();
+        var (charged, spent, holds) = await app.MemberMoneyAsync(org, member);
+        Assert.Equal(2 * CostPerCall, charged);
+        Assert.Equal(charged, spent);
+        Assert.True(holds, "held budget and credit equal what the leases hold");
+        var (balance, _, ledger) = await app.MoneyAsync(org);
+        Assert.Equal(Grant - charged, balance);
+        Assert.Equal(balance, ledger);
+        Assert.Equal(2, app.Upstream.ChatRequests);   // the refused call never reached the provider
+    }
 }
