@@ -116,6 +116,11 @@ public sealed class RoutingTests(RoutingApp app) : IClassFixture<RoutingApp>
         Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
         Assert.Equal(1, app.Primary.ChatRequests);
         Assert.Equal(0, app.Backup.ChatRequests);
+        // The timed-out attempt's request is dropped, not left open at the provider. Waiting for it here also keeps its
+        // abort from landing in the next test's count (the client-disconnect test counts the fake's aborts).
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (app.Primary.Aborted == 0 && DateTime.UtcNow < deadline) await Task.Delay(50);
+        Assert.Equal(1, app.Primary.Aborted);
     }
 
     [Fact]
