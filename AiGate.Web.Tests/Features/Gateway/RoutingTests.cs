@@ -72,6 +72,32 @@ public sealed class RoutingTests(RoutingApp app) : IClassFixture<RoutingApp>
     }
 
     [Fact]
+    public async Task A_whole_answer_is_sent_with_its_length_whether_short_or_longer_than_the_first_pooled_buffer()
+    {
+        app.ResetFakes();
+        var (client, _, _) = await app.CreateApiClientAsync();
+        try
+        {
+            // A Content-Length (not chunked: the closing chunk would be a second send); the long one outgrows the 4 KB first buffer.
+            foreach (var reply in new[] { "Hello", string.Concat(Enumerable.Repeat(LongReply.Text, 4)) })
+            {
+                app.Primary.Reply = reply;
+                using var response = await client.PostAsJsonAsync("/api/v1/chat/completions", Chat());
+                // The header as sent (ContentLength would be computed from the body once it is read).
+                Assert.True(response.Content.Headers.NonValidated.TryGetValues("Content-Length", out var sent), "no Content-Length");
+                var bytes = await response.Content.ReadAsByteArrayAsync();
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+                Assert.Equal(bytes.Length.ToString(System.Globalization.CultureInfo.InvariantCulture), sent.Single());
+                Assert.Equal(reply, JsonNode.Parse(bytes)!["choices"]![0]!["message"]!["content"]!.GetValue<string>());
+            }
+        }
+        finally
+        {
+            app.Primary.Reply = "Hello from the fake upstream";
+        }
+    }
+
+    [Fact]
     public async Task Upstream_gets_the_provider_key_and_its_model_name_never_the_users_key()
     {
         app.ResetFakes();

@@ -6,7 +6,7 @@ using AiGate.Web.Features.Credits;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Features.Models;
 using AiGate.Web.Features.Providers;
-using AiGate.Web.Infrastructure;
+using CommunityToolkit.HighPerformance.Buffers;
 using Microsoft.Extensions.Options;
 
 namespace AiGate.Web.Features.Gateway;
@@ -185,8 +185,8 @@ public sealed partial class GenerationPipeline(
 
     /// <summary>
     /// As the other overload, the body written by <paramref name="write"/> (the provider's own bytes, or spliced ones).
-    /// It is built first so the answer goes out with a <c>Content-Length</c> in one send: written straight into the
-    /// response, it would be chunked, and the closing chunk a second send (and a second read for the client).
+    /// It is built first, in pooled arrays, so the answer goes out with a <c>Content-Length</c> in one send: written
+    /// straight into the response, it would be chunked, and the closing chunk a second send (and a second read for the client).
     /// </summary>
     public async ValueTask WriteAnswerAsync<TState>(HttpContext context, ChatCall call, RouteResult route, long started, long costMicros, TState state,
         Action<IBufferWriter<byte>, TState> write)
@@ -195,7 +195,7 @@ public sealed partial class GenerationPipeline(
         response.ContentType = "application/json";
         response.Headers["X-AiGate-Cost-Usd"] = ModelPricing.MicrosToUsd(costMicros).ToString(System.Globalization.CultureInfo.InvariantCulture);
         GatewayResponses.SetServerTiming(response, started, route.UpstreamTime);
-        using (var body = new PooledBufferWriter())
+        using (var body = new ArrayPoolBufferWriter<byte>(4096))
         {
             write(body, state);
             response.ContentLength = body.WrittenSpan.Length;
