@@ -48,7 +48,8 @@ public sealed class DatabaseDeadline(IOptions<DatabaseOptions> options, TimeProv
     public async Task<T> RunAsync<T, TState>(Func<TState, CancellationToken, Task<T>> call, TState state, CancellationToken aborted)
     {
         if (Down) throw DownError();
-        using var deadline = Start(aborted);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+        deadline.CancelAfter(_timeout);
         try
         {
             return await Within(call(state, deadline.Token), deadline.Token);
@@ -78,18 +79,10 @@ public sealed class DatabaseDeadline(IOptions<DatabaseOptions> options, TimeProv
         }
     }
 
-    /// <summary>A token that fires at the deadline or when <paramref name="aborted"/> does; dispose it after the call.</summary>
-    public CancellationTokenSource Start(CancellationToken aborted)
-    {
-        var source = CancellationTokenSource.CreateLinkedTokenSource(aborted);
-        source.CancelAfter(_timeout);
-        return source;
-    }
-
     /// <summary>The database could not be reached for a call: it counts as down for a second.</summary>
-    public void Failed() => Interlocked.Exchange(ref _failedAt, clock.GetTimestamp());
+    private void Failed() => Interlocked.Exchange(ref _failedAt, clock.GetTimestamp());
 
     /// <summary>A fast failure while the database counts as down.</summary>
-    public static DatabaseUnavailableException DownError() =>
+    private static DatabaseUnavailableException DownError() =>
         new(new TimeoutException("PostgreSQL did not answer a call within its deadline a moment ago."));
 }

@@ -105,7 +105,7 @@ public sealed partial class ByokKeys : BackgroundService
         try
         {
             // Within the API's deadline for the database; a load that outlives it still fills the cache when it ends.
-            return await _database.RunAsync(static (task, token) => task.WaitAsync(token), loading, ct);
+            return await _database.RunAsync(static (task, _) => task, loading, ct);
         }
         catch (Exception) when (loading.IsFaulted)
         {

@@ -1,6 +1,4 @@
 using System.Collections.Concurrent;
-using System.Net.Sockets;
-using System.Runtime.CompilerServices;
 using AiGate.Web.Data;
 using AiGate.Web.Features.Keys;
 using AiGate.Web.Infrastructure;
@@ -131,19 +129,16 @@ public sealed partial class CreditLeases : BackgroundService
             }
             long granted;
             bool budgetShort;
-            var opened = new StrongBox<bool>();
-            // The request's own abort does not stop a top-up (it would retire the lease for nothing); the deadline does.
-            using var deadline = _database.Start(CancellationToken.None);
-            var acquiring = AcquireAsync(lease, need, opened, deadline.Token);
+            var topUp = new TopUp(lease, need);
             try
             {
-                (granted, budgetShort) = await DatabaseDeadline.Within(acquiring, deadline.Token);
+                // The request's own abort does not stop a top-up (it would retire the lease for nothing); the deadline does.
+                (granted, budgetShort) = await _database.RunAsync(static (s, token) => s.TopUp.Running = s.Self.AcquireAsync(s.TopUp, token),
+                    (Self: this, TopUp: topUp), CancellationToken.None);
             }
-            catch (Exception ex) when (ex is OperationCanceledException or NpgsqlException or TimeoutException or SocketException)
+            catch (Exception ex) when (ex is DatabaseUnavailableException or NpgsqlException)
             {
-                if (ex is not PostgresException) _database.Failed();
-                // Unless the attempt is over and never got as far as a connection, its statement may commit after this.
-                if (!acquiring.IsCompleted || opened.Value) Retire(lease);
+                if (topUp.MayCommit) Retire(lease);
                 LogLeaseFailed(ex, key.OwnerId);
                 CountAcquisition("failed");
                 return (ReserveOutcome.Unavailable, null);   // fail closed: no credit, no upstream call
@@ -270,17 +265,27 @@ public sealed partial class CreditLeases : BackgroundService
         return new Reservation(this, lease, keyId, spend, amount);
     }
 
-    /// <summary>
-    /// One top-up on a connection of its own. <paramref name="opened"/> says whether it got as far as a connection: from
-    /// there on its statement may commit even if nobody waits for the answer.
-    /// </summary>
-    private async Task<(long Granted, bool BudgetShort)> AcquireAsync(UserLease lease, long need, StrongBox<bool> opened, CancellationToken ct)
+    /// <summary>One top-up of a lease, as far as its caller, who may stop waiting at the deadline, needs to know it.</summary>
+    private sealed class TopUp(UserLease lease, long need)
+    {
+        public UserLease Lease { get; } = lease;
+        public long Need { get; } = need;
+        /// <summary>It got as far as a connection: from there on its statement may commit even if nobody waits for the answer.</summary>
+        public volatile bool Opened;
+        public Task<(long Granted, bool BudgetShort)>? Running;
+
+        /// <summary>Unless it is over and never got as far as a connection, its statement may commit after the caller gave up.</summary>
+        public bool MayCommit => Running is { } running && (!running.IsCompleted || Opened);
+    }
+
+    /// <summary>One top-up on a connection of its own.</summary>
+    private async Task<(long Granted, bool BudgetShort)> AcquireAsync(TopUp topUp, CancellationToken ct)
     {
         await using var connection = await _dataSource.OpenConnectionAsync(ct);
-        opened.Value = true;
-        return lease.MemberId is null
-            ? (await AcquireForOrganizationAsync(connection, lease, need, ct), false)
-            : await AcquireForMemberAsync(connection, lease, need, ct);
+        topUp.Opened = true;
+        return topUp.Lease.MemberId is null
+            ? (await AcquireForOrganizationAsync(connection, topUp.Lease, topUp.Need, ct), false)
+            : await AcquireForMemberAsync(connection, topUp.Lease, topUp.Need, ct);
     }
 
     /// <summary>
@@ -502,17 +507,8 @@ public sealed partial class CreditLeases : BackgroundService
             batch.BatchCommands.Add(new NpgsqlBatchCommand(
                 "update credit_leases set expires_at = now() + make_interval(secs => $2) where instance_id = $1 and id = any($3) returning id")
                 { Parameters = { new() { Value = InstanceId }, new() { Value = (double)_options.LeaseTtlSeconds }, new() { Value = known.ToArray() } } });
-            batch.BatchCommands.Add(new NpgsqlBatchCommand("""
-                with dead as (delete from credit_leases where expires_at < now() returning user_id, member_id, held_micros),
-                accounts as (
-                    update credit_accounts a set held_micros = greatest(a.held_micros - d.total, 0), updated_at = now()
-                    from (select user_id, sum(held_micros) as total from dead group by user_id) d where a.user_id = d.user_id
-                    returning a.user_id)
-                update member_budgets b set held_micros = greatest(b.held_micros - d.total, 0), updated_at = now()
-                from (select user_id, member_id, sum(held_micros) as total from dead where member_id is not null group by user_id, member_id) d
-                cross join (select count(*) from accounts) locked
-                where b.org_id = d.user_id and b.user_id = d.member_id
-                """));
+            batch.BatchCommands.Add(new NpgsqlBatchCommand(
+                "with dead as (delete from credit_leases where expires_at < now() returning user_id, member_id, held_micros),\n" + ReturnDeadHolds));
             var alive = new HashSet<Guid>();
             await using (var reader = await batch.ExecuteReaderAsync(ct))
             {
@@ -566,33 +562,40 @@ public sealed partial class CreditLeases : BackgroundService
     /// </summary>
     internal async Task ReleaseRetiredAsync(CancellationToken ct)
     {
+        var quiet = new List<Guid>();
         foreach (var lease in _retired.Values)
-        {
             lock (lease)
-            {
-                if (lease.InFlight > 0 || lease.Unflushed != 0) continue;
-            }
-            try
-            {
-                await using var command = _dataSource.CreateCommand("""
-                    with l as (delete from credit_leases where id = $1 returning user_id, member_id, held_micros),
-                    account as (
-                        update credit_accounts a set held_micros = greatest(a.held_micros - l.held_micros, 0), updated_at = now()
-                        from l where a.user_id = l.user_id returning a.user_id)
-                    update member_budgets b set held_micros = greatest(b.held_micros - l.held_micros, 0), updated_at = now()
-                    from l cross join (select count(*) from account) locked
-                    where b.org_id = l.user_id and b.user_id = l.member_id
-                    """);
-                command.Parameters.Add(new() { Value = lease.Id });
-                await command.ExecuteNonQueryAsync(ct);
-                _retired.TryRemove(lease.Id, out _);
-            }
-            catch (Exception ex) when (ex is NpgsqlException or TimeoutException or OperationCanceledException)
-            {
-                LogReturnFailed(ex, lease.UserId);
-            }
+                if (lease.InFlight == 0 && lease.Unflushed == 0) quiet.Add(lease.Id);
+        if (quiet.Count == 0) return;
+        try
+        {
+            await using var command = _dataSource.CreateCommand(
+                "with dead as (delete from credit_leases where id = any($1) returning user_id, member_id, held_micros),\n" + ReturnDeadHolds);
+            command.Parameters.Add(new() { Value = quiet.ToArray() });
+            await command.ExecuteNonQueryAsync(ct);
+            foreach (var id in quiet) _retired.TryRemove(id, out _);
+        }
+        catch (Exception ex) when (ex is NpgsqlException or TimeoutException or OperationCanceledException)
+        {
+            LogReleaseFailed(ex);
         }
     }
+
+    /// <summary>
+    /// The tail of a statement whose <c>dead</c> CTE deleted lease rows (returning user_id, member_id, held_micros): what
+    /// they held goes back to the organizations' held credit and the members' held budgets. Lease rows (the delete),
+    /// then accounts, then member rows (<c>locked</c> makes the accounts go first): the order every statement on leases locks in.
+    /// </summary>
+    private const string ReturnDeadHolds = """
+        accounts as (
+            update credit_accounts a set held_micros = greatest(a.held_micros - d.total, 0), updated_at = now()
+            from (select user_id, sum(held_micros) as total from dead group by user_id) d where a.user_id = d.user_id
+            returning a.user_id)
+        update member_budgets b set held_micros = greatest(b.held_micros - d.total, 0), updated_at = now()
+        from (select user_id, member_id, sum(held_micros) as total from dead where member_id is not null group by user_id, member_id) d
+        cross join (select count(*) from accounts) locked
+        where b.org_id = d.user_id and b.user_id = d.member_id
+        """;
 
     private void Drop(UserLease lease)
     {
@@ -664,6 +667,9 @@ public sealed partial class CreditLeases : BackgroundService
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "A top-up of credit lease {LeaseId} of user {UserId} was not answered in time; the lease is retired")]
     private partial void LogLeaseRetired(Guid userId, Guid leaseId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not release retired credit leases; retrying")]
+    private partial void LogReleaseFailed(Exception ex);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not renew credit leases")]
     private partial void LogHeartbeatFailed(Exception ex);
