@@ -71,6 +71,30 @@ public class CreditsApp : AiGateApp
         return (child, http);
     }
 
+    /// <summary>
+    /// Another transaction's lock on the account's row, held until disposed (rolled back): what a lease top-up meets when
+    /// the database hangs or a long transaction holds the row.
+    /// </summary>
+    public async Task<IAsyncDisposable> LockAccountRowAsync(Guid userId)
+    {
+        var connection = new Npgsql.NpgsqlConnection(Database.ConnectionString);
+        await connection.OpenAsync();
+        var transaction = await connection.BeginTransactionAsync();
+        await using (var command = new Npgsql.NpgsqlCommand($"select 1 from credit_accounts where user_id = '{userId}' for update", connection, transaction))
+            await command.ExecuteScalarAsync();
+        return new AccountLock(connection, transaction);
+    }
+
+    private sealed class AccountLock(Npgsql.NpgsqlConnection connection, Npgsql.NpgsqlTransaction transaction) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await transaction.RollbackAsync();
+            await transaction.DisposeAsync();
+            await connection.DisposeAsync();
+        }
+    }
+
     /// <summary>A small chat request for <see cref="Model"/>.</summary>
     public static object ChatBody(bool stream = false, int maxTokens = 400) =>
         new { model = Model, messages = new[] { new { role = "user", content = "hi" } }, max_tokens = maxTokens, stream };

@@ -6,7 +6,6 @@ using System.Text.Json.Nodes;
 using AiGate.Web.Features.Credits;
 using AiGate.Web.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
-using Npgsql;
 
 namespace AiGate.Web.Tests.Features.Credits;
 
@@ -46,14 +45,11 @@ public sealed class LeaseRetireTests(CreditsApp app) : IClassFixture<CreditsApp>
         // The lease's unreserved credit goes back (as when idle), so the next call needs a top-up, which waits on the
         // locked account row past the 1 s deadline.
         await leases.ReturnIdleAsync(all: true, CancellationToken.None);
-        await using (var locker = new NpgsqlConnection(app.Database.ConnectionString))
+        (HttpStatusCode StatusCode, string? Code, TimeSpan? RetryAfter, TimeSpan took)[] refusals;
+        await using (await app.LockAccountRowAsync(userId))
         {
-            await locker.OpenAsync();
-            await using var transaction = await locker.BeginTransactionAsync();
-            await using (var command = new NpgsqlCommand($"select 1 from credit_accounts where user_id = '{userId}' for update", locker, transaction))
-                await command.ExecuteScalarAsync();
             // Three at once: one tops up, two wait behind the lease's gate and find it retired when they get it.
-            var refusals = await Task.WhenAll(Enumerable.Range(0, 3).Select(async _ =>
+            refusals = await Task.WhenAll(Enumerable.Range(0, 3).Select(async _ =>
             {
                 var watch = Stopwatch.StartNew();
                 using var refused = await http.PostAsJsonAsync("/api/v1/chat/completions", CreditsApp.ChatBody());
@@ -61,13 +57,12 @@ public sealed class LeaseRetireTests(CreditsApp app) : IClassFixture<CreditsApp>
                 var body = await refused.Content.ReadAsStringAsync();
                 return (refused.StatusCode, Code: JsonNode.Parse(body)?["error"]?["code"]?.GetValue<string>(), RetryAfter: refused.Headers.RetryAfter?.Delta, took);
             }));
-            await transaction.RollbackAsync();
-            foreach (var refused in refusals)
-            {
-                Assert.Equal((HttpStatusCode.ServiceUnavailable, "billing_unavailable"), (refused.StatusCode, refused.Code));
-                Assert.True(refused.RetryAfter >= TimeSpan.FromSeconds(1), "Retry-After");
-                Assert.True(refused.took < TimeSpan.FromSeconds(2), $"a refusal took {refused.took.TotalMilliseconds:0} ms");
-            }
+        }
+        foreach (var refused in refusals)
+        {
+            Assert.Equal((HttpStatusCode.ServiceUnavailable, "billing_unavailable"), (refused.StatusCode, refused.Code));
+            Assert.True(refused.RetryAfter >= TimeSpan.FromSeconds(1), "Retry-After");
+            Assert.True(refused.took < TimeSpan.FromSeconds(2), $"a refusal took {refused.took.TotalMilliseconds:0} ms");
         }
         Assert.Equal(2, app.Upstream.ChatRequests);   // the refused call never went upstream: the first call and the stream only
 

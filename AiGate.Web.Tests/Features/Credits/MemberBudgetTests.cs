@@ -282,16 +282,11 @@ public sealed class MemberBudgetTests(MemberBudgetApp app) : IClassFixture<Membe
         var leaseId = await app.Database.ScalarAsync<Guid>($"select id from credit_leases where user_id = '{org}' and member_id = '{member}'");
         Assert.True(await app.Database.ScalarAsync<long>($"select held_micros from member_budgets where org_id = '{org}' and user_id = '{member}'") > 900);
 
-        await using (var locker = new Npgsql.NpgsqlConnection(app.Database.ConnectionString))
+        await using (await app.LockAccountRowAsync(org))
         {
-            await locker.OpenAsync();
-            await using var transaction = await locker.BeginTransactionAsync();
-            await using (var command = new Npgsql.NpgsqlCommand($"select 1 from credit_accounts where user_id = '{org}' for update", locker, transaction))
-                await command.ExecuteScalarAsync();
             using var refused = await client.PostAsJsonAsync("/api/v1/chat/completions", CreditsApp.ChatBody(maxTokens: 1000));
             Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
             Assert.Equal("billing_unavailable", (await refused.Content.ReadFromJsonAsync<JsonObject>())!["error"]!["code"]!.GetValue<string>());
-            await transaction.RollbackAsync();
         }
 
         // The retired lease's row goes back whole: the member's held budget and the organization's held credit with it.
