@@ -50,12 +50,16 @@ public sealed record KeyIdentity(
 public sealed class ApiKeyCache
 {
     private const int MaxEntries = 100_000;
+    /// <summary>The lookup's SQL starts with this comment, so it can be told apart in <c>pg_stat_activity</c> and the logs.</summary>
+    public const string LookupTag = "api key lookup";
     private static readonly TimeSpan NegativeTtl = TimeSpan.FromSeconds(5);
     /// <summary>While the database is down, a stale entry is served this long before the next lookup is tried.</summary>
     private static readonly TimeSpan RetryAfterError = TimeSpan.FromSeconds(1);
 
     private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Guid, DateTimeOffset> _lastUsed = new();
+    /// <summary>Lookups running now, by cache key; calls that miss the same key meanwhile wait for that one.</summary>
+    private readonly ConcurrentDictionary<string, Task<Entry>> _loading = new(StringComparer.Ordinal);
     private readonly IServiceScopeFactory _scopes;
     private readonly ApiKeyHasher _hasher;
     private readonly TimeProvider _clock;
@@ -85,26 +89,56 @@ public sealed class ApiKeyCache
         var now = _clock.GetUtcNow();
 
         if (!_entries.TryGetValue(cacheKey, out var entry) || entry.StaleAt <= now)
-        {
-            try
-            {
-                var identity = await _database.RunAsync(static (state, token) => state.Self.LoadAsync(state.Hash, token), (Self: this, Hash: hash), ct);
-                if (_entries.Count >= MaxEntries) _entries.Clear();   // a flood of distinct valid-looking keys: start over
-                entry = new Entry(identity, now + (identity is null ? NegativeTtl : _ttl), now);
-            }
-            catch (Exception ex) when (DatabaseUnavailableException.IsOutage(ex) && !ct.IsCancellationRequested)
-            {
-                // Stale-if-error, bounded: only a key that was valid when last read, and only for a while.
-                if (entry is not { Identity: not null } known || now - known.LoadedAt >= _staleIfError) throw new DatabaseUnavailableException(ex);
-                entry = known with { StaleAt = now + RetryAfterError };
-            }
-            _entries[cacheKey] = entry;
-        }
+            entry = await LoadOnceAsync(cacheKey, hash, entry, now).WaitAsync(ct);
 
         var found = entry.Identity;
         if (found is null || found.Disputed || found.ExpiresAt <= now) return null;
         _lastUsed[found.KeyId] = now;
         return found;
+    }
+
+    /// <summary>
+    /// One lookup per key at a time: calls that miss together (a cold cache after a deploy, a burst on a new key) wait
+    /// for the same one instead of each taking a connection and a query of its own. The lookup runs to its deadline
+    /// whichever of its callers abort.
+    /// </summary>
+    private Task<Entry> LoadOnceAsync(string cacheKey, byte[] hash, Entry? previous, DateTimeOffset now)
+    {
+        if (_loading.TryGetValue(cacheKey, out var running)) return running;
+        var mine = new TaskCompletionSource<Entry>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var load = _loading.GetOrAdd(cacheKey, mine.Task);
+        if (load == mine.Task) _ = LoadIntoAsync(mine, cacheKey, hash, previous, now);
+        return load;
+    }
+
+    private async Task LoadIntoAsync(TaskCompletionSource<Entry> into, string cacheKey, byte[] hash, Entry? previous, DateTimeOffset now)
+    {
+        try
+        {
+            Entry entry;
+            try
+            {
+                var identity = await _database.RunAsync(static (state, token) => state.Self.LoadAsync(state.Hash, token), (Self: this, Hash: hash), CancellationToken.None);
+                if (_entries.Count >= MaxEntries) _entries.Clear();   // a flood of distinct valid-looking keys: start over
+                entry = new Entry(identity, now + (identity is null ? NegativeTtl : _ttl), now);
+            }
+            catch (Exception ex) when (DatabaseUnavailableException.IsOutage(ex))
+            {
+                // Stale-if-error, bounded: only a key that was valid when last read, and only for a while.
+                if (previous is not { Identity: not null } known || now - known.LoadedAt >= _staleIfError) throw new DatabaseUnavailableException(ex);
+                entry = known with { StaleAt = now + RetryAfterError };
+            }
+            _entries[cacheKey] = entry;
+            into.SetResult(entry);
+        }
+        catch (Exception ex)
+        {
+            into.SetException(ex);
+        }
+        finally
+        {
+            _loading.TryRemove(new KeyValuePair<string, Task<Entry>>(cacheKey, into.Task));
+        }
     }
 
     /// <summary>Keys used since the last call, with when; <see cref="KeyUsageFlusher"/> writes them in one statement.</summary>
@@ -125,7 +159,7 @@ public sealed class ApiKeyCache
         // they created and the organizations they own stop); a disputed organization's keys stop too (billing flags
         // it and notifies owner:{org id}).
         var row = await (
-            from k in db.Set<ApiKey>().AsNoTracking()
+            from k in db.Set<ApiKey>().AsNoTracking().TagWith(LookupTag)
             join member in db.Set<OrgMember>() on new { Org = k.OwnerId, User = k.CreatedBy } equals new { Org = member.OrgId, User = member.UserId }
             join creator in db.Set<AppUser>() on k.CreatedBy equals creator.Id
             join ownership in db.Set<OrgMember>().Where(m => m.Role == OrgRole.Owner) on k.OwnerId equals ownership.OrgId
