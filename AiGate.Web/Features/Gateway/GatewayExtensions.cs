@@ -60,6 +60,7 @@ public static class GatewayExtensions
         var services = app.ServiceProvider;
         _ = services.GetRequiredService<ProviderRegistry>();   // bad provider configuration fails at start, not on the first call
         _ = Task.Run(TokenCounter.Warm);   // the tokenizers' data loads at start (≈ 0.3 s), not on the first call's hot path
+        _ = Task.Run(services.GetRequiredService<ApiKeyCache>().WarmAsync);   // and the key lookup's query compiles
         var chat = services.GetRequiredService<ChatCompletionsEndpoint>();
         var messages = services.GetRequiredService<MessagesEndpoint>();
         var responses = services.GetRequiredService<ResponsesEndpoint>();
