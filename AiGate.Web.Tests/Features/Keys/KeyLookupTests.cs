@@ -16,7 +16,8 @@ namespace AiGate.Web.Tests.Features.Keys;
 /// <summary>
 /// Calls that miss the key cache together (a burst on a new key, a cold cache after a deploy) share one lookup: the
 /// database sees one query per key, not one per call, and no call of the burst waits behind the others' queries for
-/// its deadline (<c>Database:ApiTimeoutMs</c>).
+/// its deadline (<c>Database:ApiTimeoutMs</c>). A revocation's notice is not undone by a lookup that read the key before
+/// it, and calls after the notice do not join such a lookup.
 /// </summary>
 public sealed class KeyLookupTests(KeyLookupTests.PatientApp app) : IClassFixture<KeyLookupTests.PatientApp>
 {
