@@ -71,6 +71,10 @@ public class CreditsApp : AiGateApp
         return (child, http);
     }
 
+    /// <summary>What the user's lease rows hold: the account's held credit must equal it whenever no top-up is running.</summary>
+    public Task<long> LeaseRowsHoldAsync(Guid userId) =>
+        Database.ScalarAsync<long>($"select coalesce(sum(held_micros), 0)::bigint from credit_leases where user_id = '{userId}'");
+
     /// <summary>
     /// Another transaction's lock on the account's row, held until disposed (rolled back): what a lease top-up meets when
     /// the database hangs or a long transaction holds the row.

@@ -95,8 +95,7 @@ public sealed class LeaseResyncTests(CreditsApp app) : IClassFixture<CreditsApp>
 
         // Held credit is exactly what the live leases hold (the swept one was not released twice); the ledger matches.
         await app.WaitForUsageAsync();
-        Assert.Equal(await app.Database.ScalarAsync<long>($"select coalesce(sum(held_micros), 0)::bigint from credit_leases where user_id = '{userId}'"),
-            await app.Database.ScalarAsync<long>($"select held_micros from credit_accounts where user_id = '{userId}'"));
+        Assert.Equal(await app.LeaseRowsHoldAsync(userId), (await app.MoneyAsync(userId)).Held);
         var (balance, _, ledger) = await app.MoneyAsync(userId);
         Assert.True(balance >= 0, $"balance {balance}");
         Assert.Equal(balance, ledger);

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using AiGate.Web.Features.Credits;
@@ -22,10 +21,7 @@ public sealed class LeaseRetireTests(CreditsApp app) : IClassFixture<CreditsApp>
     public async Task A_top_up_past_its_deadline_answers_503_and_retires_the_lease_whose_row_goes_back_after_its_stream_is_written()
     {
         app.Upstream.Reset();
-        var userId = await app.CreateUserAsync();
-        await app.GrantAsync(userId, 1_000_000);
-        using var http = app.CreateClient();
-        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await app.IssueKeyAsync(userId));
+        var (http, _, userId) = await app.CreateApiClientAsync(creditMicros: 1_000_000);
         var leases = app.Services.GetRequiredService<CreditLeases>();
 
         // A first call leases a quarter of the balance; a slow stream then reserves from that lease and stays open.
@@ -95,8 +91,7 @@ public sealed class LeaseRetireTests(CreditsApp app) : IClassFixture<CreditsApp>
         // Held credit is exactly what the live lease holds; every call is charged once and the ledger matches.
         await app.WaitForUsageAsync();
         Assert.Equal(3, await app.Database.ScalarAsync<long>($"select count(*) from usage_events where user_id = '{userId}'"));
-        Assert.Equal(await app.Database.ScalarAsync<long>($"select coalesce(sum(held_micros), 0)::bigint from credit_leases where user_id = '{userId}'"),
-            await app.Database.ScalarAsync<long>($"select held_micros from credit_accounts where user_id = '{userId}'"));
+        Assert.Equal(await app.LeaseRowsHoldAsync(userId), (await app.MoneyAsync(userId)).Held);
         var (balance, _, ledger) = await app.MoneyAsync(userId);
         Assert.Equal(balance, ledger);
         Assert.Equal(1_000_000 - await app.UsageCostAsync(userId), balance);

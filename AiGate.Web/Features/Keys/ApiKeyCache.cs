@@ -58,10 +58,8 @@ public sealed class ApiKeyCache
 
     private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<Guid, DateTimeOffset> _lastUsed = new();
-    /// <summary>Lookups running now, by cache key; calls that miss the same key meanwhile wait for that one.</summary>
+    /// <summary>Lookups running now, by cache key; calls that miss the same key meanwhile wait for that one. A notice clears it.</summary>
     private readonly ConcurrentDictionary<string, Task<Entry>> _loading = new(StringComparer.Ordinal);
-    /// <summary>Counts notices: a lookup that ran across one (it may have read the key before a revocation) is not kept.</summary>
-    private long _notices;
     private readonly IServiceScopeFactory _scopes;
     private readonly ApiKeyHasher _hasher;
     private readonly TimeProvider _clock;
@@ -115,7 +113,7 @@ public sealed class ApiKeyCache
 
     private async Task LoadIntoAsync(TaskCompletionSource<Entry> into, string cacheKey, byte[] hash, Entry? previous, DateTimeOffset now)
     {
-        var notices = Interlocked.Read(ref _notices);
+        var running = new KeyValuePair<string, Task<Entry>>(cacheKey, into.Task);
         try
         {
             Entry entry;
@@ -132,18 +130,16 @@ public sealed class ApiKeyCache
                 entry = known with { StaleAt = now + RetryAfterError };
             }
             _entries[cacheKey] = entry;
-            // A notice came while it ran: what it read may predate a revocation, so it answers its callers (who came
-            // before the notice) and is not kept. Checked after the write, so a notice between the two is seen too.
-            if (Interlocked.Read(ref _notices) != notices) _entries.TryRemove(new KeyValuePair<string, Entry>(cacheKey, entry));
+            // A notice cleared it from the lookups in flight while it ran: what it read may predate a revocation, so it
+            // answers its callers (who came before the notice) and is not kept. Written first, so a notice that comes
+            // after this check evicts it as usual.
+            if (!_loading.TryRemove(running)) _entries.TryRemove(new KeyValuePair<string, Entry>(cacheKey, entry));
             into.SetResult(entry);
         }
         catch (Exception ex)
         {
+            _loading.TryRemove(running);
             into.SetException(ex);
-        }
-        finally
-        {
-            _loading.TryRemove(new KeyValuePair<string, Task<Entry>>(cacheKey, into.Task));
         }
     }
 
@@ -211,8 +207,7 @@ public sealed class ApiKeyCache
 
     private void OnNotice(string? payload)
     {
-        // Lookups running now may have read before the change: calls from now on start their own.
-        Interlocked.Increment(ref _notices);
+        // Lookups running now may have read before the change: calls from now on start their own, and theirs are not kept.
         _loading.Clear();
         if (payload is null)
         {
